@@ -1,0 +1,675 @@
+//! The WebSocket connection after the opening handshake: framing, the closing
+//! handshake and failure handling (RFC 6455 sections 5, 6 and 7).
+//!
+//! [`Connection::receive_data`] takes whatever bytes the network delivered,
+//! in any chunking, and appends events; the `send_*` methods append bytes to
+//! the output buffer. A violation by the peer never surfaces as an error of
+//! `receive_data`: the connection fails, queues the close frame to send and
+//! records the cause (section 7.1.7).
+
+use crate::close::{is_valid_code, CloseFrame};
+use crate::error::{close_code, SendError, Violation};
+use crate::extension::{DataFrame, Extension};
+use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::mask::apply_mask;
+use crate::message::MessageState;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones, closes TCP first.
+    Server,
+    /// Sends masked frames, waits for the server to close TCP.
+    Client,
+}
+
+/// Connection state (RFC 6455 section 4 and 7); values match `ferrows.State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Opening handshake in progress.
+    Connecting = 0,
+    /// Messages flow both ways.
+    Open = 1,
+    /// A close frame was sent or received.
+    Closing = 2,
+    /// The TCP connection is closed.
+    Closed = 3,
+}
+
+impl State {
+    /// Lower-case name, as used in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Open => "open",
+            State::Closing => "closing",
+            State::Closed => "closed",
+        }
+    }
+}
+
+/// Settings of a connection.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server or client.
+    pub role: Role,
+    /// Largest message, in bytes after decoding; `None` for no limit.
+    pub max_size: Option<usize>,
+    /// Largest number of frames in one message; `None` for no limit.
+    pub max_fragments: Option<usize>,
+    /// Deliver whole messages ([`Event::Text`], [`Event::Binary`]) rather
+    /// than one [`Event::Frame`] per data frame.
+    pub assemble: bool,
+    /// RSV bits passed through untouched, for extensions implemented above
+    /// the core; the bits of extensions added with
+    /// [`Connection::add_extension`] are allowed as well.
+    pub extra_rsv: u8,
+}
+
+impl Config {
+    /// Defaults of websockets: 1 MiB messages, 4096 fragments, frames
+    /// delivered one by one.
+    pub fn new(role: Role) -> Self {
+        Config { role, max_size: Some(1 << 20), max_fragments: Some(4096), assemble: false, extra_rsv: 0 }
+    }
+}
+
+/// What the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message (assembling mode).
+    Text(String),
+    /// A complete binary message (assembling mode).
+    Binary(Vec<u8>),
+    /// A data frame (frame mode), after extensions decoded it.
+    Frame {
+        /// Text, Binary or Continuation.
+        opcode: OpCode,
+        /// FIN bit.
+        fin: bool,
+        /// RSV bits left after extensions decoded the frame.
+        rsv: u8,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A ping; the pong is already queued when the connection is open.
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+    /// A close frame, with its raw payload; the reply is already queued.
+    Close(Vec<u8>),
+    /// The connection failed: see [`Connection::failure`].
+    Failed,
+}
+
+/// Receiving the next frame: its header, its payload, or nothing at all.
+#[derive(Debug)]
+enum ReadState {
+    Header,
+    Payload { header: FrameHeader, buf: Vec<u8> },
+    /// After a close frame or a failure: input is ignored until EOF.
+    Discard,
+}
+
+/// Where masking keys come from.
+enum MaskSource {
+    /// Keys from the operating system's CSPRNG, fetched 256 at a time.
+    Random { pool: Vec<u8>, pos: usize },
+    /// One fixed key, for reproducible tests.
+    Fixed([u8; 4]),
+}
+
+impl MaskSource {
+    fn next(&mut self) -> [u8; 4] {
+        match self {
+            MaskSource::Fixed(k) => *k,
+            MaskSource::Random { pool, pos } => {
+                if *pos + 4 > pool.len() {
+                    pool.resize(1024, 0);
+                    // A client without entropy cannot mask safely (RFC 6455
+                    // section 10.3); the OS source failing is unrecoverable.
+                    getrandom::fill(pool).expect("operating system random source failed");
+                    *pos = 0;
+                }
+                let mut k = [0u8; 4];
+                k.copy_from_slice(&pool[*pos..*pos + 4]);
+                *pos += 4;
+                k
+            }
+        }
+    }
+}
+
+/// First bytes of a payload allocated up front; the rest grows as it arrives
+/// so that a header announcing a large frame costs nothing until the bytes
+/// actually come.
+const PREALLOC_LIMIT: usize = 1 << 20;
+
+/// A WebSocket connection in the OPEN, CLOSING or CLOSED state.
+pub struct Connection {
+    config: Config,
+    state: State,
+    read: ReadState,
+    header_buf: Vec<u8>,
+    message: MessageState,
+    extensions: Vec<Box<dyn Extension>>,
+    allowed_rsv: u8,
+    masks: MaskSource,
+    events: Vec<Event>,
+    output: Vec<u8>,
+    eof_pending: bool,
+    eof_sent: bool,
+    eof_rcvd: bool,
+    expect_continuation: bool,
+    close_rcvd: Option<CloseFrame>,
+    close_sent: Option<CloseFrame>,
+    close_rcvd_then_sent: Option<bool>,
+    failure: Option<Violation>,
+}
+
+impl Connection {
+    /// A connection whose opening handshake has completed.
+    pub fn new(config: Config) -> Self {
+        let allowed_rsv = config.extra_rsv & 0x7;
+        Connection {
+            config,
+            state: State::Open,
+            read: ReadState::Header,
+            header_buf: Vec::new(),
+            message: MessageState::default(),
+            extensions: Vec::new(),
+            allowed_rsv,
+            masks: MaskSource::Random { pool: Vec::new(), pos: 0 },
+            events: Vec::new(),
+            output: Vec::new(),
+            eof_pending: false,
+            eof_sent: false,
+            eof_rcvd: false,
+            expect_continuation: false,
+            close_rcvd: None,
+            close_sent: None,
+            close_rcvd_then_sent: None,
+            failure: None,
+        }
+    }
+
+    /// Adds a negotiated extension; frames go through extensions in the
+    /// order they were added when sending, in reverse order when receiving.
+    pub fn add_extension(&mut self, ext: Box<dyn Extension>) {
+        self.allowed_rsv |= ext.rsv_bits() & 0x7;
+        self.extensions.push(ext);
+    }
+
+    /// Uses one fixed masking key, so that tests get reproducible bytes.
+    pub fn set_fixed_mask(&mut self, key: [u8; 4]) {
+        self.masks = MaskSource::Fixed(key);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes the message size limit.
+    pub fn set_max_size(&mut self, max_size: Option<usize>) {
+        self.config.max_size = max_size;
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Close frame received, if any.
+    pub fn close_rcvd(&self) -> Option<&CloseFrame> {
+        self.close_rcvd.as_ref()
+    }
+
+    /// Close frame sent, if any.
+    pub fn close_sent(&self) -> Option<&CloseFrame> {
+        self.close_sent.as_ref()
+    }
+
+    /// Whether the close frame was received before ours was sent; `None`
+    /// unless both were exchanged.
+    pub fn close_rcvd_then_sent(&self) -> Option<bool> {
+        self.close_rcvd_then_sent
+    }
+
+    /// The violation that failed the connection, if one did.
+    pub fn failure(&self) -> Option<&Violation> {
+        self.failure.as_ref()
+    }
+
+    /// True once EOF was queued for sending.
+    pub fn eof_sent(&self) -> bool {
+        self.eof_sent
+    }
+
+    /// True once the peer's EOF was received.
+    pub fn eof_rcvd(&self) -> bool {
+        self.eof_rcvd
+    }
+
+    /// Whether the I/O layer should expect the TCP connection to close soon
+    /// and arm its close timer: true once a close frame was sent.
+    pub fn close_expected(&self) -> bool {
+        match self.state {
+            State::Open => false,
+            State::Closing => true,
+            State::Closed => false,
+            State::Connecting => self.eof_sent,
+        }
+    }
+
+    /// True when the outgoing side is in the middle of a fragmented message.
+    pub fn sending_fragments(&self) -> bool {
+        self.expect_continuation
+    }
+
+    /// Takes the events found so far.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Takes the bytes to write, and whether to half-close the transport
+    /// after writing them.
+    pub fn take_output(&mut self) -> (Vec<u8>, bool) {
+        let eof = std::mem::replace(&mut self.eof_pending, false);
+        (std::mem::take(&mut self.output), eof)
+    }
+
+    /// True when bytes or an EOF wait in the output buffer.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty() || self.eof_pending
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Feeds bytes received from the network.
+    ///
+    /// Events accumulate until [`Connection::take_events`]. Returns `Err`
+    /// only when called after [`Connection::receive_eof`], which is a bug of
+    /// the caller, not of the peer.
+    pub fn receive_data(&mut self, data: &[u8]) -> Result<(), &'static str> {
+        if self.eof_rcvd {
+            return Err("stream ended");
+        }
+        let mut pos = 0;
+        while pos < data.len() {
+            match &mut self.read {
+                ReadState::Discard => break,
+                ReadState::Header => {
+                    let parsed = if self.header_buf.is_empty() {
+                        FrameHeader::parse(&data[pos..]).map(|r| r.map(|(h, n)| (h, n)))
+                    } else {
+                        let old = self.header_buf.len();
+                        let take = (14 - old).min(data.len() - pos);
+                        self.header_buf.extend_from_slice(&data[pos..pos + take]);
+                        let r = FrameHeader::parse(&self.header_buf);
+                        // Only the bytes of the header itself leave `data`.
+                        let r = r.map(|o| o.map(|(h, n)| (h, n - old)));
+                        if !matches!(r, Ok(None)) {
+                            self.header_buf.clear();
+                        } else {
+                            pos += take;
+                            continue;
+                        }
+                        r
+                    };
+                    match parsed {
+                        Ok(None) => {
+                            self.header_buf.extend_from_slice(&data[pos..]);
+                            pos = data.len();
+                        }
+                        Ok(Some((header, n))) => {
+                            pos += n;
+                            if let Err(v) = self.check_header(&header) {
+                                self.fail_with(v);
+                                break;
+                            }
+                            let cap = (header.payload_len as usize).min(PREALLOC_LIMIT);
+                            self.read = ReadState::Payload { header, buf: Vec::with_capacity(cap) };
+                            if header.payload_len == 0 {
+                                self.complete_frame();
+                            }
+                        }
+                        Err(v) => {
+                            self.fail_with(v);
+                            break;
+                        }
+                    }
+                }
+                ReadState::Payload { header, buf } => {
+                    let want = header.payload_len as usize - buf.len();
+                    let n = want.min(data.len() - pos);
+                    let start = buf.len();
+                    buf.extend_from_slice(&data[pos..pos + n]);
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut buf[start..], key, start);
+                    }
+                    pos += n;
+                    if n == want {
+                        self.complete_frame();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the peer's EOF (idempotent).
+    ///
+    /// EOF in the middle of the connection, without a closing handshake,
+    /// fails it with 1006 and no close frame (RFC 6455 section 7.1.5).
+    pub fn receive_eof(&mut self) {
+        if self.eof_rcvd {
+            return;
+        }
+        self.eof_rcvd = true;
+        if !matches!(self.read, ReadState::Discard) {
+            self.fail_with(Violation::UnexpectedEof);
+        }
+        // A client closes its side once the server has closed its own.
+        if self.config.role == Role::Client && !self.eof_sent {
+            self.send_eof();
+        }
+        self.state = State::Closed;
+    }
+
+    fn check_header(&self, h: &FrameHeader) -> Result<(), Violation> {
+        // Section 5.1: clients mask, servers don't.
+        match (self.config.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(Violation::UnmaskedFrame),
+            (Role::Client, true) => return Err(Violation::MaskedFrame),
+            _ => {}
+        }
+        // Section 5.2: RSV bits must be 0 unless an extension defines them.
+        // No supported extension gives them a meaning on control frames.
+        let allowed = if h.opcode.is_control() { 0 } else { self.allowed_rsv };
+        if h.rsv & !allowed != 0 {
+            return Err(Violation::ReservedBits(h.rsv & !allowed));
+        }
+        match h.opcode {
+            // Section 5.4: fragments of one message are not interleaved.
+            OpCode::Continuation if !self.message.in_progress() => return Err(Violation::UnexpectedContinuation),
+            OpCode::Text | OpCode::Binary if self.message.in_progress() => {
+                return Err(Violation::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        // Refuse an oversized frame from its header, before reading (or
+        // allocating for) its payload.
+        if !h.opcode.is_control() {
+            if let Some(max) = self.config.max_size {
+                let remaining = max as u64 - self.message.size.min(max as u64);
+                let limit = if h.rsv != 0 && !self.extensions.is_empty() {
+                    self.extensions.iter().fold(remaining as usize, |l, e| e.max_encoded_len(l)) as u64
+                } else {
+                    remaining
+                };
+                if h.payload_len > limit {
+                    return Err(Violation::MessageTooBig { size: self.message.size + h.payload_len, max_size: max });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_frame(&mut self) {
+        let (header, payload) = match std::mem::replace(&mut self.read, ReadState::Header) {
+            ReadState::Payload { header, buf } => (header, buf),
+            other => {
+                self.read = other;
+                return;
+            }
+        };
+        if let Err(v) = self.process_frame(header, payload) {
+            self.fail_with(v);
+        }
+    }
+
+    fn process_frame(&mut self, h: FrameHeader, payload: Vec<u8>) -> Result<(), Violation> {
+        match h.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.process_data(h, payload),
+            OpCode::Ping => {
+                // Section 5.5.2: answer with a pong carrying the same data.
+                if self.state == State::Open {
+                    self.write_control(OpCode::Pong, &payload);
+                }
+                self.events.push(Event::Ping(payload));
+                Ok(())
+            }
+            OpCode::Pong => {
+                self.events.push(Event::Pong(payload));
+                Ok(())
+            }
+            OpCode::Close => self.process_close(payload),
+        }
+    }
+
+    fn process_data(&mut self, h: FrameHeader, payload: Vec<u8>) -> Result<(), Violation> {
+        if h.opcode != OpCode::Continuation {
+            self.message.start(h.opcode);
+        }
+        let mut frame = DataFrame { opcode: h.opcode, fin: h.fin, rsv: h.rsv, payload };
+        if !self.extensions.is_empty() {
+            let remaining = self.message.remaining(self.config.max_size);
+            for ext in self.extensions.iter_mut().rev() {
+                ext.decode(&mut frame, remaining)?;
+            }
+        }
+        self.message.account(&frame.payload, frame.fin, self.config.max_size, self.config.max_fragments)?;
+        if self.config.assemble {
+            let single = frame.fin && self.message.buffer.is_empty();
+            if single {
+                let (opcode, _) = self.message.finish();
+                self.events.push(message_event(opcode, frame.payload));
+            } else {
+                self.message.buffer.extend_from_slice(&frame.payload);
+                if frame.fin {
+                    let (opcode, data) = self.message.finish();
+                    self.events.push(message_event(opcode, data));
+                }
+            }
+        } else {
+            if frame.fin {
+                self.message.finish();
+            }
+            self.events.push(Event::Frame { opcode: frame.opcode, fin: frame.fin, rsv: frame.rsv, payload: frame.payload });
+        }
+        Ok(())
+    }
+
+    fn process_close(&mut self, payload: Vec<u8>) -> Result<(), Violation> {
+        // Sections 7.1.5 and 7.1.6: the close code and reason.
+        let close = CloseFrame::parse(&payload)?;
+        self.close_rcvd = Some(close.clone());
+        if self.state == State::Closing {
+            self.close_rcvd_then_sent = Some(false);
+        }
+        if self.message.in_progress() {
+            return Err(Violation::IncompleteFragmentedMessage);
+        }
+        if self.state == State::Open {
+            // Section 5.5.1: echo the status code. Echo the original bytes:
+            // an empty payload must stay empty rather than become 1005.
+            self.write_control(OpCode::Close, &payload);
+            self.close_sent = Some(close);
+            self.close_rcvd_then_sent = Some(true);
+            self.state = State::Closing;
+        }
+        self.events.push(Event::Close(payload));
+        // Section 7.1.1: the server closes the TCP connection first; the
+        // client waits for it.
+        if self.config.role == Role::Server && !self.eof_sent {
+            self.send_eof();
+        }
+        self.read = ReadState::Discard;
+        Ok(())
+    }
+
+    /// Fails the connection because of the peer (section 7.1.7).
+    fn fail_with(&mut self, v: Violation) {
+        let code = v.close_code();
+        let reason = v.to_string();
+        self.failure = Some(v);
+        self.fail(code, &reason);
+        self.events.push(Event::Failed);
+    }
+
+    // --------------------------------------------------------------- output
+
+    /// Fails the connection (section 7.1.7): sends a close frame with `code`
+    /// if the connection is open (not for 1006, which means the network is
+    /// gone), closes TCP if this is the server, and ignores further input.
+    pub fn fail(&mut self, code: u16, reason: &str) {
+        if self.state == State::Open && code != close_code::ABNORMAL_CLOSURE {
+            let close = CloseFrame { code, reason: truncate_reason(reason).to_owned() };
+            let payload = close.serialize();
+            self.write_control(OpCode::Close, &payload);
+            self.close_sent = Some(close);
+            if self.close_rcvd.is_some() {
+                self.close_rcvd_then_sent = Some(true);
+            }
+            self.state = State::Closing;
+        }
+        if self.config.role == Role::Server && !self.eof_sent {
+            self.send_eof();
+        }
+        self.read = ReadState::Discard;
+        self.header_buf.clear();
+        self.message = MessageState::default();
+    }
+
+    fn send_eof(&mut self) {
+        self.eof_sent = true;
+        self.eof_pending = true;
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::InvalidState(self.state.name()));
+        }
+        Ok(())
+    }
+
+    /// Sends a text frame; `data` must be UTF-8 (the caller encodes a str).
+    pub fn send_text(&mut self, data: &[u8], fin: bool) -> Result<(), SendError> {
+        self.send_data(OpCode::Text, data, fin)
+    }
+
+    /// Sends a binary frame.
+    pub fn send_binary(&mut self, data: &[u8], fin: bool) -> Result<(), SendError> {
+        self.send_data(OpCode::Binary, data, fin)
+    }
+
+    /// Sends a continuation frame of the message being sent.
+    pub fn send_continuation(&mut self, data: &[u8], fin: bool) -> Result<(), SendError> {
+        self.send_data(OpCode::Continuation, data, fin)
+    }
+
+    fn send_data(&mut self, opcode: OpCode, data: &[u8], fin: bool) -> Result<(), SendError> {
+        match (opcode, self.expect_continuation) {
+            (OpCode::Continuation, false) => return Err(SendError::Protocol("unexpected continuation frame".into())),
+            (OpCode::Text | OpCode::Binary, true) => {
+                return Err(SendError::Protocol("expected a continuation frame".into()))
+            }
+            _ => {}
+        }
+        self.check_open()?;
+        self.expect_continuation = !fin;
+        let mask = match self.config.role {
+            Role::Client => Some(self.masks.next()),
+            Role::Server => None,
+        };
+        if self.extensions.is_empty() {
+            write_frame(&mut self.output, fin, 0, opcode, data, mask);
+        } else {
+            let mut frame = DataFrame { opcode, fin, rsv: 0, payload: data.to_vec() };
+            for ext in self.extensions.iter_mut() {
+                ext.encode(&mut frame);
+            }
+            write_frame(&mut self.output, frame.fin, frame.rsv, frame.opcode, &frame.payload, mask);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping; allowed while closing too (section 5.5).
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, data)
+    }
+
+    /// Sends a pong; allowed while closing too.
+    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, data)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), SendError> {
+        if self.state != State::Open && self.state != State::Closing {
+            return Err(SendError::InvalidState(self.state.name()));
+        }
+        if data.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::Protocol(format!("control frame too long: {} bytes", data.len())));
+        }
+        self.write_control(opcode, data);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (section 7.1.2). `None` sends a close
+    /// frame without a status code.
+    pub fn send_close(&mut self, code: Option<u16>, reason: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        let close = match code {
+            None if !reason.is_empty() => {
+                return Err(SendError::Protocol("cannot send a reason without a code".into()))
+            }
+            None => CloseFrame { code: close_code::NO_STATUS_RCVD, reason: String::new() },
+            Some(c) if !is_valid_code(c) => return Err(SendError::Protocol(format!("invalid status code {c}"))),
+            Some(c) => CloseFrame { code: c, reason: reason.to_owned() },
+        };
+        let payload = close.serialize();
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::Protocol(format!("close reason too long: {} bytes", reason.len())));
+        }
+        self.write_control(OpCode::Close, &payload);
+        self.close_sent = Some(close);
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mask = match self.config.role {
+            Role::Client => Some(self.masks.next()),
+            Role::Server => None,
+        };
+        write_frame(&mut self.output, true, 0, opcode, payload, mask);
+    }
+}
+
+fn message_event(opcode: OpCode, data: Vec<u8>) -> Event {
+    if opcode == OpCode::Text {
+        // SAFETY: MessageState::account validated every byte of this message
+        // as UTF-8, including the end of the last character.
+        Event::Text(unsafe { String::from_utf8_unchecked(data) })
+    } else {
+        Event::Binary(data)
+    }
+}
+
+/// Cuts a close reason to the 123 bytes a close frame can carry, at a
+/// character boundary.
+fn truncate_reason(reason: &str) -> &str {
+    const MAX: usize = MAX_CONTROL_PAYLOAD - 2;
+    if reason.len() <= MAX {
+        return reason;
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests;

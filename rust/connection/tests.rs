@@ -1,0 +1,398 @@
+use super::*;
+use crate::frame::{write_frame, RSV1, RSV2};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn server() -> Connection {
+    Connection::new(Config::new(Role::Server))
+}
+
+fn client() -> Connection {
+    let mut c = Connection::new(Config::new(Role::Client));
+    c.set_fixed_mask(KEY);
+    c
+}
+
+/// A frame as a client sends it.
+fn masked(fin: bool, rsv: u8, op: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_frame(&mut out, fin, rsv, op, payload, Some(KEY));
+    out
+}
+
+fn unmasked(fin: bool, rsv: u8, op: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_frame(&mut out, fin, rsv, op, payload, None);
+    out
+}
+
+fn feed(c: &mut Connection, data: &[u8]) -> Vec<Event> {
+    c.receive_data(data).unwrap();
+    c.take_events()
+}
+
+/// Asserts that the connection failed with `code` and sent that close frame.
+fn assert_failed(c: &mut Connection, code: u16) {
+    assert!(c.failure().is_some(), "expected a failure");
+    assert_eq!(c.failure().unwrap().close_code(), code, "{}", c.failure().unwrap());
+    let (out, eof) = c.take_output();
+    if code != 1006 {
+        let (h, n) = FrameHeader::parse(&out).unwrap().unwrap();
+        assert_eq!(h.opcode, OpCode::Close);
+        let mut payload = out[n..].to_vec();
+        if let Some(k) = h.mask {
+            apply_mask(&mut payload, k, 0);
+        }
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), code);
+    }
+    assert_eq!(eof, c.config().role == Role::Server);
+}
+
+fn frame(op: OpCode, fin: bool, payload: &[u8]) -> Event {
+    Event::Frame { opcode: op, fin, rsv: 0, payload: payload.to_vec() }
+}
+
+#[test]
+fn server_receives_rfc_masked_text() {
+    let mut s = server();
+    let events = feed(&mut s, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    assert_eq!(events, vec![frame(OpCode::Text, true, b"Hello")]);
+    assert!(!s.has_output());
+}
+
+#[test]
+fn client_receives_rfc_fragments_and_assembles() {
+    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
+    let events = feed(&mut c, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x89, 0x00, 0x80, 0x02, 0x6c, 0x6f]);
+    assert_eq!(events, vec![Event::Ping(vec![]), Event::Text("Hello".into())]);
+    // The ping in the middle of the message was answered.
+    let (out, _) = c.take_output();
+    let (h, _) = FrameHeader::parse(&out).unwrap().unwrap();
+    assert_eq!(h.opcode, OpCode::Pong);
+}
+
+fn stream() -> Vec<u8> {
+    let mut data = Vec::new();
+    data.extend(masked(true, 0, OpCode::Text, "héllo wörld".as_bytes()));
+    data.extend(masked(false, 0, OpCode::Binary, &[1, 2, 3]));
+    data.extend(masked(true, 0, OpCode::Ping, b"p"));
+    data.extend(masked(false, 0, OpCode::Continuation, &vec![7u8; 300]));
+    data.extend(masked(true, 0, OpCode::Continuation, &vec![9u8; 70000]));
+    data.extend(masked(false, 0, OpCode::Text, "𝄞".as_bytes().get(..2).unwrap()));
+    data.extend(masked(true, 0, OpCode::Continuation, "𝄞".as_bytes().get(2..).unwrap()));
+    data.extend(masked(true, 0, OpCode::Pong, b""));
+    data.extend(masked(true, 0, OpCode::Close, b"\x03\xe8bye"));
+    data
+}
+
+#[test]
+fn any_chunking_yields_the_same_events() {
+    for assemble in [false, true] {
+        let config = Config { assemble, ..Config::new(Role::Server) };
+        let data = stream();
+        let mut whole = Connection::new(config.clone());
+        let expected = feed(&mut whole, &data);
+        assert_eq!(expected.len(), if assemble { 6 } else { 9 });
+        assert!(whole.failure().is_none());
+        let (expected_out, _) = whole.take_output();
+        // Every split in two, and a sweep of chunk sizes.
+        let mut splits: Vec<Vec<usize>> = (0..data.len()).step_by(7).map(|i| vec![i]).collect();
+        for step in [1usize, 2, 3, 5, 13, 64, 1000, 4096] {
+            splits.push((1..data.len() / step + 1).map(|k| k * step).collect());
+        }
+        for cuts in splits {
+            let mut c = Connection::new(config.clone());
+            let mut events = Vec::new();
+            let mut prev = 0;
+            for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+                let cut = cut.min(data.len());
+                if cut < prev {
+                    continue;
+                }
+                events.extend(feed(&mut c, &data[prev..cut]));
+                prev = cut;
+            }
+            assert_eq!(events, expected, "cuts={:?}", &cuts[..cuts.len().min(3)]);
+            assert_eq!(c.take_output().0, expected_out);
+        }
+    }
+}
+
+#[test]
+fn close_handshake_initiated_by_client() {
+    let mut s = server();
+    let events = feed(&mut s, &masked(true, 0, OpCode::Close, b"\x03\xe8bye"));
+    assert_eq!(events, vec![Event::Close(b"\x03\xe8bye".to_vec())]);
+    assert_eq!(s.state(), State::Closing);
+    assert_eq!(s.close_rcvd(), Some(&CloseFrame { code: 1000, reason: "bye".into() }));
+    assert_eq!(s.close_rcvd_then_sent(), Some(true));
+    let (out, eof) = s.take_output();
+    assert_eq!(out, unmasked(true, 0, OpCode::Close, b"\x03\xe8bye"));
+    assert!(eof, "the server closes TCP first");
+    // Anything after the close frame is ignored.
+    assert!(feed(&mut s, &masked(true, 0, OpCode::Text, b"late")).is_empty());
+    s.receive_eof();
+    assert_eq!(s.state(), State::Closed);
+    assert!(s.failure().is_none());
+}
+
+#[test]
+fn close_handshake_initiated_by_server() {
+    let mut s = server();
+    s.send_close(Some(1001), "going").unwrap();
+    assert_eq!(s.state(), State::Closing);
+    assert!(s.close_expected());
+    let (out, eof) = s.take_output();
+    assert!(!eof);
+    let mut c = client();
+    let events = feed(&mut c, &out);
+    assert_eq!(events, vec![Event::Close(b"\x03\xe9going".to_vec())]);
+    let (reply, eof) = c.take_output();
+    assert!(!eof, "the client waits for the server to close TCP");
+    // Data frames sent before the close reply still arrive.
+    let events = feed(&mut s, &[masked(true, 0, OpCode::Text, b"last").as_slice(), &reply].concat());
+    assert_eq!(events[0], frame(OpCode::Text, true, b"last"));
+    assert_eq!(s.close_rcvd_then_sent(), Some(false));
+    assert!(s.take_output().1, "server sends EOF once both close frames passed");
+    c.receive_eof();
+    assert_eq!(c.state(), State::Closed);
+    assert!(c.take_output().1, "client half-closes after the server's EOF");
+}
+
+#[test]
+fn empty_close_is_echoed_empty() {
+    let mut c = client();
+    let events = feed(&mut c, &unmasked(true, 0, OpCode::Close, b""));
+    assert_eq!(events, vec![Event::Close(vec![])]);
+    assert_eq!(c.close_rcvd().unwrap().code, 1005);
+    let (out, _) = c.take_output();
+    assert_eq!(out, masked(true, 0, OpCode::Close, b""));
+}
+
+#[test]
+fn eof_without_close_is_abnormal() {
+    let mut s = server();
+    feed(&mut s, &masked(true, 0, OpCode::Text, b"x")[..3]);
+    s.receive_eof();
+    assert_eq!(s.failure(), Some(&Violation::UnexpectedEof));
+    assert_eq!(s.state(), State::Closed);
+    assert_eq!(s.close_sent(), None, "no close frame once the network is gone");
+    assert_eq!(s.receive_data(b"x"), Err("stream ended"));
+    s.receive_eof();
+}
+
+#[test]
+fn masking_requirements() {
+    let mut s = server();
+    feed(&mut s, &unmasked(true, 0, OpCode::Text, b"hi"));
+    assert_eq!(s.failure(), Some(&Violation::UnmaskedFrame));
+    assert_failed(&mut s, 1002);
+    let mut c = client();
+    let events = feed(&mut c, &masked(true, 0, OpCode::Text, b"hi"));
+    assert_eq!(events, vec![Event::Failed]);
+    assert_eq!(c.failure(), Some(&Violation::MaskedFrame));
+    assert_failed(&mut c, 1002);
+}
+
+#[test]
+fn protocol_violations_and_their_codes() {
+    let t = OpCode::Text;
+    let cases: Vec<(Vec<u8>, Violation)> = vec![
+        (masked(true, RSV1, t, b"x"), Violation::ReservedBits(RSV1)),
+        (masked(true, RSV2 | 1, OpCode::Binary, b"x"), Violation::ReservedBits(RSV2 | 1)),
+        (masked(true, RSV1, OpCode::Ping, b"x"), Violation::ReservedBits(RSV1)),
+        ([0x83, 0x80, 1, 2, 3, 4].to_vec(), Violation::ReservedOpcode(3)),
+        ([0x8F, 0x80, 1, 2, 3, 4].to_vec(), Violation::ReservedOpcode(15)),
+        (masked(false, 0, OpCode::Ping, b""), Violation::FragmentedControlFrame),
+        (masked(true, 0, OpCode::Pong, &[0; 126]), Violation::ControlFrameTooLong(126)),
+        (masked(true, 0, OpCode::Continuation, b"x"), Violation::UnexpectedContinuation),
+        ([masked(false, 0, t, b"a"), masked(true, 0, t, b"b")].concat(), Violation::ExpectedContinuation),
+        ([masked(false, 0, t, b"a"), masked(true, 0, OpCode::Close, b"")].concat(), Violation::IncompleteFragmentedMessage),
+        (masked(true, 0, OpCode::Close, b"\x03"), Violation::CloseFrameTooShort),
+        (masked(true, 0, OpCode::Close, b"\x03\xed"), Violation::InvalidCloseCode(1005)),
+        (masked(true, 0, OpCode::Close, b"\x00\x00"), Violation::InvalidCloseCode(0)),
+        ([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4].to_vec(), Violation::InvalidLength),
+    ];
+    for (data, violation) in cases {
+        let mut s = server();
+        let events = feed(&mut s, &data);
+        assert_eq!(events.last(), Some(&Event::Failed));
+        assert_eq!(s.failure(), Some(&violation));
+        assert_failed(&mut s, 1002);
+        assert_eq!(s.state(), State::Closing);
+        assert!(feed(&mut s, &masked(true, 0, t, b"ignored")).is_empty());
+    }
+}
+
+#[test]
+fn invalid_utf8_fails_at_the_frame_that_carries_it() {
+    let mut s = server();
+    let mut events = feed(&mut s, &masked(false, 0, OpCode::Text, b"ok \xe2\x82"));
+    assert_eq!(events.len(), 1);
+    assert!(s.failure().is_none(), "an incomplete character is not an error yet");
+    events = feed(&mut s, &masked(false, 0, OpCode::Continuation, b"\xff rest"));
+    assert_eq!(events, vec![Event::Failed]);
+    assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { .. })));
+    assert_failed(&mut s, 1007);
+
+    for bad in [&b"\xc0\xaf"[..], b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"trunc\xe2\x82"] {
+        let mut s = server();
+        feed(&mut s, &masked(true, 0, OpCode::Text, bad));
+        assert_failed(&mut s, 1007);
+    }
+    let mut s = server();
+    feed(&mut s, &masked(true, 0, OpCode::Close, b"\x03\xe8\xff"));
+    assert_failed(&mut s, 1007);
+    // Binary messages are not checked.
+    let mut s = server();
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, b"\xff")).len(), 1);
+    assert!(s.failure().is_none());
+}
+
+#[test]
+fn size_limit_is_checked_before_allocating() {
+    let mut s = server();
+    // A header announcing 2^62 bytes: refused from the header alone.
+    let header = [0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+    assert_eq!(feed(&mut s, &header), vec![Event::Failed]);
+    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 1 << 62, max_size: 1 << 20 }));
+    assert_failed(&mut s, 1009);
+
+    let mut s = Connection::new(Config { max_size: Some(10), ..Config::new(Role::Server) });
+    feed(&mut s, &masked(false, 0, OpCode::Binary, &[0; 6]));
+    assert!(s.failure().is_none());
+    feed(&mut s, &masked(true, 0, OpCode::Continuation, &[0; 5]));
+    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 11, max_size: 10 }));
+    assert_failed(&mut s, 1009);
+
+    let mut s = Connection::new(Config { max_size: None, ..Config::new(Role::Server) });
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &vec![1; 2 << 20])).len(), 1);
+}
+
+#[test]
+fn fragment_count_is_capped() {
+    let mut s = Connection::new(Config { max_fragments: Some(3), ..Config::new(Role::Server) });
+    feed(&mut s, &masked(false, 0, OpCode::Binary, b"a"));
+    feed(&mut s, &masked(false, 0, OpCode::Continuation, b"b"));
+    feed(&mut s, &masked(false, 0, OpCode::Continuation, b"c"));
+    assert!(s.failure().is_none());
+    feed(&mut s, &masked(false, 0, OpCode::Continuation, b""));
+    assert_eq!(s.failure(), Some(&Violation::TooManyFragments { max_fragments: 3 }));
+    assert_failed(&mut s, 1009);
+}
+
+#[test]
+fn sending_frames() {
+    let mut s = server();
+    s.send_text("é".as_bytes(), true).unwrap();
+    s.send_binary(b"ab", false).unwrap();
+    assert_eq!(s.send_text(b"x", true), Err(SendError::Protocol("expected a continuation frame".into())));
+    s.send_ping(b"p").unwrap();
+    s.send_continuation(b"c", true).unwrap();
+    assert_eq!(s.send_continuation(b"c", true), Err(SendError::Protocol("unexpected continuation frame".into())));
+    assert!(matches!(s.send_ping(&[0; 126]), Err(SendError::Protocol(_))));
+    let (out, eof) = s.take_output();
+    assert!(!eof);
+    let expected = [
+        unmasked(true, 0, OpCode::Text, "é".as_bytes()),
+        unmasked(false, 0, OpCode::Binary, b"ab"),
+        unmasked(true, 0, OpCode::Ping, b"p"),
+        unmasked(true, 0, OpCode::Continuation, b"c"),
+    ]
+    .concat();
+    assert_eq!(out, expected);
+
+    let mut c = client();
+    c.send_binary(b"Hello", true).unwrap();
+    assert_eq!(c.take_output().0, masked(true, 0, OpCode::Binary, b"Hello"));
+}
+
+#[test]
+fn random_masks_differ() {
+    let mut c = Connection::new(Config::new(Role::Client));
+    let mut keys = std::collections::HashSet::new();
+    for _ in 0..600 {
+        c.send_binary(b"", true).unwrap();
+        let (out, _) = c.take_output();
+        let (h, _) = FrameHeader::parse(&out).unwrap().unwrap();
+        keys.insert(h.mask.unwrap());
+    }
+    assert!(keys.len() > 590, "masking keys must be unpredictable");
+}
+
+#[test]
+fn close_rules_when_sending() {
+    let mut s = server();
+    assert_eq!(s.send_close(None, "why"), Err(SendError::Protocol("cannot send a reason without a code".into())));
+    assert_eq!(s.send_close(Some(1005), ""), Err(SendError::Protocol("invalid status code 1005".into())));
+    assert!(s.send_close(Some(4000), &"x".repeat(124)).is_err());
+    s.send_close(None, "").unwrap();
+    assert_eq!(s.take_output().0, unmasked(true, 0, OpCode::Close, b""));
+    assert_eq!(s.send_text(b"x", true), Err(SendError::InvalidState("closing")));
+    assert_eq!(s.send_close(Some(1000), ""), Err(SendError::InvalidState("closing")));
+    s.send_ping(b"still allowed").unwrap();
+}
+
+#[test]
+fn fail_truncates_long_reasons_and_is_quiet_for_1006() {
+    let mut s = server();
+    s.fail(1011, &"é".repeat(100));
+    let (out, eof) = s.take_output();
+    assert!(eof);
+    assert!(out.len() <= 2 + 125);
+    assert_eq!(s.close_sent().unwrap().reason.len(), 122);
+    let mut c = client();
+    c.fail(1006, "network down");
+    assert_eq!(c.take_output(), (vec![], false));
+    assert_eq!(c.close_sent(), None);
+}
+
+/// An extension that uses RSV2 to mean "payload reversed", to exercise the hook.
+struct Reverse;
+
+impl Extension for Reverse {
+    fn name(&self) -> &str {
+        "x-reverse"
+    }
+    fn rsv_bits(&self) -> u8 {
+        RSV2
+    }
+    fn decode(&mut self, frame: &mut DataFrame, max_size: Option<usize>) -> Result<(), Violation> {
+        if frame.rsv & RSV2 != 0 {
+            frame.payload.reverse();
+            frame.rsv &= !RSV2;
+        }
+        if let Some(m) = max_size {
+            if frame.payload.len() > m {
+                return Err(Violation::MessageTooBig { size: frame.payload.len() as u64, max_size: m });
+            }
+        }
+        Ok(())
+    }
+    fn encode(&mut self, frame: &mut DataFrame) {
+        frame.payload.reverse();
+        frame.rsv |= RSV2;
+    }
+}
+
+#[test]
+fn extension_hook_in_both_directions() {
+    let mut c = client();
+    c.add_extension(Box::new(Reverse));
+    c.send_text(b"abc", true).unwrap();
+    let (out, _) = c.take_output();
+    assert_eq!(out, masked(true, RSV2, OpCode::Text, b"cba"));
+    let mut s = Connection::new(Config { assemble: true, ..Config::new(Role::Server) });
+    s.add_extension(Box::new(Reverse));
+    assert_eq!(feed(&mut s, &out), vec![Event::Text("abc".into())]);
+    // RSV1 is still refused: the extension only claims RSV2.
+    feed(&mut s, &masked(true, RSV1, OpCode::Text, b"abc"));
+    assert_eq!(s.failure(), Some(&Violation::ReservedBits(RSV1)));
+}
+
+#[test]
+fn extra_rsv_bits_pass_through_untouched() {
+    let mut s = Connection::new(Config { extra_rsv: RSV1, ..Config::new(Role::Server) });
+    let events = feed(&mut s, &masked(true, RSV1, OpCode::Binary, b"z"));
+    assert_eq!(events, vec![Event::Frame { opcode: OpCode::Binary, fin: true, rsv: RSV1, payload: b"z".to_vec() }]);
+}

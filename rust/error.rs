@@ -1,0 +1,282 @@
+//! Errors of the core, one enum per concern.
+//!
+//! Each variant knows what the peer is told: a close code for frame-level
+//! violations (RFC 6455 section 7.4.1), an HTTP status for handshake errors.
+//! The Python binding converts them to `ferrows.exceptions` in one place.
+
+use std::fmt;
+
+/// Close codes used by the core (RFC 6455 section 7.4.1).
+pub mod close_code {
+    /// 1000: normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// 1001: endpoint going away.
+    pub const GOING_AWAY: u16 = 1001;
+    /// 1002: protocol error.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// 1005: no status code in the close frame (never sent).
+    pub const NO_STATUS_RCVD: u16 = 1005;
+    /// 1006: connection lost without a close frame (never sent).
+    pub const ABNORMAL_CLOSURE: u16 = 1006;
+    /// 1007: invalid data, for example bad UTF-8 in a text message.
+    pub const INVALID_DATA: u16 = 1007;
+    /// 1009: message too big.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// 1011: internal error.
+    pub const INTERNAL_ERROR: u16 = 1011;
+}
+
+/// A violation of RFC 6455 or RFC 7692 by the peer: the connection fails with
+/// the close code of [`Violation::close_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// RSV bits set that no negotiated extension claims (section 5.2).
+    ReservedBits(u8),
+    /// Opcode 3-7 or 11-15 (section 5.2).
+    ReservedOpcode(u8),
+    /// Control frame with FIN clear (section 5.5).
+    FragmentedControlFrame,
+    /// Control frame payload over 125 bytes (section 5.5).
+    ControlFrameTooLong(u64),
+    /// Unmasked frame sent by a client (section 5.1).
+    UnmaskedFrame,
+    /// Masked frame sent by a server (section 5.1).
+    MaskedFrame,
+    /// Length with the most significant bit set (section 5.2).
+    InvalidLength,
+    /// Continuation frame without a message in progress (section 5.4).
+    UnexpectedContinuation,
+    /// New data frame while a fragmented message is in progress (section 5.4).
+    ExpectedContinuation,
+    /// Close frame arrived in the middle of a fragmented message.
+    IncompleteFragmentedMessage,
+    /// Close frame with a one-byte payload (section 5.5.1).
+    CloseFrameTooShort,
+    /// Close code not allowed on the wire (section 7.4).
+    InvalidCloseCode(u16),
+    /// Text or close reason that is not UTF-8 (section 8.1).
+    InvalidUtf8 {
+        /// Offset of the first invalid byte within the frame payload.
+        position: isize,
+    },
+    /// Message over the size limit.
+    MessageTooBig {
+        /// Size reached, or announced by a frame header.
+        size: u64,
+        /// Configured limit.
+        max_size: usize,
+    },
+    /// Too many fragments in one message.
+    TooManyFragments {
+        /// Configured limit.
+        max_fragments: usize,
+    },
+    /// An extension rejected a frame (for example invalid deflate data).
+    Extension {
+        /// Close code the extension chose (1002, 1007 or 1009).
+        code: u16,
+        /// Description for logs.
+        reason: String,
+    },
+    /// The peer closed the TCP connection without a closing handshake.
+    UnexpectedEof,
+}
+
+impl Violation {
+    /// Close code sent to the peer when failing the connection.
+    pub fn close_code(&self) -> u16 {
+        use close_code::*;
+        match self {
+            Violation::InvalidUtf8 { .. } => INVALID_DATA,
+            Violation::MessageTooBig { .. } | Violation::TooManyFragments { .. } => MESSAGE_TOO_BIG,
+            Violation::Extension { code, .. } => *code,
+            Violation::UnexpectedEof => ABNORMAL_CLOSURE,
+            _ => PROTOCOL_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::ReservedBits(bits) => {
+                let names: Vec<&str> = [(4, "RSV1"), (2, "RSV2"), (1, "RSV3")]
+                    .iter()
+                    .filter(|(bit, _)| bits & bit != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                write!(f, "reserved bits must be 0: {}", names.join(", "))
+            }
+            Violation::ReservedOpcode(op) => write!(f, "invalid opcode: {op}"),
+            Violation::FragmentedControlFrame => write!(f, "fragmented control frame"),
+            Violation::ControlFrameTooLong(n) => write!(f, "control frame too long: {n} bytes"),
+            Violation::UnmaskedFrame => write!(f, "incorrect masking: client frame not masked"),
+            Violation::MaskedFrame => write!(f, "incorrect masking: server frame masked"),
+            Violation::InvalidLength => write!(f, "invalid payload length"),
+            Violation::UnexpectedContinuation => write!(f, "unexpected continuation frame"),
+            Violation::ExpectedContinuation => write!(f, "expected a continuation frame"),
+            Violation::IncompleteFragmentedMessage => write!(f, "incomplete fragmented message"),
+            Violation::CloseFrameTooShort => write!(f, "close frame too short"),
+            Violation::InvalidCloseCode(c) => write!(f, "invalid status code {c}"),
+            Violation::InvalidUtf8 { position } => {
+                write!(f, "invalid UTF-8 at position {position}")
+            }
+            Violation::MessageTooBig { size, max_size } => {
+                write!(f, "message too big: {size} bytes exceeds limit of {max_size} bytes")
+            }
+            Violation::TooManyFragments { max_fragments } => {
+                write!(f, "more than {max_fragments} fragments")
+            }
+            Violation::Extension { reason, .. } => f.write_str(reason),
+            Violation::UnexpectedEof => write!(f, "unexpected EOF"),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Misuse of the sending API by the local application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is not in a state that allows this frame.
+    InvalidState(&'static str),
+    /// Fragmentation misuse, invalid close code, oversized control frame...
+    Protocol(String),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::InvalidState(state) => write!(f, "connection is {state}"),
+            SendError::Protocol(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// An HTTP/1.1 message that cannot be an opening handshake. Each variant
+/// knows the status a server answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// Request line over the line limit.
+    RequestLineTooLong {
+        /// Configured limit.
+        limit: usize,
+    },
+    /// Status line over the line limit.
+    StatusLineTooLong {
+        /// Configured limit.
+        limit: usize,
+    },
+    /// One header line over the line limit.
+    HeaderLineTooLong {
+        /// Configured limit.
+        limit: usize,
+    },
+    /// More header lines than allowed.
+    TooManyHeaders {
+        /// Configured limit.
+        limit: usize,
+    },
+    /// Response body larger than allowed.
+    BodyTooLarge {
+        /// Configured limit.
+        limit: usize,
+    },
+    /// A line not ending with CRLF, or another framing error.
+    InvalidLine(String),
+    /// Request line that is not `METHOD target HTTP/x.y`.
+    InvalidRequestLine(String),
+    /// Status line that is not `HTTP/x.y code reason`.
+    InvalidStatusLine(String),
+    /// HTTP version other than 1.1.
+    UnsupportedProtocol(String),
+    /// Header line that is not `name: value`.
+    InvalidHeader(String),
+    /// A request that carries a body.
+    RequestBody,
+    /// Transfer-Encoding, which the handshake does not support.
+    TransferEncoding,
+    /// Content-Length that is not a number.
+    InvalidContentLength(String),
+    /// The peer closed the connection before the message was complete.
+    Eof(&'static str),
+}
+
+impl HttpError {
+    /// Status code a server answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::RequestLineTooLong { .. } => 414,
+            HttpError::HeaderLineTooLong { .. } | HttpError::TooManyHeaders { .. } => 431,
+            HttpError::BodyTooLarge { .. } => 413,
+            HttpError::UnsupportedProtocol(_) => 505,
+            HttpError::TransferEncoding => 501,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::RequestLineTooLong { limit } => {
+                write!(f, "request line too long: over {limit} bytes")
+            }
+            HttpError::StatusLineTooLong { limit } => {
+                write!(f, "status line too long: over {limit} bytes")
+            }
+            HttpError::HeaderLineTooLong { limit } => {
+                write!(f, "header line too long: over {limit} bytes")
+            }
+            HttpError::TooManyHeaders { limit } => write!(f, "too many HTTP headers: over {limit}"),
+            HttpError::BodyTooLarge { limit } => write!(f, "body too large: over {limit} bytes"),
+            HttpError::InvalidLine(m) => write!(f, "invalid HTTP line: {m}"),
+            HttpError::InvalidRequestLine(l) => write!(f, "invalid HTTP request line: {l}"),
+            HttpError::InvalidStatusLine(l) => write!(f, "invalid HTTP status line: {l}"),
+            HttpError::UnsupportedProtocol(p) => write!(f, "unsupported protocol; expected HTTP/1.1: {p}"),
+            HttpError::InvalidHeader(l) => write!(f, "invalid HTTP header line: {l}"),
+            HttpError::RequestBody => write!(f, "unsupported request body"),
+            HttpError::TransferEncoding => write!(f, "transfer codings aren't supported"),
+            HttpError::InvalidContentLength(v) => write!(f, "invalid Content-Length: {v}"),
+            HttpError::Eof(what) => write!(f, "connection closed while reading {what}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_map_to_their_close_codes() {
+        assert_eq!(Violation::UnmaskedFrame.close_code(), 1002);
+        assert_eq!(Violation::ReservedBits(4).close_code(), 1002);
+        assert_eq!(Violation::InvalidUtf8 { position: 3 }.close_code(), 1007);
+        assert_eq!(Violation::MessageTooBig { size: 10, max_size: 5 }.close_code(), 1009);
+        assert_eq!(Violation::TooManyFragments { max_fragments: 4 }.close_code(), 1009);
+        assert_eq!(Violation::UnexpectedEof.close_code(), 1006);
+        assert_eq!(Violation::Extension { code: 1007, reason: "x".into() }.close_code(), 1007);
+    }
+
+    #[test]
+    fn http_errors_map_to_statuses() {
+        assert_eq!(HttpError::RequestLineTooLong { limit: 8192 }.status(), 414);
+        assert_eq!(HttpError::HeaderLineTooLong { limit: 8192 }.status(), 431);
+        assert_eq!(HttpError::TooManyHeaders { limit: 128 }.status(), 431);
+        assert_eq!(HttpError::UnsupportedProtocol("HTTP/1.0".into()).status(), 505);
+        assert_eq!(HttpError::InvalidHeader("x".into()).status(), 400);
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        assert_eq!(Violation::ReservedBits(6).to_string(), "reserved bits must be 0: RSV1, RSV2");
+        assert_eq!(
+            Violation::MessageTooBig { size: 2000, max_size: 1000 }.to_string(),
+            "message too big: 2000 bytes exceeds limit of 1000 bytes"
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The HTTP/1.1 opening handshake (RFC 6455 section 4, RFC 9112).
+//!
+//! Requests and responses are parsed incrementally with hard limits on line
+//! length, header count and body size, checked as bytes arrive: a client
+//! sending an endless request line is refused once it passes the limit, not
+//! when it stops. Bytes after the head (the first frames, sent early by an
+//! eager peer) are kept for the connection.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+use crate::error::HttpError;
+
+/// GUID appended to the key before hashing (RFC 6455 section 1.3).
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
+pub fn accept_key(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.as_bytes());
+    h.update(GUID.as_bytes());
+    BASE64.encode(h.finalize())
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64-encoded.
+pub fn generate_key() -> String {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).expect("operating system random source failed");
+    BASE64.encode(raw)
+}
+
+/// True when `key` is base64 for exactly 16 bytes (section 4.2.1, item 5).
+pub fn is_valid_key(key: &str) -> bool {
+    key.len() == 24 && matches!(BASE64.decode(key), Ok(raw) if raw.len() == 16)
+}
+
+/// Hard limits of the parser; defaults are websockets' (8 KiB lines, 128
+/// headers, 1 MiB bodies).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest line, excluding CRLF.
+    pub max_line: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+    /// Largest response body.
+    pub max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_line: 8192, max_headers: 128, max_body: 1 << 20 }
+    }
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Method token, for example `GET`.
+    pub method: String,
+    /// Request target, with its query string.
+    pub path: String,
+    /// Protocol version, for example `HTTP/1.1`.
+    pub protocol: String,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Protocol version.
+    pub protocol: String,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Header fields in order.
+    pub headers: Vec<(String, String)>,
+    /// Body (empty for 101).
+    pub body: Vec<u8>,
+}
+
+/// Which kind of message a [`Parser`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request, read by servers.
+    Request,
+    /// A response, read by clients.
+    Response,
+}
+
+/// A finished message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// See [`Request`].
+    Request(Request),
+    /// See [`Response`].
+    Response(Response),
+}
+
+#[derive(Debug)]
+enum Body {
+    Exact(usize),
+    UntilEof,
+}
+
+/// Incremental parser of one HTTP/1.1 request or response head (and the body
+/// of a response).
+#[derive(Debug)]
+pub struct Parser {
+    kind: Kind,
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Start of the line being read.
+    line_start: usize,
+    /// Ranges of the complete lines read so far, CRLF excluded.
+    lines: Vec<(usize, usize)>,
+    /// Response parsed, waiting for its body.
+    pending: Option<(Response, Body, usize)>,
+    done: bool,
+}
+
+impl Parser {
+    /// A parser for a request or a response.
+    pub fn new(kind: Kind, limits: Limits) -> Self {
+        Parser { kind, limits, buf: Vec::new(), line_start: 0, lines: Vec::new(), pending: None, done: false }
+    }
+
+    /// Feeds bytes; returns the message once it is complete.
+    pub fn feed(&mut self, data: &[u8]) -> Result<Option<Message>, HttpError> {
+        if self.done {
+            self.buf.extend_from_slice(data);
+            return Ok(None);
+        }
+        let scan_from = self.buf.len();
+        self.buf.extend_from_slice(data);
+        if self.pending.is_some() {
+            return self.read_body(false);
+        }
+        let mut i = scan_from.max(self.line_start);
+        while let Some(off) = memchr(b'\n', &self.buf[i..]) {
+            let nl = i + off;
+            if nl == self.line_start || self.buf[nl - 1] != b'\r' {
+                return Err(HttpError::InvalidLine("line without CRLF".into()));
+            }
+            let end = nl - 1;
+            self.check_line_len(end - self.line_start)?;
+            let start = self.line_start;
+            self.line_start = nl + 1;
+            i = nl + 1;
+            if end == start {
+                if self.lines.is_empty() {
+                    return Err(HttpError::InvalidLine("empty start line".into()));
+                }
+                return self.finish_head();
+            }
+            self.lines.push((start, end));
+            if self.lines.len() > self.limits.max_headers + 1 {
+                return Err(HttpError::TooManyHeaders { limit: self.limits.max_headers });
+            }
+        }
+        // The line in progress may already be over the limit (allowing for
+        // its CR not to have arrived yet).
+        let partial = self.buf.len() - self.line_start;
+        let partial = if self.buf.last() == Some(&b'\r') { partial - 1 } else { partial };
+        self.check_line_len(partial)?;
+        Ok(None)
+    }
+
+    /// Records the peer's EOF: completes a response read until EOF, or fails.
+    pub fn feed_eof(&mut self) -> Result<Option<Message>, HttpError> {
+        if self.done {
+            return Ok(None);
+        }
+        if let Some((_, Body::UntilEof, _)) = &self.pending {
+            return self.read_body(true);
+        }
+        Err(HttpError::Eof(match self.kind {
+            Kind::Request => "HTTP request",
+            Kind::Response if self.pending.is_some() => "HTTP response body",
+            Kind::Response => "HTTP response",
+        }))
+    }
+
+    /// Bytes received after the message: the start of the frame stream.
+    pub fn take_remaining(&mut self) -> Vec<u8> {
+        let start = self.line_start.min(self.buf.len());
+        let rest = self.buf.split_off(start);
+        self.buf.clear();
+        self.line_start = 0;
+        rest
+    }
+
+    fn check_line_len(&self, len: usize) -> Result<(), HttpError> {
+        if len <= self.limits.max_line {
+            return Ok(());
+        }
+        let limit = self.limits.max_line;
+        Err(match (self.lines.is_empty(), self.kind) {
+            (true, Kind::Request) => HttpError::RequestLineTooLong { limit },
+            (true, Kind::Response) => HttpError::StatusLineTooLong { limit },
+            (false, _) => HttpError::HeaderLineTooLong { limit },
+        })
+    }
+
+    fn line(&self, i: usize) -> &[u8] {
+        let (s, e) = self.lines[i];
+        &self.buf[s..e]
+    }
+
+    fn finish_head(&mut self) -> Result<Option<Message>, HttpError> {
+        let mut headers = Vec::with_capacity(self.lines.len() - 1);
+        for i in 1..self.lines.len() {
+            headers.push(parse_header(self.line(i))?);
+        }
+        let start = self.line(0).to_vec();
+        match self.kind {
+            Kind::Request => {
+                let (method, path, protocol) = parse_request_line(&start)?;
+                if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding")) {
+                    return Err(HttpError::TransferEncoding);
+                }
+                // Some clients send "Content-Length: 0"; anything else is a
+                // body, which an upgrade request cannot have.
+                for (_, v) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+                    match v.parse::<u64>() {
+                        Ok(0) => {}
+                        Ok(_) => return Err(HttpError::RequestBody),
+                        Err(_) => return Err(HttpError::InvalidContentLength(v.clone())),
+                    }
+                }
+                self.done = true;
+                Ok(Some(Message::Request(Request { method, path, protocol, headers })))
+            }
+            Kind::Response => {
+                let (protocol, status, reason) = parse_status_line(&start)?;
+                let response = Response { protocol, status, reason, headers, body: Vec::new() };
+                // RFC 9112 section 6.3: no body for 1xx, 204 and 304.
+                if (100..200).contains(&status) || status == 204 || status == 304 {
+                    self.done = true;
+                    return Ok(Some(Message::Response(response)));
+                }
+                if response.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding")) {
+                    return Err(HttpError::TransferEncoding);
+                }
+                let length = response.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+                let body = match length {
+                    Some((_, v)) => {
+                        let n: u64 = v.parse().map_err(|_| HttpError::InvalidContentLength(v.clone()))?;
+                        if n > self.limits.max_body as u64 {
+                            return Err(HttpError::BodyTooLarge { limit: self.limits.max_body });
+                        }
+                        Body::Exact(n as usize)
+                    }
+                    None => Body::UntilEof,
+                };
+                self.pending = Some((response, body, self.line_start));
+                self.read_body(false)
+            }
+        }
+    }
+
+    fn read_body(&mut self, eof: bool) -> Result<Option<Message>, HttpError> {
+        let Some((_, body, start)) = &self.pending else { return Ok(None) };
+        let have = self.buf.len() - start;
+        let end = match body {
+            Body::Exact(n) if have >= *n => start + n,
+            Body::Exact(_) => return Ok(None),
+            Body::UntilEof => {
+                if have > self.limits.max_body {
+                    return Err(HttpError::BodyTooLarge { limit: self.limits.max_body });
+                }
+                if !eof {
+                    return Ok(None);
+                }
+                self.buf.len()
+            }
+        };
+        let (mut response, _, start) = self.pending.take().expect("checked above");
+        response.body = self.buf[start..end].to_vec();
+        self.line_start = end;
+        self.done = true;
+        Ok(Some(Message::Response(response)))
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+/// RFC 9110 section 5.6.2: token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Field values: visible characters, spaces, tabs and obs-text; never CR,
+/// LF or NUL (RFC 9110 section 5.5).
+fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
+}
+
+fn is_version(s: &[u8]) -> bool {
+    s.len() == 8 && s.starts_with(b"HTTP/") && s[5].is_ascii_digit() && s[6] == b'.' && s[7].is_ascii_digit()
+}
+
+fn latin1(s: &[u8]) -> String {
+    s.iter().map(|&b| b as char).collect()
+}
+
+fn parse_request_line(line: &[u8]) -> Result<(String, String, String), HttpError> {
+    let bad = || HttpError::InvalidRequestLine(latin1(line));
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if !is_token(method) || target.is_empty() || !target.iter().all(|&b| (0x21..=0x7E).contains(&b)) {
+        return Err(bad());
+    }
+    if !is_version(version) {
+        return Err(bad());
+    }
+    Ok((latin1(method), latin1(target), latin1(version)))
+}
+
+fn parse_status_line(line: &[u8]) -> Result<(String, u16, String), HttpError> {
+    let bad = || HttpError::InvalidStatusLine(latin1(line));
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else { return Err(bad()) };
+    let reason = parts.next().unwrap_or(b"");
+    if !is_version(version) {
+        return Err(bad());
+    }
+    if version != b"HTTP/1.1" {
+        return Err(HttpError::UnsupportedProtocol(latin1(version)));
+    }
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let status: u16 = latin1(code).parse().map_err(|_| bad())?;
+    if !(100..600).contains(&status) || !is_field_value(reason) {
+        return Err(bad());
+    }
+    Ok((latin1(version), status, latin1(reason)))
+}
+
+fn parse_header(line: &[u8]) -> Result<(String, String), HttpError> {
+    let bad = || HttpError::InvalidHeader(latin1(line));
+    let colon = memchr(b':', line).ok_or_else(bad)?;
+    let name = &line[..colon];
+    // No whitespace between name and colon (RFC 9112 section 5.1); a line
+    // starting with whitespace is obsolete folding, refused as well.
+    if !is_token(name) {
+        return Err(bad());
+    }
+    let value = trim_ows(&line[colon + 1..]);
+    if !is_field_value(value) {
+        return Err(bad());
+    }
+    Ok((latin1(name), latin1(value)))
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Appends a request head to `out`.
+pub fn write_request(out: &mut Vec<u8>, path: &str, headers: &[(String, String)]) {
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_headers(out, headers);
+}
+
+/// Appends a response (head and body) to `out`.
+pub fn write_response(out: &mut Vec<u8>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
+    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    write_headers(out, headers);
+    out.extend_from_slice(body);
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUEST: &[u8] = b"GET /chat?x=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(kind: Kind, data: &[u8]) -> Result<Option<Message>, HttpError> {
+        Parser::new(kind, Limits::default()).feed(data)
+    }
+
+    #[test]
+    fn rfc6455_accept_key() {
+        // RFC 6455 section 1.3.
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn keys() {
+        let k = generate_key();
+        assert!(is_valid_key(&k));
+        assert_ne!(k, generate_key());
+        assert!(is_valid_key("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_valid_key("dGhlIHNhbXBsZSBub25jZQ"));
+        assert!(!is_valid_key("not base64 at all!!!!!!!"));
+        assert!(!is_valid_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    }
+
+    #[test]
+    fn parses_a_request_in_any_chunking() {
+        let expected = parse(Kind::Request, REQUEST).unwrap().unwrap();
+        let Message::Request(r) = &expected else { panic!() };
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.protocol.as_str()), ("GET", "/chat?x=1", "HTTP/1.1"));
+        assert_eq!(r.headers[0], ("Host".to_string(), "server.example.com".to_string()));
+        assert_eq!(r.headers.len(), 5);
+        for step in 1..20 {
+            let mut p = Parser::new(Kind::Request, Limits::default());
+            let mut got = None;
+            for chunk in REQUEST.chunks(step) {
+                if let Some(m) = p.feed(chunk).unwrap() {
+                    got = Some(m);
+                }
+            }
+            assert_eq!(got.as_ref(), Some(&expected), "step={step}");
+        }
+    }
+
+    #[test]
+    fn keeps_bytes_after_the_head() {
+        let mut data = REQUEST.to_vec();
+        data.extend_from_slice(b"\x81\x85abcd");
+        let mut p = Parser::new(Kind::Request, Limits::default());
+        assert!(p.feed(&data).unwrap().is_some());
+        p.feed(b"more").unwrap();
+        assert_eq!(p.take_remaining(), b"\x81\x85abcdmore");
+    }
+
+    #[test]
+    fn limits_are_enforced_as_bytes_arrive() {
+        let limits = Limits::default();
+        let mut p = Parser::new(Kind::Request, limits);
+        let mut line = b"GET /".to_vec();
+        line.extend(std::iter::repeat(b'a').take(8180));
+        assert_eq!(p.feed(&line), Ok(None));
+        assert_eq!(p.feed(&[b'a'; 20]), Err(HttpError::RequestLineTooLong { limit: 8192 }));
+
+        let mut p = Parser::new(Kind::Request, limits);
+        p.feed(b"GET / HTTP/1.1\r\nX: ").unwrap();
+        assert_eq!(p.feed(&vec![b'v'; 100_000]), Err(HttpError::HeaderLineTooLong { limit: 8192 }));
+
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..1000 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        assert_eq!(parse(Kind::Request, &many), Err(HttpError::TooManyHeaders { limit: 128 }));
+
+        let mut ok = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..128 {
+            ok.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        ok.extend_from_slice(b"\r\n");
+        assert!(parse(Kind::Request, &ok).unwrap().is_some());
+    }
+
+    #[test]
+    fn malformed_requests() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+            (b"GET /\r\n\r\n", 400),
+            (b"GET  / HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+            (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 400),
+            (b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        ];
+        for (data, status) in cases {
+            let err = parse(Kind::Request, data).unwrap_err();
+            assert_eq!(err.status(), *status, "{:?}: {err}", String::from_utf8_lossy(data));
+        }
+        assert!(parse(Kind::Request, b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap().is_some());
+        // Other versions parse; the server answers them with 505.
+        let Some(Message::Request(r)) = parse(Kind::Request, b"GET / HTTP/1.0\r\n\r\n").unwrap() else { panic!() };
+        assert_eq!(r.protocol, "HTTP/1.0");
+    }
+
+    #[test]
+    fn responses_with_and_without_bodies() {
+        let Some(Message::Response(r)) =
+            parse(Kind::Response, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((r.status, r.reason.as_str(), r.body.len()), (101, "Switching Protocols", 0));
+
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        assert_eq!(p.feed(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\nInvalid"), Ok(None));
+        let Some(Message::Response(r)) = p.feed(b" API key").unwrap() else { panic!() };
+        assert_eq!(r.body, b"Invalid API key");
+
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        assert_eq!(p.feed(b"HTTP/1.1 500 Oops\r\n\r\npartial"), Ok(None));
+        let Some(Message::Response(r)) = p.feed_eof().unwrap() else { panic!() };
+        assert_eq!(r.body, b"partial");
+
+        let small = Limits { max_body: 4, ..Limits::default() };
+        let mut p = Parser::new(Kind::Response, small);
+        assert_eq!(p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), Err(HttpError::BodyTooLarge { limit: 4 }));
+        assert_eq!(parse(Kind::Response, b"HTTP/1.0 200 OK\r\n\r\n").unwrap_err().status(), 505);
+        assert!(parse(Kind::Response, b"HTTP/1.1 99 Nope\r\n\r\n").is_err());
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        p.feed(b"HTTP/1.1 101 Switching").unwrap();
+        assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP response")));
+    }
+
+    #[test]
+    fn writes_heads() {
+        let mut out = Vec::new();
+        write_response(&mut out, 403, "Forbidden", &[("Content-Length".into(), "2".into())], b"no");
+        assert_eq!(out, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno");
+        let Some(Message::Response(r)) = parse(Kind::Response, &out).unwrap() else { panic!() };
+        assert_eq!(r.body, b"no");
+        out.clear();
+        write_request(&mut out, "/x", &[("Host".into(), "a".into())]);
+        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+}

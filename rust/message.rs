@@ -1,0 +1,118 @@
+//! Reassembly of fragmented messages (RFC 6455 section 5.4).
+
+use crate::error::Violation;
+use crate::frame::OpCode;
+use crate::utf8::Utf8Validator;
+
+/// The message being received: its type, size so far, fragment count, the
+/// UTF-8 state of a text message and, when assembling, the bytes so far.
+#[derive(Debug, Default)]
+pub struct MessageState {
+    /// Opcode of the first frame, `None` between messages.
+    pub opcode: Option<OpCode>,
+    /// Decoded bytes received so far in this message.
+    pub size: u64,
+    /// Frames received so far in this message.
+    pub fragments: usize,
+    /// Payload collected so far (assembling mode only).
+    pub buffer: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+impl MessageState {
+    /// True while a fragmented message is in progress.
+    pub fn in_progress(&self) -> bool {
+        self.opcode.is_some()
+    }
+
+    /// True when the message in progress is text.
+    pub fn is_text(&self) -> bool {
+        self.opcode == Some(OpCode::Text)
+    }
+
+    /// Starts a message with its first frame's opcode.
+    pub fn start(&mut self, opcode: OpCode) {
+        self.opcode = Some(opcode);
+        self.size = 0;
+        self.fragments = 0;
+        self.utf8.reset();
+    }
+
+    /// Accounts for one decoded frame: fragment count, size limit, and UTF-8
+    /// validity for text (checked on this frame, so a bad byte fails here and
+    /// not at the end of the message).
+    pub fn account(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        max_size: Option<usize>,
+        max_fragments: Option<usize>,
+    ) -> Result<(), Violation> {
+        self.fragments += 1;
+        if let Some(max) = max_fragments {
+            if self.fragments > max {
+                return Err(Violation::TooManyFragments { max_fragments: max });
+            }
+        }
+        self.size += payload.len() as u64;
+        if let Some(max) = max_size {
+            if self.size > max as u64 {
+                return Err(Violation::MessageTooBig { size: self.size, max_size: max });
+            }
+        }
+        if self.is_text() {
+            self.utf8
+                .feed(payload)
+                .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
+            if fin {
+                self.utf8
+                    .finish()
+                    .map_err(|e| Violation::InvalidUtf8 { position: payload.len() as isize + e.position })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the message, returning its opcode and the collected bytes.
+    pub fn finish(&mut self) -> (OpCode, Vec<u8>) {
+        let opcode = self.opcode.take().unwrap_or(OpCode::Binary);
+        (opcode, std::mem::take(&mut self.buffer))
+    }
+
+    /// Remaining decoded bytes allowed for this message.
+    pub fn remaining(&self, max_size: Option<usize>) -> Option<usize> {
+        max_size.map(|m| (m as u64).saturating_sub(self.size) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_size_and_fragments() {
+        let mut m = MessageState::default();
+        m.start(OpCode::Binary);
+        assert!(m.account(b"abc", false, Some(5), Some(2)).is_ok());
+        assert_eq!(m.remaining(Some(5)), Some(2));
+        assert_eq!(
+            m.account(b"abc", false, Some(5), Some(2)),
+            Err(Violation::MessageTooBig { size: 6, max_size: 5 })
+        );
+        let mut m = MessageState::default();
+        m.start(OpCode::Binary);
+        for _ in 0..2 {
+            m.account(b"", false, None, Some(2)).unwrap();
+        }
+        assert_eq!(m.account(b"", true, None, Some(2)), Err(Violation::TooManyFragments { max_fragments: 2 }));
+    }
+
+    #[test]
+    fn text_is_validated_per_frame() {
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        assert!(m.account(b"\xe2\x82", false, None, None).is_ok());
+        assert!(m.account(b"\xac ok", false, None, None).is_ok());
+        assert!(m.account(b"\xe2", true, None, None).is_err(), "truncated at the end of the message");
+    }
+}
