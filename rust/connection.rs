@@ -64,13 +64,16 @@ pub struct Config {
     /// the core; the bits of extensions added with
     /// [`Connection::add_extension`] are allowed as well.
     pub extra_rsv: u8,
+    /// Validate text as UTF-8. Turned off when extensions implemented above
+    /// the core still have to decode the payload (it may be compressed).
+    pub check_text: bool,
 }
 
 impl Config {
     /// Defaults of websockets: 1 MiB messages, 4096 fragments, frames
     /// delivered one by one.
     pub fn new(role: Role) -> Self {
-        Config { role, max_size: Some(1 << 20), max_fragments: Some(4096), assemble: false, extra_rsv: 0 }
+        Config { role, max_size: Some(1 << 20), max_fragments: Some(4096), assemble: false, extra_rsv: 0, check_text: true }
     }
 }
 
@@ -144,6 +147,10 @@ impl MaskSource {
 /// so that a header announcing a large frame costs nothing until the bytes
 /// actually come.
 const PREALLOC_LIMIT: usize = 1 << 20;
+
+/// Output buffer capacity kept between sends; a buffer grown past it by a
+/// large message is released rather than held for the connection's life.
+const OUTPUT_KEEP: usize = 64 * 1024;
 
 /// A WebSocket connection in the OPEN, CLOSING or CLOSED state.
 pub struct Connection {
@@ -279,6 +286,26 @@ impl Connection {
         (std::mem::take(&mut self.output), eof)
     }
 
+    /// The bytes waiting to be written, without the EOF flag; pair with
+    /// [`Connection::clear_output`] to reuse the buffer's allocation.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Empties the output buffer, keeping a small allocation for reuse.
+    pub fn clear_output(&mut self) {
+        if self.output.capacity() > OUTPUT_KEEP {
+            self.output = Vec::new();
+        } else {
+            self.output.clear();
+        }
+    }
+
+    /// Takes the pending EOF flag.
+    pub fn take_eof(&mut self) -> bool {
+        std::mem::replace(&mut self.eof_pending, false)
+    }
+
     /// True when bytes or an EOF wait in the output buffer.
     pub fn has_output(&self) -> bool {
         !self.output.is_empty() || self.eof_pending
@@ -301,7 +328,7 @@ impl Connection {
                 ReadState::Discard => break,
                 ReadState::Header => {
                     let parsed = if self.header_buf.is_empty() {
-                        FrameHeader::parse(&data[pos..]).map(|r| r.map(|(h, n)| (h, n)))
+                        FrameHeader::parse(&data[pos..])
                     } else {
                         let old = self.header_buf.len();
                         let take = (14 - old).min(data.len() - pos);
@@ -459,7 +486,13 @@ impl Connection {
                 ext.decode(&mut frame, remaining)?;
             }
         }
-        self.message.account(&frame.payload, frame.fin, self.config.max_size, self.config.max_fragments)?;
+        self.message.account(
+            &frame.payload,
+            frame.fin,
+            self.config.max_size,
+            self.config.max_fragments,
+            self.config.check_text,
+        )?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
             if single {
@@ -570,6 +603,15 @@ impl Connection {
     }
 
     fn send_data(&mut self, opcode: OpCode, data: &[u8], fin: bool) -> Result<(), SendError> {
+        self.send_frame(opcode, data, fin, 0)
+    }
+
+    /// Sends a data frame with explicit RSV bits, for extensions implemented
+    /// above the core, which encoded `data` already.
+    pub fn send_frame(&mut self, opcode: OpCode, data: &[u8], fin: bool, rsv: u8) -> Result<(), SendError> {
+        if opcode.is_control() {
+            return Err(SendError::Protocol("send_frame sends data frames only".into()));
+        }
         match (opcode, self.expect_continuation) {
             (OpCode::Continuation, false) => return Err(SendError::Protocol("unexpected continuation frame".into())),
             (OpCode::Text | OpCode::Binary, true) => {
@@ -584,9 +626,9 @@ impl Connection {
             Role::Server => None,
         };
         if self.extensions.is_empty() {
-            write_frame(&mut self.output, fin, 0, opcode, data, mask);
+            write_frame(&mut self.output, fin, rsv, opcode, data, mask);
         } else {
-            let mut frame = DataFrame { opcode, fin, rsv: 0, payload: data.to_vec() };
+            let mut frame = DataFrame { opcode, fin, rsv, payload: data.to_vec() };
             for ext in self.extensions.iter_mut() {
                 ext.encode(&mut frame);
             }

@@ -23,7 +23,7 @@ pub struct DataFrame {
 }
 
 /// A negotiated extension.
-pub trait Extension: Send {
+pub trait Extension: Send + Sync {
     /// Registered name, for example `permessage-deflate`.
     fn name(&self) -> &str;
 

@@ -47,6 +47,7 @@ impl MessageState {
         fin: bool,
         max_size: Option<usize>,
         max_fragments: Option<usize>,
+        check_text: bool,
     ) -> Result<(), Violation> {
         self.fragments += 1;
         if let Some(max) = max_fragments {
@@ -60,7 +61,7 @@ impl MessageState {
                 return Err(Violation::MessageTooBig { size: self.size, max_size: max });
             }
         }
-        if self.is_text() {
+        if check_text && self.is_text() {
             self.utf8
                 .feed(payload)
                 .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
@@ -93,26 +94,26 @@ mod tests {
     fn counts_size_and_fragments() {
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
-        assert!(m.account(b"abc", false, Some(5), Some(2)).is_ok());
+        assert!(m.account(b"abc", false, Some(5), Some(2), true).is_ok());
         assert_eq!(m.remaining(Some(5)), Some(2));
         assert_eq!(
-            m.account(b"abc", false, Some(5), Some(2)),
+            m.account(b"abc", false, Some(5), Some(2), true),
             Err(Violation::MessageTooBig { size: 6, max_size: 5 })
         );
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
         for _ in 0..2 {
-            m.account(b"", false, None, Some(2)).unwrap();
+            m.account(b"", false, None, Some(2), true).unwrap();
         }
-        assert_eq!(m.account(b"", true, None, Some(2)), Err(Violation::TooManyFragments { max_fragments: 2 }));
+        assert_eq!(m.account(b"", true, None, Some(2), true), Err(Violation::TooManyFragments { max_fragments: 2 }));
     }
 
     #[test]
     fn text_is_validated_per_frame() {
         let mut m = MessageState::default();
         m.start(OpCode::Text);
-        assert!(m.account(b"\xe2\x82", false, None, None).is_ok());
-        assert!(m.account(b"\xac ok", false, None, None).is_ok());
-        assert!(m.account(b"\xe2", true, None, None).is_err(), "truncated at the end of the message");
+        assert!(m.account(b"\xe2\x82", false, None, None, true).is_ok());
+        assert!(m.account(b"\xac ok", false, None, None, true).is_ok());
+        assert!(m.account(b"\xe2", true, None, None, true).is_err(), "truncated at the end of the message");
     }
 }

@@ -1,0 +1,156 @@
+"""ferrows: a fast WebSocket library with a Rust core and the API of websockets.
+
+``import ferrows as websockets`` runs code written for websockets. Names are
+imported lazily, on first access, so that ``import ferrows`` stays cheap and
+the asyncio, threading and routing layers load only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .version import __version__
+
+__all__ = [
+    # asyncio client
+    "connect",
+    "unix_connect",
+    "ClientConnection",
+    # asyncio server
+    "basic_auth",
+    "broadcast",
+    "serve",
+    "unix_serve",
+    "Server",
+    "ServerConnection",
+    # routing
+    "route",
+    "unix_route",
+    "Router",
+    # Sans-I/O
+    "ClientProtocol",
+    "Protocol",
+    "ServerProtocol",
+    "Side",
+    "State",
+    # data structures
+    "Close",
+    "CloseCode",
+    "Frame",
+    "Headers",
+    "HeadersLike",
+    "MultipleValuesError",
+    "Opcode",
+    "Request",
+    "Response",
+    # typing
+    "Data",
+    "ExtensionName",
+    "ExtensionParameter",
+    "LoggerLike",
+    "StatusLike",
+    "Origin",
+    "Subprotocol",
+    # exceptions
+    "ConcurrencyError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "DuplicateParameter",
+    "HeaderLineTooLong",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidHeaderFormat",
+    "InvalidHeaderValue",
+    "InvalidMessage",
+    "InvalidMethod",
+    "InvalidOrigin",
+    "InvalidParameterName",
+    "InvalidParameterValue",
+    "InvalidProtocol",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
+    "InvalidState",
+    "InvalidStatus",
+    "InvalidUpgrade",
+    "InvalidURI",
+    "NegotiationError",
+    "PayloadTooBig",
+    "ProtocolError",
+    "ProxyError",
+    "RequestLineTooLong",
+    "SecurityError",
+    "StatusLineTooLong",
+    "TooManyFragments",
+    "TooManyHeaders",
+    "WebSocketException",
+]
+
+# Where each public name lives.
+_LAZY = {
+    "connect": ".asyncio.client",
+    "unix_connect": ".asyncio.client",
+    "ClientConnection": ".asyncio.client",
+    "basic_auth": ".asyncio.server",
+    "broadcast": ".asyncio.server",
+    "serve": ".asyncio.server",
+    "unix_serve": ".asyncio.server",
+    "Server": ".asyncio.server",
+    "ServerConnection": ".asyncio.server",
+    "route": ".asyncio.router",
+    "unix_route": ".asyncio.router",
+    "Router": ".asyncio.router",
+    "ClientProtocol": ".client",
+    "Protocol": ".protocol",
+    "ServerProtocol": ".server",
+    "Side": ".protocol",
+    "State": ".protocol",
+    "Headers": ".datastructures",
+    "HeadersLike": ".datastructures",
+    "MultipleValuesError": ".datastructures",
+    "Close": ".frames",
+    "CloseCode": ".frames",
+    "Frame": ".frames",
+    "Opcode": ".frames",
+    "Request": ".http11",
+    "Response": ".http11",
+    "Data": ".typing",
+    "ExtensionName": ".typing",
+    "ExtensionParameter": ".typing",
+    "LoggerLike": ".typing",
+    "StatusLike": ".typing",
+    "Origin": ".typing",
+    "Subprotocol": ".typing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        if name in __all__:
+            module = ".exceptions"
+        else:
+            raise AttributeError(f"module 'ferrows' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .asyncio.client import ClientConnection, connect, unix_connect
+    from .asyncio.router import Router, route, unix_route
+    from .asyncio.server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
+    from .client import ClientProtocol
+    from .datastructures import Headers, HeadersLike, MultipleValuesError
+    from .exceptions import *  # noqa: F403
+    from .frames import Close, CloseCode, Frame, Opcode
+    from .http11 import Request, Response
+    from .protocol import Protocol, Side, State
+    from .server import ServerProtocol
+    from .typing import Data, ExtensionName, ExtensionParameter, LoggerLike, Origin, StatusLike, Subprotocol

@@ -1,0 +1,119 @@
+"""Type stubs of ``ferrows._core``, the Rust extension module.
+
+The Sans-I/O core: framing, masking, UTF-8 validation, the closing handshake
+and HTTP/1.1 parsing. Python layers call it once per network read and once
+per frame sent.
+"""
+
+from typing import Final, final
+
+from typing_extensions import Buffer
+
+FAILED: Final[int]
+"""Opcode of the event reporting that the peer violated the protocol."""
+
+Event = str | bytes | tuple[int, bytes, bool, int]
+
+@final
+class Connection:
+    """A WebSocket connection after the opening handshake.
+
+    ``receive_data`` returns events: ``str``/``bytes`` for whole messages when
+    ``assemble`` is true; otherwise, and for control frames, tuples
+    ``(opcode, payload, fin, rsv)``; ``(FAILED, b"", True, 0)`` when the
+    peer violated the protocol (see ``parser_exc``).
+    """
+
+    def __new__(
+        cls,
+        client: bool,
+        *,
+        max_size: int | None = 1048576,
+        max_fragments: int | None = 4096,
+        assemble: bool = False,
+        extra_rsv: int = 0,
+        check_text: bool = True,
+    ) -> Connection: ...
+    def receive_data(self, data: Buffer | str) -> list[Event]:
+        """Feeds received bytes; raises EOFError after ``receive_eof``."""
+    def receive_eof(self) -> list[Event]:
+        """Records the peer's EOF."""
+    def send_text(self, data: Buffer | str, fin: bool = True) -> bytes:
+        """Frames a text fragment; returns the bytes to write."""
+    def send_binary(self, data: Buffer | str, fin: bool = True) -> bytes:
+        """Frames a binary fragment; returns the bytes to write."""
+    def send_continuation(self, data: Buffer | str, fin: bool) -> bytes:
+        """Frames a continuation fragment; returns the bytes to write."""
+    def send_frame(self, opcode: int, data: Buffer | str, fin: bool, rsv: int) -> bytes:
+        """Frames data already encoded by Python extensions."""
+    def send_ping(self, data: Buffer | str) -> bytes:
+        """Frames a ping; returns the bytes to write."""
+    def send_pong(self, data: Buffer | str) -> bytes:
+        """Frames a pong; returns the bytes to write."""
+    def send_close(self, code: int | None = None, reason: str = "") -> bytes:
+        """Frames a close frame, starting the closing handshake."""
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fails the connection; output is in ``data_to_send``."""
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write, then ``b""`` to half-close the transport."""
+    def close_expected(self) -> bool:
+        """Whether the TCP connection should close soon."""
+    def set_fixed_mask(self, key: bytes) -> None:
+        """Uses a fixed masking key (tests only)."""
+    @property
+    def state(self) -> int:
+        """1 OPEN, 2 CLOSING, 3 CLOSED."""
+    @property
+    def close_rcvd(self) -> tuple[int, str] | None:
+        """Close code and reason received."""
+    @property
+    def close_sent(self) -> tuple[int, str] | None:
+        """Close code and reason sent."""
+    @property
+    def close_rcvd_then_sent(self) -> bool | None:
+        """Whether the close frame was received first."""
+    @property
+    def eof_sent(self) -> bool:
+        """Whether EOF was queued."""
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a fragmented message is being sent."""
+    @property
+    def parser_exc(self) -> Exception | None:
+        """The peer's violation, as an exception."""
+    @property
+    def failure_code(self) -> int | None:
+        """Close code of the peer's violation."""
+    @property
+    def max_size(self) -> int | None:
+        """Message size limit."""
+    @max_size.setter
+    def max_size(self, value: int | None) -> None: ...
+
+@final
+class HttpParser:
+    """Incremental HTTP/1.1 request or response parser with hard limits."""
+
+    def __new__(
+        cls, response: bool, *, max_line: int = 8192, max_headers: int = 128, max_body: int = 1048576
+    ) -> HttpParser: ...
+    def feed(
+        self, data: bytes
+    ) -> tuple[str, str, str, list[tuple[str, str]]] | tuple[str, int, str, list[tuple[str, str]], bytes] | None:
+        """Feeds bytes; returns the message once complete."""
+    def feed_eof(self) -> tuple[str, int, str, list[tuple[str, str]], bytes] | None:
+        """Completes a body read until EOF, or raises."""
+    def take_remaining(self) -> bytes:
+        """Bytes received after the message."""
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a key."""
+
+def generate_key() -> str:
+    """A random ``Sec-WebSocket-Key``."""
+
+def is_valid_key(key: str) -> bool:
+    """Whether ``key`` is base64 for 16 bytes."""
+
+def apply_mask(data: Buffer | str, mask: bytes) -> bytes:
+    """XORs ``data`` with a 4-byte mask."""

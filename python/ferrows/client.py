@@ -1,0 +1,270 @@
+"""Sans-I/O client side: the opening handshake, then the connection; plus
+the reconnection policy shared by the asyncio and threading clients."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Generator, Sequence
+
+from . import _core
+from .datastructures import Headers, MultipleValuesError
+from .exceptions import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHeaderValue,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidUpgrade,
+    NegotiationError,
+)
+from .extensions.base import ClientExtensionFactory, Extension
+from .headers import (
+    build_authorization_basic,
+    build_extension,
+    build_host,
+    build_subprotocol,
+    parse_connection,
+    parse_extension,
+    parse_subprotocol,
+    parse_upgrade,
+)
+from .http11 import MAX_BODY_SIZE, MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
+from .protocol import CLIENT, CONNECTING, Protocol, State
+from .typing import LoggerLike, Origin, Subprotocol
+from .uri import WebSocketURI, parse_uri
+
+__all__ = ["ClientProtocol", "backoff", "process_exception"]
+
+
+class ClientProtocol(Protocol):
+    """Sans-I/O implementation of a WebSocket client connection.
+
+    Args:
+        uri: URI of the server, as a :class:`~ferrows.uri.WebSocketURI` or a
+            string.
+        origin: ``Origin`` header to send.
+        extensions: Client extension factories, offered in this order.
+        subprotocols: Subprotocols to offer, in order of preference.
+        state: Initial state.
+        max_size: Largest incoming message in bytes; :obj:`None` for no limit.
+        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+    """
+
+    def __init__(
+        self,
+        uri: WebSocketURI | str,
+        *,
+        origin: Origin | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        state: State = CONNECTING,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        logger: LoggerLike | None = None,
+    ) -> None:
+        super().__init__(side=CLIENT, state=state, max_size=max_size, logger=logger)
+        self.wsuri = parse_uri(uri) if isinstance(uri, str) else uri
+        self.origin = origin
+        self.available_extensions = extensions
+        self.available_subprotocols = subprotocols
+        self.key = _core.generate_key()
+        self._http = _core.HttpParser(
+            True, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS, max_body=MAX_BODY_SIZE
+        )
+
+    def connect(self) -> Request:
+        """Builds the handshake request; send it with :meth:`send_request`."""
+        headers = Headers()
+        headers["Host"] = build_host(self.wsuri.host, self.wsuri.port, self.wsuri.secure)
+        if self.wsuri.user_info:
+            headers["Authorization"] = build_authorization_basic(*self.wsuri.user_info)
+        if self.origin is not None:
+            headers["Origin"] = self.origin
+        headers["Upgrade"] = "websocket"
+        headers["Connection"] = "Upgrade"
+        headers["Sec-WebSocket-Key"] = self.key
+        headers["Sec-WebSocket-Version"] = "13"
+        if self.available_extensions is not None:
+            headers["Sec-WebSocket-Extensions"] = build_extension(
+                [(factory.name, factory.get_request_params()) for factory in self.available_extensions]
+            )
+        if self.available_subprotocols is not None:
+            headers["Sec-WebSocket-Protocol"] = build_subprotocol(self.available_subprotocols)
+        return Request(self.wsuri.resource_name, headers)
+
+    def send_request(self, request: Request) -> None:
+        """Sends the handshake request."""
+        if self.debug:
+            self.logger.debug("> GET %s HTTP/1.1", request.path)
+        self.writes.append(request.serialize())
+
+    # ------------------------------------------------------------ input
+
+    def _receive_handshake(self, data: bytes) -> None:
+        if self._eof_sent:
+            return  # handshake failed: ignore until EOF
+        try:
+            parsed = self._http.feed(data)
+        except Exception as exc:
+            self._handshake_failed(InvalidMessage("did not receive a valid HTTP response"), exc)
+            return
+        if parsed is not None:
+            self._handshake_received(parsed)
+
+    def _receive_handshake_eof(self) -> None:
+        if not self._eof_sent:
+            try:
+                parsed = self._http.feed_eof()
+            except Exception as exc:
+                self._handshake_failed(InvalidMessage("did not receive a valid HTTP response"), exc)
+            else:
+                if parsed is not None:
+                    self._handshake_received(parsed)
+        self._state = State.CLOSED
+        if self._core is not None:
+            self._dispatch(self._core.receive_eof())
+
+    def _handshake_received(self, parsed: tuple[str, int, str, list[tuple[str, str]], bytes]) -> None:
+        _, status, reason, raw_headers, body = parsed
+        response = Response(status, reason, Headers(raw_headers), body)
+        if self.debug:
+            self.logger.debug("< HTTP/1.1 %d %s", status, reason)
+        try:
+            self.process_response(response)
+        except InvalidHandshake as exc:
+            self.events.append(response)
+            self._handshake_failed(exc, None)
+            return
+        remaining = self._http.take_remaining()
+        self._open()
+        self.events.append(response)
+        if remaining:
+            self.receive_data(remaining)
+
+    def _handshake_failed(self, exc: Exception, cause: Exception | None) -> None:
+        if cause is not None:
+            exc.__cause__ = cause
+        self.handshake_exc = exc
+        if not self._eof_sent:
+            self._send_eof()
+
+    def process_response(self, response: Response) -> None:
+        """Validates a handshake response and applies what it negotiated.
+
+        Raises:
+            InvalidHandshake: If the response is not a valid handshake.
+        """
+        if response.status_code != 101:
+            raise InvalidStatus(response)
+        headers = response.headers
+
+        connection = sum([parse_connection(value) for value in headers.get_all("Connection")], [])
+        if not any(value.lower() == "upgrade" for value in connection):
+            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+        upgrade = sum([parse_upgrade(value) for value in headers.get_all("Upgrade")], [])
+        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
+            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
+
+        try:
+            accept = headers["Sec-WebSocket-Accept"]
+        except KeyError:
+            raise InvalidHeader("Sec-WebSocket-Accept") from None
+        except MultipleValuesError:
+            raise InvalidHeader("Sec-WebSocket-Accept", "multiple values") from None
+        if accept != _core.accept_key(self.key):
+            raise InvalidHeaderValue("Sec-WebSocket-Accept", accept)
+
+        self.extensions = self.process_extensions(headers)
+        self.subprotocol = self.process_subprotocol(headers)
+
+    def process_extensions(self, headers: Headers) -> list[Extension]:
+        """Applies the extensions the server accepted.
+
+        Raises:
+            NegotiationError: If the server accepted something not offered,
+                or with parameters the factory refuses.
+        """
+        accepted: list[Extension] = []
+        values = headers.get_all("Sec-WebSocket-Extensions")
+        if values:
+            if self.available_extensions is None:
+                raise NegotiationError("no extensions supported")
+            for name, params in sum([parse_extension(value) for value in values], []):
+                for factory in self.available_extensions:
+                    if factory.name != name:
+                        continue
+                    try:
+                        extension = factory.process_response_params(params, accepted)
+                    except NegotiationError:
+                        continue
+                    accepted.append(extension)
+                    break
+                else:
+                    raise NegotiationError(f"Unsupported extension: name = {name}, params = {params}")
+        return accepted
+
+    def process_subprotocol(self, headers: Headers) -> Subprotocol | None:
+        """Checks the subprotocol the server selected.
+
+        Raises:
+            NegotiationError: If it was not offered, or several came back.
+        """
+        values = headers.get_all("Sec-WebSocket-Protocol")
+        if not values:
+            return None
+        if self.available_subprotocols is None:
+            raise NegotiationError("no subprotocols supported")
+        parsed = sum([parse_subprotocol(value) for value in values], [])
+        if len(parsed) > 1:
+            raise InvalidHeader("Sec-WebSocket-Protocol", f"multiple values: {', '.join(parsed)}")
+        subprotocol = parsed[0]
+        if subprotocol not in self.available_subprotocols:
+            raise NegotiationError(f"unsupported subprotocol: {subprotocol}")
+        return subprotocol
+
+
+# ------------------------------------------------------------ reconnection
+
+BACKOFF_INITIAL_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_INITIAL_DELAY", "5"))
+BACKOFF_MIN_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MIN_DELAY", "3.1"))
+BACKOFF_MAX_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MAX_DELAY", "90.0"))
+BACKOFF_FACTOR = float(os.environ.get("WEBSOCKETS_BACKOFF_FACTOR", "1.618"))
+
+
+def backoff(
+    initial_delay: float = BACKOFF_INITIAL_DELAY,
+    min_delay: float = BACKOFF_MIN_DELAY,
+    max_delay: float = BACKOFF_MAX_DELAY,
+    factor: float = BACKOFF_FACTOR,
+) -> Generator[float]:
+    """Delays between reconnection attempts: exponential, with jitter.
+
+    The first delay is random below ``initial_delay`` so that many clients
+    cut off at once by a server restart do not all come back at once; then
+    ``min_delay`` grows by ``factor`` up to ``max_delay``.
+    """
+    yield random.random() * initial_delay
+    delay = min_delay
+    while delay < max_delay:
+        yield delay
+        delay *= factor
+    while True:
+        yield max_delay
+
+
+def process_exception(exc: Exception) -> Exception | None:
+    """Decides whether a failed connection attempt is worth retrying.
+
+    Returns :obj:`None` to retry: network errors, timeouts, a server that
+    closed the connection during the handshake, and 500, 502, 503 and 504
+    answers, which are usually temporary. Otherwise returns the exception
+    to raise.
+    """
+    if isinstance(exc, (OSError, TimeoutError)):
+        return None
+    if isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError):
+        return None
+    if isinstance(exc, InvalidStatus) and exc.response.status_code in (500, 502, 503, 504):
+        return None
+    return exc
+

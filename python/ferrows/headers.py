@@ -1,0 +1,232 @@
+"""Parsers and builders for the header values of the opening handshake.
+
+The grammar is RFC 9110's: comma-separated lists of tokens, with parameters
+that are tokens or quoted strings (RFC 6455 section 9.1 for extensions).
+Parsers raise :exc:`~ferrows.exceptions.InvalidHeaderFormat` with the
+position of the first character that does not fit, so that a handshake
+failure names exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .exceptions import InvalidHeaderFormat, InvalidHeaderValue
+from .typing import ExtensionName, ExtensionParameter, Subprotocol
+
+__all__ = [
+    "build_authorization_basic",
+    "build_extension",
+    "build_host",
+    "build_subprotocol",
+    "build_www_authenticate_basic",
+    "parse_authorization_basic",
+    "parse_connection",
+    "parse_extension",
+    "parse_subprotocol",
+    "parse_upgrade",
+    "validate_subprotocols",
+]
+
+_OWS = re.compile(r"[\t ]*")
+_TOKEN = re.compile(r"[-!#$%&\'*+.^_`|~0-9a-zA-Z]+")
+_QUOTED = re.compile(r'"(?:[\x09\x20-\x21\x23-\x5b\x5d-\x7e]|\\[\x09\x20-\x7e\x80-\xff])*"')
+_UNQUOTE = re.compile(r"\\([\x09\x20-\x7e\x80-\xff])")
+# RFC 6455 section 4.1: the value of Upgrade is a list of protocols, each a
+# token optionally followed by "/" and a version token.
+_PROTOCOL = re.compile(r"[-!#$%&\'*+.^_`|~0-9a-zA-Z]+(?:/[-!#$%&\'*+.^_`|~0-9a-zA-Z]+)?")
+
+
+def _peek(header: str, pos: int) -> str | None:
+    return header[pos] if pos < len(header) else None
+
+
+def _skip_ows(header: str, pos: int) -> int:
+    match = _OWS.match(header, pos)
+    assert match is not None
+    return match.end()
+
+
+def _expect(regex: re.Pattern[str], header: str, pos: int, name: str, what: str) -> tuple[str, int]:
+    match = regex.match(header, pos)
+    if match is None:
+        raise InvalidHeaderFormat(name, f"expected {what}", header, pos)
+    return match.group(), match.end()
+
+
+def _parse_list(
+    parse_item: Callable[[str, int, str], tuple[Any, int]], header: str, name: str
+) -> list[Any]:
+    """Parses ``#item`` (RFC 9110 section 5.6.1), tolerating empty elements."""
+    items: list[object] = []
+    pos = 0
+    # Leading empty elements: ", , item".
+    while _peek(header, pos) == ",":
+        pos = _skip_ows(header, pos + 1)
+    pos = _skip_ows(header, pos)
+    while pos < len(header):
+        item, pos = parse_item(header, pos, name)
+        items.append(item)
+        pos = _skip_ows(header, pos)
+        if pos == len(header):
+            break
+        if header[pos] != ",":
+            raise InvalidHeaderFormat(name, "expected comma", header, pos)
+        # Empty elements: "item, , item".
+        while _peek(header, pos) == ",":
+            pos = _skip_ows(header, pos + 1)
+    return items
+
+
+def _token_item(header: str, pos: int, name: str) -> tuple[object, int]:
+    return _expect(_TOKEN, header, pos, name, "token")
+
+
+def _protocol_item(header: str, pos: int, name: str) -> tuple[object, int]:
+    return _expect(_PROTOCOL, header, pos, name, "protocol")
+
+
+def parse_connection(header: str) -> list[str]:
+    """Parses a ``Connection`` header into its options.
+
+    Raises:
+        InvalidHeaderFormat: On invalid syntax.
+    """
+    return [str(item) for item in _parse_list(_token_item, header, "Connection")]
+
+
+def parse_upgrade(header: str) -> list[str]:
+    """Parses an ``Upgrade`` header into its protocols.
+
+    Raises:
+        InvalidHeaderFormat: On invalid syntax.
+    """
+    return [str(item) for item in _parse_list(_protocol_item, header, "Upgrade")]
+
+
+def _extension_param(header: str, pos: int, name: str) -> tuple[ExtensionParameter, int]:
+    param, pos = _expect(_TOKEN, header, pos, name, "parameter name")
+    pos = _skip_ows(header, pos)
+    value: str | None = None
+    if _peek(header, pos) == "=":
+        pos = _skip_ows(header, pos + 1)
+        if _peek(header, pos) == '"':
+            start = pos
+            quoted, pos = _expect(_QUOTED, header, pos, name, "quoted string")
+            value = _UNQUOTE.sub(r"\1", quoted[1:-1])
+            # RFC 6455 section 9.1: a quoted value must still be a token.
+            if _TOKEN.fullmatch(value) is None:
+                raise InvalidHeaderFormat(name, "invalid quoted parameter value", header, start)
+        else:
+            value, pos = _expect(_TOKEN, header, pos, name, "parameter value")
+    return (param, value), pos
+
+
+def _extension_item(header: str, pos: int, name: str) -> tuple[object, int]:
+    ext_name, pos = _expect(_TOKEN, header, pos, name, "extension name")
+    pos = _skip_ows(header, pos)
+    params: list[ExtensionParameter] = []
+    while _peek(header, pos) == ";":
+        pos = _skip_ows(header, pos + 1)
+        param, pos = _extension_param(header, pos, name)
+        params.append(param)
+        pos = _skip_ows(header, pos)
+    return (ExtensionName(ext_name), params), pos
+
+
+def parse_extension(header: str) -> list[tuple[ExtensionName, list[ExtensionParameter]]]:
+    """Parses a ``Sec-WebSocket-Extensions`` header.
+
+    Returns:
+        A list of ``(name, [(param, value or None), ...])`` in header order.
+
+    Raises:
+        InvalidHeaderFormat: On invalid syntax.
+    """
+    return _parse_list(_extension_item, header, "Sec-WebSocket-Extensions")
+
+
+def build_extension(extensions: Sequence[tuple[ExtensionName, Sequence[ExtensionParameter]]]) -> str:
+    """Builds a ``Sec-WebSocket-Extensions`` header value."""
+    return ", ".join(
+        "; ".join([str(name)] + [p if v is None else f"{p}={v}" for p, v in params])
+        for name, params in extensions
+    )
+
+
+def parse_subprotocol(header: str) -> list[Subprotocol]:
+    """Parses a ``Sec-WebSocket-Protocol`` header.
+
+    Raises:
+        InvalidHeaderFormat: On invalid syntax.
+    """
+    items = _parse_list(_token_item, header, "Sec-WebSocket-Protocol")
+    return [Subprotocol(str(item)) for item in items]
+
+
+def build_subprotocol(subprotocols: Sequence[Subprotocol]) -> str:
+    """Builds a ``Sec-WebSocket-Protocol`` header value."""
+    return ", ".join(subprotocols)
+
+
+def validate_subprotocols(subprotocols: Sequence[Subprotocol]) -> None:
+    """Checks that ``subprotocols`` is a sequence of tokens.
+
+    Raises:
+        TypeError: If it is a string rather than a sequence.
+        ValueError: If an item is not a valid token.
+    """
+    if isinstance(subprotocols, str):
+        raise TypeError("subprotocols must be a list, not a str")
+    for subprotocol in subprotocols:
+        if not isinstance(subprotocol, str) or _TOKEN.fullmatch(subprotocol) is None:
+            raise ValueError(f"invalid subprotocol: {subprotocol!r}")
+
+
+def build_www_authenticate_basic(realm: str) -> str:
+    """Builds a ``WWW-Authenticate`` value for Basic auth (RFC 7617)."""
+    escaped = realm.replace("\\", "\\\\").replace('"', '\\"')
+    return f'Basic realm="{escaped}", charset="UTF-8"'
+
+
+def parse_authorization_basic(header: str) -> tuple[str, str]:
+    """Parses an ``Authorization: Basic`` value into ``(username, password)``.
+
+    Raises:
+        InvalidHeaderFormat: If the value is malformed.
+        InvalidHeaderValue: If the scheme is not Basic.
+    """
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidHeaderValue("Authorization", f"unsupported scheme: {scheme}")
+    credentials = credentials.strip()
+    try:
+        decoded = base64.b64decode(credentials.encode("ascii"), validate=True).decode()
+    except (UnicodeError, binascii.Error):
+        raise InvalidHeaderFormat("Authorization", "expected base64-encoded credentials", header, 0) from None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise InvalidHeaderFormat("Authorization", "expected username:password credentials", header, 0)
+    return username, password
+
+
+def build_authorization_basic(username: str, password: str) -> str:
+    """Builds an ``Authorization: Basic`` value (RFC 7617)."""
+    if ":" in username:
+        raise ValueError("username must not contain a colon")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {token}"
+
+
+def build_host(host: str, port: int, secure: bool, *, always_include_port: bool = False) -> str:
+    """Builds a ``Host`` header value, bracketing IPv6 literals and omitting
+    the default port of the scheme."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    if always_include_port or port != (443 if secure else 80):
+        host = f"{host}:{port}"
+    return host

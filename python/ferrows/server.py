@@ -1,0 +1,357 @@
+"""Sans-I/O server side: the opening handshake, then the connection."""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import re
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from . import _core
+from .datastructures import Headers, MultipleValuesError
+from .exceptions import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHeaderValue,
+    InvalidMessage,
+    InvalidOrigin,
+    InvalidUpgrade,
+    NegotiationError,
+)
+from .extensions.base import Extension, ServerExtensionFactory
+from .headers import build_extension, parse_connection, parse_extension, parse_subprotocol, parse_upgrade
+from .http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
+from .protocol import CONNECTING, SERVER, Protocol, State
+from .typing import LoggerLike, Origin, StatusLike, Subprotocol
+
+__all__ = ["ServerProtocol"]
+
+SelectSubprotocol = Callable[["ServerProtocol", Sequence[Subprotocol]], "Subprotocol | None"]
+
+
+class ServerProtocol(Protocol):
+    """Sans-I/O implementation of a WebSocket server connection.
+
+    Args:
+        origins: Acceptable ``Origin`` values: strings compared exactly,
+            compiled regular expressions matched in full, and :obj:`None` to
+            accept requests without the header. :obj:`None` accepts all.
+        extensions: Server extension factories, in order of preference.
+        subprotocols: Supported subprotocols, in order of preference.
+        select_subprotocol: Picks the subprotocol instead of the default
+            (the first of ``subprotocols`` that the client offers).
+        state: Initial state.
+        max_size: Largest incoming message in bytes; :obj:`None` for no limit.
+        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+    """
+
+    def __init__(
+        self,
+        *,
+        origins: Sequence[Origin | re.Pattern[str] | None] | None = None,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        state: State = CONNECTING,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        logger: LoggerLike | None = None,
+    ) -> None:
+        super().__init__(side=SERVER, state=state, max_size=max_size, logger=logger)
+        self.origins = origins
+        self.available_extensions = extensions
+        self.available_subprotocols = subprotocols
+        if select_subprotocol is not None:
+            # Bind the user's function as a method, as websockets does.
+            self.select_subprotocol = select_subprotocol.__get__(self, self.__class__)  # type: ignore[method-assign]
+        self._http = _core.HttpParser(False, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS)
+        self._pending = b""
+        self._request: Request | None = None
+
+    # ------------------------------------------------------------ input
+
+    def _receive_handshake(self, data: bytes) -> None:
+        if self._eof_sent or self._request is not None:
+            # Rejected: ignore until EOF. Waiting for accept(): buffer.
+            if self._request is not None and not self._eof_sent:
+                self._pending += data
+            return
+        try:
+            parsed = self._http.feed(data)
+        except Exception as exc:
+            self._handshake_parse_failed(exc)
+            return
+        if parsed is None:
+            return
+        method, path, protocol, raw_headers = parsed
+        self._pending = self._http.take_remaining()
+        request = Request(path, Headers(raw_headers), method=method, protocol=protocol)
+        self._request = request
+        if self.debug:
+            self.logger.debug("< %s %s %s", method, path, protocol)
+            for name, value in raw_headers:
+                self.logger.debug("< %s: %s", name, value)
+        self.events.append(request)
+
+    def _receive_handshake_eof(self) -> None:
+        if self._request is None and not self._eof_sent:
+            try:
+                self._http.feed_eof()
+            except Exception as exc:
+                self._handshake_parse_failed(exc)
+        self._state = State.CLOSED
+
+    def _handshake_parse_failed(self, exc: Exception) -> None:
+        """Records why the request could not be parsed, answers with an HTTP
+        error when the request was HTTP but broke a limit, and closes."""
+        self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
+        self.handshake_exc.__cause__ = exc
+        status = getattr(exc, "status", None)
+        if status is not None and not self._eof_sent:
+            self.writes.append(self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n").serialize())
+        if not self._eof_sent:
+            self._send_eof()
+
+    # -------------------------------------------------------- handshake
+
+    def accept(self, request: Request) -> Response:
+        """Builds the handshake response to ``request``.
+
+        Validates the request and negotiates extensions and subprotocol.
+        On failure, the response is an HTTP error and :attr:`handshake_exc`
+        says why. Send the response with :meth:`send_response`.
+        """
+        try:
+            (
+                accept_header,
+                extensions_header,
+                protocol_header,
+            ) = self.process_request(request)
+        except _Reject as exc:
+            self.handshake_exc = exc.cause
+            response = self.reject(exc.status, f"Failed to open a WebSocket connection: {exc.cause}.\n")
+            for name, value in exc.headers:
+                response.headers[name] = value
+            return response
+        except InvalidOrigin as exc:
+            self.handshake_exc = exc
+            if self.debug:
+                self.logger.debug("! invalid origin", exc_info=True)
+            return self.reject(http.HTTPStatus.FORBIDDEN, f"Failed to open a WebSocket connection: {exc}.\n")
+        except InvalidUpgrade as exc:
+            self.handshake_exc = exc
+            if self.debug:
+                self.logger.debug("! invalid upgrade", exc_info=True)
+            response = self.reject(
+                http.HTTPStatus.UPGRADE_REQUIRED,
+                f"Failed to open a WebSocket connection: {exc}.\n\n"
+                "You cannot access a WebSocket server directly with a browser. You need a WebSocket client.\n",
+            )
+            response.headers["Upgrade"] = "websocket"
+            return response
+        except InvalidHandshake as exc:
+            self.handshake_exc = exc
+            if self.debug:
+                self.logger.debug("! invalid handshake", exc_info=True)
+            cause = f"; {exc.__cause__}" if exc.__cause__ is not None else ""
+            return self.reject(http.HTTPStatus.BAD_REQUEST, f"Failed to open a WebSocket connection: {exc}{cause}.\n")
+        except Exception as exc:
+            self.handshake_exc = exc
+            self.logger.error("opening handshake failed", exc_info=True)
+            return self.reject(
+                http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                "Failed to open a WebSocket connection.\nSee server log for more information.\n",
+            )
+
+        headers = Headers()
+        headers["Date"] = email.utils.formatdate(usegmt=True)
+        headers["Upgrade"] = "websocket"
+        headers["Connection"] = "Upgrade"
+        headers["Sec-WebSocket-Accept"] = accept_header
+        if extensions_header is not None:
+            headers["Sec-WebSocket-Extensions"] = extensions_header
+        if protocol_header is not None:
+            headers["Sec-WebSocket-Protocol"] = protocol_header
+        return Response(101, "Switching Protocols", headers)
+
+    def process_request(self, request: Request) -> tuple[str, str | None, str | None]:
+        """Validates a handshake request and negotiates what it offers.
+
+        Returns:
+            ``Sec-WebSocket-Accept``, ``Sec-WebSocket-Extensions`` and
+            ``Sec-WebSocket-Protocol`` values for the response.
+
+        Raises:
+            InvalidHandshake: If the request is not a valid handshake.
+        """
+        if request.method != "GET":
+            cause = InvalidMessage(f"unsupported HTTP method; expected GET; got {request.method}")
+            raise _Reject(http.HTTPStatus.METHOD_NOT_ALLOWED, cause, [("Allow", "GET")])
+        if request.protocol != "HTTP/1.1":
+            cause = InvalidMessage(f"unsupported protocol; expected HTTP/1.1: {request.protocol}")
+            raise _Reject(http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, cause)
+        headers = request.headers
+
+        connection = sum([parse_connection(value) for value in headers.get_all("Connection")], [])
+        if not any(value.lower() == "upgrade" for value in connection):
+            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+
+        upgrade = sum([parse_upgrade(value) for value in headers.get_all("Upgrade")], [])
+        # RFC 6455 section 4.2.1, item 3: exactly "websocket", any case. A
+        # list of several protocols is refused as ambiguous.
+        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
+            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
+
+        try:
+            key = headers["Sec-WebSocket-Key"]
+        except KeyError:
+            raise InvalidHeader("Sec-WebSocket-Key") from None
+        except MultipleValuesError:
+            raise InvalidHeader("Sec-WebSocket-Key", "multiple values") from None
+        if not _core.is_valid_key(key):
+            raise InvalidHeaderValue("Sec-WebSocket-Key", key)
+
+        try:
+            version = headers["Sec-WebSocket-Version"]
+        except KeyError:
+            raise InvalidHeader("Sec-WebSocket-Version") from None
+        except MultipleValuesError:
+            raise InvalidHeader("Sec-WebSocket-Version", "multiple values") from None
+        if version != "13":
+            # RFC 6455 section 4.2.2: answer 426 with the version we speak.
+            cause = InvalidHeaderValue("Sec-WebSocket-Version", version)
+            raise _Reject(http.HTTPStatus.UPGRADE_REQUIRED, cause, [("Sec-WebSocket-Version", "13")])
+
+        self.origin = self.process_origin(headers)
+        extensions_header, self.extensions = self.process_extensions(headers)
+        protocol_header = self.subprotocol = self.process_subprotocol(headers)
+        return _core.accept_key(key), extensions_header, protocol_header
+
+    def process_origin(self, headers: Headers) -> Origin | None:
+        """Checks the ``Origin`` header against :attr:`origins`.
+
+        Raises:
+            InvalidOrigin: If the origin is not acceptable.
+        """
+        try:
+            origin = headers.get("Origin")
+        except MultipleValuesError:
+            raise InvalidHeader("Origin", "multiple values") from None
+        if self.origins is not None:
+            for allowed in self.origins:
+                if allowed is None:
+                    if origin is None:
+                        break
+                elif isinstance(allowed, re.Pattern):
+                    if origin is not None and allowed.fullmatch(origin):
+                        break
+                elif origin == allowed:
+                    break
+            else:
+                raise InvalidOrigin(origin)
+        return cast("Origin | None", origin)
+
+    def process_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
+        """Accepts the client's extension offers that a factory agrees to.
+
+        Offers are considered in the client's order; each extension name is
+        accepted at most once, and an offer a factory declines (with
+        :exc:`NegotiationError`) is skipped (RFC 6455 section 9.1).
+        """
+        response_params: list[tuple[str, list[tuple[str, str | None]]]] = []
+        accepted: list[Extension] = []
+        header_values = headers.get_all("Sec-WebSocket-Extensions")
+        if header_values and self.available_extensions:
+            offers = sum([parse_extension(value) for value in header_values], [])
+            for name, params in offers:
+                for factory in self.available_extensions:
+                    if factory.name != name:
+                        continue
+                    try:
+                        params_out, extension = factory.process_request_params(params, accepted)
+                    except NegotiationError:
+                        continue
+                    response_params.append((name, list(params_out)))
+                    accepted.append(extension)
+                    break
+        header = build_extension(response_params) if response_params else None  # type: ignore[arg-type]
+        return header, accepted
+
+    def process_subprotocol(self, headers: Headers) -> Subprotocol | None:
+        """Selects the subprotocol among the client's offers.
+
+        Raises:
+            NegotiationError: If the server supports subprotocols and none
+                of the client's offers is acceptable.
+        """
+        offered = sum([parse_subprotocol(value) for value in headers.get_all("Sec-WebSocket-Protocol")], [])
+        return self.select_subprotocol(offered)
+
+    def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+        """Default selection: the first of the server's subprotocols, in its
+        order of preference, that the client offered.
+
+        Raises:
+            NegotiationError: If the server has subprotocols and none match.
+        """
+        if not self.available_subprotocols:
+            return None
+        if not subprotocols:
+            raise NegotiationError("missing subprotocol")
+        for subprotocol in self.available_subprotocols:
+            if subprotocol in subprotocols:
+                return subprotocol
+        raise NegotiationError("invalid subprotocol; expected one of " + ", ".join(self.available_subprotocols))
+
+    def reject(self, status: StatusLike, text: str) -> Response:
+        """Builds a plain-text HTTP error response.
+
+        Args:
+            status: HTTP status code.
+            text: Body, sent as UTF-8 text.
+        """
+        status = http.HTTPStatus(status)
+        body = text.encode()
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", "text/plain; charset=utf-8"),
+            ]
+        )
+        return Response(status.value, status.phrase, headers, body)
+
+    def send_response(self, response: Response) -> None:
+        """Sends the handshake response.
+
+        101 opens the connection (and processes frames the client sent early);
+        anything else closes it.
+        """
+        if self.debug:
+            self.logger.debug("> HTTP/1.1 %d %s", response.status_code, response.reason_phrase)
+        self.writes.append(response.serialize())
+        if response.status_code == 101:
+            assert self._state is CONNECTING
+            self._open()
+            pending, self._pending = self._pending, b""
+            if pending:
+                self.receive_data(pending)
+        else:
+            if self.handshake_exc is None:
+                from .exceptions import InvalidStatus
+
+                self.handshake_exc = InvalidStatus(response)
+            if not self._eof_sent:
+                self._send_eof()
+
+
+class _Reject(InvalidHandshake):
+    """A request refused with a specific status and headers (405, 505, 426
+    for the WebSocket version) rather than the generic 400."""
+
+    def __init__(self, status: http.HTTPStatus, cause: InvalidHandshake, headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(str(cause))
+        self.status = status
+        self.cause = cause
+        self.headers = headers

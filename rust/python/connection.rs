@@ -1,0 +1,289 @@
+//! `_core.Connection`: the frame-level connection for the Python layers.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+use super::{errors, DETACH_THRESHOLD};
+use crate::close::CloseFrame;
+use crate::connection::{self as core, Config, Event, Role};
+use crate::frame::OpCode;
+use crate::mask;
+
+/// Opcode of the event that reports a failure (see `parser_exc`).
+pub const FAILED: i32 = -1;
+
+/// Runs `f` over the bytes of a bytes-like or str argument. `bytes` and `str`
+/// are used in place; other buffers (bytearray, memoryview) are copied first,
+/// because their contents could change while the GIL is released.
+fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(f(b.as_bytes()));
+    }
+    if let Ok(s) = data.cast::<PyString>() {
+        return Ok(f(s.to_str()?.as_bytes()));
+    }
+    match PyBuffer::<u8>::get(data) {
+        Ok(buf) => Ok(f(&buf.to_vec(data.py())?)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "data must be str or a bytes-like object, not {}",
+            data.get_type().name()?
+        ))),
+    }
+}
+
+/// A WebSocket connection after the handshake, over the Rust core.
+///
+/// `receive_data` returns the events found in the bytes: `str` and `bytes`
+/// for whole messages when `assemble` is true; otherwise and for control
+/// frames, tuples `(opcode, payload, fin, rsv)`; opcode `FAILED` when the
+/// peer violated the protocol. `send_*` methods return the bytes to write.
+#[pyclass(module = "ferrows._core", name = "Connection")]
+pub struct Connection {
+    inner: core::Connection,
+}
+
+fn close_tuple(c: Option<&CloseFrame>) -> Option<(u16, String)> {
+    c.map(|c| (c.code, c.reason.clone()))
+}
+
+impl Connection {
+    fn drain<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let out = PyBytes::new(py, self.inner.pending_output());
+        self.inner.clear_output();
+        out
+    }
+
+    fn events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = self.inner.take_events();
+        let list = PyList::empty(py);
+        for event in events {
+            let item: Bound<'py, PyAny> = match event {
+                Event::Text(s) => PyString::new(py, &s).into_any(),
+                Event::Binary(b) => PyBytes::new(py, &b).into_any(),
+                Event::Frame { opcode, fin, rsv, payload } => {
+                    (opcode as i32, PyBytes::new(py, &payload), fin, rsv).into_pyobject(py)?.into_any()
+                }
+                Event::Ping(p) => (0x9, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
+                Event::Pong(p) => (0xA, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
+                Event::Close(p) => (0x8, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
+                Event::Failed => (FAILED, PyBytes::new(py, b""), true, 0).into_pyobject(py)?.into_any(),
+            };
+            list.append(item)?;
+        }
+        Ok(list)
+    }
+}
+
+#[pymethods]
+impl Connection {
+    #[new]
+    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), assemble = false, extra_rsv = 0, check_text = true))]
+    fn new(
+        client: bool,
+        max_size: Option<usize>,
+        max_fragments: Option<usize>,
+        assemble: bool,
+        extra_rsv: u8,
+        check_text: bool,
+    ) -> Self {
+        let role = if client { Role::Client } else { Role::Server };
+        let config = Config { role, max_size, max_fragments, assemble, extra_rsv, check_text };
+        Connection { inner: core::Connection::new(config) }
+    }
+
+    /// Feeds bytes read from the network; returns the events they complete.
+    fn receive_data<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let result = with_bytes(data, |bytes| {
+            if bytes.len() >= DETACH_THRESHOLD {
+                py.detach(|| inner.receive_data(bytes))
+            } else {
+                inner.receive_data(bytes)
+            }
+        })?;
+        result.map_err(PyEOFError::new_err)?;
+        self.events(py)
+    }
+
+    /// Records the peer's EOF; returns the resulting events.
+    fn receive_eof<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.inner.receive_eof();
+        self.events(py)
+    }
+
+    /// Sends a text frame; `data` is a str or UTF-8 bytes.
+    #[pyo3(signature = (data, fin = true))]
+    fn send_text<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, fin: bool) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_text(b, fin)))?
+            .map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a binary frame.
+    #[pyo3(signature = (data, fin = true))]
+    fn send_binary<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, fin: bool) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_binary(b, fin)))?
+            .map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a continuation frame.
+    #[pyo3(signature = (data, fin))]
+    fn send_continuation<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_continuation(b, fin)))?
+            .map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a data frame that Python extensions encoded, with its RSV bits.
+    fn send_frame<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: u8,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+        rsv: u8,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let opcode = OpCode::from_u8(opcode).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let inner = &mut self.inner;
+        with_bytes(data, |b| inner.send_frame(opcode, b, fin, rsv))?.map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a ping.
+    fn send_ping<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        with_bytes(data, |b| self.inner.send_ping(b))?.map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a pong.
+    fn send_pong<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        with_bytes(data, |b| self.inner.send_pong(b))?.map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Sends a close frame; `code=None` sends one without a status code.
+    #[pyo3(signature = (code = None, reason = ""))]
+    fn send_close<'py>(&mut self, py: Python<'py>, code: Option<u16>, reason: &str) -> PyResult<Bound<'py, PyBytes>> {
+        self.inner.send_close(code, reason).map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
+    /// Fails the connection with `code` (RFC 6455 section 7.1.7).
+    #[pyo3(signature = (code, reason = ""))]
+    fn fail(&mut self, code: u16, reason: &str) {
+        self.inner.fail(code, reason);
+    }
+
+    /// Bytes to write, then `b""` when the transport must be half-closed.
+    fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        if !self.inner.pending_output().is_empty() {
+            list.append(self.drain(py))?;
+        }
+        if self.inner.take_eof() {
+            list.append(PyBytes::new(py, b""))?;
+        }
+        Ok(list)
+    }
+
+    /// Whether the TCP connection is expected to close soon.
+    fn close_expected(&self) -> bool {
+        self.inner.close_expected()
+    }
+
+    /// Uses a fixed masking key (tests only: real clients need random keys).
+    fn set_fixed_mask(&mut self, key: [u8; 4]) {
+        self.inner.set_fixed_mask(key);
+    }
+
+    /// State as an int: 1 OPEN, 2 CLOSING, 3 CLOSED.
+    #[getter]
+    fn state(&self) -> u8 {
+        self.inner.state() as u8
+    }
+
+    /// `(code, reason)` of the close frame received, or None.
+    #[getter]
+    fn close_rcvd(&self) -> Option<(u16, String)> {
+        close_tuple(self.inner.close_rcvd())
+    }
+
+    /// `(code, reason)` of the close frame sent, or None.
+    #[getter]
+    fn close_sent(&self) -> Option<(u16, String)> {
+        close_tuple(self.inner.close_sent())
+    }
+
+    /// Whether the close frame was received before ours was sent.
+    #[getter]
+    fn close_rcvd_then_sent(&self) -> Option<bool> {
+        self.inner.close_rcvd_then_sent()
+    }
+
+    /// True once EOF was queued for sending.
+    #[getter]
+    fn eof_sent(&self) -> bool {
+        self.inner.eof_sent()
+    }
+
+    /// True when the outgoing side is in the middle of a fragmented message.
+    #[getter]
+    fn sending_fragments(&self) -> bool {
+        self.inner.sending_fragments()
+    }
+
+    /// The exception describing the peer's violation, or None.
+    #[getter]
+    fn parser_exc(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.inner.failure().map(|v| errors::violation(py, v).into_value(py).into_any())
+    }
+
+    /// Close code matching `parser_exc`, or None.
+    #[getter]
+    fn failure_code(&self) -> Option<u16> {
+        self.inner.failure().map(|v| v.close_code())
+    }
+
+    /// Message size limit in bytes, None for no limit.
+    #[getter]
+    fn max_size(&self) -> Option<usize> {
+        self.inner.config().max_size
+    }
+
+    #[setter]
+    fn set_max_size(&mut self, value: Option<usize>) {
+        self.inner.set_max_size(value);
+    }
+}
+
+fn detach_if_large<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
+    if len >= DETACH_THRESHOLD {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+/// XORs `data` with a 4-byte `mask`, returning new bytes (RFC 6455 section 5.3).
+#[pyfunction]
+pub fn apply_mask<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, mask: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let key: [u8; 4] = mask.try_into().map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?;
+    with_bytes(data, |bytes| {
+        PyBytes::new_with(py, bytes.len(), |out| {
+            out.copy_from_slice(bytes);
+            mask::apply_mask(out, key, 0);
+            Ok(())
+        })
+    })?
+}

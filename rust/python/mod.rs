@@ -1,0 +1,30 @@
+//! PyO3 bindings: the `ferrows._core` extension module.
+//!
+//! A thin layer: it converts arguments and results and maps core errors to
+//! `ferrows.exceptions` (in `errors`). Calls cross once per network read and
+//! once per frame sent; large payloads are processed with the GIL released.
+
+mod connection;
+mod errors;
+mod handshake;
+
+use pyo3::prelude::*;
+
+/// Payload size above which the binding releases the GIL around core work,
+/// so that other threads run while a large frame is masked, inflated or
+/// validated. Below it, releasing and reacquiring costs more than it saves.
+pub(crate) const DETACH_THRESHOLD: usize = 64 * 1024;
+
+/// The `ferrows._core` module.
+#[pymodule(gil_used = false)]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<connection::Connection>()?;
+    m.add_class::<handshake::HttpParser>()?;
+    m.add_function(wrap_pyfunction!(handshake::accept_key, m)?)?;
+    m.add_function(wrap_pyfunction!(handshake::generate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(handshake::is_valid_key, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::apply_mask, m)?)?;
+    m.add("FAILED", connection::FAILED)?;
+    Ok(())
+}
