@@ -11,7 +11,6 @@ import websockets.datastructures
 import websockets.exceptions
 import websockets.frames
 import websockets.http11
-
 from ferrows import exceptions as ex
 from ferrows import frames
 from ferrows.datastructures import Headers
@@ -101,12 +100,16 @@ CLOSED_CASES = [
 
 
 @pytest.mark.parametrize(("has_rcvd", "has_sent", "order", "expected"), CLOSED_CASES)
-@pytest.mark.parametrize("cls_name", ["ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"])
+@pytest.mark.parametrize(
+    "cls_name", ["ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"]
+)
 def test_connection_closed_str(
     cls_name: str, has_rcvd: bool, has_sent: bool, order: bool | None, expected: str
 ) -> None:
     rcvd, sent, w_rcvd, w_sent = closes(1000, "", 1000, "")
-    exc = getattr(ex, cls_name)(rcvd if has_rcvd else None, sent if has_sent else None, order)
+    exc = getattr(ex, cls_name)(
+        rcvd if has_rcvd else None, sent if has_sent else None, order
+    )
     w_exc = getattr(websockets.exceptions, cls_name)(
         w_rcvd if has_rcvd else None, w_sent if has_sent else None, order
     )
@@ -119,8 +122,16 @@ def test_connection_closed_str(
 @pytest.mark.parametrize(
     ("rcvd", "sent", "expected"),
     [
-        ((1011, "keepalive ping timeout"), None, "received 1011 (internal error) keepalive ping timeout; no close frame sent"),
-        (None, (1011, "keepalive ping timeout"), "sent 1011 (internal error) keepalive ping timeout; no close frame received"),
+        (
+            (1011, "keepalive ping timeout"),
+            None,
+            "received 1011 (internal error) keepalive ping timeout; no close frame sent",
+        ),
+        (
+            None,
+            (1011, "keepalive ping timeout"),
+            "sent 1011 (internal error) keepalive ping timeout; no close frame received",
+        ),
         ((4000, "app"), None, "received 4000 (private use) app; no close frame sent"),
         ((3003, ""), None, "received 3003 (registered); no close frame sent"),
         ((1001, "bye"), None, "received 1001 (going away) bye; no close frame sent"),
@@ -133,7 +144,9 @@ def test_connection_closed_str_codes(
         return None if pair is None else module.Close(*pair)
 
     exc = ex.ConnectionClosedError(mk(frames, rcvd), mk(frames, sent))
-    w_exc = websockets.exceptions.ConnectionClosedError(mk(websockets.frames, rcvd), mk(websockets.frames, sent))
+    w_exc = websockets.exceptions.ConnectionClosedError(
+        mk(websockets.frames, rcvd), mk(websockets.frames, sent)
+    )
     assert str(exc) == expected == str(w_exc)
 
 
@@ -142,7 +155,10 @@ def test_connection_closed_defaults() -> None:
     exc = ex.ConnectionClosed()
     assert exc.rcvd is None and exc.sent is None and exc.rcvd_then_sent is None
     assert str(exc) == "no close frame received or sent"
-    assert str(ex.ConnectionClosedOK(rcvd=Close(1000, ""))) == "received 1000 (OK); no close frame sent"
+    assert (
+        str(ex.ConnectionClosedOK(rcvd=Close(1000, "")))
+        == "received 1000 (OK); no close frame sent"
+    )
 
 
 def test_connection_closed_both_without_order() -> None:
@@ -155,7 +171,9 @@ def test_connection_closed_code_reason_deprecated() -> None:
     exc = ex.ConnectionClosedOK(Close(1000, "bye"), Close(1000, "bye"), True)
     with pytest.warns(DeprecationWarning, match="ConnectionClosed.code is deprecated"):
         assert exc.code == 1000
-    with pytest.warns(DeprecationWarning, match="ConnectionClosed.reason is deprecated"):
+    with pytest.warns(
+        DeprecationWarning, match="ConnectionClosed.reason is deprecated"
+    ):
         assert exc.reason == "bye"
 
 
@@ -170,18 +188,32 @@ def test_connection_closed_code_reason_without_rcvd() -> None:
 
 # Other exceptions, compared with websockets for the same arguments.
 
-W_RESPONSE = websockets.http11.Response(403, "Forbidden", websockets.datastructures.Headers(), b"")
+W_RESPONSE = websockets.http11.Response(
+    403, "Forbidden", websockets.datastructures.Headers(), b""
+)
 RESPONSE = Response(403, "Forbidden", Headers(), b"")
 
 SAME_STR_CASES: list[tuple[str, tuple[Any, ...], str]] = [
-    ("InvalidURI", ("http://x", "scheme isn't ws or wss"), "http://x isn't a valid URI: scheme isn't ws or wss"),
-    ("InvalidProxy", ("ftp://p", "scheme isn't http"), "ftp://p isn't a valid proxy: scheme isn't http"),
+    (
+        "InvalidURI",
+        ("http://x", "scheme isn't ws or wss"),
+        "http://x isn't a valid URI: scheme isn't ws or wss",
+    ),
+    (
+        "InvalidProxy",
+        ("ftp://p", "scheme isn't http"),
+        "ftp://p isn't a valid proxy: scheme isn't http",
+    ),
     ("InvalidMethod", ("POST",), "unsupported HTTP method: POST"),
     ("InvalidProtocol", ("HTTP/1.0",), "unsupported HTTP version: HTTP/1.0"),
     ("InvalidHeader", ("Upgrade",), "missing Upgrade header"),
     ("InvalidHeader", ("Upgrade", ""), "empty Upgrade header"),
     ("InvalidHeader", ("Upgrade", "h2c"), "invalid Upgrade header: h2c"),
-    ("InvalidHeaderValue", ("Sec-WebSocket-Key", "x"), "invalid Sec-WebSocket-Key header: x"),
+    (
+        "InvalidHeaderValue",
+        ("Sec-WebSocket-Key", "x"),
+        "invalid Sec-WebSocket-Key header: x",
+    ),
     ("InvalidUpgrade", ("Connection", "close"), "invalid Connection header: close"),
     (
         "InvalidHeaderFormat",
@@ -190,16 +222,32 @@ SAME_STR_CASES: list[tuple[str, tuple[Any, ...], str]] = [
     ),
     ("InvalidOrigin", (None,), "missing Origin header"),
     ("InvalidOrigin", ("https://evil",), "invalid Origin header: https://evil"),
-    ("DuplicateParameter", ("server_max_window_bits",), "duplicate parameter: server_max_window_bits"),
+    (
+        "DuplicateParameter",
+        ("server_max_window_bits",),
+        "duplicate parameter: server_max_window_bits",
+    ),
     ("InvalidParameterName", ("foo",), "invalid parameter name: foo"),
     ("InvalidParameterValue", ("bits", None), "missing value for parameter bits"),
     ("InvalidParameterValue", ("bits", ""), "empty value for parameter bits"),
     ("InvalidParameterValue", ("bits", "99"), "invalid value for parameter bits: 99"),
-    ("PayloadTooBig", (2000, 1000), "frame with 2000 bytes exceeds limit of 1000 bytes"),
+    (
+        "PayloadTooBig",
+        (2000, 1000),
+        "frame with 2000 bytes exceeds limit of 1000 bytes",
+    ),
     ("PayloadTooBig", (None, 1000), "frame exceeds limit of 1000 bytes"),
-    ("PayloadTooBig", (600, 1000, 500), "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes"),
+    (
+        "PayloadTooBig",
+        (600, 1000, 500),
+        "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes",
+    ),
     ("TooManyFragments", (4096,), "fragmented message exceeds limit of 4096 frames"),
-    ("InvalidMessage", ("did not receive a valid HTTP request",), "did not receive a valid HTTP request"),
+    (
+        "InvalidMessage",
+        ("did not receive a valid HTTP request",),
+        "did not receive a valid HTTP request",
+    ),
     ("ProtocolError", ("invalid opcode",), "invalid opcode"),
     ("SecurityError", ("body too large",), "body too large"),
     ("InvalidState", ("closed",), "closed"),
@@ -208,7 +256,9 @@ SAME_STR_CASES: list[tuple[str, tuple[Any, ...], str]] = [
 
 
 @pytest.mark.parametrize(("name", "args", "expected"), SAME_STR_CASES)
-def test_str_same_as_websockets(name: str, args: tuple[Any, ...], expected: str) -> None:
+def test_str_same_as_websockets(
+    name: str, args: tuple[Any, ...], expected: str
+) -> None:
     assert str(getattr(ex, name)(*args)) == expected
     assert str(getattr(websockets.exceptions, name)(*args)) == expected
 
@@ -240,7 +290,10 @@ def test_attributes() -> None:
     assert (origin.name, origin.value) == ("Origin", "o")
     assert ex.DuplicateParameter("a").name == "a"
     assert ex.InvalidParameterName("a").name == "a"
-    assert (ex.InvalidParameterValue("a", "b").name, ex.InvalidParameterValue("a", "b").value) == ("a", "b")
+    assert (
+        ex.InvalidParameterValue("a", "b").name,
+        ex.InvalidParameterValue("a", "b").value,
+    ) == ("a", "b")
     assert ex.TooManyFragments(7).max_fragments == 7
 
 
@@ -258,13 +311,16 @@ def test_attributes() -> None:
     ],
 )
 def test_limit_exceptions(name: str, limit: int | None, expected: str) -> None:
-    exc = getattr(ex, name)(limit) if limit is not None else getattr(ex, name)()
-    assert isinstance(exc, ex.SecurityError)
+    exc: Any = getattr(ex, name)(limit) if limit is not None else getattr(ex, name)()
     assert exc.limit == limit
+    assert isinstance(exc, ex.SecurityError)
     assert str(exc) == expected
 
 
-@pytest.mark.parametrize("name", ["RequestLineTooLong", "StatusLineTooLong", "HeaderLineTooLong", "TooManyHeaders"])
+@pytest.mark.parametrize(
+    "name",
+    ["RequestLineTooLong", "StatusLineTooLong", "HeaderLineTooLong", "TooManyHeaders"],
+)
 def test_limit_exceptions_accept_message(name: str) -> None:
     # websockets raises these with a free-form message.
     exc = getattr(ex, name)("expected no more than 128 headers")
@@ -278,8 +334,11 @@ def test_payload_too_big_set_current_size() -> None:
     exc.set_current_size(None)
     assert exc.current_size is None
     exc.set_current_size(500)
-    assert (exc.max_size, exc.current_size) == (1500, 500)
-    assert str(exc) == "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes"
+    assert (exc.max_size, exc.current_size) == (1500, 500)  # type: ignore[comparison-overlap]
+    assert (
+        str(exc)
+        == "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes"
+    )
     with pytest.raises(ValueError, match="already set"):
         exc.set_current_size(1)
 
@@ -290,7 +349,9 @@ def test_payload_too_big_needs_max_size() -> None:
 
 
 def test_payload_too_big_message_deprecated() -> None:
-    with pytest.warns(DeprecationWarning, match="PayloadTooBig\\(message\\) is deprecated"):
+    with pytest.warns(
+        DeprecationWarning, match="PayloadTooBig\\(message\\) is deprecated"
+    ):
         exc = ex.PayloadTooBig("too big")
     assert str(exc) == "too big"
 

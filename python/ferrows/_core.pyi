@@ -115,5 +115,8 @@ def generate_key() -> str:
 def is_valid_key(key: str) -> bool:
     """Whether ``key`` is base64 for 16 bytes."""
 
+def encode_frame(opcode: int, data: Buffer | str, fin: bool = True, rsv: int = 0) -> bytes:
+    """One unmasked frame, for broadcasting the same bytes to many servers' peers."""
+
 def apply_mask(data: Buffer | str, mask: bytes) -> bytes:
     """XORs ``data`` with a 4-byte mask."""

@@ -143,7 +143,9 @@ class Headers(MutableMapping[str, str]):
         lower = key.lower()
         del self._values[lower]
         # Linear, but headers are few and deletions rare.
-        self._items = [(name, value) for name, value in self._items if name.lower() != lower]
+        self._items = [
+            (name, value) for name, value in self._items if name.lower() != lower
+        ]
 
     def __eq__(self, other: object) -> bool:
         # Like websockets: equal when the same names have the same values in
@@ -179,7 +181,8 @@ class Headers(MutableMapping[str, str]):
                 pairs = arg.raw_items()
             elif isinstance(arg, Mapping) or hasattr(arg, "keys"):
                 mapping: SupportsKeysAndGetItem = arg  # type: ignore[assignment]
-                pairs = [(key, mapping[key]) for key in mapping.keys()]
+                # Such objects need not be iterable: only keys() is promised.
+                pairs = [(key, mapping[key]) for key in mapping.keys()]  # noqa: SIM118
             else:
                 pairs = arg
             for name, value in pairs:
@@ -230,5 +233,7 @@ class SupportsKeysAndGetItem(Protocol):
     def __getitem__(self, key: str) -> str: ...
 
 
-HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | SupportsKeysAndGetItem
+HeadersLike = (
+    Headers | Mapping[str, str] | Iterable[tuple[str, str]] | SupportsKeysAndGetItem
+)
 """What functions taking headers accept: see :class:`Headers`' constructor."""

@@ -57,39 +57,39 @@ if TYPE_CHECKING:
     from .http11 import Response
 
 __all__ = [
-    "WebSocketException",
+    "ConcurrencyError",
     "ConnectionClosed",
-    "ConnectionClosedOK",
     "ConnectionClosedError",
-    "InvalidURI",
-    "InvalidProxy",
-    "InvalidHandshake",
-    "SecurityError",
-    "RequestLineTooLong",
-    "StatusLineTooLong",
+    "ConnectionClosedOK",
+    "DuplicateParameter",
     "HeaderLineTooLong",
-    "TooManyHeaders",
-    "ProxyError",
-    "InvalidProxyMessage",
-    "InvalidProxyStatus",
-    "InvalidMessage",
-    "InvalidMethod",
-    "InvalidProtocol",
-    "InvalidStatus",
+    "InvalidHandshake",
     "InvalidHeader",
     "InvalidHeaderFormat",
     "InvalidHeaderValue",
+    "InvalidMessage",
+    "InvalidMethod",
     "InvalidOrigin",
-    "InvalidUpgrade",
-    "NegotiationError",
-    "DuplicateParameter",
     "InvalidParameterName",
     "InvalidParameterValue",
-    "ProtocolError",
-    "PayloadTooBig",
-    "TooManyFragments",
+    "InvalidProtocol",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
-    "ConcurrencyError",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "NegotiationError",
+    "PayloadTooBig",
+    "ProtocolError",
+    "ProxyError",
+    "RequestLineTooLong",
+    "SecurityError",
+    "StatusLineTooLong",
+    "TooManyFragments",
+    "TooManyHeaders",
+    "WebSocketException",
 ]
 
 
@@ -451,7 +451,9 @@ class InvalidStatus(InvalidHandshake):
         self.response = response
 
     def __str__(self) -> str:
-        return f"server rejected WebSocket connection: HTTP {self.response.status_code:d}"
+        return (
+            f"server rejected WebSocket connection: HTTP {self.response.status_code:d}"
+        )
 
 
 class InvalidHeader(InvalidHandshake):

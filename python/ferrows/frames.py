@@ -14,27 +14,31 @@ import enum
 import os
 import re
 import struct
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .exceptions import ProtocolError
 from .typing import BytesLike
 
+if TYPE_CHECKING:
+    # typing.Self needs Python 3.11; annotations are never evaluated at runtime.
+    from typing_extensions import Self
+
 __all__ = [
-    "Opcode",
-    "CloseCode",
-    "Frame",
-    "Close",
-    "OP_CONT",
-    "OP_TEXT",
-    "OP_BINARY",
-    "OP_CLOSE",
-    "OP_PING",
-    "OP_PONG",
-    "DATA_OPCODES",
-    "CTRL_OPCODES",
     "CLOSE_CODE_EXPLANATIONS",
+    "CTRL_OPCODES",
+    "DATA_OPCODES",
     "EXTERNAL_CLOSE_CODES",
     "OK_CLOSE_CODES",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONT",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "Close",
+    "CloseCode",
+    "Frame",
+    "Opcode",
 ]
 
 
@@ -228,7 +232,9 @@ class Frame:
         """
         size = len(self.data)
         shown, is_text = self._payload_summary()
-        expected: bool | None = {TEXT: True, BINARY: False, CLOSE: True}.get(self.opcode)
+        expected: bool | None = {TEXT: True, BINARY: False, CLOSE: True}.get(
+            self.opcode
+        )
         details = []
         if is_text != expected:
             details.append("text" if is_text else "binary")
@@ -316,9 +322,6 @@ class Frame:
                 raise ProtocolError("fragmented control frame")
 
 
-_C = TypeVar("_C", bound="Close")
-
-
 @dataclasses.dataclass
 class Close:
     """Code and reason carried by a close frame (RFC 6455 §5.5.1).
@@ -339,7 +342,7 @@ class Close:
         return text
 
     @classmethod
-    def parse(cls: type[_C], data: BytesLike) -> _C:
+    def parse(cls, data: BytesLike) -> Self:
         """Read the payload of a close frame.
 
         Args:

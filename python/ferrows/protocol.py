@@ -120,6 +120,10 @@ class Protocol:
         self._py_size = 0
         self._py_text: codecs.IncrementalDecoder | None = None
         self._py_fragments = 0
+        # The asyncio and threading layers set this before the handshake so
+        # that the core delivers whole messages as str/bytes, which they then
+        # read from the core directly (the fast path).
+        self._assemble = False
         if state is not CONNECTING:
             self._open()
 
@@ -134,6 +138,7 @@ class Protocol:
             max_fragments=MAX_FRAGMENTS,
             extra_rsv=0b111 if has_py_ext else 0,
             check_text=not has_py_ext,
+            assemble=self._assemble and not has_py_ext,
         )
         self._state = OPEN
 
@@ -254,6 +259,15 @@ class Protocol:
         self._state = CLOSED
 
     def _dispatch(self, items: list[Any]) -> None:
+        assert self._core is not None
+        if self._assemble and not self.extensions:
+            # Raw core events for the I/O layer's fast path.
+            for item in items:
+                if type(item) is tuple and item[0] == _FAILED:
+                    self.parser_exc = self._core.parser_exc
+            self.events.extend(items)
+            self.writes.extend(self._core.data_to_send())
+            return
         events = self.events
         has_ext = bool(self.extensions)
         for item in items:

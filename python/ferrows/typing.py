@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from typing import Any, NewType
 
 __all__ = [
-    "Data",
     "BytesLike",
+    "Data",
     "DataLike",
-    "LoggerLike",
-    "StatusLike",
-    "Origin",
-    "Subprotocol",
     "ExtensionName",
     "ExtensionParameter",
+    "LoggerLike",
+    "Origin",
     "PathLike",
+    "StatusLike",
+    "Subprotocol",
 ]
 
 # A WebSocket message: str travels in a text frame, bytes in a binary frame

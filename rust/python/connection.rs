@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyList, PyString};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
 use crate::connection::{self as core, Config, Event, Role};
-use crate::frame::OpCode;
+use crate::frame::{write_header, FrameHeader, OpCode};
 use crate::mask;
 
 /// Opcode of the event that reports a failure (see `parser_exc`).
@@ -273,6 +273,30 @@ fn detach_if_large<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + 
     } else {
         f()
     }
+}
+
+/// Builds one unmasked frame, as a server sends it: `broadcast` encodes a
+/// message once with this and writes the same bytes to every connection.
+#[pyfunction]
+#[pyo3(signature = (opcode, data, fin = true, rsv = 0))]
+pub fn encode_frame<'py>(
+    py: Python<'py>,
+    opcode: u8,
+    data: &Bound<'py, PyAny>,
+    fin: bool,
+    rsv: u8,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let opcode = OpCode::from_u8(opcode).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    with_bytes(data, |payload| {
+        let header = FrameHeader::encoded_len(payload.len(), false);
+        PyBytes::new_with(py, header + payload.len(), |out| {
+            let mut head = Vec::with_capacity(header);
+            write_header(&mut head, fin, rsv, opcode, payload.len(), None);
+            out[..header].copy_from_slice(&head);
+            out[header..].copy_from_slice(payload);
+            Ok(())
+        })
+    })?
 }
 
 /// XORs `data` with a 4-byte `mask`, returning new bytes (RFC 6455 section 5.3).

@@ -1,0 +1,1 @@
+"""WebSocket server and client on asyncio (``asyncio.Protocol`` based)."""

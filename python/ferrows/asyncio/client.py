@@ -1,0 +1,350 @@
+"""asyncio WebSocket client: :func:`connect`, :func:`unix_connect` and
+:class:`ClientConnection`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..client import ClientProtocol, backoff, process_exception
+from ..compat import asyncio_timeout
+from ..datastructures import Headers, HeadersLike
+from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
+from ..extensions.base import ClientExtensionFactory
+from ..headers import validate_subprotocols
+from ..http11 import USER_AGENT, Response
+from ..protocol import OPEN
+from ..typing import LoggerLike, Origin, Subprotocol
+from ..uri import WebSocketURI, parse_uri
+from .connection import Connection
+
+__all__ = ["ClientConnection", "connect", "unix_connect"]
+
+MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
+
+
+class ClientConnection(Connection):
+    """A client-side WebSocket connection, returned by :func:`connect`."""
+
+    def __init__(
+        self,
+        protocol: ClientProtocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | tuple[int, int | None] | None = 32,
+        read_limit: int | None = 2**16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+    ) -> None:
+        super().__init__(
+            protocol,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        )
+        self.response_rcvd: asyncio.Future[None] = self.loop.create_future()
+
+    def _handshake_data(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        self._flush_protocol()
+        if not events:
+            return
+        response = events[0]
+        assert isinstance(response, Response)
+        self.response = response
+        if protocol.state is OPEN:
+            self._start()
+            # Frames that came in the same read as the 101 response.
+            for event in events[1:]:
+                self._deliver_event(event)
+            self._flush()
+        if not self.response_rcvd.done():
+            self.response_rcvd.set_result(None)
+
+    def _on_closed(self) -> None:
+        if not self.response_rcvd.done():
+            self.response_rcvd.set_result(None)
+
+
+def _proxy_for(wsuri: WebSocketURI) -> str | None:
+    """The proxy the environment configures for this URI, if any."""
+    scheme = "https" if wsuri.secure else "http"
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get("wss" if wsuri.secure else "ws") or proxies.get(scheme) or proxies.get("all")
+    if proxy is None or urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
+        return None
+    return proxy
+
+
+class connect:
+    """Connects to a WebSocket server.
+
+    Usable three ways: ``async with connect(uri) as websocket:`` (closed on
+    exit), ``websocket = await connect(uri)`` (the caller closes it), and
+    ``async for websocket in connect(uri):`` which reconnects with
+    exponential backoff after each failure that :func:`process_exception`
+    deems temporary.
+
+    Args:
+        uri: ``ws://`` or ``wss://`` URI; ``user:pass@`` adds Basic auth.
+        origin: ``Origin`` header.
+        extensions: Client extension factories.
+        subprotocols: Subprotocols to offer.
+        compression: ``"deflate"`` (default) or :obj:`None`.
+        additional_headers: Extra request headers.
+        user_agent_header: ``User-Agent`` value; :obj:`None` omits it.
+        proxy: :obj:`True` for the environment's proxy settings, :obj:`None`
+            to connect directly.
+        process_exception: Decides which failures to retry when iterating.
+        open_timeout: Seconds for TCP, TLS, redirects and the handshake.
+        ping_interval: Seconds between keepalive pings; :obj:`None` disables.
+        ping_timeout: Seconds to wait for a pong before closing with 1011.
+        close_timeout: Seconds for the closing handshake before aborting.
+        max_size: Largest incoming message in bytes; :obj:`None` for no limit.
+        max_queue: High-water mark of unread messages (or ``(high, low)``).
+        read_limit: High-water mark, in bytes, of unread received messages.
+        write_limit: High-water mark of the write buffer (or ``(high, low)``).
+        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        create_connection: :class:`ClientConnection` subclass to use.
+        kwargs: Passed to :meth:`~asyncio.loop.create_connection` (``ssl``,
+            ``server_hostname``, ``sock``, ``host``, ``port``...).
+
+    Raises:
+        InvalidURI: If ``uri`` is not a WebSocket URI.
+        InvalidHandshake: If the handshake fails.
+        TimeoutError: If the handshake takes longer than ``open_timeout``.
+        OSError: If the TCP connection fails.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        origin: Origin | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        compression: str | None = "deflate",
+        additional_headers: HeadersLike | None = None,
+        user_agent_header: str | None = USER_AGENT,
+        proxy: str | bool | None = True,
+        process_exception: Callable[[Exception], Exception | None] = process_exception,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        max_queue: int | tuple[int, int | None] | None = 32,
+        read_limit: int | None = 2**16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+        logger: LoggerLike | None = None,
+        create_connection: type[ClientConnection] | None = None,
+        reconnect_delays: Callable[[], Any] = backoff,
+        **kwargs: Any,
+    ) -> None:
+        extra_headers = kwargs.pop("extra_headers", None)
+        if extra_headers is not None:
+            warnings.warn(
+                "extra_headers is deprecated; use additional_headers", DeprecationWarning, stacklevel=2
+            )
+            merged = Headers(additional_headers) if additional_headers is not None else Headers()
+            merged.update(extra_headers)
+            additional_headers = merged
+        if subprotocols is not None:
+            validate_subprotocols(subprotocols)
+        if compression == "deflate":
+            try:
+                from ..extensions.permessage_deflate import enable_client_permessage_deflate
+            except ImportError:
+                pass
+            else:
+                extensions = enable_client_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
+        self.uri = uri
+        self.origin = origin
+        self.extensions = extensions
+        self.subprotocols = subprotocols
+        self.additional_headers = additional_headers
+        self.user_agent_header = user_agent_header
+        self.proxy = proxy
+        self.process_exception = process_exception
+        self.open_timeout = open_timeout
+        self.max_size = max_size
+        self.logger = logger if logger is not None else logging.getLogger("ferrows.client")
+        self.create_connection = create_connection or ClientConnection
+        self.connection_kwargs = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        )
+        self.reconnect_delays = reconnect_delays
+        self.unix = kwargs.pop("unix", False)
+        self.path = kwargs.pop("path", None)
+        self.kwargs = kwargs
+        self.connection: ClientConnection | None = None
+
+    async def _connect_once(self, wsuri: WebSocketURI) -> ClientConnection:
+        """Opens TCP (and TLS), then performs the handshake."""
+        loop = asyncio.get_running_loop()
+        kwargs = dict(self.kwargs)
+        if wsuri.secure:
+            kwargs.setdefault("ssl", True)
+            if kwargs["ssl"] is None:
+                raise ValueError("ssl=None is incompatible with a wss:// URI")
+            kwargs.setdefault("server_hostname", wsuri.host)
+        elif kwargs.get("ssl") is not None:
+            raise ValueError("ssl argument is incompatible with a ws:// URI")
+        protocol = ClientProtocol(
+            wsuri,
+            origin=self.origin,
+            extensions=self.extensions,
+            subprotocols=self.subprotocols,
+            max_size=self.max_size,
+            logger=self.logger,
+        )
+
+        def factory() -> ClientConnection:
+            return self.create_connection(protocol, **self.connection_kwargs)
+
+        if self.unix:
+            _, connection = await loop.create_unix_connection(factory, self.path, **kwargs)
+        else:
+            if self.proxy is not None and kwargs.get("sock") is None:
+                proxy = self.proxy if isinstance(self.proxy, str) else _proxy_for(wsuri)
+                if proxy is not None:
+                    raise InvalidProxy(proxy, "connecting through a proxy isn't supported yet")
+            if kwargs.get("sock") is None:
+                host = kwargs.pop("host", wsuri.host)
+                port = kwargs.pop("port", wsuri.port)
+                _, connection = await loop.create_connection(factory, host, port, **kwargs)
+            else:
+                _, connection = await loop.create_connection(factory, **kwargs)
+        assert isinstance(connection, ClientConnection)
+        try:
+            request = protocol.connect()
+            if self.additional_headers is not None:
+                request.headers.update(self.additional_headers)
+            if self.user_agent_header is not None and "User-Agent" not in request.headers:
+                request.headers["User-Agent"] = self.user_agent_header
+            connection.request = request
+            protocol.send_request(request)
+            connection._flush_protocol()
+            await asyncio.shield(connection.response_rcvd)
+            if protocol.handshake_exc is not None:
+                raise protocol.handshake_exc
+            if connection.response is None:
+                raise protocol.close_exc
+        except BaseException:
+            connection.transport.abort()
+            raise
+        return connection
+
+    async def _create(self) -> ClientConnection:
+        wsuri = parse_uri(self.uri)
+        try:
+            async with asyncio_timeout(self.open_timeout):
+                for _ in range(MAX_REDIRECTS + 1):
+                    try:
+                        return await self._connect_once(wsuri)
+                    except InvalidStatus as exc:
+                        wsuri = self._redirect(wsuri, exc)
+                raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
+        except TimeoutError as exc:
+            raise TimeoutError("timed out during opening handshake") from exc
+
+    def _redirect(self, wsuri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI:
+        """Follows a 3xx answer, or re-raises the error."""
+        response = exc.response
+        if response.status_code not in (300, 301, 302, 303, 307, 308) or "Location" not in response.headers:
+            raise exc
+        if self.unix or self.kwargs.get("sock") is not None:
+            raise ValueError("cannot follow redirect with a preconnected socket or Unix socket") from exc
+        location = urllib.parse.urljoin(
+            f"{'wss' if wsuri.secure else 'ws'}://{wsuri.host}:{wsuri.port}{wsuri.resource_name}",
+            response.headers["Location"],
+        )
+        new = parse_uri(location)
+        if wsuri.secure and not new.secure:
+            raise SecurityError("cannot follow redirect to non-secure URI")
+        if (new.secure, new.host, new.port) != (wsuri.secure, wsuri.host, wsuri.port) and self.additional_headers:
+            # Credentials must not leak to another origin.
+            headers = Headers(self.additional_headers)
+            for name in ("Authorization", "Cookie", "Proxy-Authorization"):
+                del headers[name]
+            self.additional_headers = headers
+        self.logger.info("redirecting to %s", location)
+        return new
+
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
+        return self._create().__await__()
+
+    __iter__ = __await__
+
+    async def __aenter__(self) -> ClientConnection:
+        if self.connection is not None:
+            raise RuntimeError("connect() object entered twice")
+        self.connection = await self
+        return self.connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self.connection is not None
+        await self.connection.close()
+
+    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        delays: Any = None
+        while True:
+            try:
+                connection = await self
+            except Exception as exc:
+                new_exc = self.process_exception(exc)
+                if new_exc is exc:
+                    raise
+                if new_exc is not None:
+                    raise new_exc from exc
+                if delays is None:
+                    delays = self.reconnect_delays()
+                delay = next(delays)
+                self.logger.info("connect failed; reconnecting in %.1f seconds: %s", delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            delays = None
+            try:
+                yield connection
+            finally:
+                await connection.close()
+
+
+def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> connect:
+    """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
+
+    Args:
+        path: Filesystem path of the socket.
+        uri: URI for the handshake; ``ws://localhost/`` by default, or
+            ``wss://localhost/`` when ``ssl`` is given.
+    """
+    if uri is None:
+        uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
+    return connect(uri=uri, unix=True, path=path, **kwargs)
+
+

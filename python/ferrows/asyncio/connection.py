@@ -1,0 +1,783 @@
+"""The asyncio connection shared by servers and clients.
+
+One :class:`asyncio.Protocol` per TCP connection. ``data_received`` hands each
+chunk to the Rust core once and dispatches what comes back: whole messages
+go to a bounded queue that ``recv()`` reads without a task switch when a
+message is waiting; pings are answered by the core; pongs resolve the
+futures returned by ``ping()``. ``send()`` frames in the core and writes to
+the transport, awaiting only when the write buffer is above its high-water
+mark. There are no streams and no reader task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, overload
+
+from .. import _core
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+    ProtocolError,
+)
+from ..frames import OK_CLOSE_CODES, CloseCode, Opcode
+from ..http11 import Request, Response
+from ..protocol import CLOSED, OPEN, Protocol, State
+from ..typing import Data, LoggerLike, Subprotocol
+
+__all__ = ["Connection"]
+
+_TEXT, _BINARY, _CONT = 1, 2, 0
+_CLOSE, _PING, _PONG = 8, 9, 10
+_FAILED = _core.FAILED
+
+
+def _limits(value: int | tuple[int, int | None] | None, default_low_div: int = 4) -> tuple[int | None, int | None]:
+    """Normalises a high-water mark given as ``high``, ``(high, low)`` or None."""
+    if value is None:
+        return None, None
+    if isinstance(value, tuple):
+        high, low = value
+        return high, (high // default_low_div if low is None else low)
+    return value, value // default_low_div
+
+
+class Connection(asyncio.Protocol):
+    """A WebSocket connection over an asyncio transport.
+
+    :class:`~ferrows.asyncio.server.ServerConnection` and
+    :class:`~ferrows.asyncio.client.ClientConnection` add their side's
+    opening handshake; everything after it lives here.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | tuple[int, int | None] | None = 32,
+        read_limit: int | None = 2**16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+    ) -> None:
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue_high, self.max_queue_low = _limits(max_queue)
+        self.read_limit_high, self.read_limit_low = _limits(read_limit)
+        self.write_limit = write_limit
+        self.loop = asyncio.get_running_loop()
+        self.id: uuid.UUID = protocol.id
+        self.logger: LoggerLike = protocol.logger
+        self.debug = protocol.debug
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.latency: float = 0.0
+        """Round-trip time of the last ping, in seconds (0 before one)."""
+
+        protocol._assemble = True
+        # True when Python extensions are in use and frames go through the
+        # Sans-I/O protocol rather than straight to the core.
+        self._slow = False
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self._core: _core.Connection | None = None
+        # Received messages waiting for recv(): the queue and its size.
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._reading_paused = False
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._recv_busy = False
+        # Fragments of a message received through Python extensions.
+        self._fragments: list[bytes] = []
+        self._fragments_text = False
+        # Write flow control.
+        self._writing_paused = False
+        self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._fragmented_send: asyncio.Future[None] | None = None
+        # Pings awaiting their pong: payload -> (future, time sent).
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._lost = False
+        self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
+        self._close_exc: BaseException | None = None
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def local_address(self) -> Any:
+        """Local address: ``(host, port)`` for TCP, a path for Unix sockets."""
+        return self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """Remote address: ``(host, port)`` for TCP, a path or ``""`` for Unix."""
+        return self.transport.get_extra_info("peername")
+
+    @property
+    def state(self) -> State:
+        """State of the WebSocket connection."""
+        return self.protocol.state
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is fully closed."""
+        return self.protocol.state is CLOSED
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        """Subprotocol negotiated in the handshake, or :obj:`None`."""
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code received from the peer, once the connection is closed."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """Close reason received from the peer, once the connection is closed."""
+        return self.protocol.close_reason
+
+    @property
+    def request_headers(self) -> Any:
+        """Headers of the handshake request."""
+        assert self.request is not None, "handshake not done"
+        return self.request.headers
+
+    @property
+    def response_headers(self) -> Any:
+        """Headers of the handshake response."""
+        assert self.response is not None, "handshake not done"
+        return self.response.headers
+
+    # ------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        high, low = _limits(self.write_limit)
+        transport.set_write_buffer_limits(high=high, low=low)
+
+    def data_received(self, data: bytes) -> None:
+        core = self._core
+        if core is None:
+            if self._slow:
+                self._slow_data_received(data)
+            else:
+                self._handshake_data(data)
+            return
+        events = core.receive_data(data)
+        if not events:
+            return
+        messages = self._messages
+        waiter = self._recv_waiter
+        control = False
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                messages.append(event)
+                self._queued_bytes += len(event)
+            else:
+                control = True
+                self._handle_control(event)
+        if waiter is not None and not waiter.done() and messages:
+            waiter.set_result(None)
+        if control:
+            self._flush()
+        self._check_read_pause()
+
+    def eof_received(self) -> bool | None:
+        if self._core is None:
+            self.protocol.receive_eof()
+            for event in self.protocol.events_received():
+                if self._slow:
+                    self._deliver_event(event)
+            self._flush_protocol()
+            return None
+        for event in self._core.receive_eof():
+            self._handle_control(event)
+        self._flush()
+        # Returning None closes the transport: the peer is done writing and,
+        # by then, so are we (the close frames were exchanged or never will be).
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._core is not None:
+            for event in self._core.receive_eof():
+                if event[0] == _FAILED:
+                    self.protocol.parser_exc = self._core.parser_exc
+        else:
+            self.protocol.receive_eof()
+            self.protocol.events_received()
+        for handle in (self._keepalive_handle, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        self._close_exc = self.protocol.close_exc
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        for future, _ in self._pings.values():
+            if not future.done():
+                future.set_exception(self._close_exc)
+                future.exception()  # keep asyncio from logging "never retrieved"
+        self._pings.clear()
+        self._wake_drain_waiters()
+        if not self.connection_lost_waiter.done():
+            self.connection_lost_waiter.set_result(None)
+        self._on_closed()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_drain_waiters()
+
+    def _wake_drain_waiters(self) -> None:
+        while self._drain_waiters:
+            waiter = self._drain_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ----------------------------------------------------------- subclasses
+
+    def _handshake_data(self, data: bytes) -> None:
+        """Receives bytes while the opening handshake is in progress."""
+        raise NotImplementedError
+
+    def _on_closed(self) -> None:
+        """Called once the TCP connection is closed."""
+
+    # -------------------------------------------------------------- opening
+
+    def _start(self) -> None:
+        """Switches to the fast path once the handshake succeeded."""
+        core = self.protocol._core
+        assert core is not None
+        if not self.protocol.extensions:
+            self._core = core
+        else:
+            # Extensions implemented in Python decode frames above the core.
+            self._slow = True
+        self._schedule_keepalive()
+        # Frames that arrived with the handshake were parsed already.
+        for event in self.protocol.events_received():
+            self._deliver_event(event)
+        self._flush_protocol()
+
+    def _deliver_event(self, event: Any) -> None:
+        kind = type(event)
+        if kind is str or kind is bytes:
+            self._messages.append(event)
+            self._queued_bytes += len(event)
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            self._check_read_pause()
+        elif kind is tuple:
+            self._handle_control(event)
+        else:
+            self._assemble_frame(event)
+
+    def _assemble_frame(self, frame: Any) -> None:
+        """Slow path for Python extensions: reassembles decoded frames."""
+        opcode = frame.opcode
+        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if opcode is not Opcode.CONT:
+                self._fragments = []
+                self._fragments_text = opcode is Opcode.TEXT
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                self._deliver_event(data.decode() if self._fragments_text else data)
+        else:
+            self._handle_control((int(opcode), bytes(frame.data), True, 0))
+
+    def _slow_data_received(self, data: bytes) -> None:
+        """Receives data through the Sans-I/O protocol (Python extensions)."""
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            self._deliver_event(event)
+        if self.protocol.parser_exc is not None:
+            self._arm_close_timer()
+        self._flush_protocol()
+
+    # ------------------------------------------------------------- control
+
+    def _handle_control(self, event: tuple[int, bytes, bool, int]) -> None:
+        opcode = event[0]
+        if opcode == _PONG:
+            self._acknowledge_pings(event[1])
+        elif opcode == _CLOSE:
+            self._arm_close_timer()
+        elif opcode == _FAILED:
+            if self._core is not None:
+                self.protocol.parser_exc = self._core.parser_exc
+            self._arm_close_timer()
+        # Pings are answered by the core; nothing else to do.
+
+    def _flush(self) -> None:
+        """Writes what the core queued (pongs, close frames, EOF)."""
+        core = self._core
+        if core is None:
+            self._flush_protocol()
+            return
+        for data in core.data_to_send():
+            self._write(data)
+
+    def _flush_protocol(self) -> None:
+        for data in self.protocol.data_to_send():
+            self._write(data)
+        if self.protocol.close_expected():
+            self._arm_close_timer()
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if data:
+            transport.write(data)
+        elif transport.can_write_eof():
+            # Half-close: the peer sees EOF and closes its side.
+            transport.write_eof()
+        else:
+            # TLS cannot half-close: close once the buffer is flushed.
+            transport.close()
+
+    def _arm_close_timer(self) -> None:
+        """Bounds the closing handshake and TCP close by ``close_timeout``."""
+        if self._close_handle is None and not self._lost:
+            timeout = self.close_timeout
+            if timeout is not None:
+                self._close_handle = self.loop.call_later(timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        if not self._lost:
+            if self.debug:
+                self.logger.debug("! timed out waiting for TCP close")
+            self.transport.abort()
+
+    # ------------------------------------------------------------ receiving
+
+    def _check_read_pause(self) -> None:
+        """Pauses reading above the high-water marks (``max_queue`` messages
+        or ``read_limit`` bytes of unread messages)."""
+        if self._reading_paused:
+            return
+        high = self.max_queue_high
+        limit = self.read_limit_high
+        if (high is not None and len(self._messages) >= high) or (
+            limit is not None and self._queued_bytes > limit
+        ):
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _check_read_resume(self) -> None:
+        low = self.max_queue_low
+        limit = self.read_limit_low
+        if (low is None or len(self._messages) <= low) and (limit is None or self._queued_bytes <= limit):
+            self._reading_paused = False
+            if not self._lost:
+                self.transport.resume_reading()
+
+    def _pop_message(self) -> str | bytes:
+        message = self._messages.popleft()
+        self._queued_bytes -= len(message)
+        if self._reading_paused:
+            self._check_read_resume()
+        return message
+
+    async def _wait_message(self) -> bool:
+        """Waits until a message is queued; False if the connection closed."""
+        while not self._messages:
+            if self._lost:
+                return False
+            waiter = self.loop.create_future()
+            self._recv_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        return True
+
+    @overload
+    async def recv(self, decode: Literal[True]) -> str: ...
+
+    @overload
+    async def recv(self, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    async def recv(self, decode: bool | None = None) -> Data: ...
+
+    async def recv(self, decode: bool | None = None) -> Data:
+        """Receives the next message.
+
+        Returns a :class:`str` for a text message and :class:`bytes` for a
+        binary message. ``decode=False`` returns text as UTF-8 bytes;
+        ``decode=True`` decodes binary messages as UTF-8.
+
+        Cancelling ``recv()`` is safe: no message is lost.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If two coroutines call ``recv()`` concurrently.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError(
+                "cannot call recv while another coroutine is already running recv or recv_streaming"
+            )
+        if not self._messages:
+            self._recv_busy = True
+            try:
+                if not await self._wait_message():
+                    raise self._closed_exception()
+            finally:
+                self._recv_busy = False
+        message = self._pop_message()
+        if decode is None:
+            return message
+        if decode and type(message) is bytes:
+            return message.decode()
+        if not decode and type(message) is str:
+            return message.encode()
+        return message
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
+        """Receives the next message in fragments.
+
+        The core reassembles messages before they reach Python, so the
+        message arrives as one fragment; code written for fragments works
+        unchanged.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If two coroutines receive concurrently.
+        """
+        yield await self.recv(decode)
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        """Yields messages until the connection closes: quietly for a normal
+        closure, raising ConnectionClosedError otherwise."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    def _closed_exception(self) -> BaseException:
+        if self._close_exc is None:
+            self._close_exc = self.protocol.close_exc
+        return self._close_exc
+
+    # -------------------------------------------------------------- sending
+
+    async def send(
+        self,
+        message: Data | Iterable[Data] | AsyncIterable[Data],
+        text: bool | None = None,
+    ) -> None:
+        """Sends a message.
+
+        A :class:`str` is sent as a text frame, bytes-like objects as a
+        binary frame; ``text=True`` or ``text=False`` overrides that. An
+        iterable or async iterable of strings or bytes-likes sends one
+        fragmented message.
+
+        Waits only when the write buffer is above ``write_limit``.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            TypeError: For an unsupported message type.
+        """
+        while self._fragmented_send is not None:
+            await asyncio.shield(self._fragmented_send)
+        core = self._core
+        if isinstance(message, str):
+            if text is False:
+                data = self._send_frame(core, _BINARY, message.encode(), True)
+            else:
+                data = self._send_frame(core, _TEXT, message, True)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data = self._send_frame(core, _TEXT if text else _BINARY, message, True)
+        elif isinstance(message, Mapping):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            await self._send_fragments(iter(message), None, text)
+            return
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(None, aiter(message), text)
+            return
+        else:
+            raise TypeError("data must be str, bytes, iterable, or async iterable")
+        self.transport.write(data)
+        if self._writing_paused:
+            await self._drain()
+
+    def _send_frame(self, core: _core.Connection | None, opcode: int, data: Any, fin: bool) -> bytes:
+        """Frames data in the core, turning a closed connection into the
+        exception websockets raises."""
+        try:
+            if core is None:
+                protocol = self.protocol
+                if opcode == _TEXT:
+                    protocol.send_text(data, fin)
+                elif opcode == _BINARY:
+                    protocol.send_binary(data, fin)
+                else:
+                    protocol.send_continuation(data, fin)
+                return b"".join(protocol.data_to_send())
+            if opcode == _TEXT:
+                return core.send_text(data, fin)
+            if opcode == _BINARY:
+                return core.send_binary(data, fin)
+            return core.send_continuation(data, fin)
+        except InvalidState:
+            raise self._closing_exception() from None
+
+    def _closing_exception(self) -> BaseException:
+        """The exception for using a connection that is closing or closed."""
+        if self.protocol.state is CLOSED:
+            return self._closed_exception()
+        # Closing: report what is known; the final exception comes with close.
+        exc_type: type[ConnectionClosed] = ConnectionClosedError
+        rcvd, sent = self.protocol.close_rcvd, self.protocol.close_sent
+        if rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES:
+            exc_type = ConnectionClosedOK
+        return exc_type(rcvd, sent, self.protocol.close_rcvd_then_sent)
+
+    async def _send_fragments(
+        self,
+        sync_iter: Iterable[Data] | None,
+        async_iter: AsyncIterator[Data] | None,
+        text: bool | None,
+    ) -> None:
+        """Sends a fragmented message; other sends wait until it is done."""
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._fragmented_send = done
+        try:
+            first = True
+            opcode = _BINARY
+            previous: Any = None
+            async for chunk in _chain(sync_iter, async_iter):
+                if first:
+                    if isinstance(chunk, str):
+                        opcode = _BINARY if text is False else _TEXT
+                    elif isinstance(chunk, (bytes, bytearray, memoryview)):
+                        opcode = _TEXT if text else _BINARY
+                    else:
+                        raise TypeError("iterable must contain bytes or str")
+                    kind = type(chunk) if isinstance(chunk, str) else bytes
+                elif not isinstance(chunk, kind) and not (kind is bytes and isinstance(chunk, (bytearray, memoryview))):
+                    raise TypeError("iterable must contain uniform types")
+                if previous is not None:
+                    self.transport.write(self._send_frame(self._core, opcode if first else _CONT, previous, False))
+                    if self._writing_paused:
+                        await self._drain()
+                    first = False
+                previous = chunk.encode() if isinstance(chunk, str) and text is False else chunk
+            if previous is None:
+                return  # empty iterable: nothing to send
+            self.transport.write(self._send_frame(self._core, opcode if first else _CONT, previous, True))
+        except BaseException:
+            if self.protocol.state is OPEN and (self._core is None or self._core.sending_fragments):
+                # A message cannot be abandoned halfway: fail the connection.
+                self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+            raise
+        finally:
+            self._fragmented_send = None
+            done.set_result(None)
+        if self._writing_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Waits until the write buffer drops below its low-water mark."""
+        while self._writing_paused and not self._lost:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._lost:
+            raise self._closed_exception()
+
+    async def ping(self, data: Data | None = None) -> Awaitable[float]:
+        """Sends a ping.
+
+        Returns a future that resolves to the round-trip time in seconds when
+        the matching pong arrives: ``latency = await (await ws.ping())``.
+
+        Args:
+            data: Payload; 4 random bytes by default. A :class:`str` is
+                encoded as UTF-8.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If a ping with the same payload awaits its pong.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+        elif data is None:
+            while True:
+                payload = os.urandom(4)
+                if payload not in self._pings:
+                    break
+        else:
+            payload = bytes(data)
+        if payload in self._pings:
+            raise ConcurrencyError("already waiting for a pong with the same data")
+        future = self._send_ping(payload)
+        if self._writing_paused:
+            await self._drain()
+        return future
+
+    def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
+        try:
+            data = self._core.send_ping(payload) if self._core is not None else self._protocol_send("ping", payload)
+        except InvalidState:
+            raise self._closing_exception() from None
+        future: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (future, time.monotonic())
+        self.transport.write(data)
+        return future
+
+    def _protocol_send(self, kind: str, payload: bytes) -> bytes:
+        getattr(self.protocol, f"send_{kind}")(payload)
+        return b"".join(self.protocol.data_to_send())
+
+    async def pong(self, data: Data = b"") -> None:
+        """Sends an unsolicited pong (a unidirectional heartbeat).
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+        """
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        try:
+            out = self._core.send_pong(payload) if self._core is not None else self._protocol_send("pong", payload)
+        except InvalidState:
+            raise self._closing_exception() from None
+        self.transport.write(out)
+        if self._writing_paused:
+            await self._drain()
+
+    def _acknowledge_pings(self, payload: bytes) -> None:
+        """A pong acknowledges its ping and every ping sent before it
+        (RFC 6455 section 5.5.3 allows answering only the latest)."""
+        if payload not in self._pings:
+            return
+        now = time.monotonic()
+        acked = []
+        for key, (future, sent_at) in self._pings.items():
+            acked.append(key)
+            if not future.done():
+                future.set_result(now - sent_at)
+            if key == payload:
+                self.latency = now - sent_at
+                break
+        for key in acked:
+            del self._pings[key]
+
+    # ------------------------------------------------------------ keepalive
+
+    def _schedule_keepalive(self) -> None:
+        if self.ping_interval is not None and not self._lost:
+            self._keepalive_handle = self.loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Sends a keepalive ping; a peer that does not answer within
+        ``ping_timeout`` is closed with 1011."""
+        if self.protocol.state is not OPEN:
+            return
+        payload = struct.pack("!I", int(time.monotonic() * 1000) & 0xFFFFFFFF)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        try:
+            future = self._send_ping(payload)
+        except ConnectionClosed:
+            return
+        if self.debug:
+            self.logger.debug("% sent keepalive ping")
+        if self.ping_timeout is not None:
+            timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
+            future.add_done_callback(lambda _: timeout_handle.cancel())
+        self._schedule_keepalive()
+
+    def _keepalive_timeout(self, future: asyncio.Future[float]) -> None:
+        if not future.done() and self.protocol.state is OPEN:
+            if self.debug:
+                self.logger.debug("- timed out waiting for keepalive pong")
+            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    # -------------------------------------------------------------- closing
+
+    def _fail(self, code: int, reason: str = "") -> None:
+        """Fails the connection from our side (RFC 6455 section 7.1.7)."""
+        self.protocol.fail(code, reason)
+        self._flush_protocol()
+        self._arm_close_timer()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Performs the closing handshake and waits for the TCP close.
+
+        Idempotent. Bounded by ``close_timeout``, after which the TCP
+        connection is aborted.
+
+        Raises:
+            ProtocolError: If ``code`` is not a valid close code.
+        """
+        if self.protocol.state is OPEN:
+            if self._fragmented_send is not None:
+                # Closing in the middle of a fragmented message is an error.
+                self._fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
+            else:
+                try:
+                    self.protocol.send_close(code, reason)
+                except InvalidState:
+                    pass
+                except ProtocolError:
+                    raise
+                self._flush_protocol()
+                self._arm_close_timer()
+        await asyncio.shield(self.connection_lost_waiter)
+
+    async def wait_closed(self) -> None:
+        """Waits until the TCP connection is closed."""
+        await asyncio.shield(self.connection_lost_waiter)
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.close(CloseCode.INTERNAL_ERROR)
+
+
+async def _chain(sync_iter: Iterable[Data] | None, async_iter: AsyncIterator[Data] | None) -> AsyncIterator[Data]:
+    if sync_iter is not None:
+        for item in sync_iter:
+            yield item
+    else:
+        assert async_iter is not None
+        async for item in async_iter:
+            yield item
+

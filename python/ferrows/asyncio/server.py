@@ -1,0 +1,622 @@
+"""asyncio WebSocket server: :func:`serve`, :class:`Server`,
+:class:`ServerConnection`, :func:`broadcast` and :func:`basic_auth`."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+import socket
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from .. import _core
+from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..compat import ExceptionGroup
+from ..datastructures import Headers, HeadersLike
+from ..exceptions import ConcurrencyError, ConnectionClosed
+from ..extensions.base import ServerExtensionFactory
+from ..frames import CloseCode
+from ..headers import validate_subprotocols
+from ..http11 import SERVER, Request, Response
+from ..protocol import CONNECTING, OPEN
+from ..server import ServerProtocol
+from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
+from .connection import Connection
+
+__all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
+
+class ServerConnection(Connection):
+    """A server-side WebSocket connection.
+
+    Created by :func:`serve` for each client; the handler receives it once
+    the opening handshake succeeded.
+    """
+
+    def __init__(
+        self,
+        protocol: ServerProtocol,
+        server: Server,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | tuple[int, int | None] | None = 32,
+        read_limit: int | None = 2**16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+    ) -> None:
+        super().__init__(
+            protocol,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+        )
+        self.server = server
+        self.username: str | None = None
+        """Username set by :func:`basic_auth` once authenticated."""
+        self._open_handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def respond(self, status: StatusLike, text: str) -> Response:
+        """Builds a plain-text HTTP response, for ``process_request``.
+
+        Example: ``return connection.respond(http.HTTPStatus.FORBIDDEN, "No\\n")``.
+        """
+        assert isinstance(self.protocol, ServerProtocol)
+        return self.protocol.reject(status, text)
+
+    # -------------------------------------------------------- handshake
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._register(self)
+        timeout = self.server.open_timeout
+        if timeout is not None:
+            self._open_handle = self.loop.call_later(timeout, self._open_timed_out)
+
+    def _open_timed_out(self) -> None:
+        """Drops a client that did not complete the handshake in time."""
+        if self.protocol.state is CONNECTING and not self._lost:
+            if self.debug:
+                self.logger.debug("! timed out during opening handshake")
+            self.transport.abort()
+
+    def _handshake_data(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        self._flush_protocol()
+        if events and self._task is None:
+            request = events[0]
+            assert isinstance(request, Request)
+            self._task = self.loop.create_task(self._run(request))
+            self.server._tasks.add(self._task)
+            self._task.add_done_callback(self.server._tasks.discard)
+
+    async def _run(self, request: Request) -> None:
+        self.request = request
+        response = await self.server._handshake_response(self, request)
+        if self._lost:
+            return
+        self.response = response
+        assert isinstance(self.protocol, ServerProtocol)
+        self.protocol.send_response(response)
+        self._flush_protocol()
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+        if self.protocol.state is not OPEN:
+            if response.status_code != 101:
+                self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
+            return
+        self._start()
+        await self.server._run_handler(self)
+
+    def _on_closed(self) -> None:
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+        self.server._unregister(self)
+
+
+class Server:
+    """A WebSocket server: listening sockets and the connections they accept.
+
+    Created by :func:`serve`. Close it with :meth:`close` then
+    :meth:`wait_closed`, or use it as an async context manager.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[ServerConnection], Awaitable[None]],
+        *,
+        process_request: Callable[[ServerConnection, Request], Any] | None = None,
+        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        server_header: str | None = SERVER,
+        extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
+        open_timeout: float | None = 10,
+        logger: LoggerLike | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.handler = handler
+        # The seed's @basic_auth decorator leaves its check on the handler;
+        # it runs before the user's process_request.
+        self._auth = getattr(handler, HANDLER_ATTRIBUTE, None)
+        self.process_request = process_request
+        self.process_response = process_response
+        self.server_header = server_header
+        self.extra_headers = extra_headers
+        self.open_timeout = open_timeout
+        if logger is None:
+            logger = logging.getLogger("ferrows.server")
+        self.logger: LoggerLike = logger
+        self.server: asyncio.Server | None = None
+        self._handlers: set[ServerConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
+        self._close_task: asyncio.Task[None] | None = None
+
+    def wrap(self, server: asyncio.Server) -> None:
+        """Attaches the listening :class:`asyncio.Server`."""
+        self.server = server
+        for sock in server.sockets:
+            name = sock.getsockname()
+            if sock.family == socket.AF_INET6:
+                self.logger.info("server listening on [%s]:%d", name[0], name[1])
+            elif sock.family == socket.AF_INET:
+                self.logger.info("server listening on %s:%d", name[0], name[1])
+            else:
+                self.logger.info("server listening on %s", name)
+
+    # ---------------------------------------------------- connections
+
+    def _register(self, connection: ServerConnection) -> None:
+        self._handlers.add(connection)
+
+    def _unregister(self, connection: ServerConnection) -> None:
+        self._handlers.discard(connection)
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """Open connections (handshake done, not yet closing)."""
+        return {c for c in self._handlers if c.protocol.state is OPEN}
+
+    @property
+    def websockets(self) -> set[ServerConnection]:
+        """Same as :attr:`connections`, under the name the user's
+        documentation uses."""
+        return self.connections
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """Listening sockets."""
+        if self.server is None:
+            return ()
+        return tuple(self.server.sockets)
+
+    async def _handshake_response(self, connection: ServerConnection, request: Request) -> Response:
+        """Runs the hooks in order and returns the response to send."""
+        protocol = connection.protocol
+        assert isinstance(protocol, ServerProtocol)
+        response: Response | None = None
+        try:
+            hooks = [hook for hook in (self._auth, self.process_request) if hook is not None]
+            for hook in hooks:
+                result = hook(connection, request)
+                if isinstance(result, Awaitable):
+                    result = await result
+                if result is not None:
+                    response = result
+                    break
+        except Exception as exc:
+            protocol.handshake_exc = exc
+            connection.logger.error("opening handshake failed", exc_info=True)
+            response = protocol.reject(
+                http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                "Failed to open a WebSocket connection.\nSee server log for more information.\n",
+            )
+        if response is None:
+            response = protocol.accept(request)
+            if response.status_code == 101:
+                self._add_headers(connection, request, response)
+        if self.server_header is not None and "Server" not in response.headers:
+            response.headers["Server"] = self.server_header
+        if self.process_response is not None:
+            try:
+                result = self.process_response(connection, request, response)
+                if isinstance(result, Awaitable):
+                    result = await result
+                if result is not None:
+                    response = result
+            except Exception as exc:
+                protocol.handshake_exc = exc
+                connection.logger.error("opening handshake failed", exc_info=True)
+                response = protocol.reject(
+                    http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "Failed to open a WebSocket connection.\nSee server log for more information.\n",
+                )
+        if self._closing and response.status_code == 101:
+            response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+        return response
+
+    def _add_headers(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """``Server`` first, then ``extra_headers``, each replacing headers of
+        the same name, so that ``extra_headers={"Server": ...}`` wins."""
+        if self.server_header is not None:
+            response.headers["Server"] = self.server_header
+        extra = self.extra_headers
+        if extra is None:
+            return
+        if callable(extra):
+            extra = extra(connection, request)
+        extra_headers = Headers(extra) if not isinstance(extra, Headers) else extra
+        for name in set(extra_headers.keys()):
+            del response.headers[name]
+        for name, value in extra_headers.raw_items():
+            response.headers[name] = value
+
+    async def _run_handler(self, connection: ServerConnection) -> None:
+        try:
+            await self.handler(connection)
+        except ConnectionClosed:
+            # The peer went away: not a bug of the handler, so no traceback.
+            if connection.debug:
+                connection.logger.debug("connection handler ended: connection closed", exc_info=True)
+            await connection.close()
+        except Exception:
+            connection.logger.error("connection handler failed", exc_info=True)
+            await connection.close(CloseCode.INTERNAL_ERROR)
+        else:
+            await connection.close()
+
+    # -------------------------------------------------------- closing
+
+    def close(self, close_connections: bool = True, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Stops listening and closes connections, without waiting.
+
+        Handshakes in progress are answered with 503; open connections are
+        closed with ``code`` (1001 by default). Idempotent.
+        """
+        if self._close_task is None:
+            self._closing = True
+            self._close_task = self.loop.create_task(self._close(close_connections, code, reason))
+
+    async def _close(self, close_connections: bool, code: int, reason: str) -> None:
+        self.logger.info("server closing")
+        if self.server is not None:
+            self.server.close()
+        # Let connections accepted just before close() start their handshake.
+        await asyncio.sleep(0)
+        if close_connections:
+            closers = [c.close(code, reason) for c in self._handlers if c.protocol.state is OPEN]
+            if closers:
+                await asyncio.gather(*closers, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        # Connections still in the handshake are bounded by open_timeout.
+        while self._handlers:
+            waiters = [c.connection_lost_waiter for c in list(self._handlers)]
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self.logger.info("server closed")
+        if not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Waits until the server is closed and every handler has returned."""
+        await asyncio.shield(self._closed_waiter)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        return self.loop
+
+    def is_serving(self) -> bool:
+        """True while the server accepts connections."""
+        return self.server is not None and self.server.is_serving()
+
+    async def start_serving(self) -> None:
+        """Starts accepting connections (with ``start_serving=False``)."""
+        assert self.server is not None
+        await self.server.start_serving()
+
+    async def serve_forever(self) -> None:
+        """Accepts connections until cancelled; cancelling closes the server."""
+        assert self.server is not None
+        try:
+            await self.server.serve_forever()
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:
+    """Starts a WebSocket server; awaitable and an async context manager.
+
+    ``async with serve(handler, "localhost", 8765) as server: ...`` or
+    ``server = await serve(...)``.
+
+    Args:
+        handler: ``async def handler(connection)``, run for each connection
+            after the handshake; returning closes with 1000, raising logs the
+            error and closes with 1011.
+        host: Address to listen on; with ``port``, for
+            :meth:`~asyncio.loop.create_server`.
+        port: Port; 0 picks a free one.
+        origins: Acceptable ``Origin`` values (see
+            :class:`~ferrows.server.ServerProtocol`).
+        extensions: Server extension factories.
+        subprotocols: Supported subprotocols, in order of preference.
+        select_subprotocol: Custom subprotocol selection.
+        compression: ``"deflate"`` (default) or :obj:`None`.
+        extra_headers: Headers added to the 101 response, or a function
+            ``f(connection, request)`` returning them.
+        process_request: ``f(connection, request)``, sync or async; returning
+            a :class:`~ferrows.http11.Response` sends it instead.
+        process_response: ``f(connection, request, response)``, sync or
+            async; may modify the response or return a replacement.
+        server_header: ``Server`` header value; :obj:`None` omits it.
+        open_timeout: Seconds to complete the handshake; :obj:`None` for no
+            limit.
+        ping_interval: Seconds between keepalive pings; :obj:`None` disables.
+        ping_timeout: Seconds to wait for a pong before closing with 1011.
+        close_timeout: Seconds for the closing handshake before aborting.
+        max_size: Largest incoming message in bytes; :obj:`None` for no limit.
+        max_queue: High-water mark of unread messages (or ``(high, low)``);
+            reading pauses above it.
+        read_limit: High-water mark, in bytes, of unread received messages;
+            reading pauses above it too.
+        write_limit: High-water mark of the write buffer (or ``(high,
+            low)``); ``send()`` waits for it to drain above it.
+        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        create_connection: :class:`ServerConnection` subclass to use.
+        kwargs: Passed to :meth:`~asyncio.loop.create_server` (``ssl``,
+            ``sock``, ``reuse_port``, ``backlog``...).
+
+    Raises:
+        ValueError: For an unsupported ``compression`` or invalid
+            ``subprotocols``.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[ServerConnection], Awaitable[None]],
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        origins: Sequence[Origin | re.Pattern[str] | None] | None = None,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        select_subprotocol: Callable[[ServerConnection, Sequence[Subprotocol]], Subprotocol | None] | None = None,
+        compression: str | None = "deflate",
+        extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
+        process_request: Callable[[ServerConnection, Request], Any] | None = None,
+        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        server_header: str | None = SERVER,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        max_queue: int | tuple[int, int | None] | None = 32,
+        read_limit: int | None = 2**16,
+        write_limit: int | tuple[int, int | None] = 2**16,
+        logger: LoggerLike | None = None,
+        create_connection: type[ServerConnection] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if subprotocols is not None:
+            validate_subprotocols(subprotocols)
+        extensions = _configure_compression(compression, extensions)
+        if create_connection is None:
+            create_connection = ServerConnection
+
+        self._handler = handler
+        self._server_kwargs = dict(
+            process_request=process_request,
+            process_response=process_response,
+            server_header=server_header,
+            extra_headers=extra_headers,
+            open_timeout=open_timeout,
+            logger=logger,
+        )
+        unix = kwargs.pop("unix", False)
+        path = kwargs.pop("path", None)
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", open_timeout)
+            if sys.version_info >= (3, 11):
+                kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
+
+        def factory() -> ServerConnection:
+            protocol = ServerProtocol(
+                origins=origins,
+                extensions=extensions,
+                subprotocols=subprotocols,
+                select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
+                max_size=max_size,
+                logger=logger if logger is not None else self.server.logger,
+            )
+            return create_connection(  # type: ignore[misc]
+                protocol,
+                self.server,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                close_timeout=close_timeout,
+                max_queue=max_queue,
+                read_limit=read_limit,
+                write_limit=write_limit,
+            )
+
+        self._factory = factory
+        self._unix = unix
+        self._path = path
+        self._host = host
+        self._port = port
+        self._kwargs = kwargs
+        self.server: Server = None  # type: ignore[assignment]
+
+    async def _create(self) -> Server:
+        self.server = Server(self._handler, **self._server_kwargs)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        if self._unix:
+            listener = await loop.create_unix_server(self._factory, self._path, **self._kwargs)
+        else:
+            listener = await loop.create_server(self._factory, self._host, self._port, **self._kwargs)
+        self.server.wrap(listener)
+        return self.server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._create().__await__()
+
+    __iter__ = __await__
+
+    async def __aenter__(self) -> Server:
+        return await self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def unix_serve(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+    path: str | None = None,
+    **kwargs: Any,
+) -> serve:
+    """Starts a WebSocket server on a Unix socket; see :func:`serve`.
+
+    Args:
+        handler: Connection handler.
+        path: Filesystem path of the socket.
+    """
+    return serve(handler, unix=True, path=path, **kwargs)
+
+
+def _configure_compression(
+    compression: str | None, extensions: Sequence[ServerExtensionFactory] | None
+) -> list[ServerExtensionFactory] | None:
+    """Adds permessage-deflate unless disabled or already configured."""
+    if compression == "deflate":
+        try:
+            from ..extensions.permessage_deflate import enable_server_permessage_deflate
+        except ImportError:
+            return list(extensions) if extensions is not None else None
+        return enable_server_permessage_deflate(extensions)
+    if compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    return list(extensions) if extensions is not None else None
+
+
+def broadcast(
+    connections: Iterable[Connection] | None = None,
+    message: Data | None = None,
+    raise_exceptions: bool = False,
+    *,
+    text: bool | None = None,
+    websockets: Iterable[Connection] | None = None,
+) -> None:
+    """Sends a message to many connections at once, without waiting.
+
+    The message is framed once and the same bytes are written to every open
+    connection that can share them; others get their own frame. Closed or
+    closing connections are skipped, and so are connections in the middle of
+    a fragmented message. There is no backpressure: a slow client's buffer
+    grows.
+
+    Args:
+        connections: Connections to send to (``websockets=`` also works, as
+            the user's documentation names it).
+        message: Text (:class:`str`) or binary (bytes-like) message.
+        raise_exceptions: Raise an :class:`ExceptionGroup` of the failures
+            at the end, instead of logging them.
+        text: Force a text (True) or binary (False) frame.
+
+    Raises:
+        TypeError: If ``message`` is neither text nor bytes-like.
+    """
+    if websockets is not None:
+        connections = websockets
+    if connections is None:
+        raise TypeError("broadcast() missing the connections to send to")
+    if isinstance(message, str):
+        opcode = 2 if text is False else 1
+        payload: Any = message.encode() if text is False else message
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        opcode = 1 if text else 2
+        payload = message
+    else:
+        raise TypeError("data must be str or bytes")
+
+    shared: bytes | None = None
+    exceptions: list[Exception] = []
+    for connection in connections:
+        protocol = connection.protocol
+        if protocol.state is not OPEN:
+            continue
+        if connection._fragmented_send is not None:
+            if raise_exceptions:
+                exceptions.append(ConcurrencyError("sending a fragmented message"))
+            else:
+                connection.logger.warning("skipped broadcast: sending a fragmented message")
+            continue
+        try:
+            core = connection._core
+            if core is not None and protocol.side == 0:
+                # Server side, no extension transforming frames: the same
+                # bytes are valid on every such connection.
+                if shared is None:
+                    shared = _core.encode_frame(opcode, payload)
+                data = shared
+            else:
+                data = connection._send_frame(core, opcode, payload, True)
+            connection.transport.write(data)
+        except Exception as write_exception:
+            if raise_exceptions:
+                exc = RuntimeError("failed to write message")
+                exc.__cause__ = write_exception
+                exceptions.append(exc)
+            else:
+                connection.logger.warning(
+                    "skipped broadcast: failed to write message: %s",
+                    traceback.format_exception_only(type(write_exception), write_exception)[0].strip(),
+                )
+    if raise_exceptions and exceptions:
+        raise ExceptionGroup("skipped broadcast", exceptions)
+
+
+def basic_auth(*args: Any, **kwargs: Any) -> Any:
+    """HTTP Basic Authentication, in either form.
+
+    ``@basic_auth("admin", "secret", realm="WebSocket")`` decorates a
+    handler (and also works as ``process_request=basic_auth("u", "p")``);
+    ``basic_auth(realm="...", credentials=(u, p) or [(u, p), ...])`` or
+    ``basic_auth(realm="...", check_credentials=f)`` returns a
+    ``process_request`` hook, where ``f`` may be async.
+
+    Wrong or missing credentials get 401 with ``WWW-Authenticate``; success
+    sets ``connection.username``.
+    """
+    return dispatch_basic_auth(args, kwargs, allow_async=True)
+
