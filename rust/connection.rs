@@ -483,7 +483,13 @@ impl Connection {
         if !self.extensions.is_empty() {
             let remaining = self.message.remaining(self.config.max_size);
             for ext in self.extensions.iter_mut().rev() {
-                ext.decode(&mut frame, remaining)?;
+                ext.decode(&mut frame, remaining).map_err(|e| match (e, self.config.max_size) {
+                    // Report the size of the whole message, not the frame.
+                    (Violation::MessageTooBig { size, .. }, Some(max_size)) => {
+                        Violation::MessageTooBig { size: self.message.size + size, max_size }
+                    }
+                    (other, _) => other,
+                })?;
             }
         }
         self.message.account(

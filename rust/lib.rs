@@ -8,6 +8,7 @@
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod extension;
 pub mod frame;

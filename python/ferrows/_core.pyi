@@ -54,6 +54,16 @@ class Connection:
         """Frames a close frame, starting the closing handshake."""
     def fail(self, code: int, reason: str = "") -> None:
         """Fails the connection; output is in ``data_to_send``."""
+    def enable_deflate(
+        self,
+        remote_no_context_takeover: bool,
+        local_no_context_takeover: bool,
+        remote_max_window_bits: int,
+        local_max_window_bits: int,
+        level: int = 6,
+        mem_level: int = 8,
+    ) -> None:
+        """Adds permessage-deflate with negotiated parameters."""
     def data_to_send(self) -> list[bytes]:
         """Bytes to write, then ``b""`` to half-close the transport."""
     def close_expected(self) -> bool:
@@ -117,6 +127,9 @@ def is_valid_key(key: str) -> bool:
 
 def encode_frame(opcode: int, data: Buffer | str, fin: bool = True, rsv: int = 0) -> bytes:
     """One unmasked frame, for broadcasting the same bytes to many servers' peers."""
+
+def deflate_message(data: Buffer | str, window_bits: int, level: int = 6, mem_level: int = 8) -> bytes:
+    """A whole message compressed without context (RFC 7692), tail removed."""
 
 def apply_mask(data: Buffer | str, mask: bytes) -> bytes:
     """XORs ``data`` with a 4-byte mask."""

@@ -120,6 +120,7 @@ class Protocol:
         self._py_size = 0
         self._py_text: codecs.IncrementalDecoder | None = None
         self._py_fragments = 0
+        self._py_extensions: list[Extension] = []
         # The asyncio and threading layers set this before the handshake so
         # that the core delivers whole messages as str/bytes, which they then
         # read from the core directly (the fast path).
@@ -130,8 +131,17 @@ class Protocol:
     # ------------------------------------------------------------ state
 
     def _open(self) -> None:
-        """Creates the core connection once the handshake succeeded."""
-        has_py_ext = bool(self.extensions)
+        """Creates the core connection once the handshake succeeded.
+
+        permessage-deflate runs in the core. Any other extension is written
+        in Python: then every extension, deflate included, runs in Python
+        in negotiation order, and the core only frames.
+        """
+        from .extensions.permessage_deflate import PerMessageDeflate
+
+        native = [ext for ext in self.extensions if type(ext) is PerMessageDeflate]
+        has_py_ext = len(native) != len(self.extensions)
+        self._py_extensions = self.extensions if has_py_ext else []
         self._core = _core.Connection(
             self.side is CLIENT,
             max_size=None if has_py_ext else self.max_size,
@@ -140,6 +150,9 @@ class Protocol:
             check_text=not has_py_ext,
             assemble=self._assemble and not has_py_ext,
         )
+        if not has_py_ext:
+            for ext in native:
+                self._core.enable_deflate(*ext.core_settings())
         self._state = OPEN
 
     @property
@@ -260,7 +273,7 @@ class Protocol:
 
     def _dispatch(self, items: list[Any]) -> None:
         assert self._core is not None
-        if self._assemble and not self.extensions:
+        if self._assemble and not self._py_extensions:
             # Raw core events for the I/O layer's fast path.
             for item in items:
                 if type(item) is tuple and item[0] == _FAILED:
@@ -269,7 +282,7 @@ class Protocol:
             self.writes.extend(self._core.data_to_send())
             return
         events = self.events
-        has_ext = bool(self.extensions)
+        has_ext = bool(self._py_extensions)
         for item in items:
             opcode, data, fin, rsv = item
             if opcode == _FAILED:
@@ -293,7 +306,7 @@ class Protocol:
             self._py_text = codecs.getincrementaldecoder("utf-8")() if frame.opcode is Opcode.TEXT else None
         remaining = None if self.max_size is None else self.max_size - self._py_size
         try:
-            for extension in reversed(self.extensions):
+            for extension in reversed(self._py_extensions):
                 frame = extension.decode(frame, max_size=remaining)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:
                 raise ProtocolError("reserved bits must be 0")
@@ -352,13 +365,13 @@ class Protocol:
 
     def _encode(self, opcode: Opcode, data: bytes | str, fin: bool) -> bytes | None:
         """Sends a data frame through Python extensions, if any."""
-        if not self.extensions:
+        if not self._py_extensions:
             return None
         core = self._require_core()
         if isinstance(data, str):
             data = data.encode()
         frame = Frame(opcode, bytes(data), fin)
-        for extension in self.extensions:
+        for extension in self._py_extensions:
             frame = extension.encode(frame)
         rsv = frame.rsv1 << 2 | frame.rsv2 << 1 | frame.rsv3
         return core.send_frame(int(frame.opcode), frame.data, frame.fin, rsv)

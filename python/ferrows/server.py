@@ -15,7 +15,9 @@ from .exceptions import (
     InvalidHeader,
     InvalidHeaderValue,
     InvalidMessage,
+    InvalidMethod,
     InvalidOrigin,
+    InvalidProtocol,
     InvalidUpgrade,
     NegotiationError,
 )
@@ -103,10 +105,18 @@ class ServerProtocol(Protocol):
 
     def _handshake_parse_failed(self, exc: Exception) -> None:
         """Records why the request could not be parsed, answers with an HTTP
-        error when the request was HTTP but broke a limit, and closes."""
-        self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
-        self.handshake_exc.__cause__ = exc
+        error when the request was HTTP but broke a limit, and closes.
+
+        A request refused with a status (a limit such as RequestLineTooLong,
+        or a body) is its own ``handshake_exc``, as in websockets; anything
+        that isn't HTTP becomes InvalidMessage with the parse error as cause.
+        """
         status = getattr(exc, "status", None)
+        if status is not None and isinstance(exc, InvalidHandshake):
+            self.handshake_exc = exc
+        else:
+            self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
+            self.handshake_exc.__cause__ = exc
         if status is not None and not self._eof_sent:
             self.writes.append(self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n").serialize())
         if not self._eof_sent:
@@ -184,11 +194,14 @@ class ServerProtocol(Protocol):
         Raises:
             InvalidHandshake: If the request is not a valid handshake.
         """
+        # RFC 6455 section 4.2.1, item 1: a GET over HTTP/1.1 or later. The
+        # causes are InvalidMethod and InvalidProtocol, as in websockets, so
+        # that handshake_exc tells applications which rule was broken.
         if request.method != "GET":
-            cause = InvalidMessage(f"unsupported HTTP method; expected GET; got {request.method}")
+            cause: InvalidHandshake = InvalidMethod(request.method)
             raise _Reject(http.HTTPStatus.METHOD_NOT_ALLOWED, cause, [("Allow", "GET")])
         if request.protocol != "HTTP/1.1":
-            cause = InvalidMessage(f"unsupported protocol; expected HTTP/1.1: {request.protocol}")
+            cause = InvalidProtocol(request.protocol)
             raise _Reject(http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, cause)
         headers = request.headers
 

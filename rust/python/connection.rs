@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyList, PyString};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
 use crate::connection::{self as core, Config, Event, Role};
+use crate::deflate::{compress_message, DeflateParams, PerMessageDeflate};
 use crate::frame::{write_header, FrameHeader, OpCode};
 use crate::mask;
 
@@ -185,6 +186,36 @@ impl Connection {
         self.inner.fail(code, reason);
     }
 
+    /// Adds permessage-deflate with negotiated parameters (RFC 7692).
+    #[pyo3(signature = (
+        remote_no_context_takeover,
+        local_no_context_takeover,
+        remote_max_window_bits,
+        local_max_window_bits,
+        level = 6,
+        mem_level = 8,
+    ))]
+    fn enable_deflate(
+        &mut self,
+        remote_no_context_takeover: bool,
+        local_no_context_takeover: bool,
+        remote_max_window_bits: u8,
+        local_max_window_bits: u8,
+        level: i32,
+        mem_level: i32,
+    ) -> PyResult<()> {
+        check_deflate_settings(&[remote_max_window_bits, local_max_window_bits], level, mem_level)?;
+        self.inner.add_extension(Box::new(PerMessageDeflate::new(DeflateParams {
+            remote_no_context_takeover,
+            local_no_context_takeover,
+            remote_max_window_bits,
+            local_max_window_bits,
+            level,
+            mem_level,
+        })));
+        Ok(())
+    }
+
     /// Bytes to write, then `b""` when the transport must be half-closed.
     fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
@@ -297,6 +328,35 @@ pub fn encode_frame<'py>(
             Ok(())
         })
     })?
+}
+
+fn check_deflate_settings(window_bits: &[u8], level: i32, mem_level: i32) -> PyResult<()> {
+    if window_bits.iter().any(|b| !(9..=15).contains(b)) {
+        return Err(PyValueError::new_err("max_window_bits must be between 9 and 15"));
+    }
+    if !(0..=9).contains(&level) || !(1..=9).contains(&mem_level) {
+        return Err(PyValueError::new_err("level must be 0-9 and memLevel 1-9"));
+    }
+    Ok(())
+}
+
+/// Compresses a whole message without context, as a connection that
+/// negotiated no context takeover for its sending side would: `broadcast`
+/// compresses once with this and shares the frame.
+#[pyfunction]
+#[pyo3(signature = (data, window_bits, level = 6, mem_level = 8))]
+pub fn deflate_message<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    window_bits: u8,
+    level: i32,
+    mem_level: i32,
+) -> PyResult<Bound<'py, PyBytes>> {
+    check_deflate_settings(&[window_bits], level, mem_level)?;
+    let out = with_bytes(data, |payload| {
+        detach_if_large(py, payload.len(), || compress_message(payload, window_bits, level, mem_level))
+    })?;
+    Ok(PyBytes::new(py, &out))
 }
 
 /// XORs `data` with a 4-byte `mask`, returning new bytes (RFC 6455 section 5.3).

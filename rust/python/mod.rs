@@ -26,6 +26,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handshake::is_valid_key, m)?)?;
     m.add_function(wrap_pyfunction!(connection::apply_mask, m)?)?;
     m.add_function(wrap_pyfunction!(connection::encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::deflate_message, m)?)?;
     m.add("FAILED", connection::FAILED)?;
     Ok(())
 }

@@ -166,8 +166,9 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # No isinstance check: uvloop's transports implement the interface
+        # without subclassing asyncio.Transport.
+        self.transport = transport  # type: ignore[assignment]
         high, low = _limits(self.write_limit)
         transport.set_write_buffer_limits(high=high, low=low)
 
@@ -268,7 +269,7 @@ class Connection(asyncio.Protocol):
         """Switches to the fast path once the handshake succeeded."""
         core = self.protocol._core
         assert core is not None
-        if not self.protocol.extensions:
+        if not self.protocol._py_extensions:
             self._core = core
         else:
             # Extensions implemented in Python decode frames above the core.

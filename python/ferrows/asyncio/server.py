@@ -20,10 +20,12 @@ from ..compat import ExceptionGroup
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
+from ..extensions.permessage_deflate import PerMessageDeflate
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
 from ..protocol import CONNECTING, OPEN
+from ..protocol import SERVER as SERVER_SIDE
 from ..server import ServerProtocol
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection
@@ -569,7 +571,7 @@ def broadcast(
     else:
         raise TypeError("data must be str or bytes")
 
-    shared: bytes | None = None
+    shared: dict[Any, bytes] = {}
     exceptions: list[Exception] = []
     for connection in connections:
         protocol = connection.protocol
@@ -583,14 +585,13 @@ def broadcast(
             continue
         try:
             core = connection._core
-            if core is not None and protocol.side == 0:
-                # Server side, no extension transforming frames: the same
-                # bytes are valid on every such connection.
-                if shared is None:
-                    shared = _core.encode_frame(opcode, payload)
-                data = shared
-            else:
+            key = _broadcast_key(connection)
+            if key is None:
                 data = connection._send_frame(core, opcode, payload, True)
+            else:
+                data = shared.get(key)  # type: ignore[assignment]
+                if data is None:
+                    data = shared[key] = _encode_broadcast(key, opcode, payload)
             connection.transport.write(data)
         except Exception as write_exception:
             if raise_exceptions:
@@ -604,6 +605,37 @@ def broadcast(
                 )
     if raise_exceptions and exceptions:
         raise ExceptionGroup("skipped broadcast", exceptions)
+
+
+def _broadcast_key(connection: Connection) -> Any:
+    """Which connections can share one encoded frame.
+
+    Server connections frame identically when nothing transforms their
+    frames, and also when permessage-deflate keeps no context between their
+    messages and uses the same window and settings. Clients mask each frame
+    and connections with context takeover compress against their own
+    history: those return :obj:`None` and get their own frame.
+    """
+    protocol = connection.protocol
+    if protocol.side != SERVER_SIDE or connection._core is None:
+        return None
+    extensions = protocol.extensions
+    if not extensions:
+        return ()
+    if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
+        deflate = extensions[0]
+        if deflate.local_no_context_takeover:
+            settings = deflate.compress_settings
+            return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
+    return None
+
+
+def _encode_broadcast(key: Any, opcode: int, payload: Any) -> bytes:
+    if not key:
+        return _core.encode_frame(opcode, payload)
+    window_bits, level, mem_level = key
+    compressed = _core.deflate_message(payload, window_bits, level, mem_level)
+    return _core.encode_frame(opcode, compressed, True, 0b100)
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,266 @@
+//! permessage-deflate (RFC 7692) as an [`Extension`] of the core.
+//!
+//! Raw deflate with a sync flush per frame; the `00 00 ff ff` tail is
+//! removed from the last frame of a message on send and restored on
+//! receive (section 7.2.1-7.2.2). The compressor and decompressor are
+//! allocated on first use, so an idle connection costs nothing, and dropped
+//! after each message when context takeover is off. Inflating stops as soon
+//! as the output passes the message's remaining allowance: a small frame
+//! that would inflate to gigabytes fails with 1009 after producing at most
+//! `max_size + 1` bytes.
+
+use std::mem::MaybeUninit;
+
+use zlib_rs::{DeflateConfig, DeflateFlush, Inflate, InflateFlush, Method, Status, Strategy};
+
+use crate::error::{close_code, Violation};
+use crate::extension::{DataFrame, Extension};
+use crate::frame::{OpCode, RSV1};
+
+/// Empty stored block produced by a sync flush (section 7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Negotiated parameters, seen from this endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The peer resets its compressor after each message: reset our
+    /// decompressor too.
+    pub remote_no_context_takeover: bool,
+    /// We reset our compressor after each message.
+    pub local_no_context_takeover: bool,
+    /// Window of the peer's compressor (9-15): size of our decompressor's.
+    pub remote_max_window_bits: u8,
+    /// Window of our compressor (9-15).
+    pub local_max_window_bits: u8,
+    /// Compression level, 0-9 (zlib's `level`).
+    pub level: i32,
+    /// Memory level, 1-9 (zlib's `memLevel`): the compressor's hash table
+    /// and buffer take `2^(mem_level + 9)` bytes.
+    pub mem_level: i32,
+}
+
+impl Default for DeflateParams {
+    /// websockets' defaults for servers and clients it configures: 12-bit
+    /// windows and memLevel 5 keep each connection's state small.
+    fn default() -> Self {
+        DeflateParams {
+            remote_no_context_takeover: false,
+            local_no_context_takeover: false,
+            remote_max_window_bits: 15,
+            local_max_window_bits: 15,
+            level: 6,
+            mem_level: 8,
+        }
+    }
+}
+
+/// A compressor for raw deflate with the given window and memory settings.
+fn new_compressor(window_bits: u8, level: i32, mem_level: i32) -> zlib_rs::Deflate {
+    zlib_rs::Deflate::new_with_config(DeflateConfig {
+        level,
+        method: Method::Deflated,
+        // Negative: raw deflate, no zlib header (section 7.2.1).
+        window_bits: -i32::from(window_bits),
+        mem_level,
+        strategy: Strategy::Default,
+    })
+}
+
+/// Compresses `input` with a sync flush, appending to `out`.
+fn compress_into(encoder: &mut zlib_rs::Deflate, input: &[u8], out: &mut Vec<u8>) {
+    let mut consumed = 0usize;
+    loop {
+        out.reserve((input.len() - consumed) + (input.len() - consumed) / 64 + 64);
+        let spare = out.spare_capacity_mut();
+        let spare_len = spare.len();
+        let (in_before, out_before) = (encoder.total_in(), encoder.total_out());
+        // A sync flush on valid input and state cannot fail.
+        let _ = encoder.compress_uninit(&input[consumed..], spare, DeflateFlush::SyncFlush);
+        let produced = (encoder.total_out() - out_before) as usize;
+        consumed += (encoder.total_in() - in_before) as usize;
+        // SAFETY: the compressor initialised exactly `produced` bytes at the
+        // start of the spare capacity.
+        unsafe { out.set_len(out.len() + produced) };
+        // With output space left over, the flush is complete (zlib's
+        // contract for deflate with Z_SYNC_FLUSH).
+        if consumed == input.len() && produced < spare_len {
+            return;
+        }
+    }
+}
+
+/// Compresses one whole message into a frame payload without context
+/// (no takeover): the same bytes are valid on every connection that
+/// negotiated `server_no_context_takeover` with this window size, which is
+/// what lets a broadcast compress once.
+pub fn compress_message(payload: &[u8], window_bits: u8, level: i32, mem_level: i32) -> Vec<u8> {
+    let mut encoder = new_compressor(window_bits, level, mem_level);
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    compress_into(&mut encoder, payload, &mut out);
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - 4);
+    }
+    out
+}
+
+/// The permessage-deflate extension of one connection.
+pub struct PerMessageDeflate {
+    params: DeflateParams,
+    encoder: Option<zlib_rs::Deflate>,
+    decoder: Option<Inflate>,
+    /// The message being received is compressed (RSV1 on its first frame).
+    decoding: bool,
+    /// The message being sent is compressed.
+    encoding: bool,
+}
+
+// SAFETY: zlib-rs streams hold raw pointers into memory that they own and
+// never share; moving them to another thread is sound. All methods that
+// touch the state take `&mut self`, so sharing `&PerMessageDeflate` between
+// threads gives access to nothing mutable.
+unsafe impl Send for PerMessageDeflate {}
+// SAFETY: see above: `&self` exposes no method that reads the streams.
+unsafe impl Sync for PerMessageDeflate {}
+
+impl PerMessageDeflate {
+    /// The extension with negotiated parameters.
+    pub fn new(params: DeflateParams) -> Self {
+        PerMessageDeflate { params, encoder: None, decoder: None, decoding: false, encoding: false }
+    }
+
+    /// Parameters in use.
+    pub fn params(&self) -> &DeflateParams {
+        &self.params
+    }
+
+    /// Whether the compressor or decompressor currently holds state (memory).
+    pub fn is_allocated(&self) -> (bool, bool) {
+        (self.encoder.is_some(), self.decoder.is_some())
+    }
+
+    fn inflate(&mut self, input: &[u8], fin: bool, limit: Option<usize>) -> Result<Vec<u8>, Violation> {
+        let window = self.params.remote_max_window_bits;
+        let decoder = self.decoder.get_or_insert_with(|| Inflate::new(false, window));
+        let mut out: Vec<u8> = Vec::new();
+        let tail: &[u8] = if fin { &TAIL } else { &[] };
+        for chunk in [input, tail] {
+            let mut consumed = 0usize;
+            loop {
+                if out.len() == out.capacity() {
+                    // Grow geometrically, but never past the allowance + 1
+                    // byte: one byte over is enough to know it is too big.
+                    let mut extra = (chunk.len() * 4).max(out.len()).max(4096);
+                    if let Some(limit) = limit {
+                        extra = extra.min(limit + 1 - out.len().min(limit + 1));
+                    }
+                    out.reserve_exact(extra.max(1));
+                }
+                let spare: &mut [MaybeUninit<u8>] = out.spare_capacity_mut();
+                let spare_len = spare.len();
+                let (in_before, out_before) = (decoder.total_in(), decoder.total_out());
+                let status = decoder.decompress_uninit(&chunk[consumed..], spare, InflateFlush::SyncFlush);
+                let produced = (decoder.total_out() - out_before) as usize;
+                let used = (decoder.total_in() - in_before) as usize;
+                consumed += used;
+                // SAFETY: the decompressor initialised exactly `produced`
+                // bytes at the start of the spare capacity.
+                unsafe { out.set_len(out.len() + produced) };
+                if let Some(limit) = limit {
+                    if out.len() > limit {
+                        return Err(Violation::MessageTooBig { size: out.len() as u64, max_size: limit });
+                    }
+                }
+                match status {
+                    Err(_) => {
+                        return Err(Violation::Extension {
+                            code: close_code::PROTOCOL_ERROR,
+                            reason: "decompression failed: invalid deflate data".into(),
+                        })
+                    }
+                    Ok(Status::StreamEnd) => break,
+                    Ok(_) => {}
+                }
+                if consumed == chunk.len() && produced < spare_len {
+                    break;
+                }
+                if used == 0 && produced == 0 && produced < spare_len {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Extension for PerMessageDeflate {
+    fn name(&self) -> &str {
+        "permessage-deflate"
+    }
+
+    fn rsv_bits(&self) -> u8 {
+        RSV1
+    }
+
+    fn max_encoded_len(&self, decoded_limit: usize) -> usize {
+        // Incompressible data grows a little: 5 bytes per stored block of
+        // up to 64 KiB, plus block headers. Anything larger cannot decode
+        // within the limit.
+        decoded_limit.saturating_add(decoded_limit / 1024 * 5 + 1024)
+    }
+
+    fn decode(&mut self, frame: &mut DataFrame, max_size: Option<usize>) -> Result<(), Violation> {
+        if frame.opcode == OpCode::Continuation {
+            // RFC 7692 section 6.1: RSV1 is set on the first frame only.
+            if frame.rsv & RSV1 != 0 {
+                return Err(Violation::ReservedBits(RSV1));
+            }
+        } else {
+            self.decoding = frame.rsv & RSV1 != 0;
+        }
+        if !self.decoding {
+            return Ok(());
+        }
+        frame.rsv &= !RSV1;
+        let payload = std::mem::take(&mut frame.payload);
+        let result = self.inflate(&payload, frame.fin, max_size);
+        if frame.fin {
+            self.decoding = false;
+            if self.params.remote_no_context_takeover {
+                // Free the window between messages: the peer starts afresh.
+                self.decoder = None;
+            }
+        }
+        if result.is_err() {
+            self.decoder = None;
+        }
+        frame.payload = result?;
+        Ok(())
+    }
+
+    fn encode(&mut self, frame: &mut DataFrame) {
+        if frame.opcode != OpCode::Continuation {
+            self.encoding = true;
+            frame.rsv |= RSV1;
+        }
+        if !self.encoding {
+            return;
+        }
+        let (bits, level, mem) = (self.params.local_max_window_bits, self.params.level, self.params.mem_level);
+        let encoder = self.encoder.get_or_insert_with(|| new_compressor(bits, level, mem));
+        let mut out = Vec::with_capacity(frame.payload.len() / 2 + 64);
+        compress_into(encoder, &frame.payload, &mut out);
+        if frame.fin {
+            if out.ends_with(&TAIL) {
+                out.truncate(out.len() - 4);
+            }
+            self.encoding = false;
+            if self.params.local_no_context_takeover {
+                self.encoder = None;
+            }
+        }
+        frame.payload = out;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+use super::*;
+use crate::connection::{Config, Connection, Event, Role};
+use crate::frame::{write_frame, FrameHeader};
+use crate::mask::apply_mask;
+
+fn params() -> DeflateParams {
+    DeflateParams::default()
+}
+
+fn decode_frames(ext: &mut PerMessageDeflate, frames: &[(OpCode, bool, u8, &[u8])]) -> Result<Vec<u8>, Violation> {
+    let mut message = Vec::new();
+    for &(opcode, fin, rsv, payload) in frames {
+        let mut frame = DataFrame { opcode, fin, rsv, payload: payload.to_vec() };
+        ext.decode(&mut frame, None)?;
+        assert_eq!(frame.rsv & RSV1, 0);
+        message.extend(frame.payload);
+    }
+    Ok(message)
+}
+
+// RFC 7692 section 7.2.3 examples.
+#[test]
+fn rfc7692_hello_compressed() {
+    let mut ext = PerMessageDeflate::new(params());
+    let got = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+    assert_eq!(got.unwrap(), b"Hello");
+}
+
+#[test]
+fn rfc7692_fragmented_compressed() {
+    let mut ext = PerMessageDeflate::new(params());
+    let frames: &[(OpCode, bool, u8, &[u8])] =
+        &[(OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]), (OpCode::Continuation, true, 0, &[0xc9, 0xc9, 0x07, 0x00])];
+    assert_eq!(decode_frames(&mut ext, frames).unwrap(), b"Hello");
+}
+
+#[test]
+fn rfc7692_sharing_the_window() {
+    let mut ext = PerMessageDeflate::new(params());
+    let first = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+    assert_eq!(first.unwrap(), b"Hello");
+    let second = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x00, 0x11, 0x00, 0x00])]);
+    assert_eq!(second.unwrap(), b"Hello");
+}
+
+#[test]
+fn rfc7692_stored_block_bfinal_and_two_blocks() {
+    let mut ext = PerMessageDeflate::new(params());
+    let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &stored)]).unwrap(), b"Hello");
+    let mut ext = PerMessageDeflate::new(params());
+    let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &bfinal)]).unwrap(), b"Hello");
+    let mut ext = PerMessageDeflate::new(params());
+    let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
+    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &two)]).unwrap(), b"Hello");
+}
+
+#[test]
+fn rfc7692_encoding_hello() {
+    let mut ext = PerMessageDeflate::new(params());
+    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    ext.encode(&mut frame);
+    assert_eq!(frame.rsv, RSV1);
+    assert_eq!(frame.payload, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    // With context takeover the second message refers to the first.
+    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    ext.encode(&mut frame);
+    assert_eq!(frame.payload, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+}
+
+#[test]
+fn uncompressed_messages_pass_through() {
+    let mut ext = PerMessageDeflate::new(params());
+    assert_eq!(decode_frames(&mut ext, &[(OpCode::Binary, true, 0, b"raw")]).unwrap(), b"raw");
+    assert_eq!(ext.is_allocated(), (false, false), "nothing allocated until needed");
+}
+
+#[test]
+fn rsv1_on_a_continuation_frame_is_an_error() {
+    let mut ext = PerMessageDeflate::new(params());
+    let frames: &[(OpCode, bool, u8, &[u8])] =
+        &[(OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]), (OpCode::Continuation, true, RSV1, &[0xc9])];
+    assert_eq!(decode_frames(&mut ext, frames), Err(Violation::ReservedBits(RSV1)));
+}
+
+#[test]
+fn invalid_deflate_data_fails_with_1002() {
+    let mut ext = PerMessageDeflate::new(params());
+    let err = decode_frames(&mut ext, &[(OpCode::Binary, true, RSV1, &[0xff, 0xff, 0xff, 0xff])]).unwrap_err();
+    assert_eq!(err.close_code(), 1002);
+}
+
+#[test]
+fn a_bomb_stops_at_the_limit() {
+    // 64 MiB of zeros compress to about 64 KiB.
+    let bomb = compress_message(&vec![0u8; 64 << 20], 15, 9, 9);
+    assert!(bomb.len() < 128 << 10, "{}", bomb.len());
+    let mut ext = PerMessageDeflate::new(params());
+    let mut frame = DataFrame { opcode: OpCode::Binary, fin: true, rsv: RSV1, payload: bomb };
+    let err = ext.decode(&mut frame, Some(1 << 20)).unwrap_err();
+    assert_eq!(err, Violation::MessageTooBig { size: (1 << 20) + 1, max_size: 1 << 20 });
+    assert_eq!(err.close_code(), 1009);
+}
+
+#[test]
+fn context_is_dropped_after_each_message_without_takeover() {
+    let p = DeflateParams { local_no_context_takeover: true, remote_no_context_takeover: true, ..params() };
+    let mut ext = PerMessageDeflate::new(p);
+    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    ext.encode(&mut frame);
+    assert_eq!(ext.is_allocated(), (false, false));
+    let payload = frame.payload.clone();
+    let mut frame2 = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    ext.encode(&mut frame2);
+    assert_eq!(frame2.payload, payload, "no takeover: every message compresses alike");
+    assert_eq!(compress_message(b"Hello", 15, 6, 8), payload);
+    let mut rx = DataFrame { opcode: OpCode::Text, fin: true, rsv: RSV1, payload };
+    ext.decode(&mut rx, None).unwrap();
+    assert_eq!(rx.payload, b"Hello");
+    assert_eq!(ext.is_allocated(), (false, false));
+}
+
+fn pair(client: DeflateParams, server: DeflateParams) -> (Connection, Connection) {
+    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
+    c.add_extension(Box::new(PerMessageDeflate::new(client)));
+    let mut s = Connection::new(Config { assemble: true, max_size: None, ..Config::new(Role::Server) });
+    s.add_extension(Box::new(PerMessageDeflate::new(server)));
+    (c, s)
+}
+
+fn transfer(from: &mut Connection, to: &mut Connection) -> Vec<Event> {
+    let (out, _) = from.take_output();
+    to.receive_data(&out).unwrap();
+    let events = to.take_events();
+    assert!(to.failure().is_none(), "{:?}", to.failure());
+    events
+}
+
+#[test]
+fn every_parameter_combination_round_trips() {
+    let messages: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"Hello".to_vec(),
+        (0..5000u32).map(|i| (i % 7) as u8 + b'a').collect(),
+        (0..70000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(),
+    ];
+    for server_nct in [false, true] {
+        for client_nct in [false, true] {
+            for server_bits in 9..=15u8 {
+                for client_bits in [9u8, 12, 15] {
+                    let server_side = DeflateParams {
+                        local_no_context_takeover: server_nct,
+                        remote_no_context_takeover: client_nct,
+                        local_max_window_bits: server_bits,
+                        remote_max_window_bits: client_bits,
+                        level: 6,
+                        mem_level: 5,
+                    };
+                    let client_side = DeflateParams {
+                        local_no_context_takeover: client_nct,
+                        remote_no_context_takeover: server_nct,
+                        local_max_window_bits: client_bits,
+                        remote_max_window_bits: server_bits,
+                        level: 6,
+                        mem_level: 5,
+                    };
+                    let (mut c, mut s) = pair(client_side, server_side);
+                    for m in &messages {
+                        c.send_binary(m, true).unwrap();
+                        assert_eq!(transfer(&mut c, &mut s), vec![Event::Binary(m.clone())]);
+                        s.send_binary(m, true).unwrap();
+                        assert_eq!(transfer(&mut s, &mut c), vec![Event::Binary(m.clone())]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fragmented_compressed_message_with_interleaved_ping() {
+    let (mut c, mut s) = pair(params(), params());
+    c.send_text("héllo ".as_bytes(), false).unwrap();
+    c.send_ping(b"ping").unwrap();
+    c.send_continuation("wörld".as_bytes(), true).unwrap();
+    let events = transfer(&mut c, &mut s);
+    assert_eq!(events, vec![Event::Ping(b"ping".to_vec()), Event::Text("héllo wörld".into())]);
+}
+
+#[test]
+fn compressed_frames_carry_rsv1_only_on_the_first_frame() {
+    let (mut c, _) = pair(params(), params());
+    c.send_binary(b"abc", false).unwrap();
+    c.send_continuation(b"def", true).unwrap();
+    let (out, _) = c.take_output();
+    let (h1, n1) = FrameHeader::parse(&out).unwrap().unwrap();
+    assert_eq!(h1.rsv, RSV1);
+    let rest = &out[n1 + h1.payload_len as usize..];
+    let (h2, _) = FrameHeader::parse(rest).unwrap().unwrap();
+    assert_eq!(h2.rsv, 0);
+}
+
+#[test]
+fn bomb_through_the_connection_fails_with_1009() {
+    let bomb = compress_message(&vec![0u8; 16 << 20], 15, 9, 9);
+    let mut s = Connection::new(Config { assemble: true, ..Config::new(Role::Server) });
+    s.add_extension(Box::new(PerMessageDeflate::new(params())));
+    let mut data = Vec::new();
+    write_frame(&mut data, true, RSV1, OpCode::Binary, &bomb, Some([1, 2, 3, 4]));
+    s.receive_data(&data).unwrap();
+    assert_eq!(s.take_events(), vec![Event::Failed]);
+    assert_eq!(s.failure().unwrap().close_code(), 1009);
+    let (out, _) = s.take_output();
+    let (h, n) = FrameHeader::parse(&out).unwrap().unwrap();
+    assert_eq!(h.opcode, OpCode::Close);
+    let mut payload = out[n..].to_vec();
+    if let Some(k) = h.mask {
+        apply_mask(&mut payload, k, 0);
+    }
+    assert_eq!(&payload[..2], &1009u16.to_be_bytes());
+}
