@@ -25,11 +25,12 @@ from ferrows.exceptions import (
     RequestLineTooLong,
     TooManyHeaders,
 )
+from ferrows.extensions.base import Extension, ServerExtensionFactory
 from ferrows.frames import Frame, Opcode
 from ferrows.http11 import Request, Response
 from ferrows.protocol import CLOSED, CONNECTING, OPEN
 from ferrows.server import ServerProtocol
-from ferrows.typing import Subprotocol
+from ferrows.typing import ExtensionName, ExtensionParameter, Subprotocol
 
 from frame_utils import BINARY, CLOSE, PING, TEXT, client_frame, close_payload, frame
 
@@ -542,3 +543,70 @@ def test_send_custom_response() -> None:
     out = server.data_to_send()
     assert out[0] == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhealthy\n"
     assert out[1:] == [b""]
+
+
+# ------------------------------------------------------------------ extensions
+
+
+class Factory(ServerExtensionFactory):
+    """Server factory of a do-nothing extension, for negotiation tests."""
+
+    def __init__(self, name: str, accept: bool = True) -> None:
+        self.name = ExtensionName(name)
+        self.accept = accept
+        self.offers: list[list[ExtensionParameter]] = []
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], Extension]:
+        self.offers.append(list(params))
+        if not self.accept or ("refuse", None) in params:
+            raise NegotiationError("declined")
+        extension = Extension()
+        extension.name = self.name
+        return [("n", str(len(accepted_extensions)))], extension
+
+
+def test_extensions_accepted_in_client_order() -> None:
+    a, b = Factory("x-a"), Factory("x-b")
+    server = ServerProtocol(extensions=[a, b])
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-b; p=1, x-unknown, x-a"))
+    assert response.headers["Sec-WebSocket-Extensions"] == "x-b; n=0, x-a; n=1"
+    assert [e.name for e in server.extensions] == ["x-b", "x-a"]
+    assert b.offers == [[("p", "1")]]
+
+
+def test_extension_offer_declined() -> None:
+    server = ServerProtocol(extensions=[Factory("x-a", accept=False)])
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-a"))
+    assert response.status_code == 101
+    assert "Sec-WebSocket-Extensions" not in response.headers
+    assert server.extensions == []
+
+
+def test_extension_fallback_offer() -> None:
+    # The client offers x-a twice; the first offer is declined.
+    factory = Factory("x-a")
+    server = ServerProtocol(extensions=[factory])
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-a; refuse, x-a; ok"))
+    assert response.headers["Sec-WebSocket-Extensions"] == "x-a; n=0"
+    assert factory.offers == [[("refuse", None)], [("ok", None)]]
+
+
+def test_extension_accepted_once() -> None:
+    factory = Factory("x-a")
+    server = ServerProtocol(extensions=[factory])
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-a, x-a"))
+    assert response.headers["Sec-WebSocket-Extensions"] == "x-a; n=0"
+    assert len(server.extensions) == 1
+
+
+def test_extensions_ignored_without_factories() -> None:
+    server = ServerProtocol()
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="permessage-deflate"))
+    assert "Sec-WebSocket-Extensions" not in response.headers
+
+
+def test_malformed_extension_header() -> None:
+    server = ServerProtocol(extensions=[Factory("x-a")])
+    check_rejected(make_request(Sec_WebSocket_Extensions="x-a; p=\"a b\""), 400, InvalidHeader, server)

@@ -63,7 +63,7 @@ class ClientProtocol(Protocol):
         logger: LoggerLike | None = None,
     ) -> None:
         super().__init__(side=CLIENT, state=state, max_size=max_size, logger=logger)
-        self.wsuri = parse_uri(uri) if isinstance(uri, str) else uri
+        self.uri = parse_uri(uri) if isinstance(uri, str) else uri
         self.origin = origin
         self.available_extensions = extensions
         self.available_subprotocols = subprotocols
@@ -75,9 +75,9 @@ class ClientProtocol(Protocol):
     def connect(self) -> Request:
         """Builds the handshake request; send it with :meth:`send_request`."""
         headers = Headers()
-        headers["Host"] = build_host(self.wsuri.host, self.wsuri.port, self.wsuri.secure)
-        if self.wsuri.user_info:
-            headers["Authorization"] = build_authorization_basic(*self.wsuri.user_info)
+        headers["Host"] = build_host(self.uri.host, self.uri.port, self.uri.secure)
+        if self.uri.user_info:
+            headers["Authorization"] = build_authorization_basic(*self.uri.user_info)
         if self.origin is not None:
             headers["Origin"] = self.origin
         headers["Upgrade"] = "websocket"
@@ -90,7 +90,7 @@ class ClientProtocol(Protocol):
             )
         if self.available_subprotocols is not None:
             headers["Sec-WebSocket-Protocol"] = build_subprotocol(self.available_subprotocols)
-        return Request(self.wsuri.resource_name, headers)
+        return Request(self.uri.resource_name, headers)
 
     def send_request(self, request: Request) -> None:
         """Sends the handshake request."""
@@ -217,6 +217,10 @@ class ClientProtocol(Protocol):
         parsed = sum([parse_subprotocol(value) for value in values], [])
         if len(parsed) > 1:
             raise InvalidHeader("Sec-WebSocket-Protocol", f"multiple values: {', '.join(parsed)}")
+        # parse_subprotocol tolerates empty list elements, so an empty
+        # header parses to []: refuse it rather than fail with IndexError.
+        if not parsed:
+            raise InvalidHeader("Sec-WebSocket-Protocol", "")
         subprotocol = parsed[0]
         if subprotocol not in self.available_subprotocols:
             raise NegotiationError(f"unsupported subprotocol: {subprotocol}")

@@ -63,8 +63,8 @@ def _parse_list(
 ) -> list[Any]:
     """Parses ``#item`` (RFC 9110 section 5.6.1), tolerating empty elements."""
     items: list[object] = []
-    pos = 0
-    # Leading empty elements: ", , item".
+    # Leading empty elements: ", , item", possibly after whitespace.
+    pos = _skip_ows(header, 0)
     while _peek(header, pos) == ",":
         pos = _skip_ows(header, pos + 1)
     pos = _skip_ows(header, pos)

@@ -277,6 +277,12 @@ class ServerProtocol(Protocol):
         if header_values and self.available_extensions:
             offers = sum([parse_extension(value) for value in header_values], [])
             for name, params in offers:
+                # The docstring's promise: a second offer of an extension
+                # already accepted is skipped here rather than left to each
+                # factory, since running an extension twice would corrupt
+                # every frame.
+                if any(extension.name == name for extension in accepted):
+                    continue
                 for factory in self.available_extensions:
                     if factory.name != name:
                         continue

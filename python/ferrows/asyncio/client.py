@@ -65,7 +65,9 @@ class ClientConnection(Connection):
         response = events[0]
         assert isinstance(response, Response)
         self.response = response
-        if protocol.state is OPEN:
+        # The core exists once the handshake succeeded, even if a close frame
+        # that came in the same read already moved the state to CLOSING.
+        if protocol._core is not None:
             self._start()
             # Frames that came in the same read as the 101 response.
             for event in events[1:]:

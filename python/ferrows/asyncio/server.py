@@ -113,7 +113,9 @@ class ServerConnection(Connection):
         self._flush_protocol()
         if self._open_handle is not None:
             self._open_handle.cancel()
-        if self.protocol.state is not OPEN:
+        # The core exists once the connection opened, even if early frames
+        # (a close frame) already moved the state past OPEN.
+        if self.protocol._core is None:
             if response.status_code != 101:
                 self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
             return

@@ -1,0 +1,137 @@
+"""Command line: an interactive client, and a demo echo server.
+
+``python -m ferrows ws://host:port/path`` connects, prints each message
+received and sends each line typed (Ctrl-D closes). ``python -m ferrows
+serve`` starts an echo server on ws://127.0.0.1:8765 to try it against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Sequence
+
+from .asyncio.client import ClientConnection, connect
+from .asyncio.server import ServerConnection, serve
+from .exceptions import ConnectionClosed
+from .version import __version__
+
+__all__ = ["main"]
+
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 8765
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """Reads stdin in a daemon thread (stdin has no portable non-blocking
+    mode) and hands lines to the event loop; None marks Ctrl-D."""
+    try:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+    finally:
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def _interactive(uri: str, insecure: bool) -> int:
+    kwargs = {}
+    if insecure and uri.startswith("wss://"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        kwargs["ssl"] = context
+    try:
+        websocket: ClientConnection = await connect(uri, **kwargs)
+    except Exception as exc:
+        _print(f"Failed to connect to {uri}: {exc}.")
+        return 1
+    _print(f"Connected to {uri}.")
+
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(target=_stdin_lines, args=(loop, lines), daemon=True).start()
+
+    async def show_incoming() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in websocket:
+                if isinstance(message, str):
+                    _print(f"< {message}")
+                else:
+                    _print(f"< (binary) {message.hex()}")
+
+    async def send_typed() -> None:
+        while True:
+            line = await lines.get()
+            if line is None:
+                return
+            try:
+                await websocket.send(line)
+            except ConnectionClosed:
+                return
+
+    incoming = asyncio.create_task(show_incoming())
+    outgoing = asyncio.create_task(send_typed())
+    await asyncio.wait([incoming, outgoing], return_when=asyncio.FIRST_COMPLETED)
+    outgoing.cancel()
+    await websocket.close()
+    await incoming
+    exc = websocket.protocol.close_exc
+    _print(f"Connection closed: {exc}.")
+    return 0
+
+
+async def _echo(websocket: ServerConnection) -> None:
+    async for message in websocket:
+        await websocket.send(message)
+
+
+async def _serve(host: str, port: int) -> int:
+    stop = asyncio.get_running_loop().create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+    async with serve(_echo, host, port) as server:
+        address = server.sockets[0].getsockname()
+        _print(f"Echo server on ws://{host}:{address[1]} (Ctrl-C to stop).")
+        await stop
+    _print("Server stopped.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ferrows`` and the ``ferrows`` script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        parser = argparse.ArgumentParser(prog="ferrows serve", description="Run a demo WebSocket echo server.")
+        parser.add_argument("--host", default=os.environ.get("FERROWS_DEMO_HOST", DEMO_HOST))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("FERROWS_DEMO_PORT", DEMO_PORT)))
+        options = parser.parse_args(args[1:])
+        return asyncio.run(_serve(options.host, options.port))
+
+    parser = argparse.ArgumentParser(
+        prog="ferrows",
+        description="Interactive WebSocket client. 'ferrows serve' runs a demo echo server.",
+    )
+    parser.add_argument("--version", action="version", version=f"ferrows {__version__}")
+    parser.add_argument("--insecure", action="store_true", help="don't verify TLS certificates")
+    parser.add_argument("uri", metavar="<uri>", help="ws:// or wss:// URI")
+    options = parser.parse_args(args)
+    try:
+        return asyncio.run(_interactive(options.uri, options.insecure))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
