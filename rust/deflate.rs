@@ -253,6 +253,13 @@ impl Extension for PerMessageDeflate {
             if out.ends_with(&TAIL) {
                 out.truncate(out.len() - 4);
             }
+            if out.is_empty() {
+                // A sync flush right after another one outputs nothing, and
+                // the receiver appends 00 00 ff ff to the final frame, which
+                // alone is no valid block. RFC 7692 section 7.2.3.6: an empty
+                // message is the single octet 0x00.
+                out.push(0x00);
+            }
             self.encoding = false;
             if self.params.local_no_context_takeover {
                 self.encoder = None;

@@ -75,7 +75,13 @@ impl MessageState {
     }
 
     /// Ends the message, returning its opcode and the collected bytes.
+    ///
+    /// The size goes back to zero: the next frame's header is checked
+    /// against the limit before that frame starts a message, and must not be
+    /// charged for the message that just ended.
     pub fn finish(&mut self) -> (OpCode, Vec<u8>) {
+        self.size = 0;
+        self.fragments = 0;
         let opcode = self.opcode.take().unwrap_or(OpCode::Binary);
         (opcode, std::mem::take(&mut self.buffer))
     }
@@ -106,6 +112,15 @@ mod tests {
             m.account(b"", false, None, Some(2), true).unwrap();
         }
         assert_eq!(m.account(b"", true, None, Some(2), true), Err(Violation::TooManyFragments { max_fragments: 2 }));
+    }
+
+    #[test]
+    fn finish_resets_the_size() {
+        let mut m = MessageState::default();
+        m.start(OpCode::Binary);
+        m.account(b"abcd", true, Some(5), None, true).unwrap();
+        m.finish();
+        assert_eq!(m.remaining(Some(5)), Some(5));
     }
 
     #[test]

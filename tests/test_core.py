@@ -20,7 +20,6 @@ from ferrows.exceptions import (
     TooManyFragments,
     TooManyHeaders,
 )
-
 from frame_utils import (
     BINARY,
     CLOSE,
@@ -99,7 +98,11 @@ def test_assembled_events_are_str_and_bytes() -> None:
 
 
 def test_events_for_any_chunking() -> None:
-    data = client_frame(TEXT, b"x" * 300) + client_frame(BINARY, b"y" * 70000) + client_frame(PING, b"p")
+    data = (
+        client_frame(TEXT, b"x" * 300)
+        + client_frame(BINARY, b"y" * 70000)
+        + client_frame(PING, b"p")
+    )
     whole = server().receive_data(data)
     for size in (1, 2, 3, 7, 13, 1000):
         conn = server()
@@ -120,7 +123,9 @@ def test_receive_data_accepts_buffers() -> None:
 def test_close_event_and_reply_on_server() -> None:
     conn = server()
     payload = close_payload(1000, "bye")
-    assert conn.receive_data(client_frame(CLOSE, payload)) == [(CLOSE, payload, True, 0)]
+    assert conn.receive_data(client_frame(CLOSE, payload)) == [
+        (CLOSE, payload, True, 0)
+    ]
     # Echo of the close frame, then EOF: the server closes TCP first.
     assert conn.data_to_send() == [frame(CLOSE, payload), b""]
     assert conn.data_to_send() == []
@@ -263,7 +268,9 @@ def test_close_expected() -> None:
 # ------------------------------------------------------------------ failures
 
 
-def failure(conn: _core.Connection, data: bytes) -> tuple[Exception | None, int | None, list[bytes]]:
+def failure(
+    conn: _core.Connection, data: bytes
+) -> tuple[Exception | None, int | None, list[bytes]]:
     events = conn.receive_data(data)
     assert events[-1] == (FAILED, b"", True, 0)
     return conn.parser_exc, conn.failure_code, conn.data_to_send()
@@ -301,14 +308,20 @@ def test_too_many_fragments_1009() -> None:
     conn = server(max_fragments=3)
     data = client_frame(TEXT, b"a", fin=False) + client_frame(CONT, b"b", fin=False)
     assert len(conn.receive_data(data)) == 2
-    exc, code, _ = failure(conn, client_frame(CONT, b"c", fin=False) + client_frame(CONT, b"d"))
+    exc, code, _ = failure(
+        conn, client_frame(CONT, b"c", fin=False) + client_frame(CONT, b"d")
+    )
     assert isinstance(exc, TooManyFragments)
     assert code == 1009
 
 
 def test_max_fragments_none() -> None:
     conn = server(max_fragments=None, assemble=True)
-    data = client_frame(BINARY, b"", fin=False) + client_frame(CONT, b"x", fin=False) * 5000 + client_frame(CONT, b"")
+    data = (
+        client_frame(BINARY, b"", fin=False)
+        + client_frame(CONT, b"x", fin=False) * 5000
+        + client_frame(CONT, b"")
+    )
     assert conn.receive_data(data) == [b"x" * 5000]
 
 
@@ -332,16 +345,18 @@ def test_max_size_setter() -> None:
     assert conn.max_size is None
     conn.max_size = 4
     assert conn.max_size == 4
-    exc, code, _ = failure(conn, client_frame(BINARY, b"12345"))
+    exc, _code, _ = failure(conn, client_frame(BINARY, b"12345"))
     assert isinstance(exc, PayloadTooBig)
 
 
 def test_extra_rsv_and_check_text() -> None:
     conn = server(extra_rsv=0b111, check_text=False)
     # Bytes that only an extension above the core can make sense of.
-    assert conn.receive_data(client_frame(TEXT, b"\xff", rsv=0b100)) == [(TEXT, b"\xff", True, 0b100)]
+    assert conn.receive_data(client_frame(TEXT, b"\xff", rsv=0b100)) == [
+        (TEXT, b"\xff", True, 0b100)
+    ]
     # Control frames still may not set RSV bits.
-    exc, code, _ = failure(conn, client_frame(PING, b"", rsv=0b100))
+    exc, _code, _ = failure(conn, client_frame(PING, b"", rsv=0b100))
     assert isinstance(exc, ProtocolError)
 
 
@@ -385,14 +400,26 @@ def test_http_request_keeps_bytes_fed_after_completion() -> None:
 def test_http_response_101() -> None:
     parser = _core.HttpParser(True)
     data = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00"
-    assert parser.feed(data) == ("HTTP/1.1", 101, "Switching Protocols", [("Upgrade", "websocket")], b"")
+    assert parser.feed(data) == (
+        "HTTP/1.1",
+        101,
+        "Switching Protocols",
+        [("Upgrade", "websocket")],
+        b"",
+    )
     assert parser.take_remaining() == b"\x81\x00"
 
 
 def test_http_response_body_with_content_length() -> None:
     parser = _core.HttpParser(True)
     assert parser.feed(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nno") is None
-    assert parser.feed(b"pe!!") == ("HTTP/1.1", 403, "Forbidden", [("Content-Length", "5")], b"nope!")
+    assert parser.feed(b"pe!!") == (
+        "HTTP/1.1",
+        403,
+        "Forbidden",
+        [("Content-Length", "5")],
+        b"nope!",
+    )
     assert parser.take_remaining() == b"!"
 
 
@@ -424,7 +451,9 @@ def test_http_eof_before_end() -> None:
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 129, TooManyHeaders, 431),
     ],
 )
-def test_http_request_limits(data: bytes, exc_type: type[Exception], status: int) -> None:
+def test_http_request_limits(
+    data: bytes, exc_type: type[Exception], status: int
+) -> None:
     parser = _core.HttpParser(False)
     with pytest.raises(exc_type) as raised:
         parser.feed(data)
@@ -444,7 +473,9 @@ def test_http_limits_are_configurable() -> None:
     parser = _core.HttpParser(False, max_headers=2)
     assert parser.feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n") is not None
     with pytest.raises(TooManyHeaders):
-        _core.HttpParser(False, max_headers=2).feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+        _core.HttpParser(False, max_headers=2).feed(
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
+        )
 
 
 def test_http_status_line_too_long() -> None:
@@ -487,7 +518,9 @@ def test_http_invalid_protocol() -> None:
 
 def test_accept_key_rfc_example() -> None:
     # RFC 6455 section 1.3.
-    assert _core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert (
+        _core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    )
 
 
 def test_generate_key() -> None:
@@ -500,7 +533,14 @@ def test_generate_key() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "abc", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===", "dGhlIHNhbXBsZSBub25jZWU=", "!" * 24],
+    [
+        "",
+        "abc",
+        "dGhlIHNhbXBsZSBub25jZQ=",
+        "dGhlIHNhbXBsZSBub25jZQ===",
+        "dGhlIHNhbXBsZSBub25jZWU=",
+        "!" * 24,
+    ],
 )
 def test_is_valid_key_rejects(key: str) -> None:
     assert not _core.is_valid_key(key)

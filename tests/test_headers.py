@@ -23,7 +23,9 @@ from ferrows.typing import ExtensionName, Subprotocol
 from hypothesis import given
 from hypothesis import strategies as st
 
-TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+TOKEN_CHARS = (
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 tokens = st.text(TOKEN_CHARS, min_size=1, max_size=10)
 
 
@@ -85,7 +87,9 @@ def test_parse_upgrade(header: str, parsed: list[str]) -> None:
     assert parse_upgrade(header) == parsed
 
 
-@pytest.mark.parametrize("header", ["websocket/", "/1", "websocket/1/2", "web socket", "websocket;"])
+@pytest.mark.parametrize(
+    "header", ["websocket/", "/1", "websocket/1/2", "web socket", "websocket;"]
+)
 def test_parse_upgrade_invalid(header: str) -> None:
     with pytest.raises(InvalidHeaderFormat) as raised:
         parse_upgrade(header)
@@ -106,7 +110,13 @@ def test_parse_upgrade_invalid(header: str) -> None:
         (
             "permessage-deflate; client_max_window_bits=10; server_no_context_takeover, permessage-deflate",
             [
-                ("permessage-deflate", [("client_max_window_bits", "10"), ("server_no_context_takeover", None)]),
+                (
+                    "permessage-deflate",
+                    [
+                        ("client_max_window_bits", "10"),
+                        ("server_no_context_takeover", None),
+                    ],
+                ),
                 ("permessage-deflate", []),
             ],
         ),
@@ -116,7 +126,9 @@ def test_parse_upgrade_invalid(header: str) -> None:
         (",a,,b,", [("a", []), ("b", [])]),
     ],
 )
-def test_parse_extension(header: str, parsed: list[tuple[str, list[tuple[str, str | None]]]]) -> None:
+def test_parse_extension(
+    header: str, parsed: list[tuple[str, list[tuple[str, str | None]]]]
+) -> None:
     assert parse_extension(header) == parsed
 
 
@@ -146,7 +158,13 @@ def test_build_extension() -> None:
     assert (
         build_extension(
             [
-                (ExtensionName("permessage-deflate"), [("client_max_window_bits", None), ("server_max_window_bits", "12")]),
+                (
+                    ExtensionName("permessage-deflate"),
+                    [
+                        ("client_max_window_bits", None),
+                        ("server_max_window_bits", "12"),
+                    ],
+                ),
                 (ExtensionName("x-other"), []),
             ]
         )
@@ -161,7 +179,9 @@ def test_build_extension() -> None:
         max_size=4,
     )
 )
-def test_extension_round_trip(extensions: list[tuple[str, list[tuple[str, str | None]]]]) -> None:
+def test_extension_round_trip(
+    extensions: list[tuple[str, list[tuple[str, str | None]]]],
+) -> None:
     assert parse_extension(build_extension(extensions)) == extensions  # type: ignore[arg-type]
 
 
@@ -212,22 +232,40 @@ def test_validate_subprotocols() -> None:
 
 def test_build_authorization_basic() -> None:
     # RFC 7617 section 2.
-    assert build_authorization_basic("Aladdin", "open sesame") == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-    assert build_authorization_basic("user", "pâss") == "Basic " + base64.b64encode("user:pâss".encode()).decode()
-    assert build_authorization_basic("user", "a:b") == "Basic " + base64.b64encode(b"user:a:b").decode()
+    assert (
+        build_authorization_basic("Aladdin", "open sesame")
+        == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    )
+    assert (
+        build_authorization_basic("user", "pâss")
+        == "Basic " + base64.b64encode("user:pâss".encode()).decode()
+    )
+    assert (
+        build_authorization_basic("user", "a:b")
+        == "Basic " + base64.b64encode(b"user:a:b").decode()
+    )
     with pytest.raises(ValueError):
         build_authorization_basic("us:er", "pass")
 
 
 def test_parse_authorization_basic() -> None:
-    assert parse_authorization_basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==") == ("Aladdin", "open sesame")
+    assert parse_authorization_basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==") == (
+        "Aladdin",
+        "open sesame",
+    )
     assert parse_authorization_basic("basic dXNlcjphOmI=") == ("user", "a:b")
     assert parse_authorization_basic("Basic Og==") == ("", "")
 
 
-@given(st.text(min_size=0, max_size=10).filter(lambda s: ":" not in s), st.text(max_size=10))
+@given(
+    st.text(min_size=0, max_size=10).filter(lambda s: ":" not in s),
+    st.text(max_size=10),
+)
 def test_authorization_round_trip(username: str, password: str) -> None:
-    assert parse_authorization_basic(build_authorization_basic(username, password)) == (username, password)
+    assert parse_authorization_basic(build_authorization_basic(username, password)) == (
+        username,
+        password,
+    )
 
 
 @pytest.mark.parametrize("header", ["Bearer abc", "Digest x=1", "dXNlcjpwYXNz"])
@@ -252,8 +290,14 @@ def test_parse_authorization_malformed(header: str) -> None:
 
 
 def test_build_www_authenticate_basic() -> None:
-    assert build_www_authenticate_basic("Private") == 'Basic realm="Private", charset="UTF-8"'
-    assert build_www_authenticate_basic('my "realm"\\') == 'Basic realm="my \\"realm\\"\\\\", charset="UTF-8"'
+    assert (
+        build_www_authenticate_basic("Private")
+        == 'Basic realm="Private", charset="UTF-8"'
+    )
+    assert (
+        build_www_authenticate_basic('my "realm"\\')
+        == 'Basic realm="my \\"realm\\"\\\\", charset="UTF-8"'
+    )
 
 
 # ------------------------------------------------------------------ Host
@@ -278,5 +322,8 @@ def test_build_host(host: str, port: int, secure: bool, expected: str) -> None:
 
 
 def test_build_host_always_include_port() -> None:
-    assert build_host("example.com", 80, False, always_include_port=True) == "example.com:80"
+    assert (
+        build_host("example.com", 80, False, always_include_port=True)
+        == "example.com:80"
+    )
     assert build_host("::1", 443, True, always_include_port=True) == "[::1]:443"

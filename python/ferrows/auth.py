@@ -144,7 +144,8 @@ def make_basic_auth(
     Raises:
         ValueError: Unless exactly one of ``credentials`` and
             ``check_credentials`` is given.
-        TypeError: If ``credentials`` is malformed.
+        TypeError: If ``credentials`` is malformed, or ``check_credentials``
+            is a coroutine function while ``allow_async`` is false.
     """
     if (credentials is None) == (check_credentials is None):
         raise ValueError("provide either credentials or check_credentials")
@@ -163,6 +164,10 @@ def make_basic_auth(
 
     checker = check_credentials
     assert checker is not None
+    if not allow_async and inspect.iscoroutinefunction(checker):
+        # The threading server would get a coroutine, which is truthy:
+        # every password would be accepted.
+        raise TypeError("check_credentials must be a plain function in ferrows.sync")
 
     def refuse_or_credentials(connection: Any, request: Request) -> Response | tuple[str, str]:
         credentials = _read_credentials(request)

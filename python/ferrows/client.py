@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import random
+import urllib.parse
+import urllib.request
 from collections.abc import Generator, Sequence
 
 from . import _core
-from .datastructures import Headers, MultipleValuesError
+from .datastructures import Headers, HeadersLike, MultipleValuesError
 from .exceptions import (
     InvalidHandshake,
     InvalidHeader,
@@ -17,6 +19,7 @@ from .exceptions import (
     InvalidStatus,
     InvalidUpgrade,
     NegotiationError,
+    SecurityError,
 )
 from .extensions.base import ClientExtensionFactory, Extension
 from .headers import (
@@ -272,3 +275,79 @@ def process_exception(exc: Exception) -> Exception | None:
         return None
     return exc
 
+
+
+# ------------------------------------------------- helpers for the I/O layers
+# The asyncio and threading clients share these so that both follow
+# redirects and read proxy settings the same way.
+
+MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
+"""Most redirects followed while opening one connection."""
+
+REDIRECT_STATUSES = (300, 301, 302, 303, 307, 308)
+
+
+def get_proxy(wsuri: WebSocketURI) -> str | None:
+    """The proxy that the environment configures for ``wsuri``, if any."""
+    scheme = "https" if wsuri.secure else "http"
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get("wss" if wsuri.secure else "ws") or proxies.get(scheme) or proxies.get("all")
+    if proxy is None or urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
+        return None
+    return proxy
+
+
+def process_redirect(
+    wsuri: WebSocketURI,
+    exc: InvalidStatus,
+    additional_headers: HeadersLike | None,
+    *,
+    fixed_target: bool,
+) -> tuple[WebSocketURI, HeadersLike | None, str]:
+    """Follows a 3xx answer to the opening handshake.
+
+    Args:
+        wsuri: URI that answered ``exc``.
+        exc: The handshake failure carrying the response.
+        additional_headers: Extra request headers in use.
+        fixed_target: Whether the connection goes to a preconnected socket
+            or a Unix socket, which cannot follow a redirect.
+
+    Returns:
+        The new URI, the request headers to use there (``Authorization``,
+        ``Cookie`` and ``Proxy-Authorization`` dropped for another origin,
+        so that credentials do not leak), and the absolute location.
+
+    Raises:
+        InvalidStatus: ``exc`` itself, if it is not a redirect.
+        SecurityError: For a redirect from ``wss://`` to ``ws://``.
+        ValueError: For a redirect with a fixed target.
+    """
+    response = exc.response
+    if response.status_code not in REDIRECT_STATUSES or "Location" not in response.headers:
+        raise exc
+    if fixed_target:
+        raise ValueError("cannot follow redirect with a preconnected socket or Unix socket") from exc
+    scheme = "wss" if wsuri.secure else "ws"
+    host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
+    location = urllib.parse.urljoin(f"{scheme}://{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"])
+    if wsuri.user_info is not None:
+        # The URI's credentials survive a same-origin relative redirect, as
+        # urljoin() on the original URI would have it; the returned location,
+        # which gets logged, goes without them.
+        user_info = ":".join(urllib.parse.quote(part, safe="") for part in wsuri.user_info)
+        new = parse_uri(
+            urllib.parse.urljoin(f"{scheme}://{user_info}@{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"])
+        )
+    else:
+        new = parse_uri(location)
+    if wsuri.secure and not new.secure:
+        raise SecurityError("cannot follow redirect to non-secure URI")
+    if (new.secure, new.host, new.port) != (wsuri.secure, wsuri.host, wsuri.port) and additional_headers:
+        headers = Headers(additional_headers)
+        for name in ("Authorization", "Cookie", "Proxy-Authorization"):
+            # Headers raise KeyError when deleting an absent name.
+            if name in headers:
+                del headers[name]
+        additional_headers = headers
+    return new, additional_headers, location

@@ -6,10 +6,10 @@ import email.utils
 import http
 import re
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from . import _core
-from .datastructures import Headers, MultipleValuesError
+from .datastructures import Headers, HeadersLike, MultipleValuesError
 from .exceptions import (
     InvalidHandshake,
     InvalidHeader,
@@ -374,3 +374,86 @@ class _Reject(InvalidHandshake):
         self.status = status
         self.cause = cause
         self.headers = headers
+
+
+# ------------------------------------------------- helpers for the I/O layers
+# The asyncio and threading servers share these so that both build the same
+# 101 response and frame broadcasts the same way.
+
+
+def add_response_headers(
+    response: Response,
+    server_header: str | None,
+    extra_headers: HeadersLike | Callable[[Any, Request], HeadersLike] | None,
+    connection: Any,
+    request: Request,
+) -> None:
+    """Sets ``Server`` then ``extra_headers`` on a 101 response.
+
+    Each replaces headers of the same name, so that one ``Server`` header is
+    sent even when ``extra_headers`` carries its own. A callable
+    ``extra_headers`` is called as ``f(connection, request)``.
+    """
+    if server_header is not None:
+        response.headers["Server"] = server_header
+    extra = extra_headers
+    if extra is None:
+        return
+    if callable(extra):
+        extra = extra(connection, request)
+    headers = extra if isinstance(extra, Headers) else Headers(extra)
+    for name in set(headers.keys()):
+        # Headers raises KeyError when deleting an absent name.
+        if name in response.headers:
+            del response.headers[name]
+    for name, value in headers.raw_items():
+        response.headers[name] = value
+
+
+def broadcast_payload(message: Any, text: bool | None) -> tuple[int, Any]:
+    """The opcode and payload that ``broadcast()`` sends for ``message``.
+
+    Raises:
+        TypeError: If ``message`` is neither a str nor bytes-like.
+    """
+    if isinstance(message, str):
+        if text is False:
+            return 2, message.encode()
+        return 1, message
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return (1 if text else 2), message
+    raise TypeError("data must be str or bytes")
+
+
+def broadcast_frame_key(protocol: Protocol) -> Any:
+    """Which connections can share one encoded frame.
+
+    Server connections frame identically when nothing transforms their
+    frames, and also when permessage-deflate keeps no context between their
+    messages and uses the same window and settings: those share the key
+    returned here. Clients mask each frame, Python extensions run per
+    connection, and connections with context takeover compress against their
+    own history: those return :obj:`None` and need their own frame.
+    """
+    from .extensions.permessage_deflate import PerMessageDeflate
+
+    if protocol.side is not SERVER or protocol._core is None or protocol._py_extensions:
+        return None
+    extensions = protocol.extensions
+    if not extensions:
+        return ()
+    if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
+        deflate = extensions[0]
+        if deflate.local_no_context_takeover:
+            settings = deflate.compress_settings
+            return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
+    return None
+
+
+def encode_broadcast_frame(key: Any, opcode: int, payload: Any) -> bytes:
+    """Encodes the frame that every connection with ``key`` can send."""
+    if not key:
+        return _core.encode_frame(opcode, payload)
+    window_bits, level, mem_level = key
+    compressed = _core.deflate_message(payload, window_bits, level, mem_level)
+    return _core.encode_frame(opcode, compressed, True, 0b100)

@@ -270,6 +270,19 @@ fn size_limit_is_checked_before_allocating() {
 }
 
 #[test]
+fn size_limit_applies_to_each_message_alone() {
+    // A message just under the limit, then another: the second frame's
+    // header is checked against its own message only.
+    let mut s = Connection::new(Config { max_size: Some(10), ..Config::new(Role::Server) });
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &[0; 9])).len(), 1);
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &[0; 10])).len(), 1);
+    assert_eq!(feed(&mut s, &masked(false, 0, OpCode::Text, b"abcdefgh")).len(), 1);
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Continuation, b"ij")).len(), 1);
+    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &[0; 10])).len(), 1);
+    assert!(s.failure().is_none());
+}
+
+#[test]
 fn fragment_count_is_capped() {
     let mut s = Connection::new(Config { max_fragments: Some(3), ..Config::new(Role::Server) });
     feed(&mut s, &masked(false, 0, OpCode::Binary, b"a"));

@@ -70,6 +70,18 @@ fn rfc7692_encoding_hello() {
 }
 
 #[test]
+fn empty_message_after_a_message_with_takeover() {
+    let mut sender = PerMessageDeflate::new(params());
+    let mut receiver = PerMessageDeflate::new(params());
+    for message in [&b"a"[..], b"", b"b", b""] {
+        let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: message.to_vec() };
+        sender.encode(&mut frame);
+        assert!(!frame.payload.is_empty(), "an empty payload does not inflate with the tail");
+        assert_eq!(decode_frames(&mut receiver, &[(OpCode::Text, true, RSV1, &frame.payload)]).unwrap(), message);
+    }
+}
+
+#[test]
 fn uncompressed_messages_pass_through() {
     let mut ext = PerMessageDeflate::new(params());
     assert_eq!(decode_frames(&mut ext, &[(OpCode::Binary, true, 0, b"raw")]).unwrap(), b"raw");
@@ -219,4 +231,20 @@ fn bomb_through_the_connection_fails_with_1009() {
         apply_mask(&mut payload, k, 0);
     }
     assert_eq!(&payload[..2], &1009u16.to_be_bytes());
+}
+
+#[test]
+fn compressed_message_after_a_message_at_the_limit() {
+    // The header check of a compressed frame must not count the size of
+    // the message before it: with max_size 10000, a 10000-byte message then
+    // an incompressible one used to fail with 1009.
+    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
+    c.add_extension(Box::new(PerMessageDeflate::new(params())));
+    let mut s = Connection::new(Config { assemble: true, max_size: Some(10_000), ..Config::new(Role::Server) });
+    s.add_extension(Box::new(PerMessageDeflate::new(params())));
+    let noise: Vec<u8> = (0u32..10_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for message in [&[7u8; 10_000][..], &noise, &[7u8; 10_000][..], &noise] {
+        c.send_binary(message, true).unwrap();
+        assert_eq!(transfer(&mut c, &mut s), vec![Event::Binary(message.to_vec())]);
+    }
 }

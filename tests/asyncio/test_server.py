@@ -8,6 +8,8 @@ import base64
 import http
 import logging
 import re
+import socket
+import struct
 import time
 import uuid
 from typing import Any
@@ -451,6 +453,36 @@ async def test_extra_headers(extra: Any) -> None:
             assert ws.response_headers.get_all("Server") == ["Mine/1.0"]
 
 
+async def test_extra_headers_new_name_only() -> None:
+    async with serving(echo, extra_headers={"X-Absent": "1"}) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server)) as ws:
+            assert ws.response_headers["X-Absent"] == "1"
+            assert len(ws.response_headers.get_all("Server")) == 1
+
+
+async def test_extra_headers_callable_exception_gives_500() -> None:
+    def extra(connection: ServerConnection, request: Request) -> dict[str, str]:
+        raise ValueError("bad headers")
+
+    with captured_logs("ferrows.server") as records:
+        async with serving(echo, extra_headers=extra) as server, asyncio.timeout(TIMEOUT):
+            with pytest.raises(InvalidStatus) as raised:
+                await ferrows.connect(uri_of(server))
+            assert raised.value.response.status_code == 500
+    assert len([r for r in records if r.levelno >= logging.ERROR]) == 1
+
+
+async def test_process_request_returning_garbage_drops_connection() -> None:
+    def process_request(connection: ServerConnection, request: Request) -> Any:
+        return "not a response"
+
+    with captured_logs("ferrows.server") as records:
+        async with serving(echo, process_request=process_request) as server, asyncio.timeout(TIMEOUT):
+            with pytest.raises(InvalidHandshake):
+                await ferrows.connect(uri_of(server))
+    assert len([r for r in records if r.levelno >= logging.ERROR]) == 1
+
+
 async def test_extra_headers_callable_gets_connection_and_request() -> None:
     def extra(connection: ServerConnection, request: Request) -> dict[str, str]:
         assert isinstance(connection, ServerConnection)
@@ -776,3 +808,37 @@ async def test_ping_answered_by_hand() -> None:
         assert await read_frame(reader) == (True, CLOSE, close_payload(1000, "done"))
         assert await reader.read() == b""
         writer.close()
+
+
+@pytest.mark.parametrize("size", [1, 2**20], ids=["small", "large"])
+async def test_send_loop_ends_when_peer_resets(size: int) -> None:
+    """Sends that don't wait for the buffer still notice a transport that
+    failed (they yield so that connection_lost runs) instead of spinning."""
+    loop = asyncio.get_running_loop()
+    peer: list[socket.socket] = []
+    outcome: list[BaseException | str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await wait_for(lambda: bool(peer))
+        # Reset the client's socket without letting the event loop run.
+        peer[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer[0].close()
+        message = b"x" * size
+        try:
+            for _ in range(100_000):
+                await ws.send(message)
+            outcome.append("sends kept succeeding on a dead connection")
+        except ConnectionClosedError as exc:
+            outcome.append(exc)
+
+    async with serving(handler, compression=None) as server, asyncio.timeout(TIMEOUT):
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port_of(server)))
+        await loop.sock_sendall(sock, handshake_request(port_of(server)))
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += await loop.sock_recv(sock, 4096)
+        peer.append(sock)
+        await wait_for(lambda: bool(outcome))
+    assert isinstance(outcome[0], ConnectionClosedError), outcome[0]

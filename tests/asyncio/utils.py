@@ -114,3 +114,29 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[bool, int, bytes]:
 def parse_close(payload: bytes) -> tuple[int, str]:
     (code,) = struct.unpack("!H", payload[:2])
     return code, payload[2:].decode()
+
+
+@contextlib.asynccontextmanager
+async def stream_server(handler: Any) -> AsyncIterator[asyncio.Server]:
+    """A plain TCP server (not WebSocket) on a free port; every connection
+    is closed and every handler finished on exit, so nothing leaks."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(run, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        server.close()
+        async with asyncio.timeout(TIMEOUT):
+            await server.wait_closed()
+            if tasks:
+                await asyncio.wait(tasks)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..client import ClientProtocol, backoff, process_exception
+from ..client import MAX_REDIRECTS, ClientProtocol, backoff, get_proxy, process_exception, process_redirect
 from ..compat import asyncio_timeout
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
@@ -27,7 +24,6 @@ from .connection import Connection
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
 
-MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 
 
 class ClientConnection(Connection):
@@ -81,14 +77,7 @@ class ClientConnection(Connection):
             self.response_rcvd.set_result(None)
 
 
-def _proxy_for(wsuri: WebSocketURI) -> str | None:
-    """The proxy the environment configures for this URI, if any."""
-    scheme = "https" if wsuri.secure else "http"
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get("wss" if wsuri.secure else "ws") or proxies.get(scheme) or proxies.get("all")
-    if proxy is None or urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
-        return None
-    return proxy
+_proxy_for = get_proxy
 
 
 class connect:
@@ -272,24 +261,9 @@ class connect:
 
     def _redirect(self, wsuri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI:
         """Follows a 3xx answer, or re-raises the error."""
-        response = exc.response
-        if response.status_code not in (300, 301, 302, 303, 307, 308) or "Location" not in response.headers:
-            raise exc
-        if self.unix or self.kwargs.get("sock") is not None:
-            raise ValueError("cannot follow redirect with a preconnected socket or Unix socket") from exc
-        location = urllib.parse.urljoin(
-            f"{'wss' if wsuri.secure else 'ws'}://{wsuri.host}:{wsuri.port}{wsuri.resource_name}",
-            response.headers["Location"],
+        new, self.additional_headers, location = process_redirect(
+            wsuri, exc, self.additional_headers, fixed_target=self.unix or self.kwargs.get("sock") is not None
         )
-        new = parse_uri(location)
-        if wsuri.secure and not new.secure:
-            raise SecurityError("cannot follow redirect to non-secure URI")
-        if (new.secure, new.host, new.port) != (wsuri.secure, wsuri.host, wsuri.port) and self.additional_headers:
-            # Credentials must not leak to another origin.
-            headers = Headers(self.additional_headers)
-            for name in ("Authorization", "Cookie", "Proxy-Authorization"):
-                del headers[name]
-            self.additional_headers = headers
         self.logger.info("redirecting to %s", location)
         return new
 

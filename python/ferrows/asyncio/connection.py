@@ -527,7 +527,7 @@ class Connection(asyncio.Protocol):
         else:
             raise TypeError("data must be str, bytes, iterable, or async iterable")
         self.transport.write(data)
-        if self._writing_paused:
+        if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
     def _send_frame(self, core: _core.Connection | None, opcode: int, data: Any, fin: bool) -> bytes:
@@ -571,24 +571,30 @@ class Connection(asyncio.Protocol):
         """Sends a fragmented message; other sends wait until it is done."""
         done: asyncio.Future[None] = self.loop.create_future()
         self._fragmented_send = done
+        started = False
         try:
             first = True
             opcode = _BINARY
             previous: Any = None
+            # The message type comes from the first chunk; `first` can't tell
+            # since it stays true until a frame is written, one chunk behind.
+            kind: Any = None
             async for chunk in _chain(sync_iter, async_iter):
-                if first:
+                if kind is None:
                     if isinstance(chunk, str):
                         opcode = _BINARY if text is False else _TEXT
+                        kind = str
                     elif isinstance(chunk, (bytes, bytearray, memoryview)):
                         opcode = _TEXT if text else _BINARY
+                        kind = (bytes, bytearray, memoryview)
                     else:
                         raise TypeError("iterable must contain bytes or str")
-                    kind = type(chunk) if isinstance(chunk, str) else bytes
-                elif not isinstance(chunk, kind) and not (kind is bytes and isinstance(chunk, (bytearray, memoryview))):
+                    started = True
+                elif not isinstance(chunk, kind):
                     raise TypeError("iterable must contain uniform types")
                 if previous is not None:
                     self.transport.write(self._send_frame(self._core, opcode if first else _CONT, previous, False))
-                    if self._writing_paused:
+                    if self._writing_paused or self.transport.is_closing():
                         await self._drain()
                     first = False
                 previous = chunk.encode() if isinstance(chunk, str) and text is False else chunk
@@ -596,18 +602,28 @@ class Connection(asyncio.Protocol):
                 return  # empty iterable: nothing to send
             self.transport.write(self._send_frame(self._core, opcode if first else _CONT, previous, True))
         except BaseException:
-            if self.protocol.state is OPEN and (self._core is None or self._core.sending_fragments):
+            if self.protocol.state is OPEN and started:
                 # A message cannot be abandoned halfway: fail the connection.
+                # Even when its first fragment is still held back, as
+                # websockets, which sends it at once, would have failed too.
                 self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
             raise
         finally:
             self._fragmented_send = None
             done.set_result(None)
-        if self._writing_paused:
+        if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
     async def _drain(self) -> None:
-        """Waits until the write buffer drops below its low-water mark."""
+        """Waits until the write buffer drops below its low-water mark.
+
+        When the transport is closing (it failed, e.g. the peer reset the
+        connection), yields once so that ``connection_lost`` runs and the
+        send raises: otherwise a loop of sends that never wait would spin
+        forever on a dead transport (uvloop even resumes writing then).
+        """
+        if self.transport.is_closing() and not self._lost:
+            await asyncio.sleep(0)
         while self._writing_paused and not self._lost:
             waiter = self.loop.create_future()
             self._drain_waiters.append(waiter)
@@ -641,7 +657,7 @@ class Connection(asyncio.Protocol):
         if payload in self._pings:
             raise ConcurrencyError("already waiting for a pong with the same data")
         future = self._send_ping(payload)
-        if self._writing_paused:
+        if self._writing_paused or self.transport.is_closing():
             await self._drain()
         return future
 
@@ -671,7 +687,7 @@ class Connection(asyncio.Protocol):
         except InvalidState:
             raise self._closing_exception() from None
         self.transport.write(out)
-        if self._writing_paused:
+        if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
     def _acknowledge_pings(self, payload: bytes) -> None:

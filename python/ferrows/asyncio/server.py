@@ -14,19 +14,16 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .. import _core
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..compat import ExceptionGroup
-from ..datastructures import Headers, HeadersLike
+from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
-from ..extensions.permessage_deflate import PerMessageDeflate
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
 from ..protocol import CONNECTING, OPEN
-from ..protocol import SERVER as SERVER_SIDE
-from ..server import ServerProtocol
+from ..server import ServerProtocol, add_response_headers, broadcast_frame_key, encode_broadcast_frame
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection
 
@@ -104,13 +101,20 @@ class ServerConnection(Connection):
 
     async def _run(self, request: Request) -> None:
         self.request = request
-        response = await self.server._handshake_response(self, request)
-        if self._lost:
+        try:
+            response = await self.server._handshake_response(self, request)
+            if self._lost:
+                return
+            self.response = response
+            assert isinstance(self.protocol, ServerProtocol)
+            self.protocol.send_response(response)
+            self._flush_protocol()
+        except Exception:
+            # E.g. a hook returned something that isn't a Response. Without
+            # this, the client would wait for an answer until open_timeout.
+            self.logger.error("opening handshake failed", exc_info=True)
+            self.transport.abort()
             return
-        self.response = response
-        assert isinstance(self.protocol, ServerProtocol)
-        self.protocol.send_response(response)
-        self._flush_protocol()
         if self._open_handle is not None:
             self._open_handle.cancel()
         # The core exists once the connection opened, even if early frames
@@ -219,16 +223,16 @@ class Server:
                     response = result
                     break
         except Exception as exc:
-            protocol.handshake_exc = exc
-            connection.logger.error("opening handshake failed", exc_info=True)
-            response = protocol.reject(
-                http.HTTPStatus.INTERNAL_SERVER_ERROR,
-                "Failed to open a WebSocket connection.\nSee server log for more information.\n",
-            )
+            response = self._internal_error(protocol, exc)
         if response is None:
-            response = protocol.accept(request)
-            if response.status_code == 101:
-                self._add_headers(connection, request, response)
+            # A failing extra_headers callable must not leave the client
+            # waiting for an answer: it gets a 500 like a failing hook.
+            try:
+                response = protocol.accept(request)
+                if response.status_code == 101:
+                    self._add_headers(connection, request, response)
+            except Exception as exc:
+                response = self._internal_error(protocol, exc)
         if self.server_header is not None and "Server" not in response.headers:
             response.headers["Server"] = self.server_header
         if self.process_response is not None:
@@ -239,31 +243,24 @@ class Server:
                 if result is not None:
                     response = result
             except Exception as exc:
-                protocol.handshake_exc = exc
-                connection.logger.error("opening handshake failed", exc_info=True)
-                response = protocol.reject(
-                    http.HTTPStatus.INTERNAL_SERVER_ERROR,
-                    "Failed to open a WebSocket connection.\nSee server log for more information.\n",
-                )
+                response = self._internal_error(protocol, exc)
         if self._closing and response.status_code == 101:
             response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
         return response
 
+    def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
+        """Logs a failure of user code during the handshake; returns a 500."""
+        protocol.handshake_exc = exc
+        protocol.logger.error("opening handshake failed", exc_info=True)
+        return protocol.reject(
+            http.HTTPStatus.INTERNAL_SERVER_ERROR,
+            "Failed to open a WebSocket connection.\nSee server log for more information.\n",
+        )
+
     def _add_headers(self, connection: ServerConnection, request: Request, response: Response) -> None:
         """``Server`` first, then ``extra_headers``, each replacing headers of
         the same name, so that ``extra_headers={"Server": ...}`` wins."""
-        if self.server_header is not None:
-            response.headers["Server"] = self.server_header
-        extra = self.extra_headers
-        if extra is None:
-            return
-        if callable(extra):
-            extra = extra(connection, request)
-        extra_headers = Headers(extra) if not isinstance(extra, Headers) else extra
-        for name in set(extra_headers.keys()):
-            del response.headers[name]
-        for name, value in extra_headers.raw_items():
-            response.headers[name] = value
+        add_response_headers(response, self.server_header, self.extra_headers, connection, request)
 
     async def _run_handler(self, connection: ServerConnection) -> None:
         try:
@@ -610,34 +607,14 @@ def broadcast(
 
 
 def _broadcast_key(connection: Connection) -> Any:
-    """Which connections can share one encoded frame.
-
-    Server connections frame identically when nothing transforms their
-    frames, and also when permessage-deflate keeps no context between their
-    messages and uses the same window and settings. Clients mask each frame
-    and connections with context takeover compress against their own
-    history: those return :obj:`None` and get their own frame.
-    """
-    protocol = connection.protocol
-    if protocol.side != SERVER_SIDE or connection._core is None:
+    """Which connections can share one encoded frame (see
+    :func:`ferrows.server.broadcast_frame_key`)."""
+    if connection._core is None:
         return None
-    extensions = protocol.extensions
-    if not extensions:
-        return ()
-    if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
-        deflate = extensions[0]
-        if deflate.local_no_context_takeover:
-            settings = deflate.compress_settings
-            return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
-    return None
+    return broadcast_frame_key(connection.protocol)
 
 
-def _encode_broadcast(key: Any, opcode: int, payload: Any) -> bytes:
-    if not key:
-        return _core.encode_frame(opcode, payload)
-    window_bits, level, mem_level = key
-    compressed = _core.deflate_message(payload, window_bits, level, mem_level)
-    return _core.encode_frame(opcode, compressed, True, 0b100)
+_encode_broadcast = encode_broadcast_frame
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,405 @@
+"""Threading WebSocket client: :func:`connect`, :func:`unix_connect`,
+:class:`reconnect`, :func:`unix_reconnect` and :class:`ClientConnection`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl as ssl_module
+import time
+import traceback
+from collections.abc import Callable, Generator, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..client import (
+    MAX_REDIRECTS,
+    ClientProtocol,
+    backoff,
+    get_proxy,
+    process_exception,
+    process_redirect,
+)
+from ..datastructures import HeadersLike
+from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
+from ..extensions.base import ClientExtensionFactory
+from ..headers import validate_subprotocols
+from ..http11 import USER_AGENT, Response
+from ..protocol import OPEN
+from ..typing import LoggerLike, Origin, Subprotocol
+from ..uri import WebSocketURI, parse_uri
+from .connection import Connection
+
+__all__ = ["ClientConnection", "connect", "reconnect", "unix_connect", "unix_reconnect"]
+
+
+class ClientConnection(Connection):
+    """A client-side WebSocket connection, returned by :func:`connect`."""
+
+    def _handshake_event_locked(self, event: Any) -> None:
+        if isinstance(event, Response) and self.response is None:
+            self.response = event
+            if self.protocol.state is OPEN:
+                # Messages parsed with the response follow in this batch.
+                self._start_locked()
+            self._cond.notify_all()
+
+    def _handshake(
+        self,
+        additional_headers: HeadersLike | None,
+        user_agent_header: str | None,
+        deadline: float | None,
+    ) -> None:
+        """Sends the request and waits for the response.
+
+        Raises:
+            InvalidHandshake: If the server refused or answered nonsense.
+            TimeoutError: If the deadline passed.
+        """
+        protocol = self.protocol
+        assert isinstance(protocol, ClientProtocol)
+        with self._cond:
+            request = protocol.connect()
+            if additional_headers is not None:
+                request.headers.update(additional_headers)
+            if user_agent_header is not None and "User-Agent" not in request.headers:
+                request.headers["User-Agent"] = user_agent_header
+            self.request = request
+            protocol.send_request(request)
+            seq, batch = self._submit_locked(self._take_output_locked())
+        self._drain(batch, seq)
+        with self._cond:
+            while self.response is None and not self._reader_done:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("timed out while waiting for handshake response")
+                self._cond.wait(remaining)
+        if protocol.handshake_exc is not None:
+            raise protocol.handshake_exc
+        if self.response is None:
+            raise self._closed_exception()
+
+
+class reconnect:
+    """Connects to a WebSocket server, with :meth:`connect` or ``with``, or
+    reconnects forever: ``for websocket in reconnect(uri): ...``.
+
+    Iterating retries each failure that ``process_exception`` deems
+    temporary, after a delay from ``reconnect_delays`` (exponential backoff
+    by default); the connection is closed after each iteration. Arguments
+    are those of :func:`connect`, plus:
+
+    Args:
+        process_exception: Returns :obj:`None` to retry after an exception,
+            or the exception to raise.
+        reconnect_delays: Returns an iterator of delays, in seconds.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        sock: socket.socket | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        origin: Origin | None = None,
+        extensions: Sequence[ClientExtensionFactory] | None = None,
+        subprotocols: Sequence[Subprotocol] | None = None,
+        compression: str | None = "deflate",
+        additional_headers: HeadersLike | None = None,
+        user_agent_header: str | None = USER_AGENT,
+        proxy: str | bool | None = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        proxy_server_hostname: str | None = None,
+        process_exception: Callable[[Exception], Exception | None] = process_exception,
+        open_timeout: float | None = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        reconnect_delays: Callable[[], Generator[float]] = backoff,
+        max_size: int | tuple[int | None, int | None] | None = 2**20,
+        max_queue: int | tuple[int | None, int | None] | None = 16,
+        logger: LoggerLike | None = None,
+        create_connection: type[ClientConnection] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.uri = uri
+        self.wsuri = parse_uri(uri)
+        if not self.wsuri.secure and ssl is not None:
+            raise ValueError("ssl argument is incompatible with a ws:// URI")
+        if subprotocols is not None:
+            validate_subprotocols(subprotocols)
+        if compression == "deflate":
+            from ..extensions.permessage_deflate import enable_client_permessage_deflate
+
+            extensions = enable_client_permessage_deflate(extensions)
+        elif compression is not None:
+            raise ValueError(f"unsupported compression: {compression}")
+        self.sock = sock
+        self.ssl = ssl
+        self.server_hostname = server_hostname
+        self.origin = origin
+        self.extensions = extensions
+        self.subprotocols = subprotocols
+        self.additional_headers = additional_headers
+        self.user_agent_header = user_agent_header
+        self.proxy = proxy
+        self.proxy_ssl = proxy_ssl
+        self.proxy_server_hostname = proxy_server_hostname
+        self.process_exception = process_exception
+        self.open_timeout = open_timeout
+        self.reconnect_delays = reconnect_delays
+        self.max_size = max_size
+        self.logger: LoggerLike = (
+            logger if logger is not None else logging.getLogger("ferrows.client")
+        )
+        self.create_connection = create_connection or ClientConnection
+        self.connection_kwargs: dict[str, Any] = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_queue=max_queue,
+        )
+        self.unix: bool = kwargs.pop("unix", False)
+        self.path: Any = kwargs.pop("path", None)
+        self.kwargs = kwargs
+        self.connection: ClientConnection | None = None
+
+    # ---------------------------------------------------------- connecting
+
+    def connect(self) -> ClientConnection:
+        """Opens a connection, following redirects, within ``open_timeout``.
+
+        Raises:
+            InvalidURI: If a redirect goes to an invalid URI.
+            InvalidHandshake: If the handshake fails.
+            TimeoutError: If it takes longer than ``open_timeout``.
+            OSError: If the TCP connection fails.
+        """
+        deadline = (
+            None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        )
+        wsuri = self.wsuri
+        headers = self.additional_headers
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                try:
+                    return self._connect_once(wsuri, headers, deadline)
+                except InvalidStatus as exc:
+                    fixed = self.unix or self.sock is not None
+                    wsuri, headers, location = process_redirect(
+                        wsuri, exc, headers, fixed_target=fixed
+                    )
+                    self.logger.info("redirecting to %s", location)
+            raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
+        except TimeoutError as exc:
+            raise TimeoutError("timed out during opening handshake") from exc
+
+    def _connect_once(
+        self, wsuri: WebSocketURI, headers: HeadersLike | None, deadline: float | None
+    ) -> ClientConnection:
+        sock = self._open_socket(wsuri, deadline)
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            if wsuri.secure:
+                context = (
+                    self.ssl
+                    if self.ssl is not None
+                    else ssl_module.create_default_context()
+                )
+                server_hostname = (
+                    self.server_hostname
+                    if self.server_hostname is not None
+                    else wsuri.host
+                )
+                sock.settimeout(_remaining(deadline))
+                sock = context.wrap_socket(sock, server_hostname=server_hostname)
+            sock.settimeout(None)
+            protocol = ClientProtocol(
+                wsuri,
+                origin=self.origin,
+                extensions=self.extensions,
+                subprotocols=self.subprotocols,
+                max_size=self.max_size,
+                logger=self.logger,
+            )
+            connection = self.create_connection(
+                sock, protocol, **self.connection_kwargs
+            )
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            connection._handshake(headers, self.user_agent_header, deadline)
+        except BaseException:
+            connection.close_socket()
+            raise
+        return connection
+
+    def _open_socket(
+        self, wsuri: WebSocketURI, deadline: float | None
+    ) -> socket.socket:
+        if self.sock is not None:
+            return self.sock
+        if self.unix:
+            if self.path is None:
+                raise ValueError("missing path argument")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(_remaining(deadline))
+                sock.connect(os.fspath(self.path))
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        if self.proxy is not None:
+            proxy = self.proxy if isinstance(self.proxy, str) else get_proxy(wsuri)
+            if proxy is not None:
+                raise InvalidProxy(
+                    proxy, "connecting through a proxy isn't supported yet"
+                )
+        kwargs = dict(self.kwargs)
+        kwargs.setdefault("address", (wsuri.host, wsuri.port))
+        kwargs.setdefault("timeout", _remaining(deadline))
+        return socket.create_connection(**kwargs)
+
+    # ----------------------------------------------------------- protocols
+
+    def __enter__(self) -> ClientConnection:
+        if self.connection is not None:
+            raise RuntimeError("connect() isn't reentrant")
+        self.connection = self.connect()
+        return self.connection
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self.connection = self.connection, None
+        assert connection is not None
+        connection.__exit__(exc_type, exc_value, traceback)
+
+    def __iter__(self) -> Iterator[ClientConnection]:
+        delays: Iterator[float] | None = None
+        while True:
+            try:
+                connection = self.connect()
+            except Exception as exc:
+                try:
+                    new_exc = self.process_exception(exc)
+                except Exception as raised:
+                    new_exc = raised
+                if new_exc is exc:
+                    raise
+                if new_exc is not None:
+                    raise new_exc from exc
+                if delays is None:
+                    delays = iter(self.reconnect_delays())
+                delay = next(delays)
+                self.logger.info(
+                    "connect failed; reconnecting in %.1f seconds: %s",
+                    delay,
+                    traceback.format_exception_only(type(exc), exc)[0].strip(),
+                )
+                time.sleep(delay)
+                continue
+            delays = None
+            try:
+                yield connection
+            finally:
+                connection.close()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline``.
+
+    Raises:
+        TimeoutError: If it passed.
+    """
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("timed out during opening handshake")
+    return remaining
+
+
+def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
+    """Connects to a WebSocket server; returns a :class:`ClientConnection`.
+
+    ``with connect("ws://localhost:8765") as websocket: ...`` closes the
+    connection on exit; otherwise, close it yourself.
+
+    Args:
+        uri: ``ws://`` or ``wss://`` URI; ``user:pass@`` adds Basic auth.
+        sock: Connected socket to use instead of opening one.
+        ssl: TLS context for ``wss://`` (default: the system's).
+        server_hostname: Host name for TLS instead of the URI's.
+        origin: ``Origin`` header.
+        extensions: Client extension factories.
+        subprotocols: Subprotocols to offer.
+        compression: ``"deflate"`` (default) or :obj:`None`.
+        additional_headers: Extra request headers.
+        user_agent_header: ``User-Agent`` value; :obj:`None` omits it.
+        proxy: :obj:`True` for the environment's proxy settings, :obj:`None`
+            to connect directly.
+        open_timeout: Seconds for TCP, TLS, redirects and the handshake.
+        ping_interval: Seconds between keepalive pings; :obj:`None` disables.
+        ping_timeout: Seconds to wait for a pong before closing with 1011.
+        close_timeout: Seconds for the closing handshake before aborting.
+        max_size: Largest incoming message in bytes; :obj:`None` for no limit.
+        max_queue: High-water mark of unread messages (or ``(high, low)``).
+        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        create_connection: :class:`ClientConnection` subclass to use.
+        legacy: :obj:`False` returns a :class:`reconnect` object instead of
+            connecting; other values connect at once.
+        kwargs: Passed to :func:`socket.create_connection` (``address``,
+            ``source_address``...).
+
+    Raises:
+        InvalidURI: If ``uri`` is not a WebSocket URI.
+        InvalidHandshake: If the handshake fails.
+        TimeoutError: If the handshake takes longer than ``open_timeout``.
+        OSError: If the TCP connection fails.
+        ValueError: For ``ssl`` with a ``ws://`` URI.
+    """
+    connecter = reconnect(uri, **kwargs)
+    if legacy is False:
+        return connecter
+    return connecter.connect()
+
+
+def _unix_uri(uri: str | None, kwargs: dict[str, Any]) -> str:
+    if uri is not None:
+        return uri
+    return "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
+
+
+def unix_connect(
+    path: str | None = None,
+    uri: str | None = None,
+    *,
+    legacy: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
+
+    Args:
+        path: Filesystem path of the socket.
+        uri: URI for the handshake; ``ws://localhost/`` by default, or
+            ``wss://localhost/`` when ``ssl`` is given.
+    """
+    return connect(
+        _unix_uri(uri, kwargs), unix=True, path=path, legacy=legacy, **kwargs
+    )
+
+
+def unix_reconnect(
+    path: str | None = None, uri: str | None = None, **kwargs: Any
+) -> reconnect:
+    """:class:`reconnect` over a Unix socket; see :func:`unix_connect`."""
+    return reconnect(_unix_uri(uri, kwargs), unix=True, path=path, **kwargs)

@@ -1,0 +1,1024 @@
+"""The threading connection shared by servers and clients.
+
+One background thread per connection reads the socket. It feeds each chunk
+to the Rust core once, under :attr:`Connection.protocol_mutex`, queues the
+whole messages that come back for :meth:`~Connection.recv`, lets the core
+answer pings, and resolves the events returned by :meth:`~Connection.ping`.
+The same thread runs the timers (keepalive pings, the keepalive timeout and
+the closing-handshake timeout): it waits for the socket with a timeout that
+ends at the next deadline, so a connection costs one thread, not three.
+
+Writes. Every frame is built by the core under ``protocol_mutex`` and
+appended, still under the lock, to an output list, so bytes leave in the
+order the core produced them and frames of concurrent ``send()`` calls never
+interleave. One thread at a time writes that list to the socket, outside the
+lock; a sender waits until its own bytes are written. The reading thread
+never waits for a write: when another thread is writing, it leaves its
+pongs and close frames in the list for that thread. Hence a peer that stops
+reading blocks our senders but not our reader, and two peers sending large
+messages at each other cannot deadlock on the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, overload
+
+from .. import _core
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidState,
+)
+from ..frames import CloseCode, Frame, Opcode
+from ..http11 import Request, Response
+from ..protocol import CLOSED, OPEN, Protocol, State
+from ..typing import Data, LoggerLike, Subprotocol
+
+__all__ = ["Connection"]
+
+_TEXT, _BINARY, _CONT = 1, 2, 0
+_CLOSE, _PING, _PONG = 8, 9, 10
+_FAILED = _core.FAILED
+
+
+def _queue_limits(
+    max_queue: int | tuple[int | None, int | None] | None,
+) -> tuple[int | None, int | None]:
+    """``max_queue`` as ``(high, low)``; low defaults to a quarter of high."""
+    if max_queue is None:
+        return None, None
+    if isinstance(max_queue, tuple):
+        high, low = max_queue
+    else:
+        high, low = max_queue, None
+    if high is None:
+        return None, None
+    return high, (high // 4 if low is None else low)
+
+
+class Connection:
+    """A WebSocket connection over a blocking socket.
+
+    :class:`~ferrows.sync.server.ServerConnection` and
+    :class:`~ferrows.sync.client.ClientConnection` add their side's opening
+    handshake; everything after it lives here. The reading thread starts
+    when the object is created.
+
+    Args:
+        sock: Connected socket (plain, TLS or Unix).
+        protocol: Sans-I/O protocol of this side, before the handshake.
+        ping_interval: Seconds between keepalive pings; :obj:`None` disables.
+        ping_timeout: Seconds to wait for a keepalive pong before closing
+            with 1011; :obj:`None` waits forever.
+        close_timeout: Seconds for the closing handshake and the TCP close,
+            after which the socket is aborted.
+        max_queue: High-water mark of received messages waiting for
+            :meth:`recv` (or ``(high, low)``, or :obj:`None` for no limit):
+            the connection stops reading above it and resumes at the low mark.
+    """
+
+    recv_bufsize = 65536
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_queue: int | tuple[int | None, int | None] | None = 16,
+    ) -> None:
+        self.socket = sock
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue_high, self.max_queue_low = _queue_limits(max_queue)
+        self.id: uuid.UUID = protocol.id
+        """Unique identifier of the connection, useful in logs."""
+        self.logger: LoggerLike = protocol.logger
+        """Logger for this connection."""
+        self.debug = protocol.debug
+        self.request: Request | None = None
+        """Opening handshake request."""
+        self.response: Response | None = None
+        """Opening handshake response."""
+        self.latency: float = 0.0
+        """Round-trip time of the last ping, in seconds (0 before one)."""
+
+        protocol._assemble = True
+        self.protocol_mutex = threading.Lock()
+        """Serialises every call into the protocol and the core."""
+        # One condition for every wait: messages, writes, fragmented sends,
+        # closing. Waits are short and connections have few threads.
+        self._cond = threading.Condition(self.protocol_mutex)
+        # The core when messages take the fast path, None before the
+        # handshake and when Python extensions need the Sans-I/O path.
+        self._core: _core.Connection | None = None
+        # Received messages and flow control.
+        self._messages: deque[str | bytes] = deque()
+        self._paused = False
+        self._recv_busy = False
+        # Reassembly of frames on the Sans-I/O path.
+        self._fragments: list[bytes] = []
+        self._fragments_text = False
+        # Output waiting to be written, as a FIFO with sequence numbers:
+        # chunk number n is written once _written > n.
+        self._out: list[bytes] = []
+        self._queued = 0
+        self._written = 0
+        self._writing = False
+        self._waiters = 0
+        # Thread sending a fragmented message; others wait for it.
+        self._fragmenting: int | None = None
+        # Pings awaiting their pong: payload -> (event, time sent, ack_on_close).
+        self._pings: dict[bytes, tuple[threading.Event, float, bool]] = {}
+        # Timers run by the reading thread (time.monotonic() deadlines).
+        self._next_ping: float | None = None
+        self._keepalive_payload: bytes | None = None
+        self._keepalive_deadline: float | None = None
+        self._close_deadline: float | None = None
+        # Closing.
+        self._aborted = False
+        self._reader_done = False
+        self._connection_exc: BaseException | None = None
+
+        self._reader = threading.Thread(
+            target=self._recv_events, name=f"ferrows-{self.id}", daemon=True
+        )
+        self._reader.start()
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def recv_events_thread(self) -> threading.Thread:
+        """The thread reading the socket (the name websockets uses)."""
+        return self._reader
+
+    @property
+    def local_address(self) -> Any:
+        """Local address: ``(host, port)`` for TCP, a path for Unix sockets."""
+        return self.socket.getsockname()
+
+    @property
+    def remote_address(self) -> Any:
+        """Remote address: ``(host, port)`` for TCP, a path or ``""`` for Unix."""
+        return self.socket.getpeername()
+
+    @property
+    def state(self) -> State:
+        """State of the WebSocket connection."""
+        return self.protocol.state
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is fully closed."""
+        return self.protocol.state is CLOSED
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        """Subprotocol negotiated in the handshake, or :obj:`None`."""
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code received from the peer, once the connection is closed."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """Close reason received from the peer, once the connection is closed."""
+        return self.protocol.close_reason
+
+    @property
+    def request_headers(self) -> Any:
+        """Headers of the handshake request."""
+        assert self.request is not None, "handshake not done"
+        return self.request.headers
+
+    @property
+    def response_headers(self) -> Any:
+        """Headers of the handshake response."""
+        assert self.response is not None, "handshake not done"
+        return self.response.headers
+
+    # ------------------------------------------------------------ receiving
+
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[True]) -> str: ...
+
+    @overload
+    def recv(self, timeout: float | None, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    def recv(self, timeout: float | None = None, *, decode: Literal[True]) -> str: ...
+
+    @overload
+    def recv(
+        self, timeout: float | None = None, *, decode: Literal[False]
+    ) -> bytes: ...
+
+    @overload
+    def recv(
+        self, timeout: float | None = None, decode: bool | None = None
+    ) -> Data: ...
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data:
+        """Receives the next message.
+
+        Returns a :class:`str` for a text message and :class:`bytes` for a
+        binary message. ``decode=False`` returns text as UTF-8 bytes;
+        ``decode=True`` decodes binary messages as UTF-8.
+
+        Args:
+            timeout: Seconds to wait; :obj:`None` waits forever, zero or less
+                only returns a message already received.
+            decode: Overrides the type returned, see above.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If two threads call :meth:`recv` or
+                :meth:`recv_streaming` concurrently.
+            TimeoutError: If no message arrived within ``timeout``.
+        """
+        with self._cond:
+            if self._recv_busy:
+                raise ConcurrencyError(
+                    "cannot call recv while another thread is already running recv or recv_streaming"
+                )
+            if not self._messages and not self._reader_done:
+                if timeout is not None and timeout <= 0:
+                    raise TimeoutError("timed out while waiting for a message")
+                deadline = None if timeout is None else time.monotonic() + timeout
+                self._recv_busy = True
+                try:
+                    while not self._messages and not self._reader_done:
+                        if deadline is None:
+                            self._cond.wait()
+                        else:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                raise TimeoutError(
+                                    "timed out while waiting for a message"
+                                )
+                            self._cond.wait(remaining)
+                finally:
+                    self._recv_busy = False
+            message = self._pop_message_locked() if self._messages else None
+        if message is None:
+            raise self._closed_exception()
+        if decode is None:
+            return message
+        try:
+            if decode and type(message) is bytes:
+                return message.decode()
+        except UnicodeDecodeError as exc:
+            # RFC 6455 section 8.1: invalid UTF-8 where text is expected.
+            self._fail(
+                CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc
+            )
+            self._wait_closed_then_raise()
+        if decode is False and type(message) is str:
+            return message.encode()
+        return message
+
+    def _pop_message_locked(self) -> str | bytes:
+        message = self._messages.popleft()
+        if self._paused and (
+            self.max_queue_low is None or len(self._messages) <= self.max_queue_low
+        ):
+            self._paused = False
+            self._cond.notify_all()
+        return message
+
+    @overload
+    def recv_streaming(self, decode: Literal[True]) -> Iterator[str]: ...
+
+    @overload
+    def recv_streaming(self, decode: Literal[False]) -> Iterator[bytes]: ...
+
+    @overload
+    def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]: ...
+
+    def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
+        """Receives the next message in fragments.
+
+        The core reassembles messages before they reach Python, so the
+        message arrives as one fragment; code written for fragments works
+        unchanged.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If two threads receive concurrently.
+        """
+        yield self.recv(None, decode)
+
+    def __iter__(self) -> Iterator[Data]:
+        """Yields messages until the connection closes: quietly after a
+        normal closure (1000, 1001), raising ConnectionClosedError otherwise."""
+        try:
+            while True:
+                yield self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # -------------------------------------------------------------- sending
+
+    def send(
+        self,
+        message: Data | bytearray | memoryview | Iterable[Data],
+        text: bool | None = None,
+    ) -> None:
+        """Sends a message.
+
+        A :class:`str` is sent as a text frame, bytes-like objects as a
+        binary frame; ``text=True`` or ``text=False`` overrides that. An
+        iterable of strings or of bytes-likes sends one fragmented message;
+        other threads' sends wait until it is complete.
+
+        Safe to call from several threads at once: each message goes out
+        whole, in the order the calls took the lock.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            TypeError: For an unsupported message type.
+        """
+        if isinstance(message, str):
+            if text is False:
+                self._send_data(_BINARY, message.encode(), True)
+            else:
+                self._send_data(_TEXT, message, True)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            self._send_data(_TEXT if text else _BINARY, message, True)
+        elif isinstance(message, Mapping):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            self._send_fragments(iter(message), text)
+        else:
+            raise TypeError("data must be str, bytes, or iterable")
+
+    def _send_data(
+        self, opcode: int, data: Any, fin: bool, fragment: bool = False
+    ) -> None:
+        """Frames one data frame and writes it; waits for a fragmented
+        message of another thread to finish first."""
+        me = threading.get_ident()
+        with self._cond:
+            if not fragment:
+                if self._fragmenting == me:
+                    raise ConcurrencyError(
+                        "cannot call send while sending a fragmented message from this thread"
+                    )
+                while self._fragmenting is not None and not self._reader_done:
+                    self._cond.wait()
+            try:
+                frame = self._frame_locked(opcode, data, fin)
+            except InvalidState:
+                closed = True
+            else:
+                closed = False
+                seq, batch = self._submit_locked([frame])
+        if closed:
+            self._wait_closed_then_raise()
+        self._drain(batch, seq)
+
+    def _frame_locked(self, opcode: int, data: Any, fin: bool) -> bytes:
+        core = self._core
+        if core is not None:
+            if opcode == _TEXT:
+                return core.send_text(data, fin)
+            if opcode == _BINARY:
+                return core.send_binary(data, fin)
+            return core.send_continuation(data, fin)
+        protocol = self.protocol
+        if opcode == _TEXT:
+            protocol.send_text(data, fin)
+        elif opcode == _BINARY:
+            protocol.send_binary(data, fin)
+        else:
+            protocol.send_continuation(data, fin)
+        return b"".join(protocol.data_to_send())
+
+    def _send_fragments(self, chunks: Iterator[Any], text: bool | None) -> None:
+        """Sends a fragmented message, holding the send side until done."""
+        try:
+            first = next(chunks)
+        except StopIteration:
+            return  # empty iterable: nothing to send
+        if isinstance(first, str):
+            opcode = _BINARY if text is False else _TEXT
+            encode = text is False
+        elif isinstance(first, (bytes, bytearray, memoryview)):
+            opcode = _TEXT if text else _BINARY
+            encode = False
+        else:
+            raise TypeError("iterable must contain bytes or str")
+        kind: Any = str if isinstance(first, str) else (bytes, bytearray, memoryview)
+        me = threading.get_ident()
+        with self._cond:
+            if self._fragmenting == me:
+                raise ConcurrencyError(
+                    "cannot call send while sending a fragmented message from this thread"
+                )
+            while self._fragmenting is not None and not self._reader_done:
+                self._cond.wait()
+            self._fragmenting = me
+        try:
+            previous = first.encode() if encode else first
+            current_opcode = opcode
+            for chunk in chunks:
+                if not isinstance(chunk, kind):
+                    raise TypeError("iterable must contain uniform types")
+                self._send_data(current_opcode, previous, False, fragment=True)
+                current_opcode = _CONT
+                previous = chunk.encode() if encode else chunk
+            self._send_data(current_opcode, previous, True, fragment=True)
+        except ConnectionClosed:
+            raise
+        except BaseException:
+            # A message cannot be abandoned halfway: fail the connection.
+            with self._cond:
+                midway = self.protocol.state is OPEN
+            if midway:
+                self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+            raise
+        finally:
+            with self._cond:
+                self._fragmenting = None
+                self._cond.notify_all()
+
+    def ping(
+        self,
+        data: Data | bytearray | memoryview | None = None,
+        *,
+        ack_on_close: bool = False,
+    ) -> threading.Event:
+        """Sends a ping.
+
+        Args:
+            data: Payload; 4 random bytes by default. A :class:`str` is
+                encoded as UTF-8.
+            ack_on_close: Also set the event when the connection closes,
+                so that waiting never hangs; check :attr:`state` to tell a
+                pong from a closure.
+
+        Returns:
+            An event set when the matching pong arrives:
+            ``ws.ping().wait(timeout)``.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If a ping with the same payload awaits its pong.
+        """
+        if isinstance(data, str):
+            payload: bytes | None = data.encode()
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+        elif data is None:
+            payload = None
+        else:
+            raise TypeError("data must be str or bytes-like")
+        event = threading.Event()
+        with self._cond:
+            if payload is not None and payload in self._pings:
+                raise ConcurrencyError("already waiting for a pong with the same data")
+            while payload is None or payload in self._pings:
+                payload = os.urandom(4)
+            try:
+                frame = self._control_locked(_PING, payload)
+            except InvalidState:
+                closed = True
+            else:
+                closed = False
+                self._pings[payload] = (event, time.monotonic(), ack_on_close)
+                seq, batch = self._submit_locked([frame])
+        if closed:
+            self._wait_closed_then_raise()
+        self._drain(batch, seq)
+        return event
+
+    def pong(self, data: Data | bytearray | memoryview = b"") -> None:
+        """Sends an unsolicited pong (a unidirectional heartbeat).
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+        else:
+            raise TypeError("data must be str or bytes-like")
+        with self._cond:
+            try:
+                frame = self._control_locked(_PONG, payload)
+            except InvalidState:
+                closed = True
+            else:
+                closed = False
+                seq, batch = self._submit_locked([frame])
+        if closed:
+            self._wait_closed_then_raise()
+        self._drain(batch, seq)
+
+    def _control_locked(self, opcode: int, payload: bytes) -> bytes:
+        core = self._core
+        if core is not None:
+            return (
+                core.send_ping(payload) if opcode == _PING else core.send_pong(payload)
+            )
+        if opcode == _PING:
+            self.protocol.send_ping(payload)
+        else:
+            self.protocol.send_pong(payload)
+        return b"".join(self.protocol.data_to_send())
+
+    # ------------------------------------------------------------- writing
+
+    def _submit_locked(self, chunks: list[bytes]) -> tuple[int, list[bytes] | None]:
+        """Queues output in core order.
+
+        Returns the sequence number to pass to :meth:`_drain`, and the batch
+        to write when no other thread is writing: the caller then becomes
+        the writer. While a thread writes, ``_out`` holds what others
+        queued meanwhile, and that thread (or a waiting one) writes it next.
+        """
+        self._out.extend(chunks)
+        self._queued += len(chunks)
+        if self._writing or self._aborted or not self._out:
+            return self._queued, None
+        self._writing = True
+        batch, self._out = self._out, []
+        return self._queued, batch
+
+    def _take_output_locked(self) -> list[bytes]:
+        """What the protocol and the core queued (pongs, close frames, EOF)."""
+        out = self.protocol.data_to_send()
+        if self._core is not None:
+            out.extend(self._core.data_to_send())
+        return out
+
+    def _drain(
+        self, batch: list[bytes] | None, seq: int, wait: bool = True
+    ) -> BaseException | None:
+        """Writes ``batch`` if given, then, with ``wait``, waits until output
+        up to ``seq`` is written, writing it when no other thread does.
+
+        Without ``wait`` (the reading thread, broadcasts, failing), returns
+        once its own batch is written, handing what others queued to a
+        waiting thread if there is one.
+
+        Returns:
+            Without ``wait``, the write error, if any.
+
+        Raises:
+            ConnectionClosed: If the socket failed (with ``wait`` only).
+        """
+        cond = self._cond
+        while True:
+            if batch is not None:
+                error = self._write_chunks(batch)
+                with cond:
+                    if error is None:
+                        self._written += len(batch)
+                    batch = None
+                    if (
+                        error is None
+                        and not self._aborted
+                        and self._out
+                        and (self._written < seq or self._waiters == 0)
+                    ):
+                        batch, self._out = self._out, []
+                    else:
+                        self._writing = False
+                        cond.notify_all()
+                if error is not None:
+                    self._abort(error)
+                    if not wait:
+                        return error
+                    break
+                if batch is not None:
+                    continue
+            if not wait:
+                return None
+            with cond:
+                self._waiters += 1
+                try:
+                    while self._written < seq and self._writing and not self._aborted:
+                        cond.wait()
+                finally:
+                    self._waiters -= 1
+                if self._written >= seq:
+                    return None
+                if self._aborted:
+                    break
+                self._writing = True
+                batch, self._out = self._out, []
+        self._wait_closed_then_raise()
+        return None  # unreachable
+
+    def _write_chunks(self, chunks: list[bytes]) -> BaseException | None:
+        """Writes to the socket without holding the lock."""
+        sock = self.socket
+        try:
+            for chunk in chunks:
+                if chunk:
+                    sock.sendall(chunk)
+                else:
+                    # Half-close: the peer sees EOF and closes its side.
+                    try:
+                        sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+        except Exception as exc:
+            if self.debug:
+                self.logger.debug("! error while sending data", exc_info=True)
+            return exc
+        return None
+
+    # -------------------------------------------------------------- closing
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Performs the closing handshake and waits for the TCP close.
+
+        Idempotent. Bounded by ``close_timeout``, after which the socket is
+        aborted.
+
+        Raises:
+            ProtocolError: If ``code`` is not a valid close code.
+        """
+        self._start_close(code, reason)
+        self._wait_closed()
+
+    def _start_close(self, code: int, reason: str) -> None:
+        """Sends the close frame (or fails a fragmented message)."""
+        with self._cond:
+            if self.protocol.state is not OPEN:
+                return
+            if self._fragmenting is not None:
+                self.protocol.fail(
+                    CloseCode.INTERNAL_ERROR, "close during fragmented message"
+                )
+            else:
+                try:
+                    self.protocol.send_close(code, reason)
+                except InvalidState:
+                    return
+            seq, batch = self._submit_locked(self._take_output_locked())
+            self._arm_close_timer_locked()
+            # The reading thread may be paused on a full queue: it must read
+            # on to see the peer's close frame.
+            self._cond.notify_all()
+        self._drain(batch, seq, wait=False)
+
+    def _fail(self, code: int, reason: str, exc: BaseException | None = None) -> None:
+        """Fails the connection from our side (RFC 6455 section 7.1.7)."""
+        with self._cond:
+            if exc is not None and self._connection_exc is None:
+                self._connection_exc = exc
+            self.protocol.fail(code, reason)
+            seq, batch = self._submit_locked(self._take_output_locked())
+            self._arm_close_timer_locked()
+            self._cond.notify_all()
+        self._drain(batch, seq, wait=False)
+
+    def _arm_close_timer_locked(self) -> None:
+        if self._close_deadline is None and self.close_timeout is not None:
+            self._close_deadline = time.monotonic() + self.close_timeout
+
+    def _wait_closed(self) -> None:
+        """Waits for the reading thread to end, within the close deadline."""
+        if threading.current_thread() is self._reader:
+            return
+        with self._cond:
+            deadline = self._close_deadline
+            if deadline is None and self.close_timeout is not None:
+                deadline = time.monotonic() + self.close_timeout
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._reader.join(timeout)
+        if self._reader.is_alive():
+            if self.debug:
+                self.logger.debug("! timed out waiting for TCP close")
+            self._abort(TimeoutError("timed out while closing connection"))
+            self._reader.join()
+
+    def _wait_closed_then_raise(self) -> None:
+        self._wait_closed()
+        raise self._closed_exception()
+
+    def _closed_exception(self) -> BaseException:
+        exc = self.protocol.close_exc
+        if exc.__cause__ is None and self._connection_exc is not None:
+            exc.__cause__ = self._connection_exc
+        return exc
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Waits until the connection is closed; False if ``timeout`` expired."""
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
+
+    def _abort(self, exc: BaseException | None = None) -> None:
+        """Drops the TCP connection; the reading thread then finishes."""
+        with self._cond:
+            if exc is not None and self._connection_exc is None:
+                self._connection_exc = exc
+            if self._aborted:
+                return
+            self._aborted = True
+            self._cond.notify_all()
+        try:
+            # socket.socket's method, not SSLSocket's, which would drop the
+            # TLS state under the reading thread's feet.
+            socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close_socket(self) -> None:
+        """Aborts the connection and waits for the reading thread to end."""
+        self._abort()
+        if threading.current_thread() is not self._reader:
+            self._reader.join()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.close(CloseCode.INTERNAL_ERROR)
+
+    # --------------------------------------------------------- reading thread
+
+    def _recv_events(self) -> None:
+        """Body of the reading thread."""
+        sock = self.socket
+        poller = select.poll() if hasattr(select, "poll") else None
+        if poller is not None:
+            poller.register(sock.fileno(), select.POLLIN)
+        tls = isinstance(sock, ssl.SSLSocket)
+        try:
+            while True:
+                with self._cond:
+                    if self._aborted:
+                        break
+                    timeout, out = self._run_timers_locked()
+                    if self._aborted:
+                        break
+                    if out:
+                        seq, batch = self._submit_locked(out)
+                    elif self._paused and self.protocol.state is OPEN:
+                        # Flow control: let the kernel buffer (and the peer
+                        # block) until recv() drains the queue.
+                        self._cond.wait(timeout)
+                        continue
+                if out:
+                    self._drain(batch, seq, wait=False)
+                    continue
+                # TLS may hold decrypted bytes the socket no longer shows.
+                if not (tls and sock.pending()):  # type: ignore[attr-defined]
+                    if poller is not None:
+                        ready = bool(
+                            poller.poll(
+                                None
+                                if timeout is None
+                                else max(0, int(timeout * 1000) + 1)
+                            )
+                        )
+                    else:  # pragma: no cover - Windows
+                        ready = bool(select.select([sock], [], [], timeout)[0])
+                    if not ready:
+                        continue
+                try:
+                    data = sock.recv(self.recv_bufsize)
+                except Exception as exc:
+                    if self.debug:
+                        self.logger.debug("! error while receiving data", exc_info=True)
+                    with self._cond:
+                        if self._connection_exc is None and not self._aborted:
+                            self._connection_exc = exc
+                    break
+                if not data:
+                    break
+                with self._cond:
+                    self._receive_locked(data)
+                    out = self._take_output_locked()
+                    if out:
+                        seq, batch = self._submit_locked(out)
+                    if self.protocol.close_expected():
+                        self._arm_close_timer_locked()
+                if out:
+                    self._drain(batch, seq, wait=False)
+        except Exception as exc:
+            # A safety net: nothing above is expected to raise.
+            self.logger.error("unexpected internal error", exc_info=True)
+            with self._cond:
+                if self._connection_exc is None:
+                    self._connection_exc = exc
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Records EOF, closes the socket and wakes every waiter."""
+        with self._cond:
+            try:
+                if self._core is not None:
+                    for event in self._core.receive_eof():
+                        if event[0] == _FAILED:
+                            self.protocol.parser_exc = self._core.parser_exc
+                else:
+                    self.protocol.receive_eof()
+                    self._handle_events_locked(self.protocol.events_received())
+                out = self._take_output_locked()
+            except Exception:  # pragma: no cover - safety net
+                self.logger.error("unexpected internal error", exc_info=True)
+                out = []
+            if out:
+                seq, batch = self._submit_locked(out)
+        if out:
+            self._drain(batch, seq, wait=False)
+        with self._cond:
+            # Let a thread still writing notice the socket is gone first.
+            self._aborted = True
+            try:
+                socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
+            except OSError:
+                pass
+            deadline = time.monotonic() + 1.0
+            while self._writing and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            try:
+                self.socket.close()
+            except OSError:  # pragma: no cover
+                pass
+            for waiter, _, ack_on_close in self._pings.values():
+                if ack_on_close:
+                    waiter.set()
+            self._pings.clear()
+            self._on_closed_locked()
+            self._reader_done = True
+            self._cond.notify_all()
+
+    def _receive_locked(self, data: bytes) -> None:
+        core = self._core
+        if core is not None:
+            self._handle_events_locked(core.receive_data(data))
+        else:
+            self.protocol.receive_data(data)
+            self._handle_events_locked(self.protocol.events_received())
+
+    def _handle_events_locked(self, events: list[Any]) -> None:
+        messages = self._messages
+        queued = False
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                messages.append(event)
+                queued = True
+            elif kind is tuple:
+                opcode = event[0]
+                if opcode == _PONG:
+                    self._acknowledge_pings_locked(event[1])
+                elif opcode == _FAILED:
+                    assert self._core is not None
+                    self.protocol.parser_exc = self._core.parser_exc
+                # Pings are answered by the core; close frames too.
+            elif isinstance(event, Frame):
+                if self._assemble_locked(event):
+                    queued = True
+            else:
+                self._handshake_event_locked(event)
+        if queued:
+            high = self.max_queue_high
+            if high is not None and len(messages) >= high:
+                self._paused = True
+            self._cond.notify_all()
+
+    def _assemble_locked(self, frame: Frame) -> bool:
+        """Sans-I/O path (Python extensions): reassembles data frames."""
+        opcode = frame.opcode
+        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if opcode is not Opcode.CONT:
+                self._fragments = []
+                self._fragments_text = opcode is Opcode.TEXT
+            self._fragments.append(bytes(frame.data))
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                self._messages.append(data.decode() if self._fragments_text else data)
+                return True
+        elif opcode is Opcode.PONG:
+            self._acknowledge_pings_locked(bytes(frame.data))
+        return False
+
+    def _acknowledge_pings_locked(self, payload: bytes) -> None:
+        """A pong acknowledges its ping and every ping sent before it
+        (RFC 6455 section 5.5.3 allows answering only the latest)."""
+        if payload not in self._pings:
+            return
+        now = time.monotonic()
+        acked = []
+        for key, (event, sent_at, _) in self._pings.items():
+            acked.append(key)
+            event.set()
+            if key == self._keepalive_payload:
+                self._keepalive_payload = None
+                self._keepalive_deadline = None
+            if key == payload:
+                self.latency = now - sent_at
+                break
+        for key in acked:
+            del self._pings[key]
+
+    def _handshake_event_locked(self, event: Any) -> None:
+        """A :class:`Request` or :class:`Response`; see subclasses."""
+        raise NotImplementedError
+
+    def _on_closed_locked(self) -> None:
+        """Called once when the reading thread ends; see subclasses."""
+
+    def _start_locked(self) -> None:
+        """Switches to the fast path once the handshake succeeded, and
+        starts the keepalive timer."""
+        core = self.protocol._core
+        assert core is not None
+        if not self.protocol._py_extensions:
+            self._core = core
+        if self.ping_interval is not None:
+            self._next_ping = time.monotonic() + self.ping_interval
+
+    # ------------------------------------------------------------ timers
+
+    def _run_timers_locked(self) -> tuple[float | None, list[bytes]]:
+        """Runs due timers; returns the delay until the next one and the
+        output to write."""
+        now = time.monotonic()
+        out: list[bytes] = []
+        delays: list[float] = []
+        if self._close_deadline is not None:
+            if now >= self._close_deadline:
+                if self.debug:
+                    self.logger.debug("! timed out waiting for TCP close")
+                if self._connection_exc is None:
+                    self._connection_exc = TimeoutError(
+                        "timed out while closing connection"
+                    )
+                self._aborted = True
+                return 0.0, out
+            delays.append(self._close_deadline - now)
+        if self.protocol.state is OPEN:
+            if self._keepalive_deadline is not None:
+                if now >= self._keepalive_deadline:
+                    if self.debug:
+                        self.logger.debug("- timed out waiting for keepalive pong")
+                    self._keepalive_deadline = None
+                    self.protocol.fail(
+                        CloseCode.INTERNAL_ERROR, "keepalive ping timeout"
+                    )
+                    out.extend(self._take_output_locked())
+                    self._arm_close_timer_locked()
+                    assert (
+                        self._close_deadline is not None or self.close_timeout is None
+                    )
+                    if self._close_deadline is not None:
+                        delays.append(self._close_deadline - now)
+                    return (min(delays) if delays else None), out
+                delays.append(self._keepalive_deadline - now)
+            if self._next_ping is not None and self.ping_interval is not None:
+                if now >= self._next_ping:
+                    self._next_ping = now + self.ping_interval
+                    if self._keepalive_payload is None:
+                        out.append(self._keepalive_ping_locked(now))
+                delays.append(self._next_ping - now)
+        return (max(0.0, min(delays)) if delays else None), out
+
+    def _keepalive_ping_locked(self, now: float) -> bytes:
+        payload = struct.pack("!I", int(now * 1000) & 0xFFFFFFFF)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        frame = self._control_locked(_PING, payload)
+        self._pings[payload] = (threading.Event(), now, False)
+        self._keepalive_payload = payload
+        if self.ping_timeout is not None:
+            self._keepalive_deadline = now + self.ping_timeout
+        if self.debug:
+            self.logger.debug("% sent keepalive ping")
+        return frame
