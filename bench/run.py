@@ -201,6 +201,28 @@ def ferrows_build() -> str:
     return "debug" if b".debug_info" in names else "release"
 
 
+def git_state() -> str:
+    """The checkout measured: commit, and whether the tree had changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "../python", "../rust"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" with uncommitted changes" if dirty else "")
+
+
 def machine(libs: list[str]) -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -220,6 +242,7 @@ def machine(libs: list[str]) -> dict[str, Any]:
             versions[dist] = "not installed"
     return {
         "ferrows_build": ferrows_build(),
+        "ferrows_git": git_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -374,7 +397,7 @@ def render(
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     head = (
         f"Run {info['date']} on {info['nproc']} × {info['cpu']} (kernel {info['kernel']}), "
-        f"Python {info['python']}; {versions} ({info['ferrows_build']} build). "
+        f"Python {info['python']}; {versions} ({info['ferrows_build']} build of {info['ferrows_git']}). "
         f"{s['reps']} repetitions, {s['warmup']} s warm-up and {s['duration']} s measured per trial; "
         f"broadcast to {s['broadcast_conns']} connections, memory over {s['idle_conns']} idle connections. "
         f"Load average {info['loadavg'][0]:.2f} at the start, {info['loadavg_end'][0]:.2f} at the end; "

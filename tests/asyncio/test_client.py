@@ -13,9 +13,8 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 import ferrows
+import pytest
 from ferrows import Headers, Request, Response, State, unix_serve
 from ferrows.asyncio.client import ClientConnection, connect, unix_connect
 from ferrows.exceptions import (
@@ -27,7 +26,17 @@ from ferrows.exceptions import (
     SecurityError,
 )
 
-from .utils import MS, TIMEOUT, captured_logs, echo, port_of, serving, stream_server, uri_of, wait_for
+from .utils import (
+    MS,
+    TIMEOUT,
+    captured_logs,
+    echo,
+    port_of,
+    serving,
+    stream_server,
+    uri_of,
+    wait_for,
+)
 
 
 def fast_retries() -> Any:

@@ -12,12 +12,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 import ferrows
+import pytest
 from ferrows import State
 from ferrows.asyncio.connection import Connection
-from ferrows.exceptions import ConcurrencyError, ConnectionClosedError, ConnectionClosedOK, ProtocolError
+from ferrows.exceptions import (
+    ConcurrencyError,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    ProtocolError,
+)
 
 from .utils import MS, TIMEOUT, serving, uri_of
 

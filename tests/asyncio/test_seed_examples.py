@@ -19,16 +19,22 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
+import ferrows
+import ferrows as websockets  # the guide's code, unchanged, on ferrows
+import ferrows.exceptions
 import pytest
 import websockets as real_websockets
 import websockets.exceptions as real_exceptions
 
-import ferrows
-import ferrows as websockets  # the guide's code, unchanged, on ferrows
-import ferrows.exceptions
-
 from . import seed_examples
-from .seed_examples import api_handler, chat_handler, echo_handler, process_request, protected_handler, unix_handler
+from .seed_examples import (
+    api_handler,
+    chat_handler,
+    echo_handler,
+    process_request,
+    protected_handler,
+    unix_handler,
+)
 from .utils import TIMEOUT, port_of, wait_for
 
 

@@ -14,11 +14,11 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 import ferrows
+import pytest
 from ferrows import Headers, Request, Response, State, basic_auth, broadcast
 from ferrows.asyncio.server import Server, ServerConnection, serve
+from ferrows.compat import ExceptionGroup
 from ferrows.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
