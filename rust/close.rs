@@ -27,7 +27,10 @@ impl CloseFrame {
     /// (section 7.4), and a reason that is not UTF-8 is invalid data (1007).
     pub fn parse(payload: &[u8]) -> Result<CloseFrame, Violation> {
         match payload.len() {
-            0 => Ok(CloseFrame { code: close_code::NO_STATUS_RCVD, reason: String::new() }),
+            0 => Ok(CloseFrame {
+                code: close_code::NO_STATUS_RCVD,
+                reason: String::new(),
+            }),
             1 => Err(Violation::CloseFrameTooShort),
             _ => {
                 let code = u16::from_be_bytes([payload[0], payload[1]]);
@@ -35,7 +38,9 @@ impl CloseFrame {
                     return Err(Violation::InvalidCloseCode(code));
                 }
                 let reason = &payload[2..];
-                utf8::validate(reason).map_err(|e| Violation::InvalidUtf8 { position: e.position + 2 })?;
+                utf8::validate(reason).map_err(|e| Violation::InvalidUtf8 {
+                    position: e.position + 2,
+                })?;
                 // Validated just above.
                 let reason = String::from_utf8(reason.to_vec()).unwrap_or_default();
                 Ok(CloseFrame { code, reason })
@@ -94,7 +99,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let c = CloseFrame { code: 1001, reason: "bye ☃".into() };
+        let c = CloseFrame {
+            code: 1001,
+            reason: "bye ☃".into(),
+        };
         assert_eq!(CloseFrame::parse(&c.serialize()).unwrap(), c);
     }
 }

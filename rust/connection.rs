@@ -73,7 +73,14 @@ impl Config {
     /// Defaults of websockets: 1 MiB messages, 4096 fragments, frames
     /// delivered one by one.
     pub fn new(role: Role) -> Self {
-        Config { role, max_size: Some(1 << 20), max_fragments: Some(4096), assemble: false, extra_rsv: 0, check_text: true }
+        Config {
+            role,
+            max_size: Some(1 << 20),
+            max_fragments: Some(4096),
+            assemble: false,
+            extra_rsv: 0,
+            check_text: true,
+        }
     }
 }
 
@@ -109,7 +116,10 @@ pub enum Event {
 #[derive(Debug)]
 enum ReadState {
     Header,
-    Payload { header: FrameHeader, buf: Vec<u8> },
+    Payload {
+        header: FrameHeader,
+        buf: Vec<u8>,
+    },
     /// After a close frame or a failure: input is ignored until EOF.
     Discard,
 }
@@ -186,7 +196,10 @@ impl Connection {
             message: MessageState::default(),
             extensions: Vec::new(),
             allowed_rsv,
-            masks: MaskSource::Random { pool: Vec::new(), pos: 0 },
+            masks: MaskSource::Random {
+                pool: Vec::new(),
+                pos: 0,
+            },
             events: Vec::new(),
             output: Vec::new(),
             eof_pending: false,
@@ -356,7 +369,10 @@ impl Connection {
                                 break;
                             }
                             let cap = (header.payload_len as usize).min(PREALLOC_LIMIT);
-                            self.read = ReadState::Payload { header, buf: Vec::with_capacity(cap) };
+                            self.read = ReadState::Payload {
+                                header,
+                                buf: Vec::with_capacity(cap),
+                            };
                             if header.payload_len == 0 {
                                 self.complete_frame();
                             }
@@ -420,9 +436,7 @@ impl Connection {
         match h.opcode {
             // Section 5.4: fragments of one message are not interleaved.
             OpCode::Continuation if !self.message.in_progress() => return Err(Violation::UnexpectedContinuation),
-            OpCode::Text | OpCode::Binary if self.message.in_progress() => {
-                return Err(Violation::ExpectedContinuation)
-            }
+            OpCode::Text | OpCode::Binary if self.message.in_progress() => return Err(Violation::ExpectedContinuation),
             _ => {}
         }
         // Refuse an oversized frame from its header, before reading (or
@@ -431,12 +445,17 @@ impl Connection {
             if let Some(max) = self.config.max_size {
                 let remaining = max as u64 - self.message.size.min(max as u64);
                 let limit = if h.rsv != 0 && !self.extensions.is_empty() {
-                    self.extensions.iter().fold(remaining as usize, |l, e| e.max_encoded_len(l)) as u64
+                    self.extensions
+                        .iter()
+                        .fold(remaining as usize, |l, e| e.max_encoded_len(l)) as u64
                 } else {
                     remaining
                 };
                 if h.payload_len > limit {
-                    return Err(Violation::MessageTooBig { size: self.message.size + h.payload_len, max_size: max });
+                    return Err(Violation::MessageTooBig {
+                        size: self.message.size + h.payload_len,
+                        max_size: max,
+                    });
                 }
             }
         }
@@ -479,17 +498,24 @@ impl Connection {
         if h.opcode != OpCode::Continuation {
             self.message.start(h.opcode);
         }
-        let mut frame = DataFrame { opcode: h.opcode, fin: h.fin, rsv: h.rsv, payload };
+        let mut frame = DataFrame {
+            opcode: h.opcode,
+            fin: h.fin,
+            rsv: h.rsv,
+            payload,
+        };
         if !self.extensions.is_empty() {
             let remaining = self.message.remaining(self.config.max_size);
             for ext in self.extensions.iter_mut().rev() {
-                ext.decode(&mut frame, remaining).map_err(|e| match (e, self.config.max_size) {
-                    // Report the size of the whole message, not the frame.
-                    (Violation::MessageTooBig { size, .. }, Some(max_size)) => {
-                        Violation::MessageTooBig { size: self.message.size + size, max_size }
-                    }
-                    (other, _) => other,
-                })?;
+                ext.decode(&mut frame, remaining)
+                    .map_err(|e| match (e, self.config.max_size) {
+                        // Report the size of the whole message, not the frame.
+                        (Violation::MessageTooBig { size, .. }, Some(max_size)) => Violation::MessageTooBig {
+                            size: self.message.size + size,
+                            max_size,
+                        },
+                        (other, _) => other,
+                    })?;
             }
         }
         self.message.account(
@@ -515,7 +541,12 @@ impl Connection {
             if frame.fin {
                 self.message.finish();
             }
-            self.events.push(Event::Frame { opcode: frame.opcode, fin: frame.fin, rsv: frame.rsv, payload: frame.payload });
+            self.events.push(Event::Frame {
+                opcode: frame.opcode,
+                fin: frame.fin,
+                rsv: frame.rsv,
+                payload: frame.payload,
+            });
         }
         Ok(())
     }
@@ -564,7 +595,10 @@ impl Connection {
     /// gone), closes TCP if this is the server, and ignores further input.
     pub fn fail(&mut self, code: u16, reason: &str) {
         if self.state == State::Open && code != close_code::ABNORMAL_CLOSURE {
-            let close = CloseFrame { code, reason: truncate_reason(reason).to_owned() };
+            let close = CloseFrame {
+                code,
+                reason: truncate_reason(reason).to_owned(),
+            };
             let payload = close.serialize();
             self.write_control(OpCode::Close, &payload);
             self.close_sent = Some(close);
@@ -634,11 +668,23 @@ impl Connection {
         if self.extensions.is_empty() {
             write_frame(&mut self.output, fin, rsv, opcode, data, mask);
         } else {
-            let mut frame = DataFrame { opcode, fin, rsv, payload: data.to_vec() };
+            let mut frame = DataFrame {
+                opcode,
+                fin,
+                rsv,
+                payload: data.to_vec(),
+            };
             for ext in self.extensions.iter_mut() {
                 ext.encode(&mut frame);
             }
-            write_frame(&mut self.output, frame.fin, frame.rsv, frame.opcode, &frame.payload, mask);
+            write_frame(
+                &mut self.output,
+                frame.fin,
+                frame.rsv,
+                frame.opcode,
+                &frame.payload,
+                mask,
+            );
         }
         Ok(())
     }
@@ -658,7 +704,10 @@ impl Connection {
             return Err(SendError::InvalidState(self.state.name()));
         }
         if data.len() > MAX_CONTROL_PAYLOAD {
-            return Err(SendError::Protocol(format!("control frame too long: {} bytes", data.len())));
+            return Err(SendError::Protocol(format!(
+                "control frame too long: {} bytes",
+                data.len()
+            )));
         }
         self.write_control(opcode, data);
         Ok(())
@@ -672,13 +721,22 @@ impl Connection {
             None if !reason.is_empty() => {
                 return Err(SendError::Protocol("cannot send a reason without a code".into()))
             }
-            None => CloseFrame { code: close_code::NO_STATUS_RCVD, reason: String::new() },
+            None => CloseFrame {
+                code: close_code::NO_STATUS_RCVD,
+                reason: String::new(),
+            },
             Some(c) if !is_valid_code(c) => return Err(SendError::Protocol(format!("invalid status code {c}"))),
-            Some(c) => CloseFrame { code: c, reason: reason.to_owned() },
+            Some(c) => CloseFrame {
+                code: c,
+                reason: reason.to_owned(),
+            },
         };
         let payload = close.serialize();
         if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(SendError::Protocol(format!("close reason too long: {} bytes", reason.len())));
+            return Err(SendError::Protocol(format!(
+                "close reason too long: {} bytes",
+                reason.len()
+            )));
         }
         self.write_control(OpCode::Close, &payload);
         self.close_sent = Some(close);

@@ -125,7 +125,13 @@ unsafe impl Sync for PerMessageDeflate {}
 impl PerMessageDeflate {
     /// The extension with negotiated parameters.
     pub fn new(params: DeflateParams) -> Self {
-        PerMessageDeflate { params, encoder: None, decoder: None, decoding: false, encoding: false }
+        PerMessageDeflate {
+            params,
+            encoder: None,
+            decoder: None,
+            decoding: false,
+            encoding: false,
+        }
     }
 
     /// Parameters in use.
@@ -167,7 +173,10 @@ impl PerMessageDeflate {
                 unsafe { out.set_len(out.len() + produced) };
                 if let Some(limit) = limit {
                     if out.len() > limit {
-                        return Err(Violation::MessageTooBig { size: out.len() as u64, max_size: limit });
+                        return Err(Violation::MessageTooBig {
+                            size: out.len() as u64,
+                            max_size: limit,
+                        });
                     }
                 }
                 match status {
@@ -245,7 +254,11 @@ impl Extension for PerMessageDeflate {
         if !self.encoding {
             return;
         }
-        let (bits, level, mem) = (self.params.local_max_window_bits, self.params.level, self.params.mem_level);
+        let (bits, level, mem) = (
+            self.params.local_max_window_bits,
+            self.params.level,
+            self.params.mem_level,
+        );
         let encoder = self.encoder.get_or_insert_with(|| new_compressor(bits, level, mem));
         let mut out = Vec::with_capacity(frame.payload.len() / 2 + 64);
         compress_into(encoder, &frame.payload, &mut out);

@@ -259,7 +259,14 @@ mod tests {
         assert_eq!(Violation::MessageTooBig { size: 10, max_size: 5 }.close_code(), 1009);
         assert_eq!(Violation::TooManyFragments { max_fragments: 4 }.close_code(), 1009);
         assert_eq!(Violation::UnexpectedEof.close_code(), 1006);
-        assert_eq!(Violation::Extension { code: 1007, reason: "x".into() }.close_code(), 1007);
+        assert_eq!(
+            Violation::Extension {
+                code: 1007,
+                reason: "x".into()
+            }
+            .close_code(),
+            1007
+        );
     }
 
     #[test]
@@ -273,9 +280,16 @@ mod tests {
 
     #[test]
     fn messages_name_the_problem() {
-        assert_eq!(Violation::ReservedBits(6).to_string(), "reserved bits must be 0: RSV1, RSV2");
         assert_eq!(
-            Violation::MessageTooBig { size: 2000, max_size: 1000 }.to_string(),
+            Violation::ReservedBits(6).to_string(),
+            "reserved bits must be 0: RSV1, RSV2"
+        );
+        assert_eq!(
+            Violation::MessageTooBig {
+                size: 2000,
+                max_size: 1000
+            }
+            .to_string(),
             "message too big: 2000 bytes exceeds limit of 1000 bytes"
         );
     }

@@ -131,7 +131,16 @@ impl FrameHeader {
         } else {
             None
         };
-        Ok(Some((FrameHeader { fin, rsv, opcode, mask, payload_len }, pos)))
+        Ok(Some((
+            FrameHeader {
+                fin,
+                rsv,
+                opcode,
+                mask,
+                payload_len,
+            },
+            pos,
+        )))
     }
 
     /// Length of the header that [`write_header`] produces.
@@ -212,7 +221,14 @@ mod tests {
         assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
         assert_eq!(p, b"Hello");
         let mut out = Vec::new();
-        write_frame(&mut out, true, 0, OpCode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
+        write_frame(
+            &mut out,
+            true,
+            0,
+            OpCode::Text,
+            b"Hello",
+            Some([0x37, 0xfa, 0x21, 0x3d]),
+        );
         assert_eq!(out, buf);
     }
 
@@ -277,8 +293,14 @@ mod tests {
     fn header_violations() {
         assert_eq!(FrameHeader::parse(&[0x83, 0x00]), Err(Violation::ReservedOpcode(3)));
         assert_eq!(FrameHeader::parse(&[0x8B, 0x00]), Err(Violation::ReservedOpcode(11)));
-        assert_eq!(FrameHeader::parse(&[0x09, 0x00]), Err(Violation::FragmentedControlFrame));
-        assert_eq!(FrameHeader::parse(&[0x89, 0x7E, 0x00, 0x7E]), Err(Violation::ControlFrameTooLong(126)));
+        assert_eq!(
+            FrameHeader::parse(&[0x09, 0x00]),
+            Err(Violation::FragmentedControlFrame)
+        );
+        assert_eq!(
+            FrameHeader::parse(&[0x89, 0x7E, 0x00, 0x7E]),
+            Err(Violation::ControlFrameTooLong(126))
+        );
         let huge = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(FrameHeader::parse(&huge), Err(Violation::InvalidLength));
         // 2^62 is a legal length form: the connection refuses it by max_size.

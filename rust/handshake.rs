@@ -49,7 +49,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_line: 8192, max_headers: 128, max_body: 1 << 20 }
+        Limits {
+            max_line: 8192,
+            max_headers: 128,
+            max_body: 1 << 20,
+        }
     }
 }
 
@@ -124,7 +128,15 @@ pub struct Parser {
 impl Parser {
     /// A parser for a request or a response.
     pub fn new(kind: Kind, limits: Limits) -> Self {
-        Parser { kind, limits, buf: Vec::new(), line_start: 0, lines: Vec::new(), pending: None, done: false }
+        Parser {
+            kind,
+            limits,
+            buf: Vec::new(),
+            line_start: 0,
+            lines: Vec::new(),
+            pending: None,
+            done: false,
+        }
     }
 
     /// Feeds bytes; returns the message once it is complete.
@@ -157,13 +169,19 @@ impl Parser {
             }
             self.lines.push((start, end));
             if self.lines.len() > self.limits.max_headers + 1 {
-                return Err(HttpError::TooManyHeaders { limit: self.limits.max_headers });
+                return Err(HttpError::TooManyHeaders {
+                    limit: self.limits.max_headers,
+                });
             }
         }
         // The line in progress may already be over the limit (allowing for
         // its CR not to have arrived yet).
         let partial = self.buf.len() - self.line_start;
-        let partial = if self.buf.last() == Some(&b'\r') { partial - 1 } else { partial };
+        let partial = if self.buf.last() == Some(&b'\r') {
+            partial - 1
+        } else {
+            partial
+        };
         self.check_line_len(partial)?;
         Ok(None)
     }
@@ -231,25 +249,45 @@ impl Parser {
                     }
                 }
                 self.done = true;
-                Ok(Some(Message::Request(Request { method, path, protocol, headers })))
+                Ok(Some(Message::Request(Request {
+                    method,
+                    path,
+                    protocol,
+                    headers,
+                })))
             }
             Kind::Response => {
                 let (protocol, status, reason) = parse_status_line(&start)?;
-                let response = Response { protocol, status, reason, headers, body: Vec::new() };
+                let response = Response {
+                    protocol,
+                    status,
+                    reason,
+                    headers,
+                    body: Vec::new(),
+                };
                 // RFC 9112 section 6.3: no body for 1xx, 204 and 304.
                 if (100..200).contains(&status) || status == 204 || status == 304 {
                     self.done = true;
                     return Ok(Some(Message::Response(response)));
                 }
-                if response.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding")) {
+                if response
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+                {
                     return Err(HttpError::TransferEncoding);
                 }
-                let length = response.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+                let length = response
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
                 let body = match length {
                     Some((_, v)) => {
                         let n: u64 = v.parse().map_err(|_| HttpError::InvalidContentLength(v.clone()))?;
                         if n > self.limits.max_body as u64 {
-                            return Err(HttpError::BodyTooLarge { limit: self.limits.max_body });
+                            return Err(HttpError::BodyTooLarge {
+                                limit: self.limits.max_body,
+                            });
                         }
                         Body::Exact(n as usize)
                     }
@@ -262,14 +300,18 @@ impl Parser {
     }
 
     fn read_body(&mut self, eof: bool) -> Result<Option<Message>, HttpError> {
-        let Some((_, body, start)) = &self.pending else { return Ok(None) };
+        let Some((_, body, start)) = &self.pending else {
+            return Ok(None);
+        };
         let have = self.buf.len() - start;
         let end = match body {
             Body::Exact(n) if have >= *n => start + n,
             Body::Exact(_) => return Ok(None),
             Body::UntilEof => {
                 if have > self.limits.max_body {
-                    return Err(HttpError::BodyTooLarge { limit: self.limits.max_body });
+                    return Err(HttpError::BodyTooLarge {
+                        limit: self.limits.max_body,
+                    });
                 }
                 if !eof {
                     return Ok(None);
@@ -301,7 +343,8 @@ fn is_token(s: &[u8]) -> bool {
 /// Field values: visible characters, spaces, tabs and obs-text; never CR,
 /// LF or NUL (RFC 9110 section 5.5).
 fn is_field_value(s: &[u8]) -> bool {
-    s.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
+    s.iter()
+        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
 }
 
 fn is_version(s: &[u8]) -> bool {
@@ -331,7 +374,9 @@ fn parse_request_line(line: &[u8]) -> Result<(String, String, String), HttpError
 fn parse_status_line(line: &[u8]) -> Result<(String, u16, String), HttpError> {
     let bad = || HttpError::InvalidStatusLine(latin1(line));
     let mut parts = line.splitn(3, |&b| b == b' ');
-    let (Some(version), Some(code)) = (parts.next(), parts.next()) else { return Err(bad()) };
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
     let reason = parts.next().unwrap_or(b"");
     if !is_version(version) {
         return Err(bad());
@@ -432,7 +477,10 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
     fn parses_a_request_in_any_chunking() {
         let expected = parse(Kind::Request, REQUEST).unwrap().unwrap();
         let Message::Request(r) = &expected else { panic!() };
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.protocol.as_str()), ("GET", "/chat?x=1", "HTTP/1.1"));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.protocol.as_str()),
+            ("GET", "/chat?x=1", "HTTP/1.1")
+        );
         assert_eq!(r.headers[0], ("Host".to_string(), "server.example.com".to_string()));
         assert_eq!(r.headers.len(), 5);
         for step in 1..20 {
@@ -468,13 +516,19 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
 
         let mut p = Parser::new(Kind::Request, limits);
         p.feed(b"GET / HTTP/1.1\r\nX: ").unwrap();
-        assert_eq!(p.feed(&vec![b'v'; 100_000]), Err(HttpError::HeaderLineTooLong { limit: 8192 }));
+        assert_eq!(
+            p.feed(&vec![b'v'; 100_000]),
+            Err(HttpError::HeaderLineTooLong { limit: 8192 })
+        );
 
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..1000 {
             many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
         }
-        assert_eq!(parse(Kind::Request, &many), Err(HttpError::TooManyHeaders { limit: 128 }));
+        assert_eq!(
+            parse(Kind::Request, &many),
+            Err(HttpError::TooManyHeaders { limit: 128 })
+        );
 
         let mut ok = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..128 {
@@ -502,35 +556,60 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
             let err = parse(Kind::Request, data).unwrap_err();
             assert_eq!(err.status(), *status, "{:?}: {err}", String::from_utf8_lossy(data));
         }
-        assert!(parse(Kind::Request, b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap().is_some());
+        assert!(parse(Kind::Request, b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .is_some());
         // Other versions parse; the server answers them with 505.
-        let Some(Message::Request(r)) = parse(Kind::Request, b"GET / HTTP/1.0\r\n\r\n").unwrap() else { panic!() };
+        let Some(Message::Request(r)) = parse(Kind::Request, b"GET / HTTP/1.0\r\n\r\n").unwrap() else {
+            panic!()
+        };
         assert_eq!(r.protocol, "HTTP/1.0");
     }
 
     #[test]
     fn responses_with_and_without_bodies() {
-        let Some(Message::Response(r)) =
-            parse(Kind::Response, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").unwrap()
-        else {
+        let Some(Message::Response(r)) = parse(
+            Kind::Response,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .unwrap() else {
             panic!()
         };
-        assert_eq!((r.status, r.reason.as_str(), r.body.len()), (101, "Switching Protocols", 0));
+        assert_eq!(
+            (r.status, r.reason.as_str(), r.body.len()),
+            (101, "Switching Protocols", 0)
+        );
 
         let mut p = Parser::new(Kind::Response, Limits::default());
-        assert_eq!(p.feed(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\nInvalid"), Ok(None));
-        let Some(Message::Response(r)) = p.feed(b" API key").unwrap() else { panic!() };
+        assert_eq!(
+            p.feed(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\nInvalid"),
+            Ok(None)
+        );
+        let Some(Message::Response(r)) = p.feed(b" API key").unwrap() else {
+            panic!()
+        };
         assert_eq!(r.body, b"Invalid API key");
 
         let mut p = Parser::new(Kind::Response, Limits::default());
         assert_eq!(p.feed(b"HTTP/1.1 500 Oops\r\n\r\npartial"), Ok(None));
-        let Some(Message::Response(r)) = p.feed_eof().unwrap() else { panic!() };
+        let Some(Message::Response(r)) = p.feed_eof().unwrap() else {
+            panic!()
+        };
         assert_eq!(r.body, b"partial");
 
-        let small = Limits { max_body: 4, ..Limits::default() };
+        let small = Limits {
+            max_body: 4,
+            ..Limits::default()
+        };
         let mut p = Parser::new(Kind::Response, small);
-        assert_eq!(p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), Err(HttpError::BodyTooLarge { limit: 4 }));
-        assert_eq!(parse(Kind::Response, b"HTTP/1.0 200 OK\r\n\r\n").unwrap_err().status(), 505);
+        assert_eq!(
+            p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            Err(HttpError::BodyTooLarge { limit: 4 })
+        );
+        assert_eq!(
+            parse(Kind::Response, b"HTTP/1.0 200 OK\r\n\r\n").unwrap_err().status(),
+            505
+        );
         assert!(parse(Kind::Response, b"HTTP/1.1 99 Nope\r\n\r\n").is_err());
         let mut p = Parser::new(Kind::Response, Limits::default());
         p.feed(b"HTTP/1.1 101 Switching").unwrap();
@@ -540,9 +619,17 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
     #[test]
     fn writes_heads() {
         let mut out = Vec::new();
-        write_response(&mut out, 403, "Forbidden", &[("Content-Length".into(), "2".into())], b"no");
+        write_response(
+            &mut out,
+            403,
+            "Forbidden",
+            &[("Content-Length".into(), "2".into())],
+            b"no",
+        );
         assert_eq!(out, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno");
-        let Some(Message::Response(r)) = parse(Kind::Response, &out).unwrap() else { panic!() };
+        let Some(Message::Response(r)) = parse(Kind::Response, &out).unwrap() else {
+            panic!()
+        };
         assert_eq!(r.body, b"no");
         out.clear();
         write_request(&mut out, "/x", &[("Host".into(), "a".into())]);

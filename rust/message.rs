@@ -58,7 +58,10 @@ impl MessageState {
         self.size += payload.len() as u64;
         if let Some(max) = max_size {
             if self.size > max as u64 {
-                return Err(Violation::MessageTooBig { size: self.size, max_size: max });
+                return Err(Violation::MessageTooBig {
+                    size: self.size,
+                    max_size: max,
+                });
             }
         }
         if check_text && self.is_text() {
@@ -66,9 +69,9 @@ impl MessageState {
                 .feed(payload)
                 .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
             if fin {
-                self.utf8
-                    .finish()
-                    .map_err(|e| Violation::InvalidUtf8 { position: payload.len() as isize + e.position })?;
+                self.utf8.finish().map_err(|e| Violation::InvalidUtf8 {
+                    position: payload.len() as isize + e.position,
+                })?;
             }
         }
         Ok(())
@@ -111,7 +114,10 @@ mod tests {
         for _ in 0..2 {
             m.account(b"", false, None, Some(2), true).unwrap();
         }
-        assert_eq!(m.account(b"", true, None, Some(2), true), Err(Violation::TooManyFragments { max_fragments: 2 }));
+        assert_eq!(
+            m.account(b"", true, None, Some(2), true),
+            Err(Violation::TooManyFragments { max_fragments: 2 })
+        );
     }
 
     #[test]
@@ -129,6 +135,9 @@ mod tests {
         m.start(OpCode::Text);
         assert!(m.account(b"\xe2\x82", false, None, None, true).is_ok());
         assert!(m.account(b"\xac ok", false, None, None, true).is_ok());
-        assert!(m.account(b"\xe2", true, None, None, true).is_err(), "truncated at the end of the message");
+        assert!(
+            m.account(b"\xe2", true, None, None, true).is_err(),
+            "truncated at the end of the message"
+        );
     }
 }

@@ -107,11 +107,9 @@ impl Utf8Validator {
 
 /// Validates a complete byte string at once.
 pub fn validate(data: &[u8]) -> Result<(), InvalidUtf8> {
-    simdutf8::compat::from_utf8(data)
-        .map(|_| ())
-        .map_err(|e| InvalidUtf8 {
-            position: e.valid_up_to() as isize,
-        })
+    simdutf8::compat::from_utf8(data).map(|_| ()).map_err(|e| InvalidUtf8 {
+        position: e.valid_up_to() as isize,
+    })
 }
 
 #[cfg(test)]
@@ -140,7 +138,16 @@ mod tests {
 
     #[test]
     fn valid_sequences_pass_whatever_the_split() {
-        for s in ["", "hello", "é", "€uro", "κόσμε", "𝄞 clef", "\u{10FFFF}", "\u{FFFD}\u{D7FF}\u{E000}"] {
+        for s in [
+            "",
+            "hello",
+            "é",
+            "€uro",
+            "κόσμε",
+            "𝄞 clef",
+            "\u{10FFFF}",
+            "\u{FFFD}\u{D7FF}\u{E000}",
+        ] {
             assert!(whole(s.as_bytes()), "{s:?}");
             assert!(split_everywhere(s.as_bytes()).iter().all(|&ok| ok), "{s:?}");
         }
@@ -149,18 +156,18 @@ mod tests {
     #[test]
     fn invalid_sequences_fail_whatever_the_split() {
         let cases: &[&[u8]] = &[
-            b"\xc0\xaf",             // overlong "/"
-            b"\xe0\x80\xaf",         // overlong 3-byte
-            b"\xf0\x80\x80\xaf",     // overlong 4-byte
-            b"\xed\xa0\x80",         // surrogate U+D800
-            b"\xed\xbf\xbf",         // surrogate U+DFFF
-            b"\xf4\x90\x80\x80",     // U+110000, above U+10FFFF
-            b"\xf5\x80\x80\x80",     // lead byte beyond range
-            b"\xff",                 // never valid
-            b"\x80",                 // lone continuation
+            b"\xc0\xaf",         // overlong "/"
+            b"\xe0\x80\xaf",     // overlong 3-byte
+            b"\xf0\x80\x80\xaf", // overlong 4-byte
+            b"\xed\xa0\x80",     // surrogate U+D800
+            b"\xed\xbf\xbf",     // surrogate U+DFFF
+            b"\xf4\x90\x80\x80", // U+110000, above U+10FFFF
+            b"\xf5\x80\x80\x80", // lead byte beyond range
+            b"\xff",             // never valid
+            b"\x80",             // lone continuation
             b"ab\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
-            b"\xe2\x82",             // truncated at the end
-            b"\xf0\x9d\x84",         // truncated 4-byte
+            b"\xe2\x82",     // truncated at the end
+            b"\xf0\x9d\x84", // truncated 4-byte
         ];
         for case in cases {
             assert!(!whole(case), "{case:?}");

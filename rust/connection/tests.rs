@@ -49,21 +49,35 @@ fn assert_failed(c: &mut Connection, code: u16) {
 }
 
 fn frame(op: OpCode, fin: bool, payload: &[u8]) -> Event {
-    Event::Frame { opcode: op, fin, rsv: 0, payload: payload.to_vec() }
+    Event::Frame {
+        opcode: op,
+        fin,
+        rsv: 0,
+        payload: payload.to_vec(),
+    }
 }
 
 #[test]
 fn server_receives_rfc_masked_text() {
     let mut s = server();
-    let events = feed(&mut s, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    let events = feed(
+        &mut s,
+        &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+    );
     assert_eq!(events, vec![frame(OpCode::Text, true, b"Hello")]);
     assert!(!s.has_output());
 }
 
 #[test]
 fn client_receives_rfc_fragments_and_assembles() {
-    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
-    let events = feed(&mut c, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x89, 0x00, 0x80, 0x02, 0x6c, 0x6f]);
+    let mut c = Connection::new(Config {
+        assemble: true,
+        ..Config::new(Role::Client)
+    });
+    let events = feed(
+        &mut c,
+        &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x89, 0x00, 0x80, 0x02, 0x6c, 0x6f],
+    );
     assert_eq!(events, vec![Event::Ping(vec![]), Event::Text("Hello".into())]);
     // The ping in the middle of the message was answered.
     let (out, _) = c.take_output();
@@ -88,7 +102,10 @@ fn stream() -> Vec<u8> {
 #[test]
 fn any_chunking_yields_the_same_events() {
     for assemble in [false, true] {
-        let config = Config { assemble, ..Config::new(Role::Server) };
+        let config = Config {
+            assemble,
+            ..Config::new(Role::Server)
+        };
         let data = stream();
         let mut whole = Connection::new(config.clone());
         let expected = feed(&mut whole, &data);
@@ -124,7 +141,13 @@ fn close_handshake_initiated_by_client() {
     let events = feed(&mut s, &masked(true, 0, OpCode::Close, b"\x03\xe8bye"));
     assert_eq!(events, vec![Event::Close(b"\x03\xe8bye".to_vec())]);
     assert_eq!(s.state(), State::Closing);
-    assert_eq!(s.close_rcvd(), Some(&CloseFrame { code: 1000, reason: "bye".into() }));
+    assert_eq!(
+        s.close_rcvd(),
+        Some(&CloseFrame {
+            code: 1000,
+            reason: "bye".into()
+        })
+    );
     assert_eq!(s.close_rcvd_then_sent(), Some(true));
     let (out, eof) = s.take_output();
     assert_eq!(out, unmasked(true, 0, OpCode::Close, b"\x03\xe8bye"));
@@ -150,7 +173,10 @@ fn close_handshake_initiated_by_server() {
     let (reply, eof) = c.take_output();
     assert!(!eof, "the client waits for the server to close TCP");
     // Data frames sent before the close reply still arrive.
-    let events = feed(&mut s, &[masked(true, 0, OpCode::Text, b"last").as_slice(), &reply].concat());
+    let events = feed(
+        &mut s,
+        &[masked(true, 0, OpCode::Text, b"last").as_slice(), &reply].concat(),
+    );
     assert_eq!(events[0], frame(OpCode::Text, true, b"last"));
     assert_eq!(s.close_rcvd_then_sent(), Some(false));
     assert!(s.take_output().1, "server sends EOF once both close frames passed");
@@ -199,19 +225,43 @@ fn protocol_violations_and_their_codes() {
     let t = OpCode::Text;
     let cases: Vec<(Vec<u8>, Violation)> = vec![
         (masked(true, RSV1, t, b"x"), Violation::ReservedBits(RSV1)),
-        (masked(true, RSV2 | 1, OpCode::Binary, b"x"), Violation::ReservedBits(RSV2 | 1)),
+        (
+            masked(true, RSV2 | 1, OpCode::Binary, b"x"),
+            Violation::ReservedBits(RSV2 | 1),
+        ),
         (masked(true, RSV1, OpCode::Ping, b"x"), Violation::ReservedBits(RSV1)),
         ([0x83, 0x80, 1, 2, 3, 4].to_vec(), Violation::ReservedOpcode(3)),
         ([0x8F, 0x80, 1, 2, 3, 4].to_vec(), Violation::ReservedOpcode(15)),
         (masked(false, 0, OpCode::Ping, b""), Violation::FragmentedControlFrame),
-        (masked(true, 0, OpCode::Pong, &[0; 126]), Violation::ControlFrameTooLong(126)),
-        (masked(true, 0, OpCode::Continuation, b"x"), Violation::UnexpectedContinuation),
-        ([masked(false, 0, t, b"a"), masked(true, 0, t, b"b")].concat(), Violation::ExpectedContinuation),
-        ([masked(false, 0, t, b"a"), masked(true, 0, OpCode::Close, b"")].concat(), Violation::IncompleteFragmentedMessage),
+        (
+            masked(true, 0, OpCode::Pong, &[0; 126]),
+            Violation::ControlFrameTooLong(126),
+        ),
+        (
+            masked(true, 0, OpCode::Continuation, b"x"),
+            Violation::UnexpectedContinuation,
+        ),
+        (
+            [masked(false, 0, t, b"a"), masked(true, 0, t, b"b")].concat(),
+            Violation::ExpectedContinuation,
+        ),
+        (
+            [masked(false, 0, t, b"a"), masked(true, 0, OpCode::Close, b"")].concat(),
+            Violation::IncompleteFragmentedMessage,
+        ),
         (masked(true, 0, OpCode::Close, b"\x03"), Violation::CloseFrameTooShort),
-        (masked(true, 0, OpCode::Close, b"\x03\xed"), Violation::InvalidCloseCode(1005)),
-        (masked(true, 0, OpCode::Close, b"\x00\x00"), Violation::InvalidCloseCode(0)),
-        ([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4].to_vec(), Violation::InvalidLength),
+        (
+            masked(true, 0, OpCode::Close, b"\x03\xed"),
+            Violation::InvalidCloseCode(1005),
+        ),
+        (
+            masked(true, 0, OpCode::Close, b"\x00\x00"),
+            Violation::InvalidCloseCode(0),
+        ),
+        (
+            [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4].to_vec(),
+            Violation::InvalidLength,
+        ),
     ];
     for (data, violation) in cases {
         let mut s = server();
@@ -255,25 +305,43 @@ fn size_limit_is_checked_before_allocating() {
     // A header announcing 2^62 bytes: refused from the header alone.
     let header = [0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
     assert_eq!(feed(&mut s, &header), vec![Event::Failed]);
-    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 1 << 62, max_size: 1 << 20 }));
+    assert_eq!(
+        s.failure(),
+        Some(&Violation::MessageTooBig {
+            size: 1 << 62,
+            max_size: 1 << 20
+        })
+    );
     assert_failed(&mut s, 1009);
 
-    let mut s = Connection::new(Config { max_size: Some(10), ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        max_size: Some(10),
+        ..Config::new(Role::Server)
+    });
     feed(&mut s, &masked(false, 0, OpCode::Binary, &[0; 6]));
     assert!(s.failure().is_none());
     feed(&mut s, &masked(true, 0, OpCode::Continuation, &[0; 5]));
     assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 11, max_size: 10 }));
     assert_failed(&mut s, 1009);
 
-    let mut s = Connection::new(Config { max_size: None, ..Config::new(Role::Server) });
-    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &vec![1; 2 << 20])).len(), 1);
+    let mut s = Connection::new(Config {
+        max_size: None,
+        ..Config::new(Role::Server)
+    });
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Binary, &vec![1; 2 << 20])).len(),
+        1
+    );
 }
 
 #[test]
 fn size_limit_applies_to_each_message_alone() {
     // A message just under the limit, then another: the second frame's
     // header is checked against its own message only.
-    let mut s = Connection::new(Config { max_size: Some(10), ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        max_size: Some(10),
+        ..Config::new(Role::Server)
+    });
     assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &[0; 9])).len(), 1);
     assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Binary, &[0; 10])).len(), 1);
     assert_eq!(feed(&mut s, &masked(false, 0, OpCode::Text, b"abcdefgh")).len(), 1);
@@ -284,7 +352,10 @@ fn size_limit_applies_to_each_message_alone() {
 
 #[test]
 fn fragment_count_is_capped() {
-    let mut s = Connection::new(Config { max_fragments: Some(3), ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        max_fragments: Some(3),
+        ..Config::new(Role::Server)
+    });
     feed(&mut s, &masked(false, 0, OpCode::Binary, b"a"));
     feed(&mut s, &masked(false, 0, OpCode::Continuation, b"b"));
     feed(&mut s, &masked(false, 0, OpCode::Continuation, b"c"));
@@ -299,10 +370,16 @@ fn sending_frames() {
     let mut s = server();
     s.send_text("é".as_bytes(), true).unwrap();
     s.send_binary(b"ab", false).unwrap();
-    assert_eq!(s.send_text(b"x", true), Err(SendError::Protocol("expected a continuation frame".into())));
+    assert_eq!(
+        s.send_text(b"x", true),
+        Err(SendError::Protocol("expected a continuation frame".into()))
+    );
     s.send_ping(b"p").unwrap();
     s.send_continuation(b"c", true).unwrap();
-    assert_eq!(s.send_continuation(b"c", true), Err(SendError::Protocol("unexpected continuation frame".into())));
+    assert_eq!(
+        s.send_continuation(b"c", true),
+        Err(SendError::Protocol("unexpected continuation frame".into()))
+    );
     assert!(matches!(s.send_ping(&[0; 126]), Err(SendError::Protocol(_))));
     let (out, eof) = s.take_output();
     assert!(!eof);
@@ -336,8 +413,14 @@ fn random_masks_differ() {
 #[test]
 fn close_rules_when_sending() {
     let mut s = server();
-    assert_eq!(s.send_close(None, "why"), Err(SendError::Protocol("cannot send a reason without a code".into())));
-    assert_eq!(s.send_close(Some(1005), ""), Err(SendError::Protocol("invalid status code 1005".into())));
+    assert_eq!(
+        s.send_close(None, "why"),
+        Err(SendError::Protocol("cannot send a reason without a code".into()))
+    );
+    assert_eq!(
+        s.send_close(Some(1005), ""),
+        Err(SendError::Protocol("invalid status code 1005".into()))
+    );
     assert!(s.send_close(Some(4000), &"x".repeat(124)).is_err());
     s.send_close(None, "").unwrap();
     assert_eq!(s.take_output().0, unmasked(true, 0, OpCode::Close, b""));
@@ -377,7 +460,10 @@ impl Extension for Reverse {
         }
         if let Some(m) = max_size {
             if frame.payload.len() > m {
-                return Err(Violation::MessageTooBig { size: frame.payload.len() as u64, max_size: m });
+                return Err(Violation::MessageTooBig {
+                    size: frame.payload.len() as u64,
+                    max_size: m,
+                });
             }
         }
         Ok(())
@@ -395,7 +481,10 @@ fn extension_hook_in_both_directions() {
     c.send_text(b"abc", true).unwrap();
     let (out, _) = c.take_output();
     assert_eq!(out, masked(true, RSV2, OpCode::Text, b"cba"));
-    let mut s = Connection::new(Config { assemble: true, ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        assemble: true,
+        ..Config::new(Role::Server)
+    });
     s.add_extension(Box::new(Reverse));
     assert_eq!(feed(&mut s, &out), vec![Event::Text("abc".into())]);
     // RSV1 is still refused: the extension only claims RSV2.
@@ -405,7 +494,18 @@ fn extension_hook_in_both_directions() {
 
 #[test]
 fn extra_rsv_bits_pass_through_untouched() {
-    let mut s = Connection::new(Config { extra_rsv: RSV1, ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        extra_rsv: RSV1,
+        ..Config::new(Role::Server)
+    });
     let events = feed(&mut s, &masked(true, RSV1, OpCode::Binary, b"z"));
-    assert_eq!(events, vec![Event::Frame { opcode: OpCode::Binary, fin: true, rsv: RSV1, payload: b"z".to_vec() }]);
+    assert_eq!(
+        events,
+        vec![Event::Frame {
+            opcode: OpCode::Binary,
+            fin: true,
+            rsv: RSV1,
+            payload: b"z".to_vec()
+        }]
+    );
 }

@@ -10,7 +10,12 @@ fn params() -> DeflateParams {
 fn decode_frames(ext: &mut PerMessageDeflate, frames: &[(OpCode, bool, u8, &[u8])]) -> Result<Vec<u8>, Violation> {
     let mut message = Vec::new();
     for &(opcode, fin, rsv, payload) in frames {
-        let mut frame = DataFrame { opcode, fin, rsv, payload: payload.to_vec() };
+        let mut frame = DataFrame {
+            opcode,
+            fin,
+            rsv,
+            payload: payload.to_vec(),
+        };
         ext.decode(&mut frame, None)?;
         assert_eq!(frame.rsv & RSV1, 0);
         message.extend(frame.payload);
@@ -22,22 +27,30 @@ fn decode_frames(ext: &mut PerMessageDeflate, frames: &[(OpCode, bool, u8, &[u8]
 #[test]
 fn rfc7692_hello_compressed() {
     let mut ext = PerMessageDeflate::new(params());
-    let got = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+    let got = decode_frames(
+        &mut ext,
+        &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])],
+    );
     assert_eq!(got.unwrap(), b"Hello");
 }
 
 #[test]
 fn rfc7692_fragmented_compressed() {
     let mut ext = PerMessageDeflate::new(params());
-    let frames: &[(OpCode, bool, u8, &[u8])] =
-        &[(OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]), (OpCode::Continuation, true, 0, &[0xc9, 0xc9, 0x07, 0x00])];
+    let frames: &[(OpCode, bool, u8, &[u8])] = &[
+        (OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]),
+        (OpCode::Continuation, true, 0, &[0xc9, 0xc9, 0x07, 0x00]),
+    ];
     assert_eq!(decode_frames(&mut ext, frames).unwrap(), b"Hello");
 }
 
 #[test]
 fn rfc7692_sharing_the_window() {
     let mut ext = PerMessageDeflate::new(params());
-    let first = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+    let first = decode_frames(
+        &mut ext,
+        &[(OpCode::Text, true, RSV1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])],
+    );
     assert_eq!(first.unwrap(), b"Hello");
     let second = decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &[0xf2, 0x00, 0x11, 0x00, 0x00])]);
     assert_eq!(second.unwrap(), b"Hello");
@@ -47,24 +60,45 @@ fn rfc7692_sharing_the_window() {
 fn rfc7692_stored_block_bfinal_and_two_blocks() {
     let mut ext = PerMessageDeflate::new(params());
     let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
-    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &stored)]).unwrap(), b"Hello");
+    assert_eq!(
+        decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &stored)]).unwrap(),
+        b"Hello"
+    );
     let mut ext = PerMessageDeflate::new(params());
     let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
-    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &bfinal)]).unwrap(), b"Hello");
+    assert_eq!(
+        decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &bfinal)]).unwrap(),
+        b"Hello"
+    );
     let mut ext = PerMessageDeflate::new(params());
-    let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
-    assert_eq!(decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &two)]).unwrap(), b"Hello");
+    let two = [
+        0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+    ];
+    assert_eq!(
+        decode_frames(&mut ext, &[(OpCode::Text, true, RSV1, &two)]).unwrap(),
+        b"Hello"
+    );
 }
 
 #[test]
 fn rfc7692_encoding_hello() {
     let mut ext = PerMessageDeflate::new(params());
-    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    let mut frame = DataFrame {
+        opcode: OpCode::Text,
+        fin: true,
+        rsv: 0,
+        payload: b"Hello".to_vec(),
+    };
     ext.encode(&mut frame);
     assert_eq!(frame.rsv, RSV1);
     assert_eq!(frame.payload, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
     // With context takeover the second message refers to the first.
-    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    let mut frame = DataFrame {
+        opcode: OpCode::Text,
+        fin: true,
+        rsv: 0,
+        payload: b"Hello".to_vec(),
+    };
     ext.encode(&mut frame);
     assert_eq!(frame.payload, [0xf2, 0x00, 0x11, 0x00, 0x00]);
 }
@@ -74,25 +108,41 @@ fn empty_message_after_a_message_with_takeover() {
     let mut sender = PerMessageDeflate::new(params());
     let mut receiver = PerMessageDeflate::new(params());
     for message in [&b"a"[..], b"", b"b", b""] {
-        let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: message.to_vec() };
+        let mut frame = DataFrame {
+            opcode: OpCode::Text,
+            fin: true,
+            rsv: 0,
+            payload: message.to_vec(),
+        };
         sender.encode(&mut frame);
-        assert!(!frame.payload.is_empty(), "an empty payload does not inflate with the tail");
-        assert_eq!(decode_frames(&mut receiver, &[(OpCode::Text, true, RSV1, &frame.payload)]).unwrap(), message);
+        assert!(
+            !frame.payload.is_empty(),
+            "an empty payload does not inflate with the tail"
+        );
+        assert_eq!(
+            decode_frames(&mut receiver, &[(OpCode::Text, true, RSV1, &frame.payload)]).unwrap(),
+            message
+        );
     }
 }
 
 #[test]
 fn uncompressed_messages_pass_through() {
     let mut ext = PerMessageDeflate::new(params());
-    assert_eq!(decode_frames(&mut ext, &[(OpCode::Binary, true, 0, b"raw")]).unwrap(), b"raw");
+    assert_eq!(
+        decode_frames(&mut ext, &[(OpCode::Binary, true, 0, b"raw")]).unwrap(),
+        b"raw"
+    );
     assert_eq!(ext.is_allocated(), (false, false), "nothing allocated until needed");
 }
 
 #[test]
 fn rsv1_on_a_continuation_frame_is_an_error() {
     let mut ext = PerMessageDeflate::new(params());
-    let frames: &[(OpCode, bool, u8, &[u8])] =
-        &[(OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]), (OpCode::Continuation, true, RSV1, &[0xc9])];
+    let frames: &[(OpCode, bool, u8, &[u8])] = &[
+        (OpCode::Text, false, RSV1, &[0xf2, 0x48, 0xcd]),
+        (OpCode::Continuation, true, RSV1, &[0xc9]),
+    ];
     assert_eq!(decode_frames(&mut ext, frames), Err(Violation::ReservedBits(RSV1)));
 }
 
@@ -109,34 +159,71 @@ fn a_bomb_stops_at_the_limit() {
     let bomb = compress_message(&vec![0u8; 64 << 20], 15, 9, 9);
     assert!(bomb.len() < 128 << 10, "{}", bomb.len());
     let mut ext = PerMessageDeflate::new(params());
-    let mut frame = DataFrame { opcode: OpCode::Binary, fin: true, rsv: RSV1, payload: bomb };
+    let mut frame = DataFrame {
+        opcode: OpCode::Binary,
+        fin: true,
+        rsv: RSV1,
+        payload: bomb,
+    };
     let err = ext.decode(&mut frame, Some(1 << 20)).unwrap_err();
-    assert_eq!(err, Violation::MessageTooBig { size: (1 << 20) + 1, max_size: 1 << 20 });
+    assert_eq!(
+        err,
+        Violation::MessageTooBig {
+            size: (1 << 20) + 1,
+            max_size: 1 << 20
+        }
+    );
     assert_eq!(err.close_code(), 1009);
 }
 
 #[test]
 fn context_is_dropped_after_each_message_without_takeover() {
-    let p = DeflateParams { local_no_context_takeover: true, remote_no_context_takeover: true, ..params() };
+    let p = DeflateParams {
+        local_no_context_takeover: true,
+        remote_no_context_takeover: true,
+        ..params()
+    };
     let mut ext = PerMessageDeflate::new(p);
-    let mut frame = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    let mut frame = DataFrame {
+        opcode: OpCode::Text,
+        fin: true,
+        rsv: 0,
+        payload: b"Hello".to_vec(),
+    };
     ext.encode(&mut frame);
     assert_eq!(ext.is_allocated(), (false, false));
     let payload = frame.payload.clone();
-    let mut frame2 = DataFrame { opcode: OpCode::Text, fin: true, rsv: 0, payload: b"Hello".to_vec() };
+    let mut frame2 = DataFrame {
+        opcode: OpCode::Text,
+        fin: true,
+        rsv: 0,
+        payload: b"Hello".to_vec(),
+    };
     ext.encode(&mut frame2);
     assert_eq!(frame2.payload, payload, "no takeover: every message compresses alike");
     assert_eq!(compress_message(b"Hello", 15, 6, 8), payload);
-    let mut rx = DataFrame { opcode: OpCode::Text, fin: true, rsv: RSV1, payload };
+    let mut rx = DataFrame {
+        opcode: OpCode::Text,
+        fin: true,
+        rsv: RSV1,
+        payload,
+    };
     ext.decode(&mut rx, None).unwrap();
     assert_eq!(rx.payload, b"Hello");
     assert_eq!(ext.is_allocated(), (false, false));
 }
 
 fn pair(client: DeflateParams, server: DeflateParams) -> (Connection, Connection) {
-    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
+    let mut c = Connection::new(Config {
+        assemble: true,
+        ..Config::new(Role::Client)
+    });
     c.add_extension(Box::new(PerMessageDeflate::new(client)));
-    let mut s = Connection::new(Config { assemble: true, max_size: None, ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        assemble: true,
+        max_size: None,
+        ..Config::new(Role::Server)
+    });
     s.add_extension(Box::new(PerMessageDeflate::new(server)));
     (c, s)
 }
@@ -155,7 +242,9 @@ fn every_parameter_combination_round_trips() {
         b"".to_vec(),
         b"Hello".to_vec(),
         (0..5000u32).map(|i| (i % 7) as u8 + b'a').collect(),
-        (0..70000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(),
+        (0..70000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect(),
     ];
     for server_nct in [false, true] {
         for client_nct in [false, true] {
@@ -197,7 +286,10 @@ fn fragmented_compressed_message_with_interleaved_ping() {
     c.send_ping(b"ping").unwrap();
     c.send_continuation("wörld".as_bytes(), true).unwrap();
     let events = transfer(&mut c, &mut s);
-    assert_eq!(events, vec![Event::Ping(b"ping".to_vec()), Event::Text("héllo wörld".into())]);
+    assert_eq!(
+        events,
+        vec![Event::Ping(b"ping".to_vec()), Event::Text("héllo wörld".into())]
+    );
 }
 
 #[test]
@@ -216,7 +308,10 @@ fn compressed_frames_carry_rsv1_only_on_the_first_frame() {
 #[test]
 fn bomb_through_the_connection_fails_with_1009() {
     let bomb = compress_message(&vec![0u8; 16 << 20], 15, 9, 9);
-    let mut s = Connection::new(Config { assemble: true, ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        assemble: true,
+        ..Config::new(Role::Server)
+    });
     s.add_extension(Box::new(PerMessageDeflate::new(params())));
     let mut data = Vec::new();
     write_frame(&mut data, true, RSV1, OpCode::Binary, &bomb, Some([1, 2, 3, 4]));
@@ -238,11 +333,20 @@ fn compressed_message_after_a_message_at_the_limit() {
     // The header check of a compressed frame must not count the size of
     // the message before it: with max_size 10000, a 10000-byte message then
     // an incompressible one used to fail with 1009.
-    let mut c = Connection::new(Config { assemble: true, ..Config::new(Role::Client) });
+    let mut c = Connection::new(Config {
+        assemble: true,
+        ..Config::new(Role::Client)
+    });
     c.add_extension(Box::new(PerMessageDeflate::new(params())));
-    let mut s = Connection::new(Config { assemble: true, max_size: Some(10_000), ..Config::new(Role::Server) });
+    let mut s = Connection::new(Config {
+        assemble: true,
+        max_size: Some(10_000),
+        ..Config::new(Role::Server)
+    });
     s.add_extension(Box::new(PerMessageDeflate::new(params())));
-    let noise: Vec<u8> = (0u32..10_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0u32..10_000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     for message in [&[7u8; 10_000][..], &noise, &[7u8; 10_000][..], &noise] {
         c.send_binary(message, true).unwrap();
         assert_eq!(transfer(&mut c, &mut s), vec![Event::Binary(message.to_vec())]);

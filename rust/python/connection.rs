@@ -63,9 +63,14 @@ impl Connection {
             let item: Bound<'py, PyAny> = match event {
                 Event::Text(s) => PyString::new(py, &s).into_any(),
                 Event::Binary(b) => PyBytes::new(py, &b).into_any(),
-                Event::Frame { opcode, fin, rsv, payload } => {
-                    (opcode as i32, PyBytes::new(py, &payload), fin, rsv).into_pyobject(py)?.into_any()
-                }
+                Event::Frame {
+                    opcode,
+                    fin,
+                    rsv,
+                    payload,
+                } => (opcode as i32, PyBytes::new(py, &payload), fin, rsv)
+                    .into_pyobject(py)?
+                    .into_any(),
                 Event::Ping(p) => (0x9, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
                 Event::Pong(p) => (0xA, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
                 Event::Close(p) => (0x8, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
@@ -90,8 +95,17 @@ impl Connection {
         check_text: bool,
     ) -> Self {
         let role = if client { Role::Client } else { Role::Server };
-        let config = Config { role, max_size, max_fragments, assemble, extra_rsv, check_text };
-        Connection { inner: core::Connection::new(config) }
+        let config = Config {
+            role,
+            max_size,
+            max_fragments,
+            assemble,
+            extra_rsv,
+            check_text,
+        };
+        Connection {
+            inner: core::Connection::new(config),
+        }
     }
 
     /// Feeds bytes read from the network; returns the events they complete.
@@ -116,7 +130,12 @@ impl Connection {
 
     /// Sends a text frame; `data` is a str or UTF-8 bytes.
     #[pyo3(signature = (data, fin = true))]
-    fn send_text<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, fin: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn send_text<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
         with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_text(b, fin)))?
             .map_err(|e| errors::send_error(py, e))?;
@@ -125,7 +144,12 @@ impl Connection {
 
     /// Sends a binary frame.
     #[pyo3(signature = (data, fin = true))]
-    fn send_binary<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, fin: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn send_binary<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
         with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_binary(b, fin)))?
             .map_err(|e| errors::send_error(py, e))?;
@@ -141,8 +165,10 @@ impl Connection {
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
-        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_continuation(b, fin)))?
-            .map_err(|e| errors::send_error(py, e))?;
+        with_bytes(data, |b| {
+            detach_if_large(py, b.len(), || inner.send_continuation(b, fin))
+        })?
+        .map_err(|e| errors::send_error(py, e))?;
         Ok(self.drain(py))
     }
 
@@ -176,7 +202,9 @@ impl Connection {
     /// Sends a close frame; `code=None` sends one without a status code.
     #[pyo3(signature = (code = None, reason = ""))]
     fn send_close<'py>(&mut self, py: Python<'py>, code: Option<u16>, reason: &str) -> PyResult<Bound<'py, PyBytes>> {
-        self.inner.send_close(code, reason).map_err(|e| errors::send_error(py, e))?;
+        self.inner
+            .send_close(code, reason)
+            .map_err(|e| errors::send_error(py, e))?;
         Ok(self.drain(py))
     }
 
@@ -277,7 +305,9 @@ impl Connection {
     /// The exception describing the peer's violation, or None.
     #[getter]
     fn parser_exc(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.inner.failure().map(|v| errors::violation(py, v).into_value(py).into_any())
+        self.inner
+            .failure()
+            .map(|v| errors::violation(py, v).into_value(py).into_any())
     }
 
     /// Close code matching `parser_exc`, or None.
@@ -354,7 +384,9 @@ pub fn deflate_message<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     check_deflate_settings(&[window_bits], level, mem_level)?;
     let out = with_bytes(data, |payload| {
-        detach_if_large(py, payload.len(), || compress_message(payload, window_bits, level, mem_level))
+        detach_if_large(py, payload.len(), || {
+            compress_message(payload, window_bits, level, mem_level)
+        })
     })?;
     Ok(PyBytes::new(py, &out))
 }
@@ -362,7 +394,9 @@ pub fn deflate_message<'py>(
 /// XORs `data` with a 4-byte `mask`, returning new bytes (RFC 6455 section 5.3).
 #[pyfunction]
 pub fn apply_mask<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, mask: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let key: [u8; 4] = mask.try_into().map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?;
+    let key: [u8; 4] = mask
+        .try_into()
+        .map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?;
     with_bytes(data, |bytes| {
         PyBytes::new_with(py, bytes.len(), |out| {
             out.copy_from_slice(bytes);

@@ -69,7 +69,10 @@ pub fn http_error(py: Python<'_>, e: &HttpError) -> PyErr {
     // answer; a well-formed request over a limit gets its status.
     let garbage = matches!(
         e,
-        HttpError::InvalidLine(_) | HttpError::InvalidRequestLine(_) | HttpError::InvalidStatusLine(_) | HttpError::Eof(_)
+        HttpError::InvalidLine(_)
+            | HttpError::InvalidRequestLine(_)
+            | HttpError::InvalidStatusLine(_)
+            | HttpError::Eof(_)
     );
     let status = if garbage { None } else { Some(e.status()) };
     let _ = err.value(py).setattr("status", status);

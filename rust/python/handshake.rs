@@ -23,7 +23,9 @@ fn convert<'py>(py: Python<'py>, m: Option<Message>) -> PyResult<Option<Bound<'p
         None => None,
         Some(Message::Request(r)) => Some((r.method, r.path, r.protocol, r.headers).into_pyobject(py)?.into_any()),
         Some(Message::Response(r)) => Some(
-            (r.protocol, r.status, r.reason, r.headers, PyBytes::new(py, &r.body)).into_pyobject(py)?.into_any(),
+            (r.protocol, r.status, r.reason, r.headers, PyBytes::new(py, &r.body))
+                .into_pyobject(py)?
+                .into_any(),
         ),
     })
 }
@@ -34,7 +36,16 @@ impl HttpParser {
     #[pyo3(signature = (response, *, max_line = 8192, max_headers = 128, max_body = 1 << 20))]
     fn new(response: bool, max_line: usize, max_headers: usize, max_body: usize) -> Self {
         let kind = if response { Kind::Response } else { Kind::Request };
-        HttpParser { inner: core::Parser::new(kind, Limits { max_line, max_headers, max_body }) }
+        HttpParser {
+            inner: core::Parser::new(
+                kind,
+                Limits {
+                    max_line,
+                    max_headers,
+                    max_body,
+                },
+            ),
+        }
     }
 
     /// Feeds bytes; returns the parsed message once complete.
