@@ -13,52 +13,26 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 __all__ = [
-    # asyncio client
-    "connect",
-    "unix_connect",
     "ClientConnection",
-    # asyncio server
-    "basic_auth",
-    "broadcast",
-    "serve",
-    "unix_serve",
-    "Server",
-    "ServerConnection",
-    # routing
-    "route",
-    "unix_route",
-    "Router",
     # Sans-I/O
     "ClientProtocol",
-    "Protocol",
-    "ServerProtocol",
-    "Side",
-    "State",
     # data structures
     "Close",
     "CloseCode",
-    "Frame",
-    "Headers",
-    "HeadersLike",
-    "MultipleValuesError",
-    "Opcode",
-    "Request",
-    "Response",
-    # typing
-    "Data",
-    "ExtensionName",
-    "ExtensionParameter",
-    "LoggerLike",
-    "StatusLike",
-    "Origin",
-    "Subprotocol",
     # exceptions
     "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    # typing
+    "Data",
     "DuplicateParameter",
+    "ExtensionName",
+    "ExtensionParameter",
+    "Frame",
     "HeaderLineTooLong",
+    "Headers",
+    "HeadersLike",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidHeaderFormat",
@@ -74,18 +48,44 @@ __all__ = [
     "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
-    "InvalidUpgrade",
     "InvalidURI",
+    "InvalidUpgrade",
+    "LoggerLike",
+    "MultipleValuesError",
     "NegotiationError",
+    "Opcode",
+    "Origin",
     "PayloadTooBig",
+    "Protocol",
     "ProtocolError",
     "ProxyError",
+    "Request",
     "RequestLineTooLong",
+    "Response",
+    "Router",
     "SecurityError",
+    "Server",
+    "ServerConnection",
+    "ServerProtocol",
+    "Side",
+    "State",
+    "StatusLike",
     "StatusLineTooLong",
+    "Subprotocol",
     "TooManyFragments",
     "TooManyHeaders",
     "WebSocketException",
+    # asyncio server
+    "basic_auth",
+    "broadcast",
+    # asyncio client
+    "connect",
+    # routing
+    "route",
+    "serve",
+    "unix_connect",
+    "unix_route",
+    "unix_serve",
 ]
 
 # Where each public name lives.
@@ -148,7 +148,7 @@ if TYPE_CHECKING:
     from .asyncio.server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
     from .client import ClientProtocol
     from .datastructures import Headers, HeadersLike, MultipleValuesError
-    from .exceptions import *  # noqa: F403
+    from .exceptions import *
     from .frames import Close, CloseCode, Frame, Opcode
     from .http11 import Request, Response
     from .protocol import Protocol, Side, State

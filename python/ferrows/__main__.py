@@ -16,6 +16,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from .asyncio.client import ClientConnection, connect
 from .asyncio.server import ServerConnection, serve
@@ -45,7 +46,7 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
 
 
 async def _interactive(uri: str, insecure: bool) -> int:
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if insecure and uri.startswith("wss://"):
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -86,8 +87,7 @@ async def _interactive(uri: str, insecure: bool) -> int:
     outgoing.cancel()
     await websocket.close()
     await incoming
-    exc = websocket.protocol.close_exc
-    _print(f"Connection closed: {exc}.")
+    _print(f"Connection closed: {websocket.protocol.close_exc}.")
     return 0
 
 

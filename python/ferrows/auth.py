@@ -27,7 +27,7 @@ from .exceptions import InvalidHeader
 from .headers import build_www_authenticate_basic, parse_authorization_basic
 from .http11 import Request, Response
 
-__all__ = ["BasicAuth", "make_basic_auth", "HANDLER_ATTRIBUTE"]
+__all__ = ["HANDLER_ATTRIBUTE", "BasicAuth", "make_basic_auth"]
 
 HANDLER_ATTRIBUTE = "__ferrows_basic_auth__"
 """Attribute of a decorated handler that holds its :class:`BasicAuth`."""
@@ -119,9 +119,7 @@ def _credentials_dict(credentials: Any) -> dict[str, str]:
         return {credentials[0]: credentials[1]}
     if isinstance(credentials, Iterable) and not isinstance(credentials, (str, bytes)):
         pairs = list(credentials)
-        if all(
-            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(c, str) for c in pair) for pair in pairs
-        ):
+        if all(isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(c, str) for c in pair) for pair in pairs):
             return dict(pairs)
     raise TypeError(f"invalid credentials argument: {credentials}")
 
@@ -181,7 +179,7 @@ def make_basic_auth(
             result = refuse_or_credentials(connection, request)
             if isinstance(result, Response):
                 return result
-            if not await checker(*result):  # type: ignore[misc]
+            if not await checker(*result):
                 return _unauthorized(connection, realm, "Invalid credentials\n")
             connection.username = result[0]
             return None
@@ -207,4 +205,3 @@ def dispatch_basic_auth(args: tuple[Any, ...], kwargs: dict[str, Any], *, allow_
     if "username" in kwargs or "password" in kwargs or (len(args) >= 2 and isinstance(args[1], str)):
         return BasicAuth(*args, **kwargs)
     return make_basic_auth(*args, allow_async=allow_async, **kwargs)
-

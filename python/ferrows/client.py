@@ -8,6 +8,7 @@ import random
 import urllib.parse
 import urllib.request
 from collections.abc import Generator, Sequence
+from typing import cast
 
 from . import _core
 from .datastructures import Headers, HeadersLike, MultipleValuesError
@@ -27,6 +28,7 @@ from .headers import (
     build_extension,
     build_host,
     build_subprotocol,
+    parse_all,
     parse_connection,
     parse_extension,
     parse_subprotocol,
@@ -112,7 +114,7 @@ class ClientProtocol(Protocol):
             self._handshake_failed(InvalidMessage("did not receive a valid HTTP response"), exc)
             return
         if parsed is not None:
-            self._handshake_received(parsed)
+            self._handshake_received(cast("tuple[str, int, str, list[tuple[str, str]], bytes]", parsed))
 
     def _receive_handshake_eof(self) -> None:
         if not self._eof_sent:
@@ -161,10 +163,10 @@ class ClientProtocol(Protocol):
             raise InvalidStatus(response)
         headers = response.headers
 
-        connection = sum([parse_connection(value) for value in headers.get_all("Connection")], [])
+        connection = parse_all(headers, "Connection", parse_connection)
         if not any(value.lower() == "upgrade" for value in connection):
             raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
-        upgrade = sum([parse_upgrade(value) for value in headers.get_all("Upgrade")], [])
+        upgrade = parse_all(headers, "Upgrade", parse_upgrade)
         if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
             raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
 
@@ -192,7 +194,7 @@ class ClientProtocol(Protocol):
         if values:
             if self.available_extensions is None:
                 raise NegotiationError("no extensions supported")
-            for name, params in sum([parse_extension(value) for value in values], []):
+            for name, params in parse_all(headers, "Sec-WebSocket-Extensions", parse_extension):
                 for factory in self.available_extensions:
                     if factory.name != name:
                         continue
@@ -217,7 +219,7 @@ class ClientProtocol(Protocol):
             return None
         if self.available_subprotocols is None:
             raise NegotiationError("no subprotocols supported")
-        parsed = sum([parse_subprotocol(value) for value in values], [])
+        parsed = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol)
         if len(parsed) > 1:
             raise InvalidHeader("Sec-WebSocket-Protocol", f"multiple values: {', '.join(parsed)}")
         # parse_subprotocol tolerates empty list elements, so an empty
@@ -276,7 +278,6 @@ def process_exception(exc: Exception) -> Exception | None:
     return exc
 
 
-
 # ------------------------------------------------- helpers for the I/O layers
 # The asyncio and threading clients share these so that both follow
 # redirects and read proxy settings the same way.
@@ -330,14 +331,18 @@ def process_redirect(
         raise ValueError("cannot follow redirect with a preconnected socket or Unix socket") from exc
     scheme = "wss" if wsuri.secure else "ws"
     host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
-    location = urllib.parse.urljoin(f"{scheme}://{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"])
+    location = urllib.parse.urljoin(
+        f"{scheme}://{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"]
+    )
     if wsuri.user_info is not None:
         # The URI's credentials survive a same-origin relative redirect, as
         # urljoin() on the original URI would have it; the returned location,
         # which gets logged, goes without them.
         user_info = ":".join(urllib.parse.quote(part, safe="") for part in wsuri.user_info)
         new = parse_uri(
-            urllib.parse.urljoin(f"{scheme}://{user_info}@{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"])
+            urllib.parse.urljoin(
+                f"{scheme}://{user_info}@{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"]
+            )
         )
     else:
         new = parse_uri(location)

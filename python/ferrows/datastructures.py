@@ -143,9 +143,7 @@ class Headers(MutableMapping[str, str]):
         lower = key.lower()
         del self._values[lower]
         # Linear, but headers are few and deletions rare.
-        self._items = [
-            (name, value) for name, value in self._items if name.lower() != lower
-        ]
+        self._items = [(name, value) for name, value in self._items if name.lower() != lower]
 
     def __eq__(self, other: object) -> bool:
         # Like websockets: equal when the same names have the same values in
@@ -233,7 +231,5 @@ class SupportsKeysAndGetItem(Protocol):
     def __getitem__(self, key: str) -> str: ...
 
 
-HeadersLike = (
-    Headers | Mapping[str, str] | Iterable[tuple[str, str]] | SupportsKeysAndGetItem
-)
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | SupportsKeysAndGetItem
 """What functions taking headers accept: see :class:`Headers`' constructor."""

@@ -163,8 +163,7 @@ class ConnectionClosed(WebSocketException):
         which is the value RFC 6455 §7.1.5 assigns to that situation.
         """
         warnings.warn(
-            "ConnectionClosed.code is deprecated; "
-            "use ConnectionClosed.rcvd.code or Protocol.close_code",
+            "ConnectionClosed.code is deprecated; use ConnectionClosed.rcvd.code or Protocol.close_code",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -181,8 +180,7 @@ class ConnectionClosed(WebSocketException):
         Empty when no close frame was received. Warns like :attr:`code`.
         """
         warnings.warn(
-            "ConnectionClosed.reason is deprecated; "
-            "use ConnectionClosed.rcvd.reason or Protocol.close_reason",
+            "ConnectionClosed.reason is deprecated; use ConnectionClosed.rcvd.reason or Protocol.close_reason",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -451,9 +449,7 @@ class InvalidStatus(InvalidHandshake):
         self.response = response
 
     def __str__(self) -> str:
-        return (
-            f"server rejected WebSocket connection: HTTP {self.response.status_code:d}"
-        )
+        return f"server rejected WebSocket connection: HTTP {self.response.status_code:d}"
 
 
 class InvalidHeader(InvalidHandshake):
@@ -642,8 +638,7 @@ class PayloadTooBig(WebSocketException):
         self.current_size: int | None = None
         if isinstance(size, str):
             warnings.warn(
-                "PayloadTooBig(message) is deprecated; "
-                "use PayloadTooBig(size, max_size)",
+                "PayloadTooBig(message) is deprecated; use PayloadTooBig(size, max_size)",
                 DeprecationWarning,
                 stacklevel=2,
             )

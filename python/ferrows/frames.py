@@ -152,13 +152,7 @@ def _explain(code: int) -> str:
 # suggest that a payload is binary even when it decodes as UTF-8. Tab, LF and
 # CR are common in text and don't count.
 _BINARY_HINT = re.compile(
-    "["
-    + "".join(
-        re.escape(chr(i))
-        for i in range(256)
-        if not chr(i).isprintable() and chr(i) not in "\t\n\r"
-    )
-    + "]"
+    "[" + "".join(re.escape(chr(i)) for i in range(256) if not chr(i).isprintable() and chr(i) not in "\t\n\r") + "]"
 )
 
 # Control frame payloads are shown as text only when they are plain ASCII.
@@ -232,9 +226,7 @@ class Frame:
         """
         size = len(self.data)
         shown, is_text = self._payload_summary()
-        expected: bool | None = {TEXT: True, BINARY: False, CLOSE: True}.get(
-            self.opcode
-        )
+        expected: bool | None = {TEXT: True, BINARY: False, CLOSE: True}.get(self.opcode)
         details = []
         if is_text != expected:
             details.append("text" if is_text else "binary")
@@ -273,15 +265,13 @@ class Frame:
                 # would be wasteful: look at both ends only.
                 head = bytes(self.data[: 8 * limit // 3])
                 tail = bytes(self.data[-(4 * limit // 3) :])
-                is_text = _looks_like_text(
-                    head, cut_start=not starts_message, cut_end=True
-                ) and _looks_like_text(tail, cut_start=True, cut_end=not self.fin)
+                is_text = _looks_like_text(head, cut_start=not starts_message, cut_end=True) and _looks_like_text(
+                    tail, cut_start=True, cut_end=not self.fin
+                )
                 sample = head + tail
             else:
                 sample = bytes(self.data)
-                is_text = _looks_like_text(
-                    sample, cut_start=not starts_message, cut_end=not self.fin
-                )
+                is_text = _looks_like_text(sample, cut_start=not starts_message, cut_end=not self.fin)
             if is_text:
                 # Characters cut at either end show as U+FFFD.
                 shown = repr(sample.decode("utf-8", errors="replace"))

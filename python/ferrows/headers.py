@@ -13,10 +13,12 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .exceptions import InvalidHeaderFormat, InvalidHeaderValue
 from .typing import ExtensionName, ExtensionParameter, Subprotocol
+
+T = TypeVar("T")
 
 __all__ = [
     "build_authorization_basic",
@@ -24,6 +26,7 @@ __all__ = [
     "build_host",
     "build_subprotocol",
     "build_www_authenticate_basic",
+    "parse_all",
     "parse_authorization_basic",
     "parse_connection",
     "parse_extension",
@@ -58,9 +61,7 @@ def _expect(regex: re.Pattern[str], header: str, pos: int, name: str, what: str)
     return match.group(), match.end()
 
 
-def _parse_list(
-    parse_item: Callable[[str, int, str], tuple[Any, int]], header: str, name: str
-) -> list[Any]:
+def _parse_list(parse_item: Callable[[str, int, str], tuple[Any, int]], header: str, name: str) -> list[Any]:
     """Parses ``#item`` (RFC 9110 section 5.6.1), tolerating empty elements."""
     items: list[object] = []
     # Leading empty elements: ", , item", possibly after whitespace.
@@ -88,6 +89,12 @@ def _token_item(header: str, pos: int, name: str) -> tuple[object, int]:
 
 def _protocol_item(header: str, pos: int, name: str) -> tuple[object, int]:
     return _expect(_PROTOCOL, header, pos, name, "protocol")
+
+
+def parse_all(headers: Any, name: str, parse: Callable[[str], list[T]]) -> list[T]:
+    """Parses every ``name`` header of ``headers`` and concatenates the
+    results: a list-valued header may be split across several lines."""
+    return [item for value in headers.get_all(name) for item in parse(value)]
 
 
 def parse_connection(header: str) -> list[str]:
@@ -153,8 +160,7 @@ def parse_extension(header: str) -> list[tuple[ExtensionName, list[ExtensionPara
 def build_extension(extensions: Sequence[tuple[ExtensionName, Sequence[ExtensionParameter]]]) -> str:
     """Builds a ``Sec-WebSocket-Extensions`` header value."""
     return ", ".join(
-        "; ".join([str(name)] + [p if v is None else f"{p}={v}" for p, v in params])
-        for name, params in extensions
+        "; ".join([str(name)] + [p if v is None else f"{p}={v}" for p, v in params]) for name, params in extensions
     )
 
 

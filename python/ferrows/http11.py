@@ -31,12 +31,8 @@ PYTHON_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 # Default User-Agent of clients and Server of servers. Deployments that must
 # not reveal versions set the environment variables (to an empty string, to
 # send nothing).
-USER_AGENT = os.environ.get(
-    "WEBSOCKETS_USER_AGENT", f"Python/{PYTHON_VERSION} ferrows/{__version__}"
-)
-SERVER = os.environ.get(
-    "WEBSOCKETS_SERVER", f"Python/{PYTHON_VERSION} ferrows/{__version__}"
-)
+USER_AGENT = os.environ.get("WEBSOCKETS_USER_AGENT", f"Python/{PYTHON_VERSION} ferrows/{__version__}")
+SERVER = os.environ.get("WEBSOCKETS_SERVER", f"Python/{PYTHON_VERSION} ferrows/{__version__}")
 
 # Limits on what a peer may send during the handshake, before anything is
 # authenticated. Together they cap the header block near 128 * 8 KiB = 1 MiB.

@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from . import _core
 from .exceptions import InvalidState, PayloadTooBig, ProtocolError
@@ -25,7 +25,7 @@ from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
 from .http11 import Request, Response
 from .typing import LoggerLike, Subprotocol
 
-__all__ = ["Event", "Protocol", "Side", "State", "SEND_EOF"]
+__all__ = ["SEND_EOF", "Event", "Protocol", "Side", "State"]
 
 
 class Side(enum.IntEnum):
@@ -47,7 +47,7 @@ class State(enum.IntEnum):
 SERVER, CLIENT = Side.SERVER, Side.CLIENT
 CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
-Event = Union[Request, Response, Frame]
+Event = Request | Response | Frame
 """Events that :meth:`~Protocol.events_received` returns."""
 
 SEND_EOF = b""
@@ -286,13 +286,14 @@ class Protocol:
         for item in items:
             opcode, data, fin, rsv = item
             if opcode == _FAILED:
-                self.parser_exc = self._core.parser_exc  # type: ignore[union-attr]
+                self.parser_exc = self._core.parser_exc
                 continue
             frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
             if has_ext and opcode < 8:
-                frame = self._decode_with_extensions(frame)
-                if frame is None:
+                decoded = self._decode_with_extensions(frame)
+                if decoded is None:
                     break
+                frame = decoded
             events.append(frame)
         assert self._core is not None
         self.writes.extend(self._core.data_to_send())
@@ -317,20 +318,21 @@ class Protocol:
             if self._py_text is not None:
                 self._py_text.decode(frame.data, frame.fin)
         except PayloadTooBig as exc:
-            return self._fail_from_python(exc, CloseCode.MESSAGE_TOO_BIG, str(exc))
+            self._fail_from_python(exc, CloseCode.MESSAGE_TOO_BIG, str(exc))
         except UnicodeDecodeError as exc:
-            return self._fail_from_python(exc, CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            self._fail_from_python(exc, CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
         except ProtocolError as exc:
-            return self._fail_from_python(exc, CloseCode.PROTOCOL_ERROR, str(exc))
+            self._fail_from_python(exc, CloseCode.PROTOCOL_ERROR, str(exc))
         except Exception as exc:
             self.logger.error("unexpected exception in extension", exc_info=True)
-            return self._fail_from_python(exc, CloseCode.INTERNAL_ERROR, "")
-        return frame
+            self._fail_from_python(exc, CloseCode.INTERNAL_ERROR, "")
+        else:
+            return frame
+        return None
 
     def _fail_from_python(self, exc: Exception, code: int, reason: str) -> None:
         self.parser_exc = exc
         self.fail(code, reason)
-        return None
 
     def events_received(self) -> list[Event]:
         """Returns and forgets the events received since the last call."""

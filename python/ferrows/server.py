@@ -22,7 +22,7 @@ from .exceptions import (
     NegotiationError,
 )
 from .extensions.base import Extension, ServerExtensionFactory
-from .headers import build_extension, parse_connection, parse_extension, parse_subprotocol, parse_upgrade
+from .headers import build_extension, parse_all, parse_connection, parse_extension, parse_subprotocol, parse_upgrade
 from .http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
 from .protocol import CONNECTING, SERVER, Protocol, State
 from .typing import LoggerLike, Origin, StatusLike, Subprotocol
@@ -85,7 +85,7 @@ class ServerProtocol(Protocol):
             return
         if parsed is None:
             return
-        method, path, protocol, raw_headers = parsed
+        method, path, protocol, raw_headers = cast("tuple[str, str, str, list[tuple[str, str]]]", parsed)
         self._pending = self._http.take_remaining()
         request = Request(path, Headers(raw_headers), method=method, protocol=protocol)
         self._request = request
@@ -205,11 +205,11 @@ class ServerProtocol(Protocol):
             raise _Reject(http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, cause)
         headers = request.headers
 
-        connection = sum([parse_connection(value) for value in headers.get_all("Connection")], [])
+        connection = parse_all(headers, "Connection", parse_connection)
         if not any(value.lower() == "upgrade" for value in connection):
             raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
 
-        upgrade = sum([parse_upgrade(value) for value in headers.get_all("Upgrade")], [])
+        upgrade = parse_all(headers, "Upgrade", parse_upgrade)
         # RFC 6455 section 4.2.1, item 3: exactly "websocket", any case. A
         # list of several protocols is refused as ambiguous.
         if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
@@ -275,7 +275,7 @@ class ServerProtocol(Protocol):
         accepted: list[Extension] = []
         header_values = headers.get_all("Sec-WebSocket-Extensions")
         if header_values and self.available_extensions:
-            offers = sum([parse_extension(value) for value in header_values], [])
+            offers = parse_all(headers, "Sec-WebSocket-Extensions", parse_extension)
             for name, params in offers:
                 # The docstring's promise: a second offer of an extension
                 # already accepted is skipped here rather than left to each
@@ -303,7 +303,7 @@ class ServerProtocol(Protocol):
             NegotiationError: If the server supports subprotocols and none
                 of the client's offers is acceptable.
         """
-        offered = sum([parse_subprotocol(value) for value in headers.get_all("Sec-WebSocket-Protocol")], [])
+        offered = parse_all(headers, "Sec-WebSocket-Protocol", parse_subprotocol)
         return self.select_subprotocol(offered)
 
     def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -369,7 +369,9 @@ class _Reject(InvalidHandshake):
     """A request refused with a specific status and headers (405, 505, 426
     for the WebSocket version) rather than the generic 400."""
 
-    def __init__(self, status: http.HTTPStatus, cause: InvalidHandshake, headers: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, status: http.HTTPStatus, cause: InvalidHandshake, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         super().__init__(str(cause))
         self.status = status
         self.cause = cause

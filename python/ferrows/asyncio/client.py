@@ -17,13 +17,11 @@ from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
-from ..protocol import OPEN
 from ..typing import LoggerLike, Origin, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
-
 
 
 class ClientConnection(Connection):
@@ -147,9 +145,7 @@ class connect:
     ) -> None:
         extra_headers = kwargs.pop("extra_headers", None)
         if extra_headers is not None:
-            warnings.warn(
-                "extra_headers is deprecated; use additional_headers", DeprecationWarning, stacklevel=2
-            )
+            warnings.warn("extra_headers is deprecated; use additional_headers", DeprecationWarning, stacklevel=2)
             merged = Headers(additional_headers) if additional_headers is not None else Headers()
             merged.update(extra_headers)
             additional_headers = merged
@@ -176,7 +172,7 @@ class connect:
         self.max_size = max_size
         self.logger = logger if logger is not None else logging.getLogger("ferrows.client")
         self.create_connection = create_connection or ClientConnection
-        self.connection_kwargs = dict(
+        self.connection_kwargs: dict[str, Any] = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
@@ -322,5 +318,3 @@ def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any)
     if uri is None:
         uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
     return connect(uri=uri, unix=True, path=path, **kwargs)
-
-

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from .. import _core
 from ..exceptions import (
@@ -168,9 +168,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: uvloop's transports implement the interface
         # without subclassing asyncio.Transport.
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         high, low = _limits(self.write_limit)
-        transport.set_write_buffer_limits(high=high, low=low)
+        self.transport.set_write_buffer_limits(high=high, low=low)
 
     def data_received(self, data: bytes) -> None:
         core = self._core
@@ -186,6 +186,7 @@ class Connection(asyncio.Protocol):
         messages = self._messages
         waiter = self._recv_waiter
         control = False
+        event: Any
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -208,8 +209,8 @@ class Connection(asyncio.Protocol):
                     self._deliver_event(event)
             self._flush_protocol()
             return None
-        for event in self._core.receive_eof():
-            self._handle_control(event)
+        for control in self._core.receive_eof():
+            self._handle_control(control)  # type: ignore[arg-type]
         self._flush()
         # Returning None closes the transport: the peer is done writing and,
         # by then, so are we (the close frames were exchanged or never will be).
@@ -380,9 +381,7 @@ class Connection(asyncio.Protocol):
             return
         high = self.max_queue_high
         limit = self.read_limit_high
-        if (high is not None and len(self._messages) >= high) or (
-            limit is not None and self._queued_bytes > limit
-        ):
+        if (high is not None and len(self._messages) >= high) or (limit is not None and self._queued_bytes > limit):
             self._reading_paused = True
             self.transport.pause_reading()
 
@@ -437,9 +436,7 @@ class Connection(asyncio.Protocol):
             ConcurrencyError: If two coroutines call ``recv()`` concurrently.
         """
         if self._recv_busy:
-            raise ConcurrencyError(
-                "cannot call recv while another coroutine is already running recv or recv_streaming"
-            )
+            raise ConcurrencyError("cannot call recv while another coroutine is already running recv or recv_streaming")
         if not self._messages:
             self._recv_busy = True
             try:
@@ -797,4 +794,3 @@ async def _chain(sync_iter: Iterable[Data] | None, async_iter: AsyncIterator[Dat
         assert async_iter is not None
         async for item in async_iter:
             yield item
-

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..routing import RouterBase, make_route
 from .server import serve
@@ -43,7 +43,10 @@ def route(
     Raises:
         ImportError: If werkzeug isn't installed.
     """
-    return make_route(serve, Router, url_map, args, kwargs, server_name=server_name, ssl=ssl, create_router=create_router)  # type: ignore[no-any-return]
+    server = make_route(
+        serve, Router, url_map, args, kwargs, server_name=server_name, ssl=ssl, create_router=create_router
+    )
+    return cast(serve, server)
 
 
 def unix_route(url_map: Any, path: str | None = None, **kwargs: Any) -> serve:

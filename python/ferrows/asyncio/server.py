@@ -29,6 +29,7 @@ from .connection import Connection
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
 
+
 class ServerConnection(Connection):
     """A server-side WebSocket connection.
 
@@ -454,7 +455,7 @@ class serve:
                 max_size=max_size,
                 logger=logger if logger is not None else self.server.logger,
             )
-            return create_connection(  # type: ignore[misc]
+            return create_connection(
                 protocol,
                 self.server,
                 ping_interval=ping_interval,
@@ -630,4 +631,3 @@ def basic_auth(*args: Any, **kwargs: Any) -> Any:
     sets ``connection.username``.
     """
     return dispatch_basic_auth(args, kwargs, allow_async=True)
-

@@ -151,9 +151,7 @@ class reconnect:
         self.open_timeout = open_timeout
         self.reconnect_delays = reconnect_delays
         self.max_size = max_size
-        self.logger: LoggerLike = (
-            logger if logger is not None else logging.getLogger("ferrows.client")
-        )
+        self.logger: LoggerLike = logger if logger is not None else logging.getLogger("ferrows.client")
         self.create_connection = create_connection or ClientConnection
         self.connection_kwargs: dict[str, Any] = dict(
             ping_interval=ping_interval,
@@ -177,9 +175,7 @@ class reconnect:
             TimeoutError: If it takes longer than ``open_timeout``.
             OSError: If the TCP connection fails.
         """
-        deadline = (
-            None if self.open_timeout is None else time.monotonic() + self.open_timeout
-        )
+        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
         wsuri = self.wsuri
         headers = self.additional_headers
         try:
@@ -188,9 +184,7 @@ class reconnect:
                     return self._connect_once(wsuri, headers, deadline)
                 except InvalidStatus as exc:
                     fixed = self.unix or self.sock is not None
-                    wsuri, headers, location = process_redirect(
-                        wsuri, exc, headers, fixed_target=fixed
-                    )
+                    wsuri, headers, location = process_redirect(wsuri, exc, headers, fixed_target=fixed)
                     self.logger.info("redirecting to %s", location)
             raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
@@ -204,16 +198,8 @@ class reconnect:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
             if wsuri.secure:
-                context = (
-                    self.ssl
-                    if self.ssl is not None
-                    else ssl_module.create_default_context()
-                )
-                server_hostname = (
-                    self.server_hostname
-                    if self.server_hostname is not None
-                    else wsuri.host
-                )
+                context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
+                server_hostname = self.server_hostname if self.server_hostname is not None else wsuri.host
                 sock.settimeout(_remaining(deadline))
                 sock = context.wrap_socket(sock, server_hostname=server_hostname)
             sock.settimeout(None)
@@ -225,9 +211,7 @@ class reconnect:
                 max_size=self.max_size,
                 logger=self.logger,
             )
-            connection = self.create_connection(
-                sock, protocol, **self.connection_kwargs
-            )
+            connection = self.create_connection(sock, protocol, **self.connection_kwargs)
         except BaseException:
             sock.close()
             raise
@@ -238,9 +222,7 @@ class reconnect:
             raise
         return connection
 
-    def _open_socket(
-        self, wsuri: WebSocketURI, deadline: float | None
-    ) -> socket.socket:
+    def _open_socket(self, wsuri: WebSocketURI, deadline: float | None) -> socket.socket:
         if self.sock is not None:
             return self.sock
         if self.unix:
@@ -257,9 +239,7 @@ class reconnect:
         if self.proxy is not None:
             proxy = self.proxy if isinstance(self.proxy, str) else get_proxy(wsuri)
             if proxy is not None:
-                raise InvalidProxy(
-                    proxy, "connecting through a proxy isn't supported yet"
-                )
+                raise InvalidProxy(proxy, "connecting through a proxy isn't supported yet")
         kwargs = dict(self.kwargs)
         kwargs.setdefault("address", (wsuri.host, wsuri.port))
         kwargs.setdefault("timeout", _remaining(deadline))
@@ -393,13 +373,9 @@ def unix_connect(
         uri: URI for the handshake; ``ws://localhost/`` by default, or
             ``wss://localhost/`` when ``ssl`` is given.
     """
-    return connect(
-        _unix_uri(uri, kwargs), unix=True, path=path, legacy=legacy, **kwargs
-    )
+    return connect(_unix_uri(uri, kwargs), unix=True, path=path, legacy=legacy, **kwargs)
 
 
-def unix_reconnect(
-    path: str | None = None, uri: str | None = None, **kwargs: Any
-) -> reconnect:
+def unix_reconnect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> reconnect:
     """:class:`reconnect` over a Unix socket; see :func:`unix_connect`."""
     return reconnect(_unix_uri(uri, kwargs), unix=True, path=path, **kwargs)

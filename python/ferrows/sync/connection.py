@@ -156,9 +156,7 @@ class Connection:
         self._reader_done = False
         self._connection_exc: BaseException | None = None
 
-        self._reader = threading.Thread(
-            target=self._recv_events, name=f"ferrows-{self.id}", daemon=True
-        )
+        self._reader = threading.Thread(target=self._recv_events, name=f"ferrows-{self.id}", daemon=True)
         self._reader.start()
 
     # ------------------------------------------------------------ properties
@@ -227,14 +225,10 @@ class Connection:
     def recv(self, timeout: float | None = None, *, decode: Literal[True]) -> str: ...
 
     @overload
-    def recv(
-        self, timeout: float | None = None, *, decode: Literal[False]
-    ) -> bytes: ...
+    def recv(self, timeout: float | None = None, *, decode: Literal[False]) -> bytes: ...
 
     @overload
-    def recv(
-        self, timeout: float | None = None, decode: bool | None = None
-    ) -> Data: ...
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data: ...
 
     def recv(self, timeout: float | None = None, decode: bool | None = None) -> Data:
         """Receives the next message.
@@ -271,9 +265,7 @@ class Connection:
                         else:
                             remaining = deadline - time.monotonic()
                             if remaining <= 0:
-                                raise TimeoutError(
-                                    "timed out while waiting for a message"
-                                )
+                                raise TimeoutError("timed out while waiting for a message")
                             self._cond.wait(remaining)
                 finally:
                     self._recv_busy = False
@@ -287,9 +279,7 @@ class Connection:
                 return message.decode()
         except UnicodeDecodeError as exc:
             # RFC 6455 section 8.1: invalid UTF-8 where text is expected.
-            self._fail(
-                CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc
-            )
+            self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc)
             self._wait_closed_then_raise()
         if decode is False and type(message) is str:
             return message.encode()
@@ -297,9 +287,7 @@ class Connection:
 
     def _pop_message_locked(self) -> str | bytes:
         message = self._messages.popleft()
-        if self._paused and (
-            self.max_queue_low is None or len(self._messages) <= self.max_queue_low
-        ):
+        if self._paused and (self.max_queue_low is None or len(self._messages) <= self.max_queue_low):
             self._paused = False
             self._cond.notify_all()
         return message
@@ -370,18 +358,14 @@ class Connection:
         else:
             raise TypeError("data must be str, bytes, or iterable")
 
-    def _send_data(
-        self, opcode: int, data: Any, fin: bool, fragment: bool = False
-    ) -> None:
+    def _send_data(self, opcode: int, data: Any, fin: bool, fragment: bool = False) -> None:
         """Frames one data frame and writes it; waits for a fragmented
         message of another thread to finish first."""
         me = threading.get_ident()
         with self._cond:
             if not fragment:
                 if self._fragmenting == me:
-                    raise ConcurrencyError(
-                        "cannot call send while sending a fragmented message from this thread"
-                    )
+                    raise ConcurrencyError("cannot call send while sending a fragmented message from this thread")
                 while self._fragmenting is not None and not self._reader_done:
                     self._cond.wait()
             try:
@@ -430,9 +414,7 @@ class Connection:
         me = threading.get_ident()
         with self._cond:
             if self._fragmenting == me:
-                raise ConcurrencyError(
-                    "cannot call send while sending a fragmented message from this thread"
-                )
+                raise ConcurrencyError("cannot call send while sending a fragmented message from this thread")
             while self._fragmenting is not None and not self._reader_done:
                 self._cond.wait()
             self._fragmenting = me
@@ -537,9 +519,7 @@ class Connection:
     def _control_locked(self, opcode: int, payload: bytes) -> bytes:
         core = self._core
         if core is not None:
-            return (
-                core.send_ping(payload) if opcode == _PING else core.send_pong(payload)
-            )
+            return core.send_ping(payload) if opcode == _PING else core.send_pong(payload)
         if opcode == _PING:
             self.protocol.send_ping(payload)
         else:
@@ -571,9 +551,7 @@ class Connection:
             out.extend(self._core.data_to_send())
         return out
 
-    def _drain(
-        self, batch: list[bytes] | None, seq: int, wait: bool = True
-    ) -> BaseException | None:
+    def _drain(self, batch: list[bytes] | None, seq: int, wait: bool = True) -> BaseException | None:
         """Writes ``batch`` if given, then, with ``wait``, waits until output
         up to ``seq`` is written, writing it when no other thread does.
 
@@ -669,9 +647,7 @@ class Connection:
             if self.protocol.state is not OPEN:
                 return
             if self._fragmenting is not None:
-                self.protocol.fail(
-                    CloseCode.INTERNAL_ERROR, "close during fragmented message"
-                )
+                self.protocol.fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
             else:
                 try:
                     self.protocol.send_close(code, reason)
@@ -796,13 +772,7 @@ class Connection:
                 # TLS may hold decrypted bytes the socket no longer shows.
                 if not (tls and sock.pending()):  # type: ignore[attr-defined]
                     if poller is not None:
-                        ready = bool(
-                            poller.poll(
-                                None
-                                if timeout is None
-                                else max(0, int(timeout * 1000) + 1)
-                            )
-                        )
+                        ready = bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
                     else:  # pragma: no cover - Windows
                         ready = bool(select.select([sock], [], [], timeout)[0])
                     if not ready:
@@ -978,9 +948,7 @@ class Connection:
                 if self.debug:
                     self.logger.debug("! timed out waiting for TCP close")
                 if self._connection_exc is None:
-                    self._connection_exc = TimeoutError(
-                        "timed out while closing connection"
-                    )
+                    self._connection_exc = TimeoutError("timed out while closing connection")
                 self._aborted = True
                 return 0.0, out
             delays.append(self._close_deadline - now)
@@ -990,14 +958,10 @@ class Connection:
                     if self.debug:
                         self.logger.debug("- timed out waiting for keepalive pong")
                     self._keepalive_deadline = None
-                    self.protocol.fail(
-                        CloseCode.INTERNAL_ERROR, "keepalive ping timeout"
-                    )
+                    self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
                     out.extend(self._take_output_locked())
                     self._arm_close_timer_locked()
-                    assert (
-                        self._close_deadline is not None or self.close_timeout is None
-                    )
+                    assert self._close_deadline is not None or self.close_timeout is None
                     if self._close_deadline is not None:
                         delays.append(self._close_deadline - now)
                     return (min(delays) if delays else None), out

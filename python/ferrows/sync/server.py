@@ -51,9 +51,7 @@ __all__ = [
     "unix_serve",
 ]
 
-_HOOK_FAILED = (
-    "Failed to open a WebSocket connection.\nSee server log for more information.\n"
-)
+_HOOK_FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
 
 
 class ServerConnection(Connection):
@@ -163,19 +161,12 @@ class Server:
         handler: Callable[[ServerConnection], None],
         logger: LoggerLike | None = None,
         *,
-        process_request: Callable[[ServerConnection, Request], Response | None]
-        | None = None,
-        process_response: Callable[
-            [ServerConnection, Request, Response], Response | None
-        ]
-        | None = None,
+        process_request: Callable[[ServerConnection, Request], Response | None] | None = None,
+        process_response: Callable[[ServerConnection, Request, Response], Response | None] | None = None,
         server_header: str | None = SERVER,
-        extra_headers: HeadersLike
-        | Callable[[ServerConnection, Request], HeadersLike]
-        | None = None,
+        extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
         open_timeout: float | None = 10,
-        connection_factory: Callable[[socket.socket, Server], ServerConnection]
-        | None = None,
+        connection_factory: Callable[[socket.socket, Server], ServerConnection] | None = None,
     ) -> None:
         self.socket = socket
         """Listening socket."""
@@ -249,9 +240,7 @@ class Server:
                         break
                     raise
                 sock.setblocking(True)
-                thread = threading.Thread(
-                    target=self._conn_thread, args=(sock, addr), daemon=True
-                )
+                thread = threading.Thread(target=self._conn_thread, args=(sock, addr), daemon=True)
                 with self._lock:
                     if self._closing:
                         sock.close()
@@ -278,20 +267,12 @@ class Server:
         """Serves one TCP connection: TLS, handshake, handler."""
         connection: ServerConnection | None = None
         try:
-            deadline = (
-                None
-                if self.open_timeout is None
-                else time.monotonic() + self.open_timeout
-            )
+            deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
             try:
                 if sock.family in (socket.AF_INET, socket.AF_INET6):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                 if isinstance(sock, ssl_module.SSLSocket):
-                    sock.settimeout(
-                        None
-                        if deadline is None
-                        else max(0.001, deadline - time.monotonic())
-                    )
+                    sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
                     sock.do_handshake()
                     sock.settimeout(None)
                 assert self._connection_factory is not None
@@ -314,9 +295,7 @@ class Server:
                     self._all.discard(connection)
                 self._threads.discard(threading.current_thread())
 
-    def _handshake_response(
-        self, connection: ServerConnection, request: Request
-    ) -> Response:
+    def _handshake_response(self, connection: ServerConnection, request: Request) -> Response:
         """Runs the hooks in the asyncio server's order; returns the response."""
         protocol = connection.protocol
         assert isinstance(protocol, ServerProtocol)
@@ -352,9 +331,7 @@ class Server:
             except Exception as exc:
                 response = self._internal_error(protocol, exc)
         if self._closing and response.status_code == 101:
-            response = protocol.reject(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n"
-            )
+            response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
         return response
 
     def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
@@ -369,9 +346,7 @@ class Server:
         except ConnectionClosed:
             # The peer went away: not a bug of the handler, so no traceback.
             if connection.debug:
-                connection.logger.debug(
-                    "connection handler ended: connection closed", exc_info=True
-                )
+                connection.logger.debug("connection handler ended: connection closed", exc_info=True)
             connection.close()
         except Exception:
             connection.logger.error("connection handler failed", exc_info=True)
@@ -462,19 +437,12 @@ def serve(
     origins: Sequence[Origin | re.Pattern[str] | None] | None = None,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     subprotocols: Sequence[Subprotocol] | None = None,
-    select_subprotocol: Callable[
-        [ServerConnection, Sequence[Subprotocol]], Subprotocol | None
-    ]
-    | None = None,
+    select_subprotocol: Callable[[ServerConnection, Sequence[Subprotocol]], Subprotocol | None] | None = None,
     compression: str | None = "deflate",
-    process_request: Callable[[ServerConnection, Request], Response | None]
-    | None = None,
-    process_response: Callable[[ServerConnection, Request, Response], Response | None]
-    | None = None,
+    process_request: Callable[[ServerConnection, Request], Response | None] | None = None,
+    process_response: Callable[[ServerConnection, Request, Response], Response | None] | None = None,
     server_header: str | None = SERVER,
-    extra_headers: HeadersLike
-    | Callable[[ServerConnection, Request], HeadersLike]
-    | None = None,
+    extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
@@ -546,9 +514,7 @@ def serve(
             kwargs.setdefault("family", socket.AF_UNIX)
             sock = socket.create_server(os.fspath(path), **kwargs)
         else:
-            sock = socket.create_server(
-                ("" if host is None else host, 0 if port is None else port), **kwargs
-            )
+            sock = socket.create_server(("" if host is None else host, 0 if port is None else port), **kwargs)
     elif host is not None or port is not None or path is not None:
         raise ValueError("host, port and path are incompatible with sock")
     if ssl is not None:
@@ -556,16 +522,12 @@ def serve(
 
     factory = create_connection
 
-    def connection_factory(
-        conn_sock: socket.socket, server: Server
-    ) -> ServerConnection:
+    def connection_factory(conn_sock: socket.socket, server: Server) -> ServerConnection:
         holder: list[ServerConnection] = []
         protocol_select: Any = None
         if select_subprotocol is not None:
 
-            def protocol_select(
-                protocol: ServerProtocol, offered: Sequence[Subprotocol]
-            ) -> Subprotocol | None:
+            def protocol_select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
                 assert select_subprotocol is not None
                 return select_subprotocol(holder[0], offered)
 
@@ -602,9 +564,7 @@ def serve(
     )
 
 
-def unix_serve(
-    handler: Callable[[ServerConnection], None], path: str | None = None, **kwargs: Any
-) -> Server:
+def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = None, **kwargs: Any) -> Server:
     """Creates a threading WebSocket server on a Unix socket; see :func:`serve`.
 
     Args:
@@ -658,24 +618,16 @@ def broadcast(
                 if raise_exceptions:
                     exceptions.append(ConcurrencyError("sending a fragmented message"))
                 else:
-                    connection.logger.warning(
-                        "skipped broadcast: sending a fragmented message"
-                    )
+                    connection.logger.warning("skipped broadcast: sending a fragmented message")
                 continue
             try:
-                key = (
-                    broadcast_frame_key(connection.protocol)
-                    if connection._core is not None
-                    else None
-                )
+                key = broadcast_frame_key(connection.protocol) if connection._core is not None else None
                 if key is None:
                     data = connection._frame_locked(opcode, payload, True)
                 else:
                     data = shared.get(key)  # type: ignore[assignment]
                     if data is None:
-                        data = shared[key] = encode_broadcast_frame(
-                            key, opcode, payload
-                        )
+                        data = shared[key] = encode_broadcast_frame(key, opcode, payload)
                 seq, batch = connection._submit_locked([data])
             except Exception as exc:
                 error = exc

@@ -1,0 +1,155 @@
+//! Shared body of the `receive_data_server` and `receive_data_client` targets.
+//!
+//! Input layout: a flags byte (deflate, assembling, limits, window, EOF), a
+//! chunking byte, then the byte stream the peer sends. The stream is fed in
+//! chunks whose sizes come from the chunking byte (0: all at once).
+//!
+//! Documented outcomes only: `receive_data` never fails before EOF; a
+//! violation shows as one `Failed` event, after which nothing else comes,
+//! with a close code in {1002, 1007, 1009}; text is UTF-8; whole messages
+//! respect `max_size`; and the events and output are the same as when the
+//! stream arrives in one piece.
+
+use ferrows::connection::{Config, Connection, Event, Role, State};
+use ferrows::deflate::{DeflateParams, PerMessageDeflate};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+struct Setup {
+    deflate: Option<DeflateParams>,
+    config: Config,
+    eof: bool,
+}
+
+fn setup(role: Role, flags: u8) -> Setup {
+    let mut config = Config::new(role);
+    config.assemble = flags & 0x02 != 0;
+    config.max_size = match (flags >> 3) & 0x3 {
+        0 => None,
+        1 => Some(16),
+        2 => Some(1024),
+        _ => Some(1 << 20),
+    };
+    if flags & 0x20 != 0 {
+        config.max_fragments = Some(4);
+    }
+    let deflate = (flags & 0x01 != 0).then(|| DeflateParams {
+        remote_no_context_takeover: flags & 0x04 != 0,
+        remote_max_window_bits: if flags & 0x40 != 0 { 9 } else { 15 },
+        ..DeflateParams::default()
+    });
+    Setup { deflate, config, eof: flags & 0x80 != 0 }
+}
+
+fn connection(role: Role, s: &Setup) -> Connection {
+    let mut c = Connection::new(s.config.clone());
+    if let Some(params) = s.deflate {
+        c.add_extension(Box::new(PerMessageDeflate::new(params)));
+    }
+    if role == Role::Client {
+        c.set_fixed_mask(KEY);
+    }
+    c
+}
+
+/// Chunk sizes in 1..=seed from a small LCG; seed 0 means one chunk.
+fn chunks(stream: &[u8], seed: u8) -> Vec<&[u8]> {
+    if seed == 0 {
+        return vec![stream];
+    }
+    let mut out = Vec::new();
+    let mut state = u32::from(seed) | 1;
+    let mut rest = stream;
+    while !rest.is_empty() {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let n = ((state >> 16) as usize % usize::from(seed)) + 1;
+        let (head, tail) = rest.split_at(n.min(rest.len()));
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+fn check_events(c: &Connection, events: &[Event], config: &Config, failed: &mut bool) {
+    for event in events {
+        assert!(!*failed, "event after failure: {event:?}");
+        match event {
+            Event::Text(s) => {
+                assert!(config.assemble);
+                assert!(std::str::from_utf8(s.as_bytes()).is_ok());
+                if let Some(max) = config.max_size {
+                    assert!(s.len() <= max, "text of {} bytes over max_size {max}", s.len());
+                }
+            }
+            Event::Binary(b) => {
+                assert!(config.assemble);
+                if let Some(max) = config.max_size {
+                    assert!(b.len() <= max);
+                }
+            }
+            Event::Frame { payload, .. } => {
+                assert!(!config.assemble);
+                if let Some(max) = config.max_size {
+                    assert!(payload.len() <= max);
+                }
+            }
+            Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
+            Event::Close(p) => assert!(p.len() <= 125 && p.len() != 1),
+            Event::Failed => {
+                *failed = true;
+                let code = c.failure().expect("Failed event without a failure").close_code();
+                assert!(matches!(code, 1002 | 1007 | 1009), "close code {code}");
+            }
+        }
+    }
+}
+
+pub fn run(role: Role, data: &[u8]) {
+    if data.len() < 2 {
+        return;
+    }
+    let s = setup(role, data[0]);
+    let stream = &data[2..];
+
+    let mut c = connection(role, &s);
+    let mut events = Vec::new();
+    let mut output = Vec::new();
+    let mut failed = false;
+    let mut closing = false;
+    for chunk in chunks(stream, data[1]) {
+        c.receive_data(chunk).expect("receive_data failed before EOF");
+        let new = c.take_events();
+        check_events(&c, &new, &s.config, &mut failed);
+        if new.iter().any(|e| matches!(e, Event::Close(_))) || failed {
+            closing = true;
+        }
+        // States only move forward: once closing, never open again.
+        if closing {
+            assert_eq!(c.state(), State::Closing);
+        } else {
+            assert_eq!(c.state(), State::Open);
+        }
+        events.extend(new);
+        output.extend(c.take_output().0);
+    }
+
+    // The same stream in one piece gives the same events and output.
+    let mut whole = connection(role, &s);
+    whole.receive_data(stream).expect("receive_data failed before EOF");
+    assert_eq!(whole.take_events(), events);
+    assert_eq!(whole.take_output().0, output);
+
+    if s.eof {
+        c.receive_eof();
+        let tail = c.take_events();
+        assert_eq!(c.state(), State::Closed);
+        assert!(c.receive_data(b"x").is_err(), "data after EOF is the caller's bug");
+        if closing {
+            assert!(tail.is_empty());
+        } else {
+            // EOF without a closing handshake: 1006, no close frame sent.
+            assert_eq!(tail, vec![Event::Failed]);
+            assert_eq!(c.failure().map(|v| v.close_code()), Some(1006));
+        }
+    }
+}
