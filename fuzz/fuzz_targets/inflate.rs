@@ -1,8 +1,8 @@
 //! permessage-deflate decoding of arbitrary frames with a size limit.
 //!
 //! Input layout: a flags byte (window bits, context takeover, limit), then
-//! frames, each
-//! `[kind, len, payload...]` where `kind` gives FIN, RSV1 and the opcode.
+//! frames, each `[kind, n, payload]` where `kind` gives FIN, RSV1 and the
+//! opcode of a first frame, and the payload is `8 * n` bytes (or what is left).
 //!
 //! Documented outcomes only: decoded payloads never exceed the allowance;
 //! failures are MessageTooBig (1009), invalid deflate data (1002) or RSV1 on

@@ -9,10 +9,22 @@ from typing import Final, final
 
 from typing_extensions import Buffer
 
+__all__ = [
+    "FAILED",
+    "Connection",
+    "HttpParser",
+    "accept_key",
+    "apply_mask",
+    "deflate_message",
+    "encode_frame",
+    "generate_key",
+    "is_valid_key",
+]
+
 FAILED: Final[int]
 """Opcode of the event reporting that the peer violated the protocol."""
 
-Event = str | bytes | tuple[int, bytes, bool, int]
+_Event = str | bytes | tuple[int, bytes, bool, int]
 
 @final
 class Connection:
@@ -28,15 +40,15 @@ class Connection:
         cls,
         client: bool,
         *,
-        max_size: int | None = 1048576,
-        max_fragments: int | None = 4096,
+        max_size: int | None = ...,
+        max_fragments: int | None = ...,
         assemble: bool = False,
         extra_rsv: int = 0,
         check_text: bool = True,
     ) -> Connection: ...
-    def receive_data(self, data: Buffer | str) -> list[Event]:
+    def receive_data(self, data: Buffer | str) -> list[_Event]:
         """Feeds received bytes; raises EOFError after ``receive_eof``."""
-    def receive_eof(self) -> list[Event]:
+    def receive_eof(self) -> list[_Event]:
         """Records the peer's EOF."""
     def send_text(self, data: Buffer | str, fin: bool = True) -> bytes:
         """Frames a text fragment; returns the bytes to write."""
@@ -105,7 +117,7 @@ class HttpParser:
     """Incremental HTTP/1.1 request or response parser with hard limits."""
 
     def __new__(
-        cls, response: bool, *, max_line: int = 8192, max_headers: int = 128, max_body: int = 1048576
+        cls, response: bool, *, max_line: int = 8192, max_headers: int = 128, max_body: int = ...
     ) -> HttpParser: ...
     def feed(
         self, data: bytes
