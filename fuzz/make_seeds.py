@@ -111,12 +111,12 @@ def main() -> None:
         ],
     )
     # flags: window bits (low 3 bits + 9), limit (0x08/0x10), no context takeover (0x20).
-    # frames: [kind (1 FIN, 2 RSV1, 4 text), n, 8 * n payload bytes].
+    # frames: [kind (1 FIN, 2 RSV1, 4 text), n, n payload bytes].
     def frames(*parts: tuple[int, bytes]) -> bytes:
         out = b""
         for kind, payload in parts:
-            payload += b"\x00" * (-len(payload) % 8)  # padding: stored-block noise
-            out += bytes([kind, len(payload) // 8]) + payload
+            assert len(payload) < 256
+            out += bytes([kind, len(payload)]) + payload
         return out
 
     write(

@@ -182,6 +182,8 @@ pub struct Connection {
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
     failure: Option<Violation>,
+    /// Extensions processed a frame since the last idle check.
+    extension_activity: bool,
 }
 
 impl Connection {
@@ -210,6 +212,7 @@ impl Connection {
             close_sent: None,
             close_rcvd_then_sent: None,
             failure: None,
+            extension_activity: false,
         }
     }
 
@@ -218,6 +221,21 @@ impl Connection {
     pub fn add_extension(&mut self, ext: Box<dyn Extension>) {
         self.allowed_rsv |= ext.rsv_bits() & 0x7;
         self.extensions.push(ext);
+    }
+
+    /// Lets extensions release memory if no data frame went through them
+    /// since the previous call; returns whether they did. Called
+    /// periodically by the I/O layer, this frees the compression state of
+    /// idle connections (the core has no clock of its own).
+    pub fn compact_if_idle(&mut self) -> bool {
+        let idle = !self.extension_activity;
+        self.extension_activity = false;
+        if idle {
+            for ext in self.extensions.iter_mut() {
+                ext.compact();
+            }
+        }
+        idle
     }
 
     /// Uses one fixed masking key, so that tests get reproducible bytes.
@@ -505,6 +523,7 @@ impl Connection {
             payload,
         };
         if !self.extensions.is_empty() {
+            self.extension_activity = true;
             let remaining = self.message.remaining(self.config.max_size);
             for ext in self.extensions.iter_mut().rev() {
                 ext.decode(&mut frame, remaining)
@@ -668,6 +687,7 @@ impl Connection {
         if self.extensions.is_empty() {
             write_frame(&mut self.output, fin, rsv, opcode, data, mask);
         } else {
+            self.extension_activity = true;
             let mut frame = DataFrame {
                 opcode,
                 fin,

@@ -103,6 +103,62 @@ pub fn compress_message(payload: &[u8], window_bits: u8, level: i32, mem_level: 
     out
 }
 
+/// The last bytes that went through a compression context, kept so that a
+/// compressor or decompressor dropped while the connection is idle can be
+/// rebuilt later, primed with them as its dictionary (RFC 7692 section
+/// 7.2.2: with context takeover, a message may refer to the previous ones,
+/// but never further back than the window).
+#[derive(Debug, Default)]
+struct Window {
+    /// Ring buffer of at most `cap` bytes; `start` is the oldest byte once
+    /// the buffer is full.
+    buf: Vec<u8>,
+    start: usize,
+    cap: usize,
+}
+
+impl Window {
+    fn new(window_bits: u8) -> Self {
+        Window {
+            buf: Vec::new(),
+            start: 0,
+            cap: 1 << window_bits.max(9),
+        }
+    }
+
+    /// Appends bytes, forgetting what falls out of the window. Costs
+    /// O(len(data)), whatever the window size.
+    fn push(&mut self, data: &[u8]) {
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        if self.buf.len() < self.cap {
+            let room = self.cap - self.buf.len();
+            let (now, later) = data.split_at(data.len().min(room));
+            self.buf.extend_from_slice(now);
+            data_into_ring(&mut self.buf, &mut self.start, later);
+        } else {
+            data_into_ring(&mut self.buf, &mut self.start, data);
+        }
+    }
+
+    /// The window's bytes, oldest first.
+    fn linear(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buf.len());
+        out.extend_from_slice(&self.buf[self.start..]);
+        out.extend_from_slice(&self.buf[..self.start]);
+        out
+    }
+}
+
+/// Overwrites the oldest bytes of a full ring buffer with `data`.
+fn data_into_ring(buf: &mut [u8], start: &mut usize, mut data: &[u8]) {
+    while !data.is_empty() {
+        let n = data.len().min(buf.len() - *start);
+        buf[*start..*start + n].copy_from_slice(&data[..n]);
+        *start = (*start + n) % buf.len();
+        data = &data[n..];
+    }
+}
+
 /// The permessage-deflate extension of one connection.
 pub struct PerMessageDeflate {
     params: DeflateParams,
@@ -112,6 +168,10 @@ pub struct PerMessageDeflate {
     decoding: bool,
     /// The message being sent is compressed.
     encoding: bool,
+    /// History of the compressor, with context takeover.
+    sent: Option<Window>,
+    /// History of the decompressor, with context takeover.
+    received: Option<Window>,
 }
 
 // SAFETY: zlib-rs streams hold raw pointers into memory that they own and
@@ -131,6 +191,8 @@ impl PerMessageDeflate {
             decoder: None,
             decoding: false,
             encoding: false,
+            sent: (!params.local_no_context_takeover).then(|| Window::new(params.local_max_window_bits)),
+            received: (!params.remote_no_context_takeover).then(|| Window::new(params.remote_max_window_bits)),
         }
     }
 
@@ -145,8 +207,17 @@ impl PerMessageDeflate {
     }
 
     fn inflate(&mut self, input: &[u8], fin: bool, limit: Option<usize>) -> Result<Vec<u8>, Violation> {
-        let window = self.params.remote_max_window_bits;
-        let decoder = self.decoder.get_or_insert_with(|| Inflate::new(false, window));
+        // zlib inflates what a raw 8-bit window produced with 9 bits.
+        let window = self.params.remote_max_window_bits.max(9);
+        let history = &self.received;
+        let decoder = self.decoder.get_or_insert_with(|| {
+            let mut decoder = Inflate::new(false, window);
+            if let Some(history) = history.as_ref().filter(|h| !h.buf.is_empty()) {
+                // Rebuilt after compaction: restore the previous messages.
+                let _ = decoder.set_dictionary(&history.linear());
+            }
+            decoder
+        });
         let mut out: Vec<u8> = Vec::new();
         let tail: &[u8] = if fin { &TAIL } else { &[] };
         for chunk in [input, tail] {
@@ -210,6 +281,17 @@ impl Extension for PerMessageDeflate {
         RSV1
     }
 
+    fn compact(&mut self) {
+        // Between messages only: a fragmented message in progress needs its
+        // stream as it is.
+        if !self.encoding {
+            self.encoder = None;
+        }
+        if !self.decoding {
+            self.decoder = None;
+        }
+    }
+
     fn max_encoded_len(&self, decoded_limit: usize) -> usize {
         // Incompressible data grows a little: 5 bytes per stored block of
         // up to 64 KiB, plus block headers. Anything larger cannot decode
@@ -232,6 +314,9 @@ impl Extension for PerMessageDeflate {
         frame.rsv &= !RSV1;
         let payload = std::mem::take(&mut frame.payload);
         let result = self.inflate(&payload, frame.fin, max_size);
+        if let (Ok(out), Some(history)) = (&result, self.received.as_mut()) {
+            history.push(out);
+        }
         if frame.fin {
             self.decoding = false;
             if self.params.remote_no_context_takeover {
@@ -259,9 +344,21 @@ impl Extension for PerMessageDeflate {
             self.params.level,
             self.params.mem_level,
         );
-        let encoder = self.encoder.get_or_insert_with(|| new_compressor(bits, level, mem));
+        let history = &self.sent;
+        let encoder = self.encoder.get_or_insert_with(|| {
+            let mut encoder = new_compressor(bits, level, mem);
+            if let Some(history) = history.as_ref().filter(|h| !h.buf.is_empty()) {
+                // Rebuilt after compaction: later messages may refer to
+                // the previous ones, which the peer still remembers.
+                let _ = encoder.set_dictionary(&history.linear());
+            }
+            encoder
+        });
         let mut out = Vec::with_capacity(frame.payload.len() / 2 + 64);
         compress_into(encoder, &frame.payload, &mut out);
+        if let Some(history) = self.sent.as_mut() {
+            history.push(&frame.payload);
+        }
         if frame.fin {
             if out.ends_with(&TAIL) {
                 out.truncate(out.len() - 4);

@@ -46,4 +46,9 @@ pub trait Extension: Send + Sync {
 
     /// Transforms a data frame about to be sent.
     fn encode(&mut self, frame: &mut DataFrame);
+
+    /// Releases memory while the connection is idle, keeping what is needed
+    /// to resume (for permessage-deflate, the last window of bytes rather
+    /// than the whole compressor state).
+    fn compact(&mut self) {}
 }

@@ -294,6 +294,21 @@ def test_missing_version() -> None:
     check_rejected(make_request(Sec_WebSocket_Version=None), 400, InvalidHeader)
 
 
+@pytest.mark.parametrize("host", [None, ""])
+def test_missing_or_empty_host(host: str | None) -> None:
+    """RFC 6455 section 4.2.1, item 2 and RFC 9112 section 3.2: 400."""
+    server = ServerProtocol()
+    check_rejected(make_request(Host=host), 400, InvalidHeader, server)
+    assert "Host" in str(server.handshake_exc)
+
+
+def test_duplicated_host() -> None:
+    server = ServerProtocol()
+    data = make_request().replace(b"\r\n\r\n", b"\r\nHost: evil.example.com\r\n\r\n")
+    check_rejected(data, 400, InvalidHeader, server)
+    assert "multiple values" in str(server.handshake_exc)
+
+
 def test_post() -> None:
     server = ServerProtocol()
     headers = check_rejected(

@@ -78,6 +78,8 @@ class Connection:
         """Adds permessage-deflate with negotiated parameters."""
     def data_to_send(self) -> list[bytes]:
         """Bytes to write, then ``b""`` to half-close the transport."""
+    def compact_if_idle(self) -> bool:
+        """Frees compression state if idle since the previous call."""
     def close_expected(self) -> bool:
         """Whether the TCP connection should close soon."""
     def set_fixed_mask(self, key: bytes) -> None:

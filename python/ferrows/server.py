@@ -205,6 +205,18 @@ class ServerProtocol(Protocol):
             raise _Reject(http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, cause)
         headers = request.headers
 
+        # RFC 6455 section 4.2.1, item 2, and RFC 9112 section 3.2: a request
+        # without Host, or with several, gets 400. websockets does not check;
+        # ws:// URIs always have an authority, so an empty value is refused too.
+        try:
+            host = headers["Host"]
+        except KeyError:
+            raise InvalidHeader("Host") from None
+        except MultipleValuesError:
+            raise InvalidHeader("Host", "multiple values") from None
+        if not host:
+            raise InvalidHeaderValue("Host", host)
+
         connection = parse_all(headers, "Connection", parse_connection)
         if not any(value.lower() == "upgrade" for value in connection):
             raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)

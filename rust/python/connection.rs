@@ -256,6 +256,13 @@ impl Connection {
         Ok(list)
     }
 
+    /// Frees extension state (compression contexts) if no data frame went
+    /// through the extensions since the previous call; returns whether it
+    /// did. The I/O layer calls it periodically.
+    fn compact_if_idle(&mut self) -> bool {
+        self.inner.compact_if_idle()
+    }
+
     /// Whether the TCP connection is expected to close soon.
     fn close_expected(&self) -> bool {
         self.inner.close_expected()

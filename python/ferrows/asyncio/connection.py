@@ -724,6 +724,10 @@ class Connection(asyncio.Protocol):
             return
         if self.debug:
             self.logger.debug("% sent keepalive ping")
+        if self._core is not None and self.protocol.extensions:
+            # Clients have no server sweep: free the compression state of a
+            # connection idle since the previous keepalive.
+            self._core.compact_if_idle()
         if self.ping_timeout is not None:
             timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
             future.add_done_callback(lambda _: timeout_handle.cancel())

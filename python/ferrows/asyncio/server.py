@@ -30,6 +30,13 @@ from .connection import Connection
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
 
 
+COMPACT_INTERVAL = 1.0
+"""Seconds between sweeps that free the compression state of idle
+connections: idle for one to two sweeps, a connection keeps only its last
+window of bytes (4 KiB each way with the default 12-bit windows) instead of
+zlib's full state."""
+
+
 class ServerConnection(Connection):
     """A server-side WebSocket connection.
 
@@ -170,10 +177,12 @@ class Server:
         self._closing = False
         self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
         self._close_task: asyncio.Task[None] | None = None
+        self._compact_handle: asyncio.TimerHandle | None = None
 
     def wrap(self, server: asyncio.Server) -> None:
         """Attaches the listening :class:`asyncio.Server`."""
         self.server = server
+        self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
         for sock in server.sockets:
             name = sock.getsockname()
             if sock.family == socket.AF_INET6:
@@ -182,6 +191,18 @@ class Server:
                 self.logger.info("server listening on %s:%d", name[0], name[1])
             else:
                 self.logger.info("server listening on %s", name)
+
+    def _compact(self) -> None:
+        """Frees the compression state of connections that exchanged no
+        message since the previous sweep. One timer for the whole server
+        rather than one per connection; the core keeps the last window of
+        bytes, so a connection that wakes up resumes where it was."""
+        for connection in self._handlers:
+            core = connection._core
+            if core is not None and connection.protocol.extensions:
+                core.compact_if_idle()
+        if not self._closing:
+            self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
 
     # ---------------------------------------------------- connections
 
@@ -291,6 +312,8 @@ class Server:
 
     async def _close(self, close_connections: bool, code: int, reason: str) -> None:
         self.logger.info("server closing")
+        if self._compact_handle is not None:
+            self._compact_handle.cancel()
         if self.server is not None:
             self.server.close()
         # Let connections accepted just before close() start their handshake.
