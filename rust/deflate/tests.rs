@@ -411,7 +411,7 @@ fn compaction_round_trips_random_traffic_for_every_window() {
         for round in 0..40 {
             seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
             let len = (seed >> 8) as usize % 3000;
-            let message: Vec<u8> = (0..len).map(|i| b"abcdefgh"[(i * seed as usize >> 3) % 8]).collect();
+            let message: Vec<u8> = (0..len).map(|i| b"abcdefgh"[((i * seed as usize) >> 3) % 8]).collect();
             c.send_binary(&message, true).unwrap();
             assert_eq!(
                 transfer(&mut c, &mut s),
