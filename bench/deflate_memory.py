@@ -177,7 +177,7 @@ def settle(pid: int) -> int:
     return last
 
 
-def measure(lib: str, compression: str, n: int, size: int) -> dict[str, Any]:
+def measure(lib: str, compression: str, n: int, size: int, idle: float = 3.0) -> dict[str, Any]:
     server = spawn("--serve", lib, "--compression", compression)
     try:
         port = int(read_line(server))
@@ -210,6 +210,9 @@ def measure(lib: str, compression: str, n: int, size: int) -> dict[str, Any]:
         )
         try:
             _, errors, extensions = read_line(load).split(" ", 2)
+            # Idle connections: ferrows frees compression state after one to
+            # two idle sweeps of a second each.
+            time.sleep(idle)
             loaded = settle(server.pid)
         finally:
             stop(load)
@@ -234,6 +237,7 @@ def main() -> None:
     parser.add_argument("--servers", nargs="+", default=["ferrows", "websockets"])
     parser.add_argument("--compression", nargs="+", default=["deflate", "none"])
     parser.add_argument("--message-size", type=int, default=1024)
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds idle before measuring (default 3)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -262,7 +266,7 @@ def main() -> None:
         f"# {args.n} connections, one {args.message_size}-byte text message each way, warm-up: 20 connections"
     )
     results = [
-        measure(lib, c, args.n, args.message_size)
+        measure(lib, c, args.n, args.message_size, args.idle)
         for c in args.compression
         for lib in args.servers
     ]
