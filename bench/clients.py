@@ -25,6 +25,7 @@ from scenarios import (
     BROADCAST_CONNS,
     HANDSHAKE_CONCURRENCY,
     IDLE_CONNS,
+    IDLE_SECONDS,
     SCENARIOS,
     Scenario,
 )
@@ -53,9 +54,7 @@ def connect_of(lib: str) -> Any:
 async def ws_echo(lib: str, port: int, sc: Scenario, driver: EchoDriver) -> dict:
     connect = connect_of(lib)
     compression = "deflate" if sc.compress else None
-    async with connect(
-        f"ws://127.0.0.1:{port}/", compression=compression, max_size=MAX_SIZE
-    ) as ws:
+    async with connect(f"ws://127.0.0.1:{port}/", compression=compression, max_size=MAX_SIZE) as ws:
         for message in driver.first():
             await ws.send(message)
         while not driver.done:
@@ -66,14 +65,10 @@ async def ws_echo(lib: str, port: int, sc: Scenario, driver: EchoDriver) -> dict
     return {"extensions": extensions}
 
 
-async def ws_broadcast(
-    lib: str, port: int, driver: BroadcastDriver, conns: int
-) -> dict:
+async def ws_broadcast(lib: str, port: int, driver: BroadcastDriver, conns: int) -> dict:
     connect = connect_of(lib)
     url = f"ws://127.0.0.1:{port}/"
-    sockets = await gather_in_chunks(
-        [lambda: connect(url, compression=None) for _ in range(conns)]
-    )
+    sockets = await gather_in_chunks([lambda: connect(url, compression=None) for _ in range(conns)])
     wake = asyncio.Event()
     driver.round_done = wake.set
 
@@ -99,9 +94,7 @@ async def ws_broadcast(
     finally:
         for t in tasks:
             t.cancel()
-        await asyncio.wait_for(
-            asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True), 10
-        )
+        await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True), 10)
     return {}
 
 
@@ -114,9 +107,7 @@ async def aiohttp_echo(port: int, sc: Scenario, driver: EchoDriver) -> dict:
     url = f"http://127.0.0.1:{port}/"
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(
-            url, compress=12 if sc.compress else 0, max_msg_size=MAX_SIZE
-        ) as ws,
+        session.ws_connect(url, compress=12 if sc.compress else 0, max_msg_size=MAX_SIZE) as ws,
     ):
         send = ws.send_str if sc.text else ws.send_bytes
         for message in driver.first():
@@ -136,12 +127,8 @@ async def aiohttp_broadcast(port: int, driver: BroadcastDriver, conns: int) -> d
     import aiohttp
 
     url = f"http://127.0.0.1:{port}/"
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0)
-    ) as session:
-        sockets = await gather_in_chunks(
-            [lambda: session.ws_connect(url) for _ in range(conns)]
-        )
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        sockets = await gather_in_chunks([lambda: session.ws_connect(url) for _ in range(conns)])
         wake = asyncio.Event()
         driver.round_done = wake.set
 
@@ -204,9 +191,7 @@ async def picows_echo(port: int, sc: Scenario, driver: EchoDriver) -> dict:
             if not done.done():
                 done.set_exception(ConnectionError("disconnected"))
 
-    transport, _ = await ws_connect(
-        Client, f"ws://127.0.0.1:{port}/", max_frame_size=MAX_SIZE
-    )
+    transport, _ = await ws_connect(Client, f"ws://127.0.0.1:{port}/", max_frame_size=MAX_SIZE)
     try:
         for message in driver.first():
             transport.send(WSMsgType.BINARY, message)
@@ -243,14 +228,10 @@ async def picows_broadcast(port: int, driver: BroadcastDriver, conns: int) -> di
                 done.set_exception(ConnectionError("disconnected"))
 
     url = f"ws://127.0.0.1:{port}/"
-    pairs = await gather_in_chunks(
-        [lambda i=i: ws_connect(lambda: Client(i), url) for i in range(conns)]
-    )
+    pairs = await gather_in_chunks([lambda i=i: ws_connect(lambda: Client(i), url) for i in range(conns)])
     transports = [t for t, _ in pairs]
     command = driver.command()
-    driver.round_done = lambda: (
-        None if driver.done else transports[0].send(WSMsgType.TEXT, command.encode())
-    )
+    driver.round_done = lambda: None if driver.done else transports[0].send(WSMsgType.TEXT, command.encode())
     try:
         await asyncio.sleep(0.1)
         driver.begin()
@@ -260,9 +241,7 @@ async def picows_broadcast(port: int, driver: BroadcastDriver, conns: int) -> di
         for t in transports:
             t.send_close()
         await asyncio.wait_for(
-            asyncio.gather(
-                *(t.wait_disconnected() for t in transports), return_exceptions=True
-            ),
+            asyncio.gather(*(t.wait_disconnected() for t in transports), return_exceptions=True),
             10,
         )
     return {}
@@ -280,9 +259,7 @@ async def main(args: argparse.Namespace) -> dict:
     handshake = not args.no_handshake
     extra: dict = {}
     if sc.kind == "echo":
-        driver: Any = EchoDriver(
-            sc.payloads(), sc.window, meter, args.warmup, args.duration, args.max_ops
-        )
+        driver: Any = EchoDriver(sc.payloads(), sc.window, meter, args.warmup, args.duration, args.max_ops)
         if client == "raw":
             extra = await rawclient.echo(
                 args.port,
@@ -302,9 +279,7 @@ async def main(args: argparse.Namespace) -> dict:
             raise ValueError(client)
     elif sc.kind == "broadcast":
         conns = args.conns or BROADCAST_CONNS
-        driver = BroadcastDriver(
-            conns, BROADCAST_BATCH, meter, args.warmup, args.duration
-        )
+        driver = BroadcastDriver(conns, BROADCAST_BATCH, meter, args.warmup, args.duration)
         if client == "raw":
             extra = await rawclient.broadcast(
                 args.port,
@@ -339,6 +314,7 @@ async def main(args: argparse.Namespace) -> dict:
             args.server_pid,
             handshake=handshake,
             conns=args.conns or IDLE_CONNS,
+            idle=args.idle,
         )
         return {"ok": True, "server_cpu": None, **result}
     else:
@@ -361,14 +337,13 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
-    parser.add_argument(
-        "--no-handshake", action="store_true", help="plain TCP peer (the tcp ceiling)"
-    )
+    parser.add_argument("--no-handshake", action="store_true", help="plain TCP peer (the tcp ceiling)")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--duration", type=float, default=1.5)
     parser.add_argument("--max-ops", type=int, default=5_000_000)
     parser.add_argument("--conns", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--idle", type=float, default=IDLE_SECONDS, help="memory: seconds idle before reading RSS")
     args = parser.parse_args()
     raise_nofile()
     try:

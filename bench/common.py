@@ -166,7 +166,7 @@ def describe_mismatch(index: int, got: Any, expected: Any) -> str:
         return f"message {index}: got {type(got).__name__}, expected {type(expected).__name__}"
     if len(got) != len(expected):
         return f"message {index}: got {len(got)} bytes/chars, expected {len(expected)}"
-    first = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+    first = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
     return f"message {index}: differs from offset {first} (len {len(expected)})"
 
 
@@ -220,17 +220,12 @@ class EchoDriver:
             self.done = True
             return None
         self.received += 1
-        if self.phase == 0 and (
-            time.perf_counter() >= self.deadline or self.received >= self.max_ops
-        ):
+        if self.phase == 0 and (time.perf_counter() >= self.deadline or self.received >= self.max_ops):
             self.meter.start()
             self.mark = self.received
             self.deadline = self.meter.t0 + self.duration
             self.phase = 1
-        elif self.phase == 1 and (
-            time.perf_counter() >= self.deadline
-            or self.received - self.mark >= self.max_ops
-        ):
+        elif self.phase == 1 and (time.perf_counter() >= self.deadline or self.received - self.mark >= self.max_ops):
             self.meter.stop(self.received - self.mark)
             self.phase = 2
         if self.phase == 2:
@@ -247,9 +242,7 @@ class BroadcastDriver:
     connections, in rounds of ``batch`` messages each; the next round is
     requested once every connection got the whole round."""
 
-    def __init__(
-        self, conns: int, batch: int, meter: Meter, warmup: float, duration: float
-    ) -> None:
+    def __init__(self, conns: int, batch: int, meter: Meter, warmup: float, duration: float) -> None:
         self.pool = broadcast_pool()
         self.conns = conns
         self.batch = batch
@@ -276,16 +269,12 @@ class BroadcastDriver:
     def on_message(self, conn: int, message: bytes) -> None:
         count = self.counts[conn]
         if count >= self.batch:
-            self.error = (
-                f"connection {conn}: more than {self.batch} messages in a round"
-            )
+            self.error = f"connection {conn}: more than {self.batch} messages in a round"
             self.done = True
             return
         expected = self.pool[count]
         if message != expected:
-            self.error = f"connection {conn}, " + describe_mismatch(
-                count, message, expected
-            )
+            self.error = f"connection {conn}, " + describe_mismatch(count, message, expected)
             self.done = True
             return
         self.counts[conn] = count + 1
@@ -326,9 +315,7 @@ def mask(data: bytes, key: bytes) -> bytes:
     if n == 0:
         return b""
     k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(k, "little")).to_bytes(
-        n, "little"
-    )
+    return (int.from_bytes(data, "little") ^ int.from_bytes(k, "little")).to_bytes(n, "little")
 
 
 def frame(opcode: int, payload: bytes, *, masked: bool, rsv1: bool = False) -> bytes:
@@ -409,9 +396,7 @@ class FrameReader:
             elif opcode == 0:
                 self.fragments.append(payload)
                 if fin:
-                    out.append(
-                        (self.frag_opcode, self.frag_rsv1, b"".join(self.fragments))
-                    )
+                    out.append((self.frag_opcode, self.frag_rsv1, b"".join(self.fragments)))
                     self.fragments = []
             elif not fin:
                 self.frag_opcode = opcode

@@ -26,8 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from run import PY, stop, wait_ready
-from scenarios import SCENARIOS
+from run import PY, stop, wait_ready  # noqa: E402
+from scenarios import SCENARIOS  # noqa: E402
 
 
 def top(collapsed: str, n: int) -> str:
@@ -63,22 +63,14 @@ def top(collapsed: str, n: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", default="ferrows")
     parser.add_argument("--scenario", default="pipe", choices=sorted(SCENARIOS))
     parser.add_argument("--mode", default="server", choices=["same", "server"])
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
-    parser.add_argument(
-        "--seconds", type=float, default=5.0, help="measured seconds of the client"
-    )
-    parser.add_argument(
-        "--rate", type=int, default=250, help="py-spy samples per second"
-    )
-    parser.add_argument(
-        "--native", action="store_true", help="include native (Rust, C) frames"
-    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds of the client")
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--native", action="store_true", help="include native (Rust, C) frames")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
@@ -86,9 +78,7 @@ def main() -> None:
     client = "raw" if args.mode == "server" or args.lib == "tcp" else args.lib
     out_dir = os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
-    raw_path = os.path.join(
-        out_dir, f"profile-{args.lib}-{args.scenario}-{args.mode}-{args.loop}.txt"
-    )
+    raw_path = os.path.join(out_dir, f"profile-{args.lib}-{args.scenario}-{args.mode}-{args.loop}.txt")
 
     kind = "broadcast" if sc.kind == "broadcast" else "echo"
     server = subprocess.Popen(

@@ -21,9 +21,7 @@ from typing import Any
 
 from common import FrameReader, accept_key, frame
 
-DEFLATE_OFFER = (
-    "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
-)
+DEFLATE_OFFER = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
 """The offer of the compression scenario: 12-bit windows both ways."""
 BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
 """What browsers offer; used by the handshake and memory scenarios."""
@@ -135,9 +133,7 @@ class RawConnection(asyncio.Protocol):
                     if self.decompressor is None:
                         self.fail("RSV1 set without permessage-deflate")
                         return
-                    payload = self.decompressor.decompress(
-                        payload + b"\x00\x00\xff\xff"
-                    )
+                    payload = self.decompressor.decompress(payload + b"\x00\x00\xff\xff")
                     if self.server_nct:
                         self.decompressor = zlib.decompressobj(wbits=-self.server_bits)
                 if self.on_message is not None:
@@ -148,9 +144,7 @@ class RawConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
-            self.opened.set_exception(
-                ConnectionError(self.error or "connection lost during the handshake")
-            )
+            self.opened.set_exception(ConnectionError(self.error or "connection lost during the handshake"))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -164,9 +158,7 @@ class RawConnection(asyncio.Protocol):
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
-            headers[name] = (
-                headers[name] + ", " if name in headers else ""
-            ) + value.strip()
+            headers[name] = (headers[name] + ", " if name in headers else "") + value.strip()
         if headers.get("sec-websocket-accept") != accept_key(self.key):
             raise HandshakeError("wrong Sec-WebSocket-Accept")
         self.extensions = headers.get("sec-websocket-extensions", "")
@@ -198,9 +190,7 @@ class RawConnection(asyncio.Protocol):
             self.transport.write(data)  # type: ignore[union-attr]
 
     def compressed_frame(self, opcode: int, payload: bytes) -> bytes:
-        data = self.compressor.compress(payload) + self.compressor.flush(
-            zlib.Z_SYNC_FLUSH
-        )
+        data = self.compressor.compress(payload) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
         if self.client_nct:
             self.compressor = zlib.compressobj(wbits=-self.client_bits)
         return frame(opcode, data[:-4], masked=True, rsv1=True)
@@ -225,9 +215,7 @@ class RawConnection(asyncio.Protocol):
 
 async def open_raw(port: int, **kwargs: Any) -> RawConnection:
     loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(
-        lambda: RawConnection(port, **kwargs), "127.0.0.1", port
-    )
+    _, conn = await loop.create_connection(lambda: RawConnection(port, **kwargs), "127.0.0.1", port)
     await asyncio.wait_for(conn.opened, 10)
     return conn
 
@@ -247,7 +235,7 @@ async def echo(
     opcode = 1 if text else 2
     encoded = [p.encode() if text else p for p in driver.pool]
     # The driver works on the pool's objects; the wire carries bytes.
-    by_id = {id(p): e for p, e in zip(driver.pool, encoded)}
+    by_id = {id(p): e for p, e in zip(driver.pool, encoded, strict=True)}
     done = asyncio.get_running_loop().create_future()
 
     def on_message(conn: RawConnection, op: int, payload: bytes) -> None:
@@ -267,9 +255,7 @@ async def echo(
         if driver.done and not done.done():
             done.set_result(None)
 
-    prepared = {
-        id(p): frame(opcode, e, masked=True) for p, e in zip(driver.pool, encoded)
-    }
+    prepared = {id(p): frame(opcode, e, masked=True) for p, e in zip(driver.pool, encoded, strict=True)}
     if not handshake:
         # A tcp echo returns the masked frames as sent: expect exactly those
         # (payload after the 4-byte key), without paying to unmask them.
@@ -278,7 +264,7 @@ async def echo(
             f = prepared[id(p)]
             n = f[1] & 0x7F
             masked.append(f[{126: 8, 127: 14}.get(n, 6) :])
-        prepared = {id(m): prepared[id(p)] for p, m in zip(driver.pool, masked)}
+        prepared = {id(m): prepared[id(p)] for p, m in zip(driver.pool, masked, strict=True)}
         driver.pool = masked
         text = False
 
@@ -295,9 +281,7 @@ async def echo(
     )
     try:
         if compress and conn.compressor is None:
-            raise HandshakeError(
-                f"compression not negotiated (extensions: {conn.extensions!r})"
-            )
+            raise HandshakeError(f"compression not negotiated (extensions: {conn.extensions!r})")
         conn.transport.write(b"".join(make(conn, p) for p in driver.first()))  # type: ignore[union-attr]
         await asyncio.wait_for(
             asyncio.wait([done, conn.closed], return_when=asyncio.FIRST_COMPLETED),
@@ -310,9 +294,7 @@ async def echo(
     return {"extensions": conn.extensions}
 
 
-async def broadcast(
-    port: int, driver: Any, *, handshake: bool, conns: int, timeout: float
-) -> dict:
+async def broadcast(port: int, driver: Any, *, handshake: bool, conns: int, timeout: float) -> dict:
     done = asyncio.get_running_loop().create_future()
 
     def on_message(conn: RawConnection, op: int, payload: bytes) -> None:
@@ -330,21 +312,14 @@ async def broadcast(
                 )
             )
         command = frame(1, driver.command().encode(), masked=True)
-        driver.round_done = lambda: (
-            None if driver.done else connections[0].send_frame(command)
-        )
+        driver.round_done = lambda: None if driver.done else connections[0].send_frame(command)
         await asyncio.sleep(0.1)  # let the server register the last ones
         driver.begin()
         connections[0].send_frame(command)
         closed = [c.closed for c in connections]
-        await asyncio.wait_for(
-            asyncio.wait([done, *closed], return_when=asyncio.FIRST_COMPLETED), timeout
-        )
+        await asyncio.wait_for(asyncio.wait([done, *closed], return_when=asyncio.FIRST_COMPLETED), timeout)
         if not done.done():
-            raise ConnectionError(
-                next((c.error for c in connections if c.error), None)
-                or "connection closed"
-            )
+            raise ConnectionError(next((c.error for c in connections if c.error), None) or "connection closed")
     finally:
         await asyncio.gather(*(c.close() for c in connections))
     return {"conns": len(connections)}
@@ -392,23 +367,43 @@ async def handshakes(
     return {"extensions": sorted(extensions)}
 
 
-async def memory(port: int, server_pid: int, *, handshake: bool, conns: int) -> dict:
-    """Server RSS growth per idle connection with compression offered."""
-    from common import proc_rss
+async def memory(port: int, server_pid: int, *, handshake: bool, conns: int, idle: float) -> dict:
+    """Server RSS growth per idle connection with compression negotiated.
+
+    Each connection echoes one 1 KiB compressible text message (so the
+    server's compression state exists, as on any connection that was used),
+    then all of them stay idle for ``idle`` seconds before the server's RSS
+    is read: a server may free per-connection state when a connection goes
+    idle. The bare TCP peer (``handshake=False``) sends nothing."""
+    from common import proc_rss, text_pool
 
     offer = BROWSER_OFFER if handshake else None
+    message = text_pool(1024, 1, seed=1024)[0].encode()
     opened: list[RawConnection] = []
+    loop = asyncio.get_running_loop()
+
+    async def open_one() -> RawConnection:
+        conn = await open_raw(port, handshake=handshake, offer=offer)
+        if not handshake:
+            return conn
+        echoed = loop.create_future()
+
+        def on_message(c: RawConnection, opcode: int, payload: bytes) -> None:
+            if not echoed.done():
+                echoed.set_result((opcode, payload))
+
+        conn.on_message = on_message
+        conn.transport.write(  # type: ignore[union-attr]
+            conn.compressed_frame(1, message) if conn.compressor else frame(1, message, masked=True)
+        )
+        opcode, payload = await asyncio.wait_for(echoed, 10)
+        if opcode != 1 or payload != message:
+            raise ValueError(f"wrong echo on an idle connection: opcode {opcode}, {len(payload)} bytes")
+        return conn
 
     async def open_many(n: int) -> None:
         for start in range(0, n, 25):
-            opened.extend(
-                await asyncio.gather(
-                    *(
-                        open_raw(port, handshake=handshake, offer=offer)
-                        for _ in range(min(25, n - start))
-                    )
-                )
-            )
+            opened.extend(await asyncio.gather(*(open_one() for _ in range(min(25, n - start)))))
 
     try:
         await open_many(25)  # warm-up: lazy imports, first allocations
@@ -417,13 +412,11 @@ async def memory(port: int, server_pid: int, *, handshake: bool, conns: int) -> 
         t0 = time.perf_counter()
         await open_many(conns)
         elapsed = time.perf_counter() - t0
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(idle)
         after = proc_rss(server_pid)
         alive = sum(1 for c in opened if not c.closed.done())
         if alive != len(opened):
-            raise ConnectionError(
-                f"{len(opened) - alive} idle connections were closed by the server"
-            )
+            raise ConnectionError(f"{len(opened) - alive} idle connections were closed by the server")
         negotiated = {c.extensions for c in opened}
     finally:
         for c in opened:

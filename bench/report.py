@@ -8,6 +8,9 @@ from typing import Any
 
 from scenarios import SCENARIOS, Scenario
 
+TIMES = "\u00d7"  # multiplication sign, for ratios
+DASH = "\u2013"  # en dash, for ranges
+
 MODES = {
     "same": "same library on both ends",
     "server": "server only (fixed raw client on uvloop)",
@@ -28,7 +31,7 @@ def cpu_per_op(record: dict[str, Any]) -> float | None:
 
 def fmt(x: float | None) -> str:
     if x is None:
-        return "–"
+        return DASH
     if x >= 1000:
         return f"{x:,.0f}"
     if x >= 100:
@@ -40,8 +43,8 @@ def fmt(x: float | None) -> str:
 
 def ratio(x: float | None, ref: float | None) -> str:
     if x is None or not ref:
-        return "–"
-    return f"{x / ref:.2f}×"
+        return DASH
+    return f"{x / ref:.2f}{TIMES}"
 
 
 def summarise(
@@ -99,16 +102,15 @@ def tables(
         for name in scenarios:
             sc = SCENARIOS[name]
             better = "lower is better" if sc.lower_is_better else "higher is better"
-            lines.append(
-                f"#### {sc.title} — {sc.unit} ({better}); server CPU µs per {sc.cpu_unit}\n"
-            )
+            cpu = "" if sc.kind == "memory" else f"; server CPU µs per {sc.cpu_unit}"
+            lines.append(f"#### {sc.title} — {sc.unit} ({better}){cpu}\n")
             sc_modes = [m for m in modes if m in sc.modes]
             head = ["library"]
             for m in sc_modes:
                 label = "same lib" if m == "same" else "server only"
-                head += [f"{label}: median", "min–max", "× websockets"]
+                head += [f"{label}: median", f"min{DASH}max", f"{TIMES} websockets"]
                 if sc.kind != "memory":
-                    head += ["CPU µs", "CPU × ws"]
+                    head += ["CPU µs", f"CPU {TIMES} ws"]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "---|" * len(head))
             footnotes: list[str] = []
@@ -125,7 +127,7 @@ def tables(
                         row += [f"n/a ({s['na']})"] + [""] * (width - 1)
                         continue
                     if s["median"] is None:
-                        row += [f"**FAILED** ({s['failed']}×)"] + [""] * (width - 1)
+                        row += [f"**FAILED** ({s['failed']}{TIMES})"] + [""] * (width - 1)
                         footnotes.append(f"{lib}, {m}: {s['error']}")
                         continue
                     med = fmt(s["median"])
@@ -137,7 +139,7 @@ def tables(
                         footnotes.append(f"{lib}: {', '.join(s['notes'])}")
                     row += [
                         med,
-                        f"{fmt(s['min'])}–{fmt(s['max'])}",
+                        f"{fmt(s['min'])}{DASH}{fmt(s['max'])}",
                         ratio(s["median"], ref and ref["median"]),
                     ]
                     if sc.kind != "memory":
@@ -164,9 +166,7 @@ def summary(
     others = [lib for lib in libs if lib != "websockets"]
     lines = []
     for loop in loops:
-        lines.append(
-            f"**{loop}** — median ÷ websockets' median [server CPU per op ÷ websockets']\n"
-        )
+        lines.append(f"**{loop}** — median ÷ websockets' median [server CPU per op ÷ websockets']\n")
         lines.append("| scenario | mode | websockets | " + " | ".join(others) + " |")
         lines.append("|---|---|---|" + "---|" * len(others))
         for name in scenarios:
@@ -177,11 +177,7 @@ def summary(
                 ref = stats.get((loop, m, name, "websockets"))
                 if ref is None:
                     continue
-                cells = [
-                    f"{fmt(ref['median'])} {sc.unit}"
-                    if ref["median"] is not None
-                    else "FAILED"
-                ]
+                cells = [f"{fmt(ref['median'])} {sc.unit}" if ref["median"] is not None else "FAILED"]
                 for lib in others:
                     s = stats.get((loop, m, name, lib))
                     if s is None:

@@ -8,7 +8,7 @@ Each trial starts a fresh server process and a fresh client process (see
 servers.py and clients.py), measures after a warm-up, and stops the server
 by its PID. Libraries run interleaved (all of them for one scenario, then
 the next scenario; the order rotates every repetition), so a burst of load
-on the machine spreads over everyone. The report gives medians, min–max,
+on the machine spreads over everyone. The report gives medians, min-max,
 ratios to websockets, and the server's CPU time per operation, which is the
 steadier figure on a busy machine. Nothing here asserts anything about
 speed.
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import importlib.util
 import json
 import os
 import platform
 import selectors
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,11 +35,26 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import LIBS
-from report import summary, tables
-from scenarios import BROADCAST_CONNS, IDLE_CONNS, SCENARIOS
+from common import LIBS  # noqa: E402
+from report import summary, tables  # noqa: E402
+from scenarios import BROADCAST_CONNS, IDLE_CONNS, IDLE_SECONDS, SCENARIOS  # noqa: E402
 
 PY = sys.executable
+CHILD_ENV: dict[str, str] | None = None
+"""Environment of the server and client processes (see :func:`snapshot`)."""
+
+
+def snapshot(directory: str) -> str:
+    """Copies the installed ferrows package (Python files and the built
+    extension) into ``directory`` and returns the path to put first on the
+    children's PYTHONPATH: the whole run then measures one build, even if
+    the checkout is edited or rebuilt meanwhile."""
+    spec = importlib.util.find_spec("ferrows")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    source = next(iter(spec.submodule_search_locations))
+    shutil.copytree(source, os.path.join(directory, "ferrows"), ignore=shutil.ignore_patterns("__pycache__"))
+    return directory
 
 
 def wait_ready(proc: subprocess.Popen, timeout: float) -> int:
@@ -83,9 +100,7 @@ def tail(path: str, n: int = 600) -> str:
         return ""
 
 
-def trial(
-    lib: str, scenario: str, mode: str, loop: str, cfg: argparse.Namespace
-) -> dict[str, Any]:
+def trial(lib: str, scenario: str, mode: str, loop: str, cfg: argparse.Namespace) -> dict[str, Any]:
     sc = SCENARIOS[scenario]
     record: dict[str, Any] = {
         "lib": lib,
@@ -96,9 +111,7 @@ def trial(
     kind = "broadcast" if sc.kind == "broadcast" else "echo"
     client = "raw" if mode == "server" or lib == "tcp" else lib
     client_loop = "uvloop" if mode == "server" else loop
-    with tempfile.NamedTemporaryFile(
-        "w+", prefix=f"bench-{lib}-", suffix=".log", delete=False
-    ) as errlog:
+    with tempfile.NamedTemporaryFile("w+", prefix=f"bench-{lib}-", suffix=".log", delete=False) as errlog:
         errpath = errlog.name
     with open(errpath, "w") as errfile:
         server = subprocess.Popen(
@@ -115,6 +128,7 @@ def trial(
             stdout=subprocess.PIPE,
             stderr=errfile,
             stdin=subprocess.DEVNULL,
+            env=CHILD_ENV,
         )
     try:
         port = wait_ready(server, 30)
@@ -143,19 +157,18 @@ def trial(
             timeout=cfg.timeout + 30,
             stdin=subprocess.DEVNULL,
             check=False,
+            env=CHILD_ENV,
         )
         out = done.stdout.strip().splitlines()
         if not out:
-            raise RuntimeError(
-                f"client exited with {done.returncode}: {done.stderr[-500:]}"
-            )
+            raise RuntimeError(f"client exited with {done.returncode}: {done.stderr[-500:]}")
         record.update(json.loads(out[-1]))
         if server.poll() is not None:
             record.update(
                 ok=False,
                 error=f"server exited with {server.returncode}: {tail(errpath)}",
             )
-    except Exception as exc:  # noqa: BLE001 - a failed trial is reported, not raised
+    except Exception as exc:  # a failed trial is reported, not raised
         record.update(ok=False, error=f"{type(exc).__name__}: {exc}")
     finally:
         stop(server)
@@ -165,24 +178,27 @@ def trial(
     return record
 
 
-def ferrows_build() -> str:
+def ferrows_build(root: str = "") -> str:
     """ "release" or "debug": a debug build of the extension carries DWARF
     sections (the release profile has no debug info), and runs several times
     slower, so it must not be measured by mistake."""
-    try:
-        spec = importlib.util.find_spec("ferrows._core")
-    except ImportError:
+    if root:
+        found = glob.glob(os.path.join(root, "ferrows", "_core.*.so"))
+        origin = found[0] if found else None
+    else:
+        try:
+            spec = importlib.util.find_spec("ferrows._core")
+        except ImportError:
+            return "not installed"
+        origin = spec.origin if spec is not None else None
+    if origin is None:
         return "not installed"
-    if spec is None or spec.origin is None:
-        return "not installed"
-    with open(spec.origin, "rb") as f:
+    with open(origin, "rb") as f:
         elf = f.read()
     if elf[:5] != b"\x7fELF\x02":
         return "unknown"
     shoff = int.from_bytes(elf[0x28:0x30], "little")
-    shentsize, shnum, shstrndx = (
-        int.from_bytes(elf[i : i + 2], "little") for i in (0x3A, 0x3C, 0x3E)
-    )
+    shentsize, shnum, shstrndx = (int.from_bytes(elf[i : i + 2], "little") for i in (0x3A, 0x3C, 0x3E))
 
     def section(i: int) -> tuple[int, int, int]:
         h = shoff + i * shentsize
@@ -195,9 +211,7 @@ def ferrows_build() -> str:
 
     _, stroff, strsize = section(shstrndx)
     strtab = elf[stroff : stroff + strsize]
-    names = {
-        strtab[n : strtab.index(b"\0", n)] for n, _, _ in map(section, range(shnum))
-    }
+    names = {strtab[n : strtab.index(b"\0", n)] for n, _, _ in map(section, range(shnum))}
     return "debug" if b".debug_info" in names else "release"
 
 
@@ -223,15 +237,11 @@ def git_state() -> str:
     return commit + (" with uncommitted changes" if dirty else "")
 
 
-def machine(libs: list[str]) -> dict[str, Any]:
+def machine(libs: list[str], root: str = "") -> dict[str, Any]:
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(
-                line.split(":", 1)[1].strip()
-                for line in f
-                if line.startswith("model name")
-            )
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     versions = {}
@@ -241,7 +251,7 @@ def machine(libs: list[str]) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
     return {
-        "ferrows_build": ferrows_build(),
+        "ferrows_build": ferrows_build(root),
         "ferrows_git": git_state(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "nproc": os.cpu_count(),
@@ -254,9 +264,7 @@ def machine(libs: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -270,21 +278,11 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--modes", default="same,server")
     parser.add_argument("--libs", default=",".join(LIBS))
-    parser.add_argument(
-        "--reps", type=int, default=None, help="repetitions (default 3, --quick 1)"
-    )
-    parser.add_argument(
-        "--warmup", type=float, default=None, help="seconds of warm-up per trial"
-    )
-    parser.add_argument(
-        "--duration", type=float, default=None, help="measured seconds per trial"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, help="limit per client process"
-    )
-    parser.add_argument(
-        "--idle-conns", type=int, default=0, help="idle connections (default 1000)"
-    )
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per trial")
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds per trial")
+    parser.add_argument("--timeout", type=float, default=60.0, help="limit per client process")
+    parser.add_argument("--idle-conns", type=int, default=0, help="idle connections (default 1000)")
     parser.add_argument(
         "--broadcast-conns",
         type=int,
@@ -311,16 +309,31 @@ def main() -> None:
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s}")
 
-    info = machine(libs)
+    global CHILD_ENV
+    with tempfile.TemporaryDirectory(prefix="bench-ferrows-") as directory:
+        root = snapshot(directory)
+        if root:
+            path = os.environ.get("PYTHONPATH")
+            CHILD_ENV = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+        measure(cfg, scenarios, loops, modes, libs, root)
+
+
+def measure(
+    cfg: argparse.Namespace,
+    scenarios: list[str],
+    loops: list[str],
+    modes: list[str],
+    libs: list[str],
+    root: str,
+) -> None:
+    info = machine(libs, root)
     if info["ferrows_build"] == "debug":
         print(
             "WARNING: ferrows is a debug build; build it for release first: "
             "maturin develop --release (see bench/README.md)",
             file=sys.stderr,
         )
-    print(
-        f"# {info['date']}  {info['nproc']} × {info['cpu']}  Python {info['python']}  {info['versions']}"
-    )
+    print(f"# {info['date']}  {info['nproc']} x {info['cpu']}  Python {info['python']}  {info['versions']}")
     records: list[dict[str, Any]] = []
     start = time.monotonic()
     for rep in range(cfg.reps):
@@ -396,10 +409,10 @@ def render(
     s = info["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     head = (
-        f"Run {info['date']} on {info['nproc']} × {info['cpu']} (kernel {info['kernel']}), "
+        f"Run {info['date']} on {info['nproc']} x {info['cpu']} (kernel {info['kernel']}), "
         f"Python {info['python']}; {versions} ({info['ferrows_build']} build of {info['ferrows_git']}). "
         f"{s['reps']} repetitions, {s['warmup']} s warm-up and {s['duration']} s measured per trial; "
-        f"broadcast to {s['broadcast_conns']} connections, memory over {s['idle_conns']} idle connections. "
+        f"broadcast to {s['broadcast_conns']} connections, memory over {s['idle_conns']} connections idle for {IDLE_SECONDS} s. "
         f"Load average {info['loadavg'][0]:.2f} at the start, {info['loadavg_end'][0]:.2f} at the end; "
         f"the run took {info['elapsed_s']} s.\n"
     )

@@ -99,7 +99,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "memory",
-            "Idle connections, deflate offered",
+            "Idle connections, deflate negotiated",
             "memory",
             "KiB/conn",
             modes=("server",),
@@ -112,4 +112,5 @@ SCENARIOS: dict[str, Scenario] = {
 BROADCAST_CONNS = 200
 BROADCAST_BATCH = 50
 IDLE_CONNS = 1000
+IDLE_SECONDS = 3.0
 HANDSHAKE_CONCURRENCY = 8

@@ -57,9 +57,7 @@ def ready(sock: socket.socket) -> None:
 # -- ferrows and websockets: the same code, as ferrows promises -------------
 
 
-async def serve_websockets_like(
-    module_name: str, kind: str, sock: socket.socket
-) -> None:
+async def serve_websockets_like(module_name: str, kind: str, sock: socket.socket) -> None:
     if module_name == "ferrows":
         from ferrows.asyncio.server import broadcast, serve
     else:
@@ -119,9 +117,7 @@ async def serve_picows(kind: str, sock: socket.socket) -> None:
             elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 transport.send(msg_type, frame.get_payload_as_memoryview())
 
-    server = await ws_create_server(
-        lambda request: Echo(), sock=sock, max_frame_size=MAX_SIZE
-    )
+    server = await ws_create_server(lambda request: Echo(), sock=sock, max_frame_size=MAX_SIZE)
     async with server:
         ready(sock)
         await server.serve_forever()
@@ -206,9 +202,7 @@ async def serve_tcp(kind: str, sock: socket.socket) -> None:
                     self.transport.close()
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        Broadcast if kind == "broadcast" else Echo, sock=sock
-    )
+    server = await loop.create_server(Broadcast if kind == "broadcast" else Echo, sock=sock)
     async with server:
         ready(sock)
         await server.serve_forever()

@@ -21,6 +21,7 @@ from typing import Any
 from . import _core
 from .exceptions import InvalidState, PayloadTooBig, ProtocolError
 from .extensions.base import Extension
+from .extensions.permessage_deflate import PerMessageDeflate
 from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
 from .http11 import Request, Response
 from .typing import LoggerLike, Subprotocol
@@ -137,8 +138,6 @@ class Protocol:
         in Python: then every extension, deflate included, runs in Python
         in negotiation order, and the core only frames.
         """
-        from .extensions.permessage_deflate import PerMessageDeflate
-
         native = [ext for ext in self.extensions if type(ext) is PerMessageDeflate]
         has_py_ext = len(native) != len(self.extensions)
         self._py_extensions = self.extensions if has_py_ext else []

@@ -22,6 +22,7 @@ from .exceptions import (
     NegotiationError,
 )
 from .extensions.base import Extension, ServerExtensionFactory
+from .extensions.permessage_deflate import PerMessageDeflate
 from .headers import build_extension, parse_all, parse_connection, parse_extension, parse_subprotocol, parse_upgrade
 from .http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
 from .protocol import CONNECTING, SERVER, Protocol, State
@@ -449,14 +450,13 @@ def broadcast_frame_key(protocol: Protocol) -> Any:
     connection, and connections with context takeover compress against their
     own history: those return :obj:`None` and need their own frame.
     """
-    from .extensions.permessage_deflate import PerMessageDeflate
-
     if protocol.side is not SERVER or protocol._core is None or protocol._py_extensions:
         return None
     extensions = protocol.extensions
     if not extensions:
         return ()
-    if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
+    # Exact type: a subclass may override encode(), which the core bypasses.
+    if len(extensions) == 1 and type(extensions[0]) is PerMessageDeflate:
         deflate = extensions[0]
         if deflate.local_no_context_takeover:
             settings = deflate.compress_settings
