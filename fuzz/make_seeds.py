@@ -56,9 +56,7 @@ def stream(mask: bytes | None) -> list[bytes]:
     return [
         frame(1, b"Hello", mask=mask),
         frame(2, bytes(range(256)) * 2, mask=mask),
-        frame(1, b"caf\xc3", fin=False, mask=mask)
-        + frame(9, b"ping", mask=mask)
-        + frame(0, b"\xa9!", mask=mask),
+        frame(1, b"caf\xc3", fin=False, mask=mask) + frame(9, b"ping", mask=mask) + frame(0, b"\xa9!", mask=mask),
         frame(10, b"pong", mask=mask) + frame(8, struct.pack("!H", 1000) + b"bye", mask=mask),
         frame(1, hello, rsv=4, mask=mask) + frame(1, deflate(b"x" * 300), rsv=4, mask=mask),
         frame(2, hello[:3], fin=False, rsv=4, mask=mask) + frame(0, hello[3:], mask=mask) + frame(8, mask=mask),
@@ -110,6 +108,7 @@ def main() -> None:
             b"\x01HTTP/1.1 204 No Content\r\n\r\n",
         ],
     )
+
     # flags: window bits (low 3 bits + 9), limit (0x08/0x10), no context takeover (0x20).
     # frames: [kind (1 FIN, 2 RSV1, 4 text), n, n payload bytes].
     def frames(*parts: tuple[int, bytes]) -> bytes:

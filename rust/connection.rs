@@ -184,6 +184,10 @@ pub struct Connection {
     failure: Option<Violation>,
     /// Extensions processed a frame since the last idle check.
     extension_activity: bool,
+    /// Pongs are held back rather than queued (see [`Connection::hold_pongs`]).
+    hold_pongs: bool,
+    /// Payload of the latest ping received while pongs were held back.
+    held_pong: Option<Vec<u8>>,
 }
 
 impl Connection {
@@ -213,6 +217,27 @@ impl Connection {
             close_rcvd_then_sent: None,
             failure: None,
             extension_activity: false,
+            hold_pongs: false,
+            held_pong: None,
+        }
+    }
+
+    /// Holds back the automatic answers to pings while `hold` is true, then
+    /// queues one pong, for the latest ping, when it turns false.
+    ///
+    /// The I/O layer holds pongs while its write buffer is above the
+    /// high-water mark: a peer flooding pings without reading would
+    /// otherwise grow that buffer without bound. RFC 6455 section 5.5.3
+    /// allows answering only the most recent of several pings that arrived
+    /// before a pong could be sent.
+    pub fn hold_pongs(&mut self, hold: bool) {
+        self.hold_pongs = hold;
+        if !hold {
+            if let Some(payload) = self.held_pong.take() {
+                if self.state == State::Open {
+                    self.write_control(OpCode::Pong, &payload);
+                }
+            }
         }
     }
 
@@ -499,7 +524,11 @@ impl Connection {
             OpCode::Ping => {
                 // Section 5.5.2: answer with a pong carrying the same data.
                 if self.state == State::Open {
-                    self.write_control(OpCode::Pong, &payload);
+                    if self.hold_pongs {
+                        self.held_pong = Some(payload.clone());
+                    } else {
+                        self.write_control(OpCode::Pong, &payload);
+                    }
                 }
                 self.events.push(Event::Ping(payload));
                 Ok(())

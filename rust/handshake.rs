@@ -183,6 +183,9 @@ impl Parser {
             partial
         };
         self.check_line_len(partial)?;
+        if self.lines.is_empty() {
+            self.check_start_prefix()?;
+        }
         Ok(None)
     }
 
@@ -219,6 +222,33 @@ impl Parser {
             (true, Kind::Request) => HttpError::RequestLineTooLong { limit },
             (true, Kind::Response) => HttpError::StatusLineTooLong { limit },
             (false, _) => HttpError::HeaderLineTooLong { limit },
+        })
+    }
+
+    /// Refuses a start line as soon as its first bytes show that it cannot
+    /// be HTTP: a TLS ClientHello or other binary data sent to a plain port
+    /// fails at once, rather than when a CRLF that may never come arrives or
+    /// when the opening handshake times out.
+    fn check_start_prefix(&self) -> Result<(), HttpError> {
+        let partial = &self.buf[self.line_start..];
+        let plausible = match self.kind {
+            // RFC 9112 section 3: the method is a token, then a space.
+            Kind::Request => {
+                partial.first() != Some(&b' ') && partial.iter().take_while(|&&b| b != b' ').all(|&b| is_tchar(b))
+            }
+            // Section 4: the status line starts with the HTTP version.
+            Kind::Response => {
+                let n = partial.len().min(5);
+                partial[..n] == b"HTTP/"[..n]
+            }
+        };
+        if plausible {
+            return Ok(());
+        }
+        let shown = latin1(&partial[..partial.len().min(64)]);
+        Err(match self.kind {
+            Kind::Request => HttpError::InvalidRequestLine(shown),
+            Kind::Response => HttpError::InvalidStatusLine(shown),
         })
     }
 
@@ -614,6 +644,30 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
         let mut p = Parser::new(Kind::Response, Limits::default());
         p.feed(b"HTTP/1.1 101 Switching").unwrap();
         assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP response")));
+    }
+
+    #[test]
+    fn non_http_start_fails_without_waiting_for_a_line_end() {
+        // A TLS ClientHello's record header, then no LF for a while.
+        let mut p = Parser::new(Kind::Request, Limits::default());
+        assert!(matches!(
+            p.feed(b"\x16\x03\x01\x02\x00\x01"),
+            Err(HttpError::InvalidRequestLine(_))
+        ));
+        let mut p = Parser::new(Kind::Request, Limits::default());
+        assert!(matches!(p.feed(b" GET"), Err(HttpError::InvalidRequestLine(_))));
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        assert!(matches!(p.feed(b"HTTX"), Err(HttpError::InvalidStatusLine(_))));
+        // Every prefix of a valid request or response is only incomplete.
+        for (kind, valid) in [
+            (Kind::Request, REQUEST),
+            (Kind::Response, &b"HTTP/1.1 101 OK\r\n\r\n"[..]),
+        ] {
+            for n in 0..valid.len() {
+                let mut p = Parser::new(kind, Limits::default());
+                assert_eq!(p.feed(&valid[..n]), Ok(None), "prefix of {n} bytes");
+            }
+        }
     }
 
     #[test]

@@ -12,13 +12,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(None) => assert!(data.len() < 14, "a header is at most 14 bytes"),
         Ok(Some((header, n))) => {
             assert!((2..=14).contains(&n) && n <= data.len());
-            let expected = 2
-                + match header.payload_len {
+            let expected =
+                2 + match header.payload_len {
                     0..=125 => 0,
                     126..=0xFFFF => 2,
                     _ => 8,
-                }
-                + if header.mask.is_some() { 4 } else { 0 };
+                } + if header.mask.is_some() { 4 } else { 0 };
             // Non-minimal length encodings are accepted (RFC 6455 section 5.2
             // only recommends minimal ones), so n can exceed `expected`.
             assert!(n >= expected);

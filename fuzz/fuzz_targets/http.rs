@@ -11,7 +11,11 @@
 
 use ferrows::handshake::{Kind, Limits, Message, Parser};
 
-const LIMITS: Limits = Limits { max_line: 256, max_headers: 16, max_body: 1024 };
+const LIMITS: Limits = Limits {
+    max_line: 256,
+    max_headers: 16,
+    max_body: 1024,
+};
 
 #[derive(Debug, PartialEq)]
 enum Outcome {
@@ -32,7 +36,11 @@ fn parse<'a>(kind: Kind, pieces: impl Iterator<Item = &'a [u8]>) -> Outcome {
             Ok(None) => {}
             Err(e) => {
                 assert!(found.is_none(), "error after the message");
-                assert!(matches!(e.status(), 400 | 413 | 414 | 431 | 501 | 505), "status {}", e.status());
+                assert!(
+                    matches!(e.status(), 400 | 413 | 414 | 431 | 501 | 505),
+                    "status {}",
+                    e.status()
+                );
                 return Outcome::Failed;
             }
         }
@@ -63,7 +71,9 @@ fn parse<'a>(kind: Kind, pieces: impl Iterator<Item = &'a [u8]>) -> Outcome {
 }
 
 pub fn run(kind: Kind, data: &[u8]) {
-    let Some((&seed, stream)) = data.split_first() else { return };
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
     let whole = parse(kind, std::iter::once(stream));
     if let Outcome::Message(_, rest) = &whole {
         assert!(stream.ends_with(rest), "remaining bytes are a suffix of the input");

@@ -17,7 +17,9 @@ use ferrows::frame::{OpCode, RSV1};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, mut rest)) = data.split_first() else { return };
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
     let window = 9 + (flags & 0x7).min(6);
     let limit = match (flags >> 3) & 0x3 {
         0 => None,
@@ -53,12 +55,21 @@ fuzz_target!(|data: &[u8]| {
             compressed = rsv != 0;
         }
         let remaining = limit.map(|l: usize| l.saturating_sub(message.len()));
-        let mut frame = DataFrame { opcode, fin, rsv, payload: payload.to_vec() };
+        let mut frame = DataFrame {
+            opcode,
+            fin,
+            rsv,
+            payload: payload.to_vec(),
+        };
         match ext.decode(&mut frame, remaining) {
             Ok(()) => {
                 assert_eq!(frame.rsv & RSV1, 0, "RSV1 consumed");
                 if let (true, Some(r)) = (compressed, remaining) {
-                    assert!(frame.payload.len() <= r, "{} bytes over an allowance of {r}", frame.payload.len());
+                    assert!(
+                        frame.payload.len() <= r,
+                        "{} bytes over an allowance of {r}",
+                        frame.payload.len()
+                    );
                 }
                 message.extend_from_slice(&frame.payload);
             }
@@ -84,7 +95,12 @@ fuzz_target!(|data: &[u8]| {
             // compressor and a fresh decompressor.
             let packed = compress_message(&message, window, 6, 8);
             let mut fresh = PerMessageDeflate::new(params);
-            let mut again = DataFrame { opcode: OpCode::Binary, fin: true, rsv: RSV1, payload: packed };
+            let mut again = DataFrame {
+                opcode: OpCode::Binary,
+                fin: true,
+                rsv: RSV1,
+                payload: packed,
+            };
             fresh.decode(&mut again, None).expect("our own output decodes");
             assert_eq!(again.payload, message);
         }

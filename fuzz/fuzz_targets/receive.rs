@@ -38,7 +38,11 @@ fn setup(role: Role, flags: u8) -> Setup {
         remote_max_window_bits: if flags & 0x40 != 0 { 9 } else { 15 },
         ..DeflateParams::default()
     });
-    Setup { deflate, config, eof: flags & 0x80 != 0 }
+    Setup {
+        deflate,
+        config,
+        eof: flags & 0x80 != 0,
+    }
 }
 
 fn connection(role: Role, s: &Setup) -> Connection {

@@ -80,6 +80,9 @@ class Connection:
         """Bytes to write, then ``b""`` to half-close the transport."""
     def compact_if_idle(self) -> bool:
         """Frees compression state if idle since the previous call."""
+    def hold_pongs(self, hold: bool) -> bool:
+        """Holds back pongs; releasing queues one for the latest ping.
+        Returns whether bytes wait in :meth:`data_to_send`."""
     def close_expected(self) -> bool:
         """Whether the TCP connection should close soon."""
     def set_fixed_mask(self, key: bytes) -> None:

@@ -509,3 +509,33 @@ fn extra_rsv_bits_pass_through_untouched() {
         }]
     );
 }
+
+#[test]
+fn held_pongs_coalesce_into_one_for_the_latest_ping() {
+    // RFC 6455 section 5.5.3: a ping flood met while the I/O layer cannot
+    // write costs one pending pong, not one pong per ping.
+    let mut s = server();
+    s.hold_pongs(true);
+    let mut flood = Vec::new();
+    for i in 0..1000u32 {
+        flood.extend(masked(true, 0, OpCode::Ping, &i.to_be_bytes()));
+    }
+    let events = feed(&mut s, &flood);
+    assert_eq!(events.len(), 1000);
+    assert!(!s.has_output());
+    s.hold_pongs(false);
+    assert_eq!(
+        s.take_output().0,
+        unmasked(true, 0, OpCode::Pong, &999u32.to_be_bytes())
+    );
+    // Released: pongs flow again, one per ping.
+    feed(&mut s, &masked(true, 0, OpCode::Ping, b"next"));
+    assert_eq!(s.take_output().0, unmasked(true, 0, OpCode::Pong, b"next"));
+    // A pong held when the connection closes is dropped.
+    s.hold_pongs(true);
+    feed(&mut s, &masked(true, 0, OpCode::Ping, b"late"));
+    feed(&mut s, &masked(true, 0, OpCode::Close, &[0x03, 0xe8]));
+    s.take_output();
+    s.hold_pongs(false);
+    assert!(!s.has_output());
+}

@@ -263,6 +263,14 @@ impl Connection {
         self.inner.compact_if_idle()
     }
 
+    /// Holds back pongs while `hold` is true; releasing queues one pong for
+    /// the latest ping (RFC 6455 section 5.5.3). Returns whether bytes are
+    /// now waiting in `data_to_send()`.
+    fn hold_pongs(&mut self, hold: bool) -> bool {
+        self.inner.hold_pongs(hold);
+        self.inner.has_output()
+    }
+
     /// Whether the TCP connection is expected to close soon.
     fn close_expected(&self) -> bool {
         self.inner.close_expected()

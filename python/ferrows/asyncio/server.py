@@ -615,7 +615,7 @@ def broadcast(
                 data = shared.get(key)  # type: ignore[assignment]
                 if data is None:
                     data = shared[key] = _encode_broadcast(key, opcode, payload)
-            connection.transport.write(data)
+            connection._write(data)
         except Exception as write_exception:
             if raise_exceptions:
                 exc = RuntimeError("failed to write message")
