@@ -5,12 +5,14 @@ from __future__ import annotations
 import email.utils
 import http
 import re
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from . import _core
 from .datastructures import Headers, HeadersLike, MultipleValuesError
 from .exceptions import (
+    ConcurrencyError,
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderValue,
@@ -462,6 +464,40 @@ def broadcast_frame_key(protocol: Protocol) -> Any:
             settings = deflate.compress_settings
             return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
     return None
+
+
+def shared_broadcast_frame(protocol: Protocol, opcode: int, payload: Any, shared: dict[Any, bytes]) -> bytes | None:
+    """The frame this connection can share with others in one broadcast,
+    encoded on first use and kept in ``shared``; :obj:`None` when the
+    connection needs its own frame."""
+    key = broadcast_frame_key(protocol)
+    if key is None:
+        return None
+    frame = shared.get(key)
+    if frame is None:
+        frame = shared[key] = encode_broadcast_frame(key, opcode, payload)
+    return frame
+
+
+def broadcast_skipped(
+    connection: Any, error: BaseException, raise_exceptions: bool, exceptions: list[Exception]
+) -> None:
+    """Records a connection that a broadcast could not reach: collected for
+    the final ``ExceptionGroup``, or logged without a traceback."""
+    if raise_exceptions:
+        if isinstance(error, ConcurrencyError):
+            exceptions.append(error)
+        else:
+            wrapped = RuntimeError("failed to write message")
+            wrapped.__cause__ = error
+            exceptions.append(wrapped)
+    elif isinstance(error, ConcurrencyError):
+        connection.logger.warning("skipped broadcast: %s", error)
+    else:
+        connection.logger.warning(
+            "skipped broadcast: failed to write message: %s",
+            traceback.format_exception_only(type(error), error)[0].strip(),
+        )
 
 
 def encode_broadcast_frame(key: Any, opcode: int, payload: Any) -> bytes:

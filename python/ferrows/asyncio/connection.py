@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, overload
 
 from .. import _core
+from ..connection import ConnectionBase
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -32,8 +33,8 @@ from ..exceptions import (
 )
 from ..frames import OK_CLOSE_CODES, CloseCode, Opcode
 from ..http11 import Request, Response
-from ..protocol import CLOSED, OPEN, Protocol, State
-from ..typing import Data, LoggerLike, Subprotocol
+from ..protocol import CLOSED, OPEN, Protocol
+from ..typing import Data, LoggerLike
 
 __all__ = ["Connection"]
 
@@ -55,7 +56,7 @@ def _limits(value: int | tuple[int, int | None] | None, default_low_div: int = 4
     return value, value // default_low_div
 
 
-class Connection(asyncio.Protocol):
+class Connection(ConnectionBase, asyncio.Protocol):
     """A WebSocket connection over an asyncio transport.
 
     :class:`~ferrows.asyncio.server.ServerConnection` and
@@ -132,43 +133,6 @@ class Connection(asyncio.Protocol):
     def remote_address(self) -> Any:
         """Remote address: ``(host, port)`` for TCP, a path or ``""`` for Unix."""
         return self.transport.get_extra_info("peername")
-
-    @property
-    def state(self) -> State:
-        """State of the WebSocket connection."""
-        return self.protocol.state
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection is fully closed."""
-        return self.protocol.state is CLOSED
-
-    @property
-    def subprotocol(self) -> Subprotocol | None:
-        """Subprotocol negotiated in the handshake, or :obj:`None`."""
-        return self.protocol.subprotocol
-
-    @property
-    def close_code(self) -> int | None:
-        """Close code received from the peer, once the connection is closed."""
-        return self.protocol.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """Close reason received from the peer, once the connection is closed."""
-        return self.protocol.close_reason
-
-    @property
-    def request_headers(self) -> Any:
-        """Headers of the handshake request."""
-        assert self.request is not None, "handshake not done"
-        return self.request.headers
-
-    @property
-    def response_headers(self) -> Any:
-        """Headers of the handshake response."""
-        assert self.response is not None, "handshake not done"
-        return self.response.headers
 
     # ------------------------------------------------------- asyncio.Protocol
 

@@ -9,7 +9,6 @@ import logging
 import re
 import socket
 import sys
-import traceback
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -23,7 +22,13 @@ from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
 from ..protocol import CONNECTING, OPEN
-from ..server import ServerProtocol, add_response_headers, broadcast_frame_key, encode_broadcast_frame
+from ..server import (
+    ServerProtocol,
+    add_response_headers,
+    broadcast_payload,
+    broadcast_skipped,
+    shared_broadcast_frame,
+)
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection
 
@@ -585,60 +590,27 @@ def broadcast(
         connections = websockets
     if connections is None:
         raise TypeError("broadcast() missing the connections to send to")
-    if isinstance(message, str):
-        opcode = 2 if text is False else 1
-        payload: Any = message.encode() if text is False else message
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        opcode = 1 if text else 2
-        payload = message
-    else:
-        raise TypeError("data must be str or bytes")
-
+    opcode, payload = broadcast_payload(message, text)
     shared: dict[Any, bytes] = {}
     exceptions: list[Exception] = []
     for connection in connections:
-        protocol = connection.protocol
-        if protocol.state is not OPEN:
+        if connection.protocol.state is not OPEN:
             continue
         if connection._fragmented_send is not None:
-            if raise_exceptions:
-                exceptions.append(ConcurrencyError("sending a fragmented message"))
-            else:
-                connection.logger.warning("skipped broadcast: sending a fragmented message")
+            skipped = ConcurrencyError("sending a fragmented message")
+            broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
             continue
         try:
-            core = connection._core
-            key = _broadcast_key(connection)
-            if key is None:
-                data = connection._send_frame(core, opcode, payload, True)
-            else:
-                data = shared.get(key)  # type: ignore[assignment]
-                if data is None:
-                    data = shared[key] = _encode_broadcast(key, opcode, payload)
+            data = None
+            if connection._core is not None:
+                data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+            if data is None:
+                data = connection._send_frame(connection._core, opcode, payload, True)
             connection._write(data)
-        except Exception as write_exception:
-            if raise_exceptions:
-                exc = RuntimeError("failed to write message")
-                exc.__cause__ = write_exception
-                exceptions.append(exc)
-            else:
-                connection.logger.warning(
-                    "skipped broadcast: failed to write message: %s",
-                    traceback.format_exception_only(type(write_exception), write_exception)[0].strip(),
-                )
+        except Exception as error:
+            broadcast_skipped(connection, error, raise_exceptions, exceptions)
     if raise_exceptions and exceptions:
         raise ExceptionGroup("skipped broadcast", exceptions)
-
-
-def _broadcast_key(connection: Connection) -> Any:
-    """Which connections can share one encoded frame (see
-    :func:`ferrows.server.broadcast_frame_key`)."""
-    if connection._core is None:
-        return None
-    return broadcast_frame_key(connection.protocol)
-
-
-_encode_broadcast = encode_broadcast_frame
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

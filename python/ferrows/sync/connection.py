@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from .. import _core
+from ..connection import ConnectionBase
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -43,8 +44,8 @@ from ..exceptions import (
 )
 from ..frames import CloseCode, Frame, Opcode
 from ..http11 import Request, Response
-from ..protocol import CLOSED, OPEN, Protocol, State
-from ..typing import Data, LoggerLike, Subprotocol
+from ..protocol import OPEN, Protocol
+from ..typing import Data, LoggerLike
 
 __all__ = ["Connection"]
 
@@ -68,7 +69,7 @@ def _queue_limits(
     return high, (high // 4 if low is None else low)
 
 
-class Connection:
+class Connection(ConnectionBase):
     """A WebSocket connection over a blocking socket.
 
     :class:`~ferrows.sync.server.ServerConnection` and
@@ -175,43 +176,6 @@ class Connection:
     def remote_address(self) -> Any:
         """Remote address: ``(host, port)`` for TCP, a path or ``""`` for Unix."""
         return self.socket.getpeername()
-
-    @property
-    def state(self) -> State:
-        """State of the WebSocket connection."""
-        return self.protocol.state
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection is fully closed."""
-        return self.protocol.state is CLOSED
-
-    @property
-    def subprotocol(self) -> Subprotocol | None:
-        """Subprotocol negotiated in the handshake, or :obj:`None`."""
-        return self.protocol.subprotocol
-
-    @property
-    def close_code(self) -> int | None:
-        """Close code received from the peer, once the connection is closed."""
-        return self.protocol.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """Close reason received from the peer, once the connection is closed."""
-        return self.protocol.close_reason
-
-    @property
-    def request_headers(self) -> Any:
-        """Headers of the handshake request."""
-        assert self.request is not None, "handshake not done"
-        return self.request.headers
-
-    @property
-    def response_headers(self) -> Any:
-        """Headers of the handshake response."""
-        assert self.response is not None, "handshake not done"
-        return self.response.headers
 
     # ------------------------------------------------------------ receiving
 

@@ -18,7 +18,6 @@ import socket
 import ssl as ssl_module
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -35,9 +34,9 @@ from ..protocol import CONNECTING, OPEN
 from ..server import (
     ServerProtocol,
     add_response_headers,
-    broadcast_frame_key,
     broadcast_payload,
-    encode_broadcast_frame,
+    broadcast_skipped,
+    shared_broadcast_frame,
 )
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection
@@ -615,34 +614,22 @@ def broadcast(
             if connection.protocol.state is not OPEN:
                 continue
             if connection._fragmenting is not None:
-                if raise_exceptions:
-                    exceptions.append(ConcurrencyError("sending a fragmented message"))
-                else:
-                    connection.logger.warning("skipped broadcast: sending a fragmented message")
+                skipped = ConcurrencyError("sending a fragmented message")
+                broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
                 continue
             try:
-                key = broadcast_frame_key(connection.protocol) if connection._core is not None else None
-                if key is None:
+                data = None
+                if connection._core is not None:
+                    data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+                if data is None:
                     data = connection._frame_locked(opcode, payload, True)
-                else:
-                    data = shared.get(key)  # type: ignore[assignment]
-                    if data is None:
-                        data = shared[key] = encode_broadcast_frame(key, opcode, payload)
                 seq, batch = connection._submit_locked([data])
             except Exception as exc:
                 error = exc
         if error is None:
             error = connection._drain(batch, seq, wait=False)
         if error is not None:
-            if raise_exceptions:
-                wrapped = RuntimeError("failed to write message")
-                wrapped.__cause__ = error
-                exceptions.append(wrapped)
-            else:
-                connection.logger.warning(
-                    "skipped broadcast: failed to write message: %s",
-                    traceback.format_exception_only(type(error), error)[0].strip(),
-                )
+            broadcast_skipped(connection, error, raise_exceptions, exceptions)
     if raise_exceptions and exceptions:
         raise ExceptionGroup("skipped broadcast", exceptions)
 

@@ -1,0 +1,64 @@
+"""What asyncio and threading connections expose alike.
+
+Both hold a Sans-I/O :class:`~ferrows.protocol.Protocol` in ``protocol`` and
+the handshake's ``request`` and ``response``; these properties read them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .protocol import CLOSED, State
+
+if TYPE_CHECKING:
+    from .datastructures import Headers
+    from .http11 import Request, Response
+    from .protocol import Protocol
+    from .typing import Subprotocol
+
+__all__ = ["ConnectionBase"]
+
+
+class ConnectionBase:
+    """State of a connection, read from its protocol and handshake."""
+
+    protocol: Protocol
+    request: Request | None
+    response: Response | None
+
+    @property
+    def state(self) -> State:
+        """State of the WebSocket connection."""
+        return self.protocol.state
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is fully closed."""
+        return self.protocol.state is CLOSED
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        """Subprotocol negotiated in the handshake, or :obj:`None`."""
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code received from the peer, once the connection is closed."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """Close reason received from the peer, once the connection is closed."""
+        return self.protocol.close_reason
+
+    @property
+    def request_headers(self) -> Headers:
+        """Headers of the handshake request."""
+        assert self.request is not None, "handshake not done"
+        return self.request.headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """Headers of the handshake response."""
+        assert self.response is not None, "handshake not done"
+        return self.response.headers
