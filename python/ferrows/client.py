@@ -11,14 +11,13 @@ from collections.abc import Generator, Sequence
 from typing import cast
 
 from . import _core
-from .datastructures import Headers, HeadersLike, MultipleValuesError
+from .datastructures import Headers, HeadersLike
 from .exceptions import (
     InvalidHandshake,
     InvalidHeader,
     InvalidHeaderValue,
     InvalidMessage,
     InvalidStatus,
-    InvalidUpgrade,
     NegotiationError,
     SecurityError,
 )
@@ -28,11 +27,11 @@ from .headers import (
     build_extension,
     build_host,
     build_subprotocol,
+    check_upgrade,
     parse_all,
-    parse_connection,
     parse_extension,
     parse_subprotocol,
-    parse_upgrade,
+    single_header,
 )
 from .http11 import MAX_BODY_SIZE, MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
 from .protocol import CLIENT, CONNECTING, Protocol, State
@@ -163,19 +162,8 @@ class ClientProtocol(Protocol):
             raise InvalidStatus(response)
         headers = response.headers
 
-        connection = parse_all(headers, "Connection", parse_connection)
-        if not any(value.lower() == "upgrade" for value in connection):
-            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
-        upgrade = parse_all(headers, "Upgrade", parse_upgrade)
-        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
-            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
-
-        try:
-            accept = headers["Sec-WebSocket-Accept"]
-        except KeyError:
-            raise InvalidHeader("Sec-WebSocket-Accept") from None
-        except MultipleValuesError:
-            raise InvalidHeader("Sec-WebSocket-Accept", "multiple values") from None
+        check_upgrade(headers)
+        accept = single_header(headers, "Sec-WebSocket-Accept")
         if accept != _core.accept_key(self.key):
             raise InvalidHeaderValue("Sec-WebSocket-Accept", accept)
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .exceptions import InvalidHeaderFormat, InvalidHeaderValue
+from .exceptions import InvalidHeader, InvalidHeaderFormat, InvalidHeaderValue, InvalidUpgrade
 from .typing import ExtensionName, ExtensionParameter, Subprotocol
 
 T = TypeVar("T")
@@ -26,12 +26,14 @@ __all__ = [
     "build_host",
     "build_subprotocol",
     "build_www_authenticate_basic",
+    "check_upgrade",
     "parse_all",
     "parse_authorization_basic",
     "parse_connection",
     "parse_extension",
     "parse_subprotocol",
     "parse_upgrade",
+    "single_header",
     "validate_subprotocols",
 ]
 
@@ -95,6 +97,38 @@ def parse_all(headers: Any, name: str, parse: Callable[[str], list[T]]) -> list[
     """Parses every ``name`` header of ``headers`` and concatenates the
     results: a list-valued header may be split across several lines."""
     return [item for value in headers.get_all(name) for item in parse(value)]
+
+
+def single_header(headers: Any, name: str) -> str:
+    """The one value of a header that must appear exactly once.
+
+    Raises:
+        InvalidHeader: If it is missing or repeated.
+    """
+    from .datastructures import MultipleValuesError
+
+    try:
+        return str(headers[name])
+    except KeyError:
+        raise InvalidHeader(name) from None
+    except MultipleValuesError:
+        raise InvalidHeader(name, "multiple values") from None
+
+
+def check_upgrade(headers: Any) -> None:
+    """Checks ``Connection: Upgrade`` and ``Upgrade: websocket`` (RFC 6455
+    sections 4.1 and 4.2.1), in requests and responses alike. A list of
+    several protocols in ``Upgrade`` is refused as ambiguous.
+
+    Raises:
+        InvalidUpgrade: If either header is missing or wrong.
+    """
+    connection = parse_all(headers, "Connection", parse_connection)
+    if not any(value.lower() == "upgrade" for value in connection):
+        raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+    upgrade = parse_all(headers, "Upgrade", parse_upgrade)
+    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
+        raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
 
 
 def parse_connection(header: str) -> list[str]:

@@ -25,7 +25,14 @@ from .exceptions import (
 )
 from .extensions.base import Extension, ServerExtensionFactory
 from .extensions.permessage_deflate import PerMessageDeflate
-from .headers import build_extension, parse_all, parse_connection, parse_extension, parse_subprotocol, parse_upgrade
+from .headers import (
+    build_extension,
+    check_upgrade,
+    parse_all,
+    parse_extension,
+    parse_subprotocol,
+    single_header,
+)
 from .http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
 from .protocol import CONNECTING, SERVER, Protocol, State
 from .typing import LoggerLike, Origin, StatusLike, Subprotocol
@@ -211,40 +218,15 @@ class ServerProtocol(Protocol):
         # RFC 6455 section 4.2.1, item 2, and RFC 9112 section 3.2: a request
         # without Host, or with several, gets 400. websockets does not check;
         # ws:// URIs always have an authority, so an empty value is refused too.
-        try:
-            host = headers["Host"]
-        except KeyError:
-            raise InvalidHeader("Host") from None
-        except MultipleValuesError:
-            raise InvalidHeader("Host", "multiple values") from None
+        host = single_header(headers, "Host")
         if not host:
             raise InvalidHeaderValue("Host", host)
-
-        connection = parse_all(headers, "Connection", parse_connection)
-        if not any(value.lower() == "upgrade" for value in connection):
-            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
-
-        upgrade = parse_all(headers, "Upgrade", parse_upgrade)
-        # RFC 6455 section 4.2.1, item 3: exactly "websocket", any case. A
-        # list of several protocols is refused as ambiguous.
-        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
-            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
-
-        try:
-            key = headers["Sec-WebSocket-Key"]
-        except KeyError:
-            raise InvalidHeader("Sec-WebSocket-Key") from None
-        except MultipleValuesError:
-            raise InvalidHeader("Sec-WebSocket-Key", "multiple values") from None
+        check_upgrade(headers)
+        key = single_header(headers, "Sec-WebSocket-Key")
         if not _core.is_valid_key(key):
             raise InvalidHeaderValue("Sec-WebSocket-Key", key)
 
-        try:
-            version = headers["Sec-WebSocket-Version"]
-        except KeyError:
-            raise InvalidHeader("Sec-WebSocket-Version") from None
-        except MultipleValuesError:
-            raise InvalidHeader("Sec-WebSocket-Version", "multiple values") from None
+        version = single_header(headers, "Sec-WebSocket-Version")
         if version != "13":
             # RFC 6455 section 4.2.2: answer 426 with the version we speak.
             cause = InvalidHeaderValue("Sec-WebSocket-Version", version)
