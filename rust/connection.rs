@@ -112,6 +112,17 @@ pub enum Event {
     Failed,
 }
 
+/// A data frame started by [`Connection::begin_frame`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameStart {
+    /// Header bytes; the first `header_len` are valid.
+    pub header: [u8; 14],
+    /// Length of the header.
+    pub header_len: usize,
+    /// Key to mask the payload with (clients).
+    pub mask: Option<[u8; 4]>,
+}
+
 /// Receiving the next frame: its header, its payload, or nothing at all.
 #[derive(Debug)]
 enum ReadState {
@@ -697,22 +708,7 @@ impl Connection {
     /// Sends a data frame with explicit RSV bits, for extensions implemented
     /// above the core, which encoded `data` already.
     pub fn send_frame(&mut self, opcode: OpCode, data: &[u8], fin: bool, rsv: u8) -> Result<(), SendError> {
-        if opcode.is_control() {
-            return Err(SendError::Protocol("send_frame sends data frames only".into()));
-        }
-        match (opcode, self.expect_continuation) {
-            (OpCode::Continuation, false) => return Err(SendError::Protocol("unexpected continuation frame".into())),
-            (OpCode::Text | OpCode::Binary, true) => {
-                return Err(SendError::Protocol("expected a continuation frame".into()))
-            }
-            _ => {}
-        }
-        self.check_open()?;
-        self.expect_continuation = !fin;
-        let mask = match self.config.role {
-            Role::Client => Some(self.masks.next()),
-            Role::Server => None,
-        };
+        let mask = self.start_data_frame(opcode, fin)?;
         if self.extensions.is_empty() {
             write_frame(&mut self.output, fin, rsv, opcode, data, mask);
         } else {
@@ -736,6 +732,49 @@ impl Connection {
             );
         }
         Ok(())
+    }
+
+    /// Checks that a data frame may be sent now, records it in the
+    /// fragmentation state and picks its masking key.
+    fn start_data_frame(&mut self, opcode: OpCode, fin: bool) -> Result<Option<[u8; 4]>, SendError> {
+        if opcode.is_control() {
+            return Err(SendError::Protocol("send_frame sends data frames only".into()));
+        }
+        match (opcode, self.expect_continuation) {
+            (OpCode::Continuation, false) => return Err(SendError::Protocol("unexpected continuation frame".into())),
+            (OpCode::Text | OpCode::Binary, true) => {
+                return Err(SendError::Protocol("expected a continuation frame".into()))
+            }
+            _ => {}
+        }
+        self.check_open()?;
+        self.expect_continuation = !fin;
+        Ok(match self.config.role {
+            Role::Client => Some(self.masks.next()),
+            Role::Server => None,
+        })
+    }
+
+    /// Starts a data frame that the caller writes itself, straight into its
+    /// own buffer: the payload is then copied once, not into the output
+    /// buffer first. Returns the header to write before the payload and the
+    /// key to mask the payload with, or `Ok(None)` when the frame must go
+    /// through [`Connection::send_frame`] instead (extensions transform
+    /// frames, or earlier output is still pending and must go first).
+    pub fn begin_frame(&mut self, opcode: OpCode, len: usize, fin: bool) -> Result<Option<FrameStart>, SendError> {
+        if !self.extensions.is_empty() || !self.output.is_empty() {
+            return Ok(None);
+        }
+        let mask = self.start_data_frame(opcode, fin)?;
+        let mut header = [0u8; 14];
+        let mut head = Vec::with_capacity(14);
+        crate::frame::write_header(&mut head, fin, 0, opcode, len, mask);
+        header[..head.len()].copy_from_slice(&head);
+        Ok(Some(FrameStart {
+            header,
+            header_len: head.len(),
+            mask,
+        }))
     }
 
     /// Sends a ping; allowed while closing too (section 5.5).

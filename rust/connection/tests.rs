@@ -539,3 +539,46 @@ fn held_pongs_coalesce_into_one_for_the_latest_ping() {
     s.hold_pongs(false);
     assert!(!s.has_output());
 }
+
+#[test]
+fn begin_frame_gives_the_same_bytes_as_send_frame() {
+    for role in [Role::Server, Role::Client] {
+        for len in [0usize, 5, 125, 126, 65535, 65536, 70000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut a = Connection::new(Config::new(role));
+            let mut b = Connection::new(Config::new(role));
+            a.set_fixed_mask(KEY);
+            b.set_fixed_mask(KEY);
+            a.send_binary(&payload, false).unwrap();
+            let (expected, _) = a.take_output();
+            let start = b.begin_frame(OpCode::Binary, len, false).unwrap().unwrap();
+            let mut got = start.header[..start.header_len].to_vec();
+            let body_at = got.len();
+            got.extend_from_slice(&payload);
+            if let Some(key) = start.mask {
+                apply_mask(&mut got[body_at..], key, 0);
+            }
+            assert_eq!(got, expected, "role={role:?} len={len}");
+            // The fragmentation state moved on as with send_frame.
+            assert_eq!(
+                b.begin_frame(OpCode::Text, 1, true).unwrap_err(),
+                SendError::Protocol("expected a continuation frame".into())
+            );
+        }
+    }
+}
+
+#[test]
+fn begin_frame_defers_to_the_output_buffer_when_it_is_not_empty() {
+    let mut s = server();
+    s.send_ping(b"p").unwrap();
+    assert!(s.begin_frame(OpCode::Text, 1, true).unwrap().is_none());
+    s.take_output();
+    assert!(s.begin_frame(OpCode::Text, 1, true).unwrap().is_some());
+    s.send_close(Some(1000), "").unwrap();
+    s.take_output();
+    assert_eq!(
+        s.begin_frame(OpCode::Text, 1, true).unwrap_err(),
+        SendError::InvalidState("closing")
+    );
+}

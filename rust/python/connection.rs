@@ -50,6 +50,46 @@ fn close_tuple(c: Option<&CloseFrame>) -> Option<(u16, String)> {
 }
 
 impl Connection {
+    /// Frames a data frame: straight into the returned bytes when possible
+    /// (one copy of the payload, masked in place), through the core's
+    /// output buffer otherwise.
+    fn send_data<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: OpCode,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        let direct = with_bytes(data, |payload| match inner.begin_frame(opcode, payload.len(), fin) {
+            Ok(Some(start)) => {
+                let head = start.header_len;
+                Some(PyBytes::new_with(py, head + payload.len(), |out| {
+                    out[..head].copy_from_slice(&start.header[..head]);
+                    let body = &mut out[head..];
+                    detach_if_large(py, payload.len(), || {
+                        body.copy_from_slice(payload);
+                        if let Some(key) = start.mask {
+                            mask::apply_mask(body, key, 0);
+                        }
+                    });
+                    Ok(())
+                }))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(errors::send_error(py, e))),
+        })?;
+        if let Some(frame) = direct {
+            return frame;
+        }
+        let inner = &mut self.inner;
+        with_bytes(data, |b| {
+            detach_if_large(py, b.len(), || inner.send_frame(opcode, b, fin, 0))
+        })?
+        .map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
     fn drain<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let out = PyBytes::new(py, self.inner.pending_output());
         self.inner.clear_output();
@@ -136,10 +176,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &mut self.inner;
-        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_text(b, fin)))?
-            .map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.send_data(py, OpCode::Text, data, fin)
     }
 
     /// Sends a binary frame.
@@ -150,10 +187,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &mut self.inner;
-        with_bytes(data, |b| detach_if_large(py, b.len(), || inner.send_binary(b, fin)))?
-            .map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.send_data(py, OpCode::Binary, data, fin)
     }
 
     /// Sends a continuation frame.
@@ -164,12 +198,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &mut self.inner;
-        with_bytes(data, |b| {
-            detach_if_large(py, b.len(), || inner.send_continuation(b, fin))
-        })?
-        .map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.send_data(py, OpCode::Continuation, data, fin)
     }
 
     /// Sends a data frame that Python extensions encoded, with its RSV bits.
