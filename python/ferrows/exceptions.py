@@ -50,7 +50,7 @@ because both of them import exceptions from here.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .frames import Close
@@ -261,107 +261,84 @@ class SecurityError(InvalidHandshake):
     """
 
 
-def _limit_args(limit: int | str | None) -> tuple[int | None, str | None]:
-    """Split the first argument of the limit exceptions below.
+def _limit_init(self: Any, limit: int | str | None = None) -> None:
+    """``__init__`` of the four limit exceptions below.
 
     websockets raises them with a free-form message, so a :class:`str` is
-    still accepted as one; ferrows passes the limit as an :class:`int`.
+    still accepted as the first argument; ferrows passes the limit as an
+    :class:`int`, kept in ``limit`` (:obj:`None` if unknown).
     """
-    if isinstance(limit, str):
-        return None, limit
-    return limit, None
+    SecurityError.__init__(self, limit)
+    self.limit = None if isinstance(limit, str) else limit
+    self._message = limit if isinstance(limit, str) else None
+
+
+def _limit_str(self: Any) -> str:
+    """``__str__`` of the four limit exceptions below."""
+    if self._message is not None:
+        return str(self._message)
+    if self.limit is None:
+        return str(self.what)
+    return f"{self.what}: limit is {self.limit}{self.unit}"
 
 
 class RequestLineTooLong(SecurityError):
-    """The request line of a handshake request is longer than allowed.
+    """The request line of a handshake request is longer than
+    ``MAX_LINE_LENGTH`` bytes.
 
     Args:
-        limit: Maximum length in bytes (``MAX_LINE_LENGTH``), or a message
-            as websockets accepts.
-
-    Attributes:
-        limit: Maximum length in bytes, or :obj:`None` if unknown.
+        limit: The limit in bytes, or a message as websockets accepts.
     """
 
-    def __init__(self, limit: int | str | None = None) -> None:
-        super().__init__(limit)
-        self.limit, self._message = _limit_args(limit)
-
-    def __str__(self) -> str:
-        if self._message is not None:
-            return self._message
-        if self.limit is None:
-            return "request line too long"
-        return f"request line too long: limit is {self.limit} bytes"
+    what = "request line too long"
+    unit = " bytes"
+    limit: int | None
+    __init__ = _limit_init
+    __str__ = _limit_str
 
 
 class StatusLineTooLong(SecurityError):
-    """The status line of a handshake response is longer than allowed.
+    """The status line of a handshake response is longer than
+    ``MAX_LINE_LENGTH`` bytes.
 
     Args:
-        limit: Maximum length in bytes (``MAX_LINE_LENGTH``), or a message
-            as websockets accepts.
-
-    Attributes:
-        limit: Maximum length in bytes, or :obj:`None` if unknown.
+        limit: The limit in bytes, or a message as websockets accepts.
     """
 
-    def __init__(self, limit: int | str | None = None) -> None:
-        super().__init__(limit)
-        self.limit, self._message = _limit_args(limit)
-
-    def __str__(self) -> str:
-        if self._message is not None:
-            return self._message
-        if self.limit is None:
-            return "status line too long"
-        return f"status line too long: limit is {self.limit} bytes"
+    what = "status line too long"
+    unit = " bytes"
+    limit: int | None
+    __init__ = _limit_init
+    __str__ = _limit_str
 
 
 class HeaderLineTooLong(SecurityError):
-    """A header line of a handshake request or response is longer than allowed.
+    """A header line of a handshake is longer than ``MAX_LINE_LENGTH``
+    bytes.
 
     Args:
-        limit: Maximum length in bytes (``MAX_LINE_LENGTH``), or a message
-            as websockets accepts.
-
-    Attributes:
-        limit: Maximum length in bytes, or :obj:`None` if unknown.
+        limit: The limit in bytes, or a message as websockets accepts.
     """
 
-    def __init__(self, limit: int | str | None = None) -> None:
-        super().__init__(limit)
-        self.limit, self._message = _limit_args(limit)
-
-    def __str__(self) -> str:
-        if self._message is not None:
-            return self._message
-        if self.limit is None:
-            return "header line too long"
-        return f"header line too long: limit is {self.limit} bytes"
+    what = "header line too long"
+    unit = " bytes"
+    limit: int | None
+    __init__ = _limit_init
+    __str__ = _limit_str
 
 
 class TooManyHeaders(SecurityError):
-    """A handshake request or response has more header lines than allowed.
+    """A handshake has more than ``MAX_NUM_HEADERS`` headers.
 
     Args:
-        limit: Maximum number of headers (``MAX_NUM_HEADERS``), or a message
-            as websockets accepts.
-
-    Attributes:
-        limit: Maximum number of headers, or :obj:`None` if unknown.
+        limit: The limit, or a message as websockets accepts.
     """
 
-    def __init__(self, limit: int | str | None = None) -> None:
-        super().__init__(limit)
-        self.limit, self._message = _limit_args(limit)
-
-    def __str__(self) -> str:
-        if self._message is not None:
-            return self._message
-        if self.limit is None:
-            return "too many headers"
-        return f"too many headers: limit is {self.limit}"
+    what = "too many headers"
+    unit = ""
+    limit: int | None
+    __init__ = _limit_init
+    __str__ = _limit_str
 
 
 class ProxyError(InvalidHandshake):

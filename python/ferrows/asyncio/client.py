@@ -27,26 +27,9 @@ __all__ = ["ClientConnection", "connect", "unix_connect"]
 class ClientConnection(Connection):
     """A client-side WebSocket connection, returned by :func:`connect`."""
 
-    def __init__(
-        self,
-        protocol: ClientProtocol,
-        *,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        max_queue: int | tuple[int, int | None] | None = 32,
-        read_limit: int | None = 2**16,
-        write_limit: int | tuple[int, int | None] = 2**16,
-    ) -> None:
-        super().__init__(
-            protocol,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            read_limit=read_limit,
-            write_limit=write_limit,
-        )
+    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
+        """Takes the keyword arguments of :class:`~ferrows.asyncio.connection.Connection`."""
+        super().__init__(protocol, **kwargs)
         self.response_rcvd: asyncio.Future[None] = self.loop.create_future()
 
     def _handshake_data(self, data: bytes) -> None:

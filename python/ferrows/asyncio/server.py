@@ -49,27 +49,9 @@ class ServerConnection(Connection):
     the opening handshake succeeded.
     """
 
-    def __init__(
-        self,
-        protocol: ServerProtocol,
-        server: Server,
-        *,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float | None = 10,
-        max_queue: int | tuple[int, int | None] | None = 32,
-        read_limit: int | None = 2**16,
-        write_limit: int | tuple[int, int | None] = 2**16,
-    ) -> None:
-        super().__init__(
-            protocol,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            close_timeout=close_timeout,
-            max_queue=max_queue,
-            read_limit=read_limit,
-            write_limit=write_limit,
-        )
+    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
+        """Takes the keyword arguments of :class:`~ferrows.asyncio.connection.Connection`."""
+        super().__init__(protocol, **kwargs)
         self.server = server
         self.username: str | None = None
         """Username set by :func:`basic_auth` once authenticated."""
