@@ -57,6 +57,9 @@ pub struct Config {
     pub max_size: Option<usize>,
     /// Largest number of frames in one message; `None` for no limit.
     pub max_fragments: Option<usize>,
+    /// Largest data frame on the wire; `None` for no limit besides
+    /// `max_size` (websockets' `max_size=(message, fragment)`).
+    pub max_frame: Option<usize>,
     /// Deliver whole messages ([`Event::Text`], [`Event::Binary`]) rather
     /// than one [`Event::Frame`] per data frame.
     pub assemble: bool,
@@ -77,6 +80,7 @@ impl Config {
             role,
             max_size: Some(1 << 20),
             max_fragments: Some(4096),
+            max_frame: None,
             assemble: false,
             extra_rsv: 0,
             check_text: true,
@@ -496,6 +500,14 @@ impl Connection {
         // Refuse an oversized frame from its header, before reading (or
         // allocating for) its payload.
         if !h.opcode.is_control() {
+            if let Some(max_frame) = self.config.max_frame {
+                if h.payload_len > max_frame as u64 {
+                    return Err(Violation::MessageTooBig {
+                        size: h.payload_len,
+                        max_size: max_frame,
+                    });
+                }
+            }
             if let Some(max) = self.config.max_size {
                 let remaining = max as u64 - self.message.size.min(max as u64);
                 let limit = if h.rsv != 0 && !self.extensions.is_empty() {

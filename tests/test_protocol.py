@@ -961,3 +961,22 @@ def test_extensions_given_to_protocol_directly() -> None:
     client = Protocol(CLIENT, extensions=[XorExtension(1)])
     client.send_text("ok")
     assert pump(client, server) == [Frame(Opcode.TEXT, b"ok")]
+
+
+def test_max_size_pair_limits_each_frame_too():
+    """websockets' ``max_size=(message, fragment)``: a frame over the second
+    limit fails with 1009 even when the message would fit the first."""
+    server = ServerProtocol(state=State.OPEN, max_size=(100, 10))
+    assert (server.max_size, server.max_frame_size) == (100, 10)
+    client = ClientProtocol("ws://localhost/", state=State.OPEN)
+    client.send_binary(b"x" * 10, fin=False)
+    client.send_continuation(b"y" * 10, fin=True)
+    server.receive_data(b"".join(client.data_to_send()))
+    frames = server.events_received()
+    assert [len(f.data) for f in frames] == [10, 10]
+    client.send_binary(b"z" * 11)
+    server.receive_data(b"".join(client.data_to_send()))
+    assert server.events_received() == []
+    assert isinstance(server.parser_exc, PayloadTooBig)
+    close = server.data_to_send()[0]
+    assert close[0] == 0x88 and close[2:4] == (1009).to_bytes(2, "big")

@@ -42,6 +42,7 @@ class Connection:
         *,
         max_size: int | None = ...,
         max_fragments: int | None = ...,
+        max_frame: int | None = None,
         assemble: bool = False,
         extra_rsv: int = 0,
         check_text: bool = True,

@@ -64,8 +64,8 @@ fragments, which :data:`max_size` alone does not."""
 
 
 def _message_limit(max_size: int | tuple[int | None, int | None] | None) -> int | None:
-    """websockets accepts ``(message, fragment)`` pairs for ``max_size``; the
-    core enforces the message limit, which also bounds every fragment."""
+    """websockets accepts ``(message, fragment)`` pairs for ``max_size``: the
+    first bounds messages, the second each frame (``max_frame_size``)."""
     if isinstance(max_size, tuple):
         return max_size[0]
     return max_size
@@ -103,6 +103,7 @@ class Protocol:
         self.debug = logger.isEnabledFor(logging.DEBUG)
         self.side = side
         self.max_size = _message_limit(max_size)
+        self.max_frame_size = max_size[1] if isinstance(max_size, tuple) else None
         self.extensions: list[Extension] = list(extensions or [])
         """Extensions in use, once the handshake is done."""
         self.subprotocol: Subprotocol | None = None
@@ -145,6 +146,7 @@ class Protocol:
             self.side is CLIENT,
             max_size=None if has_py_ext else self.max_size,
             max_fragments=MAX_FRAGMENTS,
+            max_frame=None if has_py_ext else self.max_frame_size,
             extra_rsv=0b111 if has_py_ext else 0,
             check_text=not has_py_ext,
             assemble=self._assemble and not has_py_ext,

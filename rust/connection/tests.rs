@@ -582,3 +582,16 @@ fn begin_frame_defers_to_the_output_buffer_when_it_is_not_empty() {
         SendError::InvalidState("closing")
     );
 }
+
+#[test]
+fn frame_limit_refuses_large_frames_of_small_enough_messages() {
+    let mut s = Connection::new(Config {
+        max_frame: Some(4),
+        ..Config::new(Role::Server)
+    });
+    feed(&mut s, &masked(false, 0, OpCode::Binary, b"abcd"));
+    assert!(s.failure().is_none());
+    feed(&mut s, &masked(true, 0, OpCode::Continuation, b"efghi"));
+    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 5, max_size: 4 }));
+    assert_failed(&mut s, 1009);
+}

@@ -125,11 +125,12 @@ impl Connection {
 #[pymethods]
 impl Connection {
     #[new]
-    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), assemble = false, extra_rsv = 0, check_text = true))]
+    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true))]
     fn new(
         client: bool,
         max_size: Option<usize>,
         max_fragments: Option<usize>,
+        max_frame: Option<usize>,
         assemble: bool,
         extra_rsv: u8,
         check_text: bool,
@@ -139,6 +140,7 @@ impl Connection {
             role,
             max_size,
             max_fragments,
+            max_frame,
             assemble,
             extra_rsv,
             check_text,
