@@ -72,7 +72,7 @@ class ClientProtocol(Protocol):
         self.available_extensions = extensions
         self.available_subprotocols = subprotocols
         self.key = _core.generate_key()
-        self._http = _core.HttpParser(
+        self._http: _core.HttpParser | None = _core.HttpParser(
             True, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS, max_body=MAX_BODY_SIZE
         )
 
@@ -107,6 +107,7 @@ class ClientProtocol(Protocol):
     def _receive_handshake(self, data: bytes) -> None:
         if self._eof_sent:
             return  # handshake failed: ignore until EOF
+        assert self._http is not None
         try:
             parsed = self._http.feed(data)
         except Exception as exc:
@@ -116,7 +117,7 @@ class ClientProtocol(Protocol):
             self._handshake_received(cast("tuple[str, int, str, list[tuple[str, str]], bytes]", parsed))
 
     def _receive_handshake_eof(self) -> None:
-        if not self._eof_sent:
+        if not self._eof_sent and self._http is not None:
             try:
                 parsed = self._http.feed_eof()
             except Exception as exc:
@@ -139,7 +140,10 @@ class ClientProtocol(Protocol):
             self.events.append(response)
             self._handshake_failed(exc, None)
             return
+        assert self._http is not None
         remaining = self._http.take_remaining()
+        # The parser's buffers would otherwise live as long as the connection.
+        self._http = None
         self._open()
         self.events.append(response)
         if remaining:

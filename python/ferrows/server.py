@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import http
 import re
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -42,6 +43,19 @@ __all__ = ["ServerProtocol"]
 SelectSubprotocol = Callable[["ServerProtocol", Sequence[Subprotocol]], "Subprotocol | None"]
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The ``Date`` header value, formatted once per second rather than once
+    per handshake (it showed in handshake profiles)."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
 class ServerProtocol(Protocol):
     """Sans-I/O implementation of a WebSocket server connection.
 
@@ -76,7 +90,9 @@ class ServerProtocol(Protocol):
         if select_subprotocol is not None:
             # Bind the user's function as a method, as websockets does.
             self.select_subprotocol = select_subprotocol.__get__(self, self.__class__)  # type: ignore[method-assign]
-        self._http = _core.HttpParser(False, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS)
+        self._http: _core.HttpParser | None = _core.HttpParser(
+            False, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS
+        )
         self._pending = b""
         self._request: Request | None = None
 
@@ -88,6 +104,7 @@ class ServerProtocol(Protocol):
             if self._request is not None and not self._eof_sent:
                 self._pending += data
             return
+        assert self._http is not None
         try:
             parsed = self._http.feed(data)
         except Exception as exc:
@@ -97,6 +114,8 @@ class ServerProtocol(Protocol):
             return
         method, path, protocol, raw_headers = cast("tuple[str, str, str, list[tuple[str, str]]]", parsed)
         self._pending = self._http.take_remaining()
+        # The parser's buffers would otherwise live as long as the connection.
+        self._http = None
         request = Request(path, Headers(raw_headers), method=method, protocol=protocol)
         self._request = request
         if self.debug:
@@ -106,7 +125,7 @@ class ServerProtocol(Protocol):
         self.events.append(request)
 
     def _receive_handshake_eof(self) -> None:
-        if self._request is None and not self._eof_sent:
+        if self._http is not None and not self._eof_sent:
             try:
                 self._http.feed_eof()
             except Exception as exc:
@@ -184,7 +203,7 @@ class ServerProtocol(Protocol):
             )
 
         headers = Headers()
-        headers["Date"] = email.utils.formatdate(usegmt=True)
+        headers["Date"] = http_date()
         headers["Upgrade"] = "websocket"
         headers["Connection"] = "Upgrade"
         headers["Sec-WebSocket-Accept"] = accept_header
@@ -330,7 +349,7 @@ class ServerProtocol(Protocol):
         body = text.encode()
         headers = Headers(
             [
-                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Date", http_date()),
                 ("Connection", "close"),
                 ("Content-Length", str(len(body))),
                 ("Content-Type", "text/plain; charset=utf-8"),
