@@ -264,18 +264,19 @@ impl Connection {
     }
 
     /// Lets extensions release memory if no data frame went through them
-    /// since the previous call; returns whether they did. Called
+    /// since the previous call; returns whether they freed anything. Called
     /// periodically by the I/O layer, this frees the compression state of
     /// idle connections (the core has no clock of its own).
     pub fn compact_if_idle(&mut self) -> bool {
         let idle = !self.extension_activity;
         self.extension_activity = false;
+        let mut freed = false;
         if idle {
             for ext in self.extensions.iter_mut() {
-                ext.compact();
+                freed |= ext.compact();
             }
         }
-        idle
+        freed
     }
 
     /// Uses one fixed masking key, so that tests get reproducible bytes.

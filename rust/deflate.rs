@@ -281,15 +281,17 @@ impl Extension for PerMessageDeflate {
         RSV1
     }
 
-    fn compact(&mut self) {
+    fn compact(&mut self) -> bool {
         // Between messages only: a fragmented message in progress needs its
         // stream as it is.
+        let mut freed = false;
         if !self.encoding {
-            self.encoder = None;
+            freed |= self.encoder.take().is_some();
         }
         if !self.decoding {
-            self.decoder = None;
+            freed |= self.decoder.take().is_some();
         }
+        freed
     }
 
     fn max_encoded_len(&self, decoded_limit: usize) -> usize {

@@ -49,6 +49,8 @@ pub trait Extension: Send + Sync {
 
     /// Releases memory while the connection is idle, keeping what is needed
     /// to resume (for permessage-deflate, the last window of bytes rather
-    /// than the whole compressor state).
-    fn compact(&mut self) {}
+    /// than the whole compressor state). Returns whether it freed anything.
+    fn compact(&mut self) -> bool {
+        false
+    }
 }

@@ -19,6 +19,7 @@ __all__ = [
     "encode_frame",
     "generate_key",
     "is_valid_key",
+    "release_memory",
 ]
 
 FAILED: Final[int]
@@ -80,7 +81,8 @@ class Connection:
     def data_to_send(self) -> list[bytes]:
         """Bytes to write, then ``b""`` to half-close the transport."""
     def compact_if_idle(self) -> bool:
-        """Frees compression state if idle since the previous call."""
+        """Frees compression state if idle since the previous call; True if
+        anything was freed."""
     def hold_pongs(self, hold: bool) -> bool:
         """Holds back pongs; releasing queues one for the latest ping.
         Returns whether bytes wait in :meth:`data_to_send`."""
@@ -148,6 +150,9 @@ def encode_frame(opcode: int, data: Buffer | str, fin: bool = True, rsv: int = 0
 
 def deflate_message(data: Buffer | str, window_bits: int, level: int = 6, mem_level: int = 8) -> bytes:
     """A whole message compressed without context (RFC 7692), tail removed."""
+
+def release_memory() -> bool:
+    """Returns freed heap memory to the system (glibc); False elsewhere."""
 
 def apply_mask(data: Buffer | str, mask: bytes) -> bytes:
     """XORs ``data`` with a 4-byte mask."""

@@ -21,6 +21,25 @@ static GLOBAL: alloc::LargePagesToTheSystem = alloc::LargePagesToTheSystem;
 /// validated. Below it, releasing and reacquiring costs more than it saves.
 pub(crate) const DETACH_THRESHOLD: usize = 64 * 1024;
 
+/// Returns freed heap memory to the operating system (glibc's
+/// `malloc_trim`). Freed compression state is scattered between live objects
+/// in the heap, so without this a server that compacted its idle
+/// connections kept their memory resident. The server calls it after a
+/// sweep that freed state, at most once per sweep.
+#[pyfunction]
+fn release_memory(py: Python<'_>) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim has no preconditions; it only walks the heap.
+        py.detach(|| unsafe { libc::malloc_trim(0) } != 0)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = py;
+        false
+    }
+}
+
 /// The `ferrows._core` module.
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
@@ -33,6 +52,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::apply_mask, m)?)?;
     m.add_function(wrap_pyfunction!(connection::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(connection::deflate_message, m)?)?;
+    m.add_function(wrap_pyfunction!(release_memory, m)?)?;
     m.add("FAILED", connection::FAILED)?;
     Ok(())
 }

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from .. import _core
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..compat import ExceptionGroup
 from ..datastructures import HeadersLike
@@ -184,10 +185,13 @@ class Server:
         message since the previous sweep. One timer for the whole server
         rather than one per connection; the core keeps the last window of
         bytes, so a connection that wakes up resumes where it was."""
+        freed = 0
         for connection in self._handlers:
             core = connection._core
-            if core is not None and connection.protocol.extensions:
-                core.compact_if_idle()
+            if core is not None and connection.protocol.extensions and core.compact_if_idle():
+                freed += 1
+        if freed:
+            _core.release_memory()
         if not self._closing:
             self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
 
