@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _core
-from .exceptions import InvalidState, PayloadTooBig, ProtocolError
+from .exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidState, PayloadTooBig, ProtocolError
 from .extensions.base import Extension
 from .extensions.permessage_deflate import PerMessageDeflate
 from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
@@ -221,9 +221,12 @@ class Protocol:
         :exc:`~ferrows.exceptions.ConnectionClosedError`, whose ``__cause__``
         is the protocol violation, if any.
         """
-        from .exceptions import ConnectionClosedError, ConnectionClosedOK
-
         assert self.state is CLOSED, "connection isn't closed yet"
+        return self._connection_closed()
+
+    def _connection_closed(self) -> Exception:
+        """The exception describing the close frames exchanged so far; the
+        I/O layers also raise it while the connection is still closing."""
         rcvd, sent = self.close_rcvd, self.close_sent
         ok = rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES
         exc_type = ConnectionClosedOK if ok else ConnectionClosedError

@@ -26,12 +26,11 @@ from ..connection import ConnectionBase
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
-    ConnectionClosedError,
     ConnectionClosedOK,
     InvalidState,
     ProtocolError,
 )
-from ..frames import OK_CLOSE_CODES, CloseCode, Opcode
+from ..frames import CloseCode, Opcode
 from ..http11 import Request, Response
 from ..protocol import CLOSED, OPEN, Protocol
 from ..typing import Data, LoggerLike
@@ -566,11 +565,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if self.protocol.state is CLOSED:
             return self._closed_exception()
         # Closing: report what is known; the final exception comes with close.
-        exc_type: type[ConnectionClosed] = ConnectionClosedError
-        rcvd, sent = self.protocol.close_rcvd, self.protocol.close_sent
-        if rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES:
-            exc_type = ConnectionClosedOK
-        return exc_type(rcvd, sent, self.protocol.close_rcvd_then_sent)
+        return self.protocol._connection_closed()
 
     async def _send_fragments(
         self,
