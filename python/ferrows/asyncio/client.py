@@ -15,6 +15,7 @@ from ..compat import asyncio_timeout
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
+from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..typing import LoggerLike, Origin, Subprotocol
@@ -134,15 +135,7 @@ class connect:
             additional_headers = merged
         if subprotocols is not None:
             validate_subprotocols(subprotocols)
-        if compression == "deflate":
-            try:
-                from ..extensions.permessage_deflate import enable_client_permessage_deflate
-            except ImportError:
-                pass
-            else:
-                extensions = enable_client_permessage_deflate(extensions)
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression}")
+        extensions = client_extensions(compression, extensions)
         self.uri = uri
         self.origin = origin
         self.extensions = extensions

@@ -19,6 +19,7 @@ from ..compat import ExceptionGroup
 from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
+from ..extensions.permessage_deflate import server_extensions
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
@@ -440,7 +441,7 @@ class serve:
     ) -> None:
         if subprotocols is not None:
             validate_subprotocols(subprotocols)
-        extensions = _configure_compression(compression, extensions)
+        extensions = server_extensions(compression, extensions)
         if create_connection is None:
             create_connection = ServerConnection
 
@@ -528,21 +529,6 @@ def unix_serve(
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
-
-
-def _configure_compression(
-    compression: str | None, extensions: Sequence[ServerExtensionFactory] | None
-) -> list[ServerExtensionFactory] | None:
-    """Adds permessage-deflate unless disabled or already configured."""
-    if compression == "deflate":
-        try:
-            from ..extensions.permessage_deflate import enable_server_permessage_deflate
-        except ImportError:
-            return list(extensions) if extensions is not None else None
-        return enable_server_permessage_deflate(extensions)
-    if compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
-    return list(extensions) if extensions is not None else None
 
 
 def broadcast(

@@ -448,3 +448,31 @@ def enable_server_permessage_deflate(
             )
         )
     return result
+
+
+def _with_compression(compression: str | None, extensions: Sequence[Any] | None, enable: Any) -> Any:
+    if compression == "deflate":
+        return enable(extensions)
+    if compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    return None if extensions is None else list(extensions)
+
+
+def client_extensions(
+    compression: str | None, extensions: Sequence[ClientExtensionFactory] | None
+) -> list[ClientExtensionFactory] | None:
+    """Applies a client's ``compression`` argument to its extensions:
+    ``"deflate"`` adds permessage-deflate, :obj:`None` leaves them as given.
+
+    Raises:
+        ValueError: For any other value.
+    """
+    return _with_compression(compression, extensions, enable_client_permessage_deflate)  # type: ignore[no-any-return]
+
+
+def server_extensions(
+    compression: str | None, extensions: Sequence[ServerExtensionFactory] | None
+) -> list[ServerExtensionFactory] | None:
+    """Applies a server's ``compression`` argument; see
+    :func:`client_extensions`."""
+    return _with_compression(compression, extensions, enable_server_permessage_deflate)  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from ..client import (
 from ..datastructures import HeadersLike
 from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
+from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..protocol import OPEN
@@ -130,12 +131,7 @@ class reconnect:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if subprotocols is not None:
             validate_subprotocols(subprotocols)
-        if compression == "deflate":
-            from ..extensions.permessage_deflate import enable_client_permessage_deflate
-
-            extensions = enable_client_permessage_deflate(extensions)
-        elif compression is not None:
-            raise ValueError(f"unsupported compression: {compression}")
+        extensions = client_extensions(compression, extensions)
         self.sock = sock
         self.ssl = ssl
         self.server_hostname = server_hostname

@@ -27,6 +27,7 @@ from ..compat import ExceptionGroup
 from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
+from ..extensions.permessage_deflate import server_extensions
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
@@ -496,12 +497,7 @@ def serve(
     """
     if subprotocols is not None:
         validate_subprotocols(subprotocols)
-    if compression == "deflate":
-        from ..extensions.permessage_deflate import enable_server_permessage_deflate
-
-        extensions = enable_server_permessage_deflate(extensions)
-    elif compression is not None:
-        raise ValueError(f"unsupported compression: {compression}")
+    extensions = server_extensions(compression, extensions)
     if create_connection is None:
         create_connection = ServerConnection
     unix: bool = kwargs.pop("unix", False)
