@@ -11,7 +11,7 @@ use crate::close::{is_valid_code, CloseFrame};
 use crate::error::{close_code, SendError, Violation};
 use crate::extension::{DataFrame, Extension};
 use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use crate::mask::apply_mask;
+use crate::mask::extend_masked;
 use crate::message::MessageState;
 
 /// Which end of the connection this is.
@@ -445,10 +445,10 @@ impl Connection {
                 ReadState::Payload { header, buf } => {
                     let want = header.payload_len as usize - buf.len();
                     let n = want.min(data.len() - pos);
-                    let start = buf.len();
-                    buf.extend_from_slice(&data[pos..pos + n]);
-                    if let Some(key) = header.mask {
-                        apply_mask(&mut buf[start..], key, start);
+                    let chunk = &data[pos..pos + n];
+                    match header.mask {
+                        Some(key) => extend_masked(buf, chunk, key, buf.len()),
+                        None => buf.extend_from_slice(chunk),
                     }
                     pos += n;
                     if n == want {
@@ -788,6 +788,22 @@ impl Connection {
             header_len: head.len(),
             mask,
         }))
+    }
+
+    /// Like [`Connection::begin_frame`], for a payload the caller writes
+    /// unchanged right after the header (a server sending a large message
+    /// then skips copying it at all). `Ok(None)` also when the payload must
+    /// be masked, that is, for clients.
+    pub fn begin_plain_frame(
+        &mut self,
+        opcode: OpCode,
+        len: usize,
+        fin: bool,
+    ) -> Result<Option<FrameStart>, SendError> {
+        if self.config.role == Role::Client {
+            return Ok(None);
+        }
+        self.begin_frame(opcode, len, fin)
     }
 
     /// Sends a ping; allowed while closing too (section 5.5).

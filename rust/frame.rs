@@ -4,7 +4,7 @@
 //! nothing, so the caller can retry once more data has arrived.
 
 use crate::error::Violation;
-use crate::mask::apply_mask;
+use crate::mask::extend_masked;
 
 /// Frame opcodes (RFC 6455 section 5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,16 +180,16 @@ pub fn write_header(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: OpCode, paylo
 pub fn write_frame(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
     out.reserve(FrameHeader::encoded_len(payload.len(), mask.is_some()) + payload.len());
     write_header(out, fin, rsv, opcode, payload.len(), mask);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(m) = mask {
-        apply_mask(&mut out[start..], m, 0);
+    match mask {
+        Some(m) => extend_masked(out, payload, m, 0),
+        None => out.extend_from_slice(payload),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mask::apply_mask;
 
     fn parse_all(buf: &[u8]) -> (FrameHeader, Vec<u8>) {
         let (h, n) = FrameHeader::parse(buf).unwrap().unwrap();

@@ -179,6 +179,41 @@ def test_send_length_encodings() -> None:
     assert len(out) == 10 + 65536
 
 
+def test_send_header_starts_a_frame_the_caller_completes() -> None:
+    conn = server()
+    payload = os.urandom(70_000)
+    header = conn.send_header(BINARY, len(payload), True)
+    assert header is not None
+    assert header + payload == frame(BINARY, payload)
+    # The frame counts as sent: fragmentation state follows it.
+    header = conn.send_header(BINARY, 3, False)
+    assert header == b"\x02\x03"
+    with pytest.raises(ProtocolError):
+        conn.send_header(BINARY, 3, True)
+    assert conn.send_header(CONT, 0, True) == b"\x80\x00"
+    conn.send_close(1000)
+    with pytest.raises(InvalidState):
+        conn.send_header(BINARY, 1, True)
+
+
+def test_send_header_declines_what_it_cannot_send_as_is() -> None:
+    # Clients must mask the payload: the caller goes through send_binary.
+    conn = client()
+    assert conn.send_header(BINARY, 10, True) is None
+    assert not conn.sending_fragments
+    assert conn.send_binary(b"abc") == client_frame(BINARY, b"abc")
+    # Extensions transform the payload.
+    conn = server(extra_rsv=0b100)
+    conn.enable_deflate(False, False, 15, 15)
+    assert conn.send_header(BINARY, 10, True) is None
+    # Output waiting in the core goes first.
+    conn = server()
+    conn.receive_data(client_frame(PING, b"x"))
+    assert conn.send_header(BINARY, 10, True) is None
+    assert conn.data_to_send() == [b"\x8a\x01x"]
+    assert conn.send_header(BINARY, 1, True) == b"\x82\x01"
+
+
 def test_send_close_without_code() -> None:
     conn = server()
     assert conn.send_close() == b"\x88\x00"

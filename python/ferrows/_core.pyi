@@ -60,6 +60,9 @@ class Connection:
         """Frames a continuation fragment; returns the bytes to write."""
     def send_frame(self, opcode: int, data: Buffer | str, fin: bool, rsv: int) -> bytes:
         """Frames data already encoded by Python extensions."""
+    def send_header(self, opcode: int, length: int, fin: bool) -> bytes | None:
+        """Starts a frame whose payload the caller writes unchanged after the
+        returned header; None when it must go through ``send_*``."""
     def send_ping(self, data: Buffer | str) -> bytes:
         """Frames a ping; returns the bytes to write."""
     def send_pong(self, data: Buffer | str) -> bytes:

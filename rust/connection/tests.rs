@@ -1,5 +1,6 @@
 use super::*;
 use crate::frame::{write_frame, RSV1, RSV2};
+use crate::mask::apply_mask;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 

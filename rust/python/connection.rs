@@ -67,11 +67,9 @@ impl Connection {
                 Some(PyBytes::new_with(py, head + payload.len(), |out| {
                     out[..head].copy_from_slice(&start.header[..head]);
                     let body = &mut out[head..];
-                    detach_if_large(py, payload.len(), || {
-                        body.copy_from_slice(payload);
-                        if let Some(key) = start.mask {
-                            mask::apply_mask(body, key, 0);
-                        }
+                    detach_if_large(py, payload.len(), || match start.mask {
+                        Some(key) => mask::copy_masked(body, payload, key, 0),
+                        None => body.copy_from_slice(payload),
                     });
                     Ok(())
                 }))
@@ -201,6 +199,26 @@ impl Connection {
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         self.send_data(py, OpCode::Continuation, data, fin)
+    }
+
+    /// Starts a data frame whose payload the caller writes itself,
+    /// unchanged, right after the returned header: a server sending a large
+    /// message then copies nothing. `None` when the payload must go through
+    /// `send_*` instead (clients mask it, extensions transform it, earlier
+    /// output must go first); the frame is then not started.
+    fn send_header<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: u8,
+        length: usize,
+        fin: bool,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let opcode = OpCode::from_u8(opcode).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let start = self
+            .inner
+            .begin_plain_frame(opcode, length, fin)
+            .map_err(|e| errors::send_error(py, e))?;
+        Ok(start.map(|s| PyBytes::new(py, &s.header[..s.header_len])))
     }
 
     /// Sends a data frame that Python extensions encoded, with its RSV bits.
@@ -445,8 +463,7 @@ pub fn apply_mask<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, mask: &[u8]) -
         .map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?;
     with_bytes(data, |bytes| {
         PyBytes::new_with(py, bytes.len(), |out| {
-            out.copy_from_slice(bytes);
-            mask::apply_mask(out, key, 0);
+            mask::copy_masked(out, bytes, key, 0);
             Ok(())
         })
     })?

@@ -7,6 +7,7 @@ connection as the remote end, then the other way round.
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -247,6 +248,28 @@ async def test_messages_arrive_in_order(side: str) -> None:
             await local.send(str(i) if i % 2 else bytes([i]))
         for i in range(100):
             assert await remote.recv() == (str(i) if i % 2 else bytes([i]))
+
+
+async def test_large_bytes_from_a_server_are_written_apart_in_order() -> None:
+    """A server writes a large bytes payload as is, after its header; the
+    small answers held back before it still go first."""
+    big = os.urandom(100_000)
+    burst: list[str | bytes] = ["a", big, b"b", bytearray(big[:70_000]), big[:65_535], "c"]
+    async with connection_pair("server", max_size=2**20, compression=None) as (server, client):
+        writes = recording_writes(server)
+        # While requests wait, the server's small answers are held back.
+        for i in range(len(burst)):
+            await client.send(str(i))
+        for message in burst:
+            await server.recv()
+            await server.send(message)
+        for message in burst:
+            assert await client.recv() == (bytes(message) if isinstance(message, bytearray) else message)
+    # Only the bytes object at least WRITE_APART long went apart; the
+    # bytearray (mutable) and the smaller payload were framed by the core.
+    apart = [w for w in writes if w == big]
+    assert len(apart) == 1
+    assert not any(w == big[:70_000] or w == big[:65_535] for w in writes)
 
 
 async def test_max_size(side: str) -> None:

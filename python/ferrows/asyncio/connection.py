@@ -42,6 +42,10 @@ _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
 
 CORK_LIMIT = 16 * 1024
+# Payload size from which a server writes a message's bytes as they are,
+# after the frame header, instead of copying them into one frame: one more
+# write() is cheaper than copying 64 KiB.
+WRITE_APART = 64 * 1024
 """Frames smaller than this may be held to be written with the next ones."""
 
 
@@ -344,9 +348,12 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 self._uncork_handle = self.loop.call_soon(self._uncork)
             return
         if self._corked:
-            self._corked.append(data)
-            data = b"".join(self._corked)
-            self._corked.clear()
+            if len(data) >= WRITE_APART:
+                self._uncork()
+            else:
+                self._corked.append(data)
+                data = b"".join(self._corked)
+                self._corked.clear()
         self.transport.write(data)
 
     def _uncork(self) -> None:
@@ -524,7 +531,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
             else:
                 data = self._send_frame(core, _TEXT, message, True)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            data = self._send_frame(core, _TEXT if text else _BINARY, message, True)
+            # Immutable bytes only: the transport may keep the object queued.
+            apart = not text and type(message) is bytes and len(message) >= WRITE_APART
+            data = self._send_frame(core, _TEXT if text else _BINARY, message, True, apart)
         elif isinstance(message, Mapping):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, Iterable):
@@ -539,10 +548,22 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
-    def _send_frame(self, core: _core.Connection | None, opcode: int, data: Any, fin: bool) -> bytes:
+    def _send_frame(
+        self, core: _core.Connection | None, opcode: int, data: Any, fin: bool, apart: bool = False
+    ) -> bytes:
         """Frames data in the core, turning a closed connection into the
-        exception websockets raises."""
+        exception websockets raises.
+
+        With ``apart`` (a large ``bytes`` payload), a server writes the frame
+        header now and returns the payload itself, to be written next.
+        """
         try:
+            if apart and core is not None:
+                header = core.send_header(opcode, len(data), fin)
+                if header is not None:
+                    self._send_data(header)
+                    return data  # type: ignore[no-any-return]
+
             if core is None:
                 protocol = self.protocol
                 if opcode == _TEXT:
