@@ -24,7 +24,7 @@ from ferrows.exceptions import (
     ProtocolError,
 )
 
-from .utils import MS, TIMEOUT, serving, uri_of
+from .utils import MS, TIMEOUT, recording_writes, serving, uri_of
 
 
 @contextlib.asynccontextmanager
@@ -46,28 +46,6 @@ async def connection_pair(side: str, **kwargs: Any) -> AsyncIterator[tuple[Conne
 @pytest.fixture(params=["client", "server"])
 def side(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-class RecordingTransport:
-    """Wraps a transport (uvloop's have read-only methods) to record writes."""
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-        self.writes: list[bytes] = []
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-        self.transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.transport, name)
-
-
-def recording_writes(connection: Connection) -> list[bytes]:
-    """Records what ``connection`` writes to its transport."""
-    recorder = RecordingTransport(connection.transport)
-    connection.transport = recorder  # type: ignore[assignment]
-    return recorder.writes
 
 
 def opcodes_and_fins(writes: list[bytes]) -> list[tuple[int, bool]]:

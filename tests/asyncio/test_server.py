@@ -17,6 +17,7 @@ from typing import Any
 import ferrows
 import pytest
 from ferrows import Headers, Request, Response, State, basic_auth, broadcast
+from ferrows.asyncio.connection import CORK_LIMIT
 from ferrows.asyncio.server import Server, ServerConnection, serve
 from ferrows.compat import ExceptionGroup
 from ferrows.exceptions import (
@@ -39,6 +40,7 @@ from .utils import (
     port_of,
     raw_connect,
     read_frame,
+    recording_writes,
     serving,
     uri_of,
     wait_for,
@@ -678,6 +680,32 @@ async def test_broadcast() -> None:
                 ]
             with pytest.raises(TypeError):
                 broadcast(server.connections, {"not": "data"})
+
+
+async def test_broadcasts_of_one_loop_iteration_are_written_together() -> None:
+    async with serving(lambda ws: ws.wait_closed(), compression=None) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server)) as one, ferrows.connect(uri_of(server)) as two:
+            await wait_for(lambda: len(server.connections) == 2)
+            first, second = sorted(server.connections, key=lambda c: c.remote_address[1] != one.local_address[1])
+            writes = {c: recording_writes(c) for c in (first, second)}
+            big = b"x" * CORK_LIMIT
+            for i in range(20):
+                broadcast(server.connections, f"m{i}")
+            broadcast(server.connections, big)
+            broadcast(server.connections, "after big")
+            # The connection's own send and close keep their place.
+            await first.send("direct")
+            broadcast(server.connections, "last")
+            await first.close()
+            expected: list[Any] = [f"m{i}" for i in range(20)] + [big, "after big"]
+            assert [await one.recv() for _ in range(24)] == [*expected, "direct", "last"]
+            with pytest.raises(ConnectionClosedOK):
+                await one.recv()
+            assert [await two.recv() for _ in range(23)] == [*expected, "last"]
+            # Twenty small frames in one write, then the big one at once.
+            for connection in (first, second):
+                assert len(writes[connection][0]) == sum(2 + len(f"m{i}") for i in range(20))
+                assert writes[connection][1] == b"\x82\x7e\x40\x00" + big
 
 
 async def test_broadcast_skips_closed_and_fragmenting_connections() -> None:

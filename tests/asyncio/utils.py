@@ -140,3 +140,25 @@ async def stream_server(handler: Any) -> AsyncIterator[asyncio.Server]:
             await server.wait_closed()
             if tasks:
                 await asyncio.wait(tasks)
+
+
+class RecordingTransport:
+    """Wraps a transport (uvloop's have read-only methods) to record writes."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+def recording_writes(connection: Any) -> list[bytes]:
+    """Records what ``connection`` writes to its transport."""
+    recorder = RecordingTransport(connection.transport)
+    connection.transport = recorder
+    return recorder.writes

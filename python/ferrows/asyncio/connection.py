@@ -359,10 +359,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
     def _uncork(self) -> None:
         """Writes the frames held by _send_data()."""
         self._uncork_handle = None
-        if self._corked and not self._lost:
+        if self._corked:
             data = b"".join(self._corked)
             self._corked.clear()
-            self.transport.write(data)
+            if not self._lost:
+                self.transport.write(data)
 
     def _write(self, data: bytes) -> None:
         # Frames held back go first, to keep the order of the core's output.
