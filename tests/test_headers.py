@@ -19,6 +19,7 @@ from ferrows.headers import (
     parse_upgrade,
     validate_subprotocols,
 )
+from ferrows.headers import _extension_item, _parse_list, _parse_simple_extension
 from ferrows.typing import ExtensionName, Subprotocol
 from hypothesis import given
 from hypothesis import strategies as st
@@ -183,6 +184,28 @@ def test_extension_round_trip(
     extensions: list[tuple[str, list[tuple[str, str | None]]]],
 ) -> None:
     assert parse_extension(build_extension(extensions)) == extensions  # type: ignore[arg-type]
+
+
+@given(st.text(alphabet="ab-_1 \t,;=\"\\\x0b", max_size=30))
+def test_extension_fast_path_agrees_with_the_grammar(header: str) -> None:
+    """Whatever the common-case splitter accepts, the full parser parses the
+    same way; what it declines is left to the full parser."""
+    simple = _parse_simple_extension(header)
+    try:
+        full = _parse_list(_extension_item, header, "Sec-WebSocket-Extensions")
+    except InvalidHeaderFormat:
+        assert simple is None
+    else:
+        assert simple is None or simple == full
+
+
+def test_extension_fast_path_takes_browser_offers() -> None:
+    offer = "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame"
+    assert _parse_simple_extension(offer) == [
+        ("permessage-deflate", [("client_max_window_bits", None)]),
+        ("x-webkit-deflate-frame", []),
+    ]
+    assert _parse_simple_extension('x; p="1"') is None
 
 
 # ------------------------------------------------------------------ Sec-WebSocket-Protocol

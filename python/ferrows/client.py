@@ -131,7 +131,7 @@ class ClientProtocol(Protocol):
 
     def _handshake_received(self, parsed: tuple[str, int, str, list[tuple[str, str]], bytes]) -> None:
         _, status, reason, raw_headers, body = parsed
-        response = Response(status, reason, Headers(raw_headers), body)
+        response = Response(status, reason, Headers._trusted(raw_headers), body)
         if self.debug:
             self.logger.debug("< HTTP/1.1 %d %s", status, reason)
         try:

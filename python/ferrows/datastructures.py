@@ -205,6 +205,18 @@ class Headers(MutableMapping[str, str]):
         """Iterate over every ``(name, value)`` pair, in order and original case."""
         return iter(self._items)
 
+    @classmethod
+    def _trusted(cls, pairs: list[tuple[str, str]]) -> Headers:
+        """Headers that take ownership of ``pairs``, already checked against
+        the HTTP grammar: the core's parser validates every name and value it
+        returns, and a handshake response is built from valid parts."""
+        headers = cls()
+        values = headers._values
+        for name, value in pairs:
+            values.setdefault(name.lower(), []).append(value)
+        headers._items = pairs
+        return headers
+
     def set_insecure(self, key: str, value: str) -> None:
         """Add a header without validating it.
 

@@ -123,6 +123,17 @@ def check_upgrade(headers: Any) -> None:
     Raises:
         InvalidUpgrade: If either header is missing or wrong.
     """
+    # What clients send, "Connection: Upgrade" and "Upgrade: websocket"
+    # (any case), needs no parsing: a single token is its own list.
+    connections = headers.get_all("Connection")
+    upgrades = headers.get_all("Upgrade")
+    if (
+        len(connections) == 1
+        and len(upgrades) == 1
+        and connections[0].lower() == "upgrade"
+        and upgrades[0].lower() == "websocket"
+    ):
+        return
     connection = parse_all(headers, "Connection", parse_connection)
     if not any(value.lower() == "upgrade" for value in connection):
         raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
@@ -188,7 +199,48 @@ def parse_extension(header: str) -> list[tuple[ExtensionName, list[ExtensionPara
     Raises:
         InvalidHeaderFormat: On invalid syntax.
     """
+    simple = _parse_simple_extension(header)
+    if simple is not None:
+        return simple
     return _parse_list(_extension_item, header, "Sec-WebSocket-Extensions")
+
+
+def _parse_simple_extension(header: str) -> list[tuple[ExtensionName, list[ExtensionParameter]]] | None:
+    """The common case of :func:`parse_extension`, in a few string splits:
+    no quoted values, every piece a token. :obj:`None` otherwise, and the
+    full parser then finds the value or reports where the syntax breaks.
+
+    Tokens contain no separator, so splitting on "," then ";" then "=" and
+    trimming whitespace yields exactly the pieces the grammar allows.
+    """
+    if '"' in header:
+        return None
+    extensions: list[tuple[ExtensionName, list[ExtensionParameter]]] = []
+    token = _TOKEN.fullmatch
+    for element in header.split(","):
+        name, *params = element.split(";")
+        name = name.strip(" \t")
+        if not name:
+            if params or element.strip(" \t"):
+                return None
+            continue  # An empty list element, which #rule tolerates.
+        if token(name) is None:
+            return None
+        parsed: list[ExtensionParameter] = []
+        for param in params:
+            key, eq, value = param.partition("=")
+            key = key.strip(" \t")
+            if token(key) is None:
+                return None
+            if eq:
+                value = value.strip(" \t")
+                if token(value) is None:
+                    return None
+                parsed.append((key, value))
+            else:
+                parsed.append((key, None))
+        extensions.append((ExtensionName(name), parsed))
+    return extensions
 
 
 def build_extension(extensions: Sequence[tuple[ExtensionName, Sequence[ExtensionParameter]]]) -> str:

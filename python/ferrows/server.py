@@ -116,7 +116,7 @@ class ServerProtocol(Protocol):
         self._pending = self._http.take_remaining()
         # The parser's buffers would otherwise live as long as the connection.
         self._http = None
-        request = Request(path, Headers(raw_headers), method=method, protocol=protocol)
+        request = Request(path, Headers._trusted(raw_headers), method=method, protocol=protocol)
         self._request = request
         if self.debug:
             self.logger.debug("< %s %s %s", method, path, protocol)
@@ -202,13 +202,18 @@ class ServerProtocol(Protocol):
                 "Failed to open a WebSocket connection.\nSee server log for more information.\n",
             )
 
-        headers = Headers()
-        headers["Date"] = http_date()
-        headers["Upgrade"] = "websocket"
-        headers["Connection"] = "Upgrade"
-        headers["Sec-WebSocket-Accept"] = accept_header
+        # Every value is valid by construction (the extensions header is
+        # built from tokens) except the subprotocol, which user code chose.
+        headers = Headers._trusted(
+            [
+                ("Date", http_date()),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept_header),
+            ]
+        )
         if extensions_header is not None:
-            headers["Sec-WebSocket-Extensions"] = extensions_header
+            headers.set_insecure("Sec-WebSocket-Extensions", extensions_header)
         if protocol_header is not None:
             headers["Sec-WebSocket-Protocol"] = protocol_header
         return Response(101, "Switching Protocols", headers)
