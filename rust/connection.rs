@@ -11,8 +11,9 @@ use crate::close::{is_valid_code, CloseFrame};
 use crate::error::{close_code, SendError, Violation};
 use crate::extension::{DataFrame, Extension};
 use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use crate::mask::extend_masked;
+use crate::mask::{copy_masked, extend_masked};
 use crate::message::MessageState;
+use crate::sink::{PayloadSink, SinkFactory};
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,10 @@ pub enum Event {
     Text(String),
     /// A complete binary message (assembling mode).
     Binary(Vec<u8>),
+    /// A complete binary message whose payload went into a sink (see
+    /// [`Connection::set_sink_factory`]); take it with
+    /// [`Connection::take_sink`].
+    BinarySink,
     /// A data frame (frame mode), after extensions decoded it.
     Frame {
         /// Text, Binary or Continuation.
@@ -128,12 +133,17 @@ pub struct FrameStart {
 }
 
 /// Receiving the next frame: its header, its payload, or nothing at all.
-#[derive(Debug)]
 enum ReadState {
     Header,
     Payload {
         header: FrameHeader,
         buf: Vec<u8>,
+    },
+    /// A large single-frame binary message going into a sink.
+    Sink {
+        header: FrameHeader,
+        sink: Box<dyn PayloadSink>,
+        filled: usize,
     },
     /// After a close frame or a failure: input is ignored until EOF.
     Discard,
@@ -203,6 +213,10 @@ pub struct Connection {
     hold_pongs: bool,
     /// Payload of the latest ping received while pongs were held back.
     held_pong: Option<Vec<u8>>,
+    /// Storage for large binary messages (see [`Connection::set_sink_factory`]).
+    sinks: Option<Box<dyn SinkFactory>>,
+    /// Filled sinks, in the order of their [`Event::BinarySink`] events.
+    done_sinks: std::collections::VecDeque<Box<dyn PayloadSink>>,
 }
 
 impl Connection {
@@ -234,7 +248,22 @@ impl Connection {
             extension_activity: false,
             hold_pongs: false,
             held_pong: None,
+            sinks: None,
+            done_sinks: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Lets the I/O layer provide the storage of large binary messages
+    /// that arrive in one frame, when no extension transforms frames and
+    /// messages are assembled: the payload is unmasked straight into it,
+    /// and [`Event::BinarySink`] reports the message (see [`crate::sink`]).
+    pub fn set_sink_factory(&mut self, factory: Box<dyn SinkFactory>) {
+        self.sinks = Some(factory);
+    }
+
+    /// Takes the sink of the oldest [`Event::BinarySink`] not taken yet.
+    pub fn take_sink(&mut self) -> Option<Box<dyn PayloadSink>> {
+        self.done_sinks.pop_front()
     }
 
     /// Holds back the automatic answers to pings while `hold` is true, then
@@ -427,10 +456,16 @@ impl Connection {
                                 self.fail_with(v);
                                 break;
                             }
-                            let cap = (header.payload_len as usize).min(PREALLOC_LIMIT);
-                            self.read = ReadState::Payload {
-                                header,
-                                buf: Vec::with_capacity(cap),
+                            self.read = match self.sink_for(&header) {
+                                Some(sink) => ReadState::Sink {
+                                    header,
+                                    sink,
+                                    filled: 0,
+                                },
+                                None => ReadState::Payload {
+                                    header,
+                                    buf: Vec::with_capacity((header.payload_len as usize).min(PREALLOC_LIMIT)),
+                                },
                             };
                             if header.payload_len == 0 {
                                 self.complete_frame();
@@ -455,9 +490,43 @@ impl Connection {
                         self.complete_frame();
                     }
                 }
+                ReadState::Sink { header, sink, filled } => {
+                    let want = header.payload_len as usize - *filled;
+                    let n = want.min(data.len() - pos);
+                    let chunk = &data[pos..pos + n];
+                    let dst = &mut sink.bytes_mut()[*filled..*filled + n];
+                    match header.mask {
+                        Some(key) => copy_masked(dst, chunk, key, *filled),
+                        None => dst.copy_from_slice(chunk),
+                    }
+                    *filled += n;
+                    pos += n;
+                    if n == want {
+                        self.complete_frame();
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// A sink for the payload of `h`, when the factory agrees and nothing
+    /// but the core's framing stands between the frame and the message: a
+    /// whole binary message in one frame, no extension, messages assembled.
+    /// Its size was checked against the limits with the header.
+    fn sink_for(&mut self, h: &FrameHeader) -> Option<Box<dyn PayloadSink>> {
+        let eligible = h.opcode == OpCode::Binary
+            && h.fin
+            && h.payload_len > 0
+            && self.config.assemble
+            && self.extensions.is_empty()
+            && usize::try_from(h.payload_len).is_ok();
+        if !eligible {
+            return None;
+        }
+        let mut sink = self.sinks.as_mut()?.make(h.payload_len as usize)?;
+        // A sink of the wrong size is declined rather than trusted.
+        (sink.bytes_mut().len() == h.payload_len as usize).then_some(sink)
     }
 
     /// Records the peer's EOF (idempotent).
@@ -532,6 +601,13 @@ impl Connection {
     fn complete_frame(&mut self) {
         let (header, payload) = match std::mem::replace(&mut self.read, ReadState::Header) {
             ReadState::Payload { header, buf } => (header, buf),
+            ReadState::Sink { sink, .. } => {
+                // A single-frame binary message: no UTF-8 or fragment state
+                // to update, and its size passed the limits with the header.
+                self.done_sinks.push_back(sink);
+                self.events.push(Event::BinarySink);
+                return;
+            }
             other => {
                 self.read = other;
                 return;

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod sink;
 pub mod utf8;
 
 #[cfg(feature = "python")]

@@ -112,6 +112,25 @@ def test_events_for_any_chunking() -> None:
         assert events == whole
 
 
+@pytest.mark.parametrize("size", [65_535, 65_536, 1 << 20])
+@pytest.mark.parametrize("step", [7_000, 65_536, 262_144])
+def test_large_binary_messages_in_any_chunking(size: int, step: int) -> None:
+    """From 64 KiB, a single-frame binary message is unmasked straight into
+    the bytes object returned; chunks of 64 KiB and more are processed
+    without the GIL, which the core takes back to create that object."""
+    payload = os.urandom(size)
+    ends = [
+        (server(assemble=True, max_size=None), client_frame(BINARY, payload) + client_frame(PING, b"p")),
+        (client(assemble=True, max_size=None), frame(BINARY, payload) + frame(PING, b"p")),
+    ]
+    for conn, data in ends:
+        events: list[object] = []
+        for i in range(0, len(data), step):
+            events += conn.receive_data(data[i : i + step])
+        assert events == [payload, (PING, b"p", True, 0)]
+        assert type(events[0]) is bytes
+
+
 def test_receive_data_accepts_buffers() -> None:
     data = client_frame(BINARY, b"abc")
     assert server().receive_data(bytearray(data)) == [(BINARY, b"abc", True, 0)]

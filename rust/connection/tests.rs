@@ -596,3 +596,145 @@ fn frame_limit_refuses_large_frames_of_small_enough_messages() {
     assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 5, max_size: 4 }));
     assert_failed(&mut s, 1009);
 }
+
+// ------------------------------------------------------------------ sinks
+
+use crate::sink::{PayloadSink, SinkFactory, VecSink, VecSinkFactory};
+
+fn assembling(role: Role) -> Connection {
+    let mut c = Connection::new(Config {
+        assemble: true,
+        max_size: Some(1 << 20),
+        ..Config::new(role)
+    });
+    c.set_sink_factory(Box::new(VecSinkFactory { min: 100 }));
+    c
+}
+
+fn sink_bytes(c: &mut Connection) -> Vec<u8> {
+    let sink = c.take_sink().expect("a filled sink");
+    sink.into_any().downcast::<VecSink>().expect("a VecSink").0
+}
+
+#[test]
+fn large_binary_messages_fill_a_sink_in_any_chunking() {
+    let payload: Vec<u8> = (0..1000u32).map(|i| (i * 31) as u8).collect();
+    for (role, data) in [
+        (Role::Server, masked(true, 0, OpCode::Binary, &payload)),
+        (Role::Client, unmasked(true, 0, OpCode::Binary, &payload)),
+    ] {
+        for step in [1, 3, 7, 13, 64, 999, data.len()] {
+            let mut c = assembling(role);
+            let mut events = Vec::new();
+            for chunk in data.chunks(step) {
+                events.extend(feed(&mut c, chunk));
+            }
+            assert_eq!(events, vec![Event::BinarySink], "step {step}");
+            assert_eq!(sink_bytes(&mut c), payload, "step {step}");
+            assert!(c.take_sink().is_none());
+        }
+    }
+}
+
+#[test]
+fn sinks_keep_their_order_among_other_events() {
+    let big: Vec<u8> = vec![7; 300];
+    let other: Vec<u8> = vec![9; 200];
+    let mut data = masked(true, 0, OpCode::Binary, &big);
+    data.extend(masked(true, 0, OpCode::Ping, b"p"));
+    data.extend(masked(true, 0, OpCode::Binary, b"small"));
+    data.extend(masked(true, 0, OpCode::Binary, &other));
+    let mut c = assembling(Role::Server);
+    let events = feed(&mut c, &data);
+    assert_eq!(
+        events,
+        vec![
+            Event::BinarySink,
+            Event::Ping(b"p".to_vec()),
+            Event::Binary(b"small".to_vec()),
+            Event::BinarySink
+        ]
+    );
+    assert_eq!(sink_bytes(&mut c), big);
+    assert_eq!(sink_bytes(&mut c), other);
+}
+
+#[test]
+fn only_whole_binary_messages_without_extensions_get_sinks() {
+    let text = "é".repeat(100);
+    let half = vec![1u8; 150];
+    let mut data = masked(true, 0, OpCode::Text, text.as_bytes());
+    data.extend(masked(false, 0, OpCode::Binary, &half));
+    data.extend(masked(true, 0, OpCode::Continuation, &half));
+    let mut c = assembling(Role::Server);
+    let events = feed(&mut c, &data);
+    assert_eq!(events, vec![Event::Text(text), Event::Binary(vec![1u8; 300])]);
+    assert!(c.take_sink().is_none());
+
+    // Frame mode (no assembly) delivers frames, never sinks.
+    let mut c = server();
+    c.set_sink_factory(Box::new(VecSinkFactory { min: 1 }));
+    let events = feed(&mut c, &masked(true, 0, OpCode::Binary, &half));
+    assert_eq!(events, vec![frame(OpCode::Binary, true, &half)]);
+
+    // With an extension, frames may be transformed: no sinks either.
+    let mut c = assembling(Role::Server);
+    c.add_extension(Box::new(crate::deflate::PerMessageDeflate::new(Default::default())));
+    let events = feed(&mut c, &masked(true, 0, OpCode::Binary, &half));
+    assert_eq!(events, vec![Event::Binary(half.clone())]);
+}
+
+/// Counts the sinks it was asked for.
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl SinkFactory for Counting {
+    fn make(&mut self, len: usize) -> Option<Box<dyn PayloadSink>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(Box::new(VecSink(vec![0; len])))
+    }
+}
+
+#[test]
+fn oversized_frames_are_refused_before_a_sink_is_made() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut c = Connection::new(Config {
+        assemble: true,
+        max_size: Some(100),
+        ..Config::new(Role::Server)
+    });
+    c.set_sink_factory(Box::new(Counting(calls.clone())));
+    let mut header = Vec::new();
+    crate::frame::write_header(&mut header, true, 0, OpCode::Binary, 1 << 40, Some(KEY));
+    assert_eq!(feed(&mut c, &header), vec![Event::Failed]);
+    assert_failed(&mut c, 1009);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn eof_in_a_sink_payload_fails_without_a_message() {
+    let data = masked(true, 0, OpCode::Binary, &[5u8; 500]);
+    let mut c = assembling(Role::Server);
+    assert!(feed(&mut c, &data[..300]).is_empty());
+    c.receive_eof();
+    assert_eq!(c.take_events(), vec![Event::Failed]);
+    assert!(c.take_sink().is_none());
+    assert_failed(&mut c, 1006);
+}
+
+/// Gives sinks one byte too short.
+struct Short;
+
+impl SinkFactory for Short {
+    fn make(&mut self, len: usize) -> Option<Box<dyn PayloadSink>> {
+        Some(Box::new(VecSink(vec![0; len - 1])))
+    }
+}
+
+#[test]
+fn a_sink_of_the_wrong_size_is_declined() {
+    let payload = vec![3u8; 200];
+    let mut c = assembling(Role::Server);
+    c.set_sink_factory(Box::new(Short));
+    let events = feed(&mut c, &masked(true, 0, OpCode::Binary, &payload));
+    assert_eq!(events, vec![Event::Binary(payload)]);
+}

@@ -5,6 +5,7 @@ use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
+use super::sink::{BytesSink, BytesSinkFactory};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
 use crate::connection::{self as core, Config, Event, Role};
@@ -101,6 +102,14 @@ impl Connection {
             let item: Bound<'py, PyAny> = match event {
                 Event::Text(s) => PyString::new(py, &s).into_any(),
                 Event::Binary(b) => PyBytes::new(py, &b).into_any(),
+                Event::BinarySink => {
+                    let sink = self.inner.take_sink().expect("a sink per BinarySink event");
+                    let sink = sink
+                        .into_any()
+                        .downcast::<BytesSink>()
+                        .expect("the binding's own sinks");
+                    sink.into_bytes().into_bound(py).into_any()
+                }
                 Event::Frame {
                     opcode,
                     fin,
@@ -143,9 +152,9 @@ impl Connection {
             extra_rsv,
             check_text,
         };
-        Connection {
-            inner: core::Connection::new(config),
-        }
+        let mut inner = core::Connection::new(config);
+        inner.set_sink_factory(Box::new(BytesSinkFactory));
+        Connection { inner }
     }
 
     /// Feeds bytes read from the network; returns the events they complete.

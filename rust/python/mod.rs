@@ -9,6 +9,7 @@ mod alloc;
 mod connection;
 mod errors;
 mod handshake;
+mod sink;
 
 use pyo3::prelude::*;
 
