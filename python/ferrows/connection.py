@@ -6,6 +6,7 @@ the handshake's ``request`` and ``response``; these properties read them.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from .protocol import CLOSED, State
@@ -25,6 +26,11 @@ class ConnectionBase:
     protocol: Protocol
     request: Request | None
     response: Response | None
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Unique identifier of the connection, useful in logs."""
+        return self.protocol.id
 
     @property
     def state(self) -> State:

@@ -94,8 +94,7 @@ class Protocol:
         logger: LoggerLike | None = None,
         extensions: Sequence[Extension] | None = None,
     ) -> None:
-        self.id: uuid.UUID = uuid.uuid4()
-        """Unique identifier of the connection, useful in logs."""
+        self._id: uuid.UUID | None = None
         if logger is None:
             logger = logging.getLogger(f"ferrows.{side.name.lower()}")
         self.logger: LoggerLike = logger
@@ -129,6 +128,21 @@ class Protocol:
         self._assemble = False
         if state is not CONNECTING:
             self._open()
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Unique identifier of the connection, useful in logs.
+
+        Drawn on first use: most connections never log one, and drawing it
+        cost a system call per handshake.
+        """
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
+
+    @id.setter
+    def id(self, value: uuid.UUID) -> None:
+        self._id = value
 
     # ------------------------------------------------------------ state
 

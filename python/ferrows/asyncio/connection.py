@@ -16,7 +16,6 @@ import collections
 import os
 import struct
 import time
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, cast, overload
@@ -86,7 +85,6 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.read_limit_high, self.read_limit_low = _limits(read_limit)
         self.write_limit = write_limit
         self.loop = asyncio.get_running_loop()
-        self.id: uuid.UUID = protocol.id
         self.logger: LoggerLike = protocol.logger
         self.debug = protocol.debug
         self.request: Request | None = None

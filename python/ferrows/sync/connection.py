@@ -28,7 +28,6 @@ import ssl
 import struct
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
@@ -108,7 +107,6 @@ class Connection(ConnectionBase):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue_high, self.max_queue_low = _queue_limits(max_queue)
-        self.id: uuid.UUID = protocol.id
         """Unique identifier of the connection, useful in logs."""
         self.logger: LoggerLike = protocol.logger
         """Logger for this connection."""
