@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["ConnectionBase"]
 
 
+WRITE_APART = 64 * 1024
+"""Payload size from which a server writes a message's bytes as they are,
+after the frame header, instead of copying them into one frame: one more
+write is cheaper than copying 64 KiB."""
+
+COALESCE_LIMIT = 16 * 1024
+"""Frames smaller than this, queued together, go out in one write."""
+
+
 class ConnectionBase:
     """State of a connection, read from its protocol and handshake."""
 

@@ -14,7 +14,9 @@ from ferrows.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
 )
+from ferrows.connection import COALESCE_LIMIT
 from ferrows.protocol import State
+from ferrows.sync.connection import _coalesce
 from ferrows.sync import connect
 
 from .utils import MS, TIMEOUT, echo, raw_server, serving, uri_of
@@ -144,6 +146,47 @@ def test_concurrent_senders_never_interleave(compression: str | None) -> None:
         assert message == payload(tid, i)
         assert i == last[tid] + 1
         last[tid] = i
+
+
+def test_server_threads_sending_large_bytes_never_interleave() -> None:
+    """A server writes large bytes payloads apart from their header: with 4
+    threads sending at once, small and large messages still arrive whole and
+    each thread's in order."""
+    threads_count, per_thread = 4, 40
+
+    def payload(tid: int, i: int) -> bytes:
+        size = 100_000 if i % 3 == 0 else 10 + i
+        return bytes([tid, i]) * (size // 2)
+
+    def handler(ws: Any) -> None:
+        senders = [
+            threading.Thread(target=lambda tid=tid: [ws.send(payload(tid, i)) for i in range(per_thread)])
+            for tid in range(threads_count)
+        ]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join(TIMEOUT * 4)
+        ws.recv(TIMEOUT)
+
+    with serving(handler, compression=None) as server:
+        with connect(uri_of(server), compression=None, max_size=None) as ws:
+            received = [ws.recv(TIMEOUT) for _ in range(threads_count * per_thread)]
+            ws.send("done")
+    last = [-1] * threads_count
+    for message in received:
+        tid, i = message[0], message[1]
+        assert message == payload(tid, i)
+        assert i == last[tid] + 1
+        last[tid] = i
+
+
+def test_coalesce_joins_small_chunks_only() -> None:
+    big = b"x" * COALESCE_LIMIT
+    assert _coalesce([b"a"]) == [b"a"]
+    assert _coalesce([b"a", b"b", big, b"c", b"", b"d", b"e"]) == [b"ab", big, b"c", b"", b"de"]
+    # The large chunk is the very object given, not a copy.
+    assert _coalesce([b"a", big])[1] is big
 
 
 def test_concurrent_recv_raises_concurrency_error() -> None:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, overload
 
 from .. import _core
-from ..connection import ConnectionBase
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -40,11 +40,7 @@ _TEXT, _BINARY, _CONT = 1, 2, 0
 _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
 
-CORK_LIMIT = 16 * 1024
-# Payload size from which a server writes a message's bytes as they are,
-# after the frame header, instead of copying them into one frame: one more
-# write() is cheaper than copying 64 KiB.
-WRITE_APART = 64 * 1024
+CORK_LIMIT = COALESCE_LIMIT
 """Frames smaller than this may be held to be written with the next ones."""
 
 

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from .. import _core
-from ..connection import ConnectionBase
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -331,15 +331,25 @@ class Connection(ConnectionBase):
                 while self._fragmenting is not None and not self._reader_done:
                     self._cond.wait()
             try:
-                frame = self._frame_locked(opcode, data, fin)
+                chunks = self._frames_locked(opcode, data, fin)
             except InvalidState:
                 closed = True
             else:
                 closed = False
-                seq, batch = self._submit_locked([frame])
+                seq, batch = self._submit_locked(chunks)
         if closed:
             self._wait_closed_then_raise()
         self._drain(batch, seq)
+
+    def _frames_locked(self, opcode: int, data: Any, fin: bool) -> list[bytes]:
+        """The chunks that send one data frame: a server writes a large
+        ``bytes`` payload as it is after the header, without copying it."""
+        core = self._core
+        if core is not None and opcode == _BINARY and type(data) is bytes and len(data) >= WRITE_APART:
+            header = core.send_header(opcode, len(data), fin)
+            if header is not None:
+                return [header, data]
+        return [self._frame_locked(opcode, data, fin)]
 
     def _frame_locked(self, opcode: int, data: Any, fin: bool) -> bytes:
         core = self._core
@@ -574,7 +584,7 @@ class Connection(ConnectionBase):
         """Writes to the socket without holding the lock."""
         sock = self.socket
         try:
-            for chunk in chunks:
+            for chunk in _coalesce(chunks):
                 if chunk:
                     sock.sendall(chunk)
                 else:
@@ -948,3 +958,25 @@ class Connection(ConnectionBase):
         if self.debug:
             self.logger.debug("% sent keepalive ping")
         return frame
+
+
+def _coalesce(chunks: list[bytes]) -> list[bytes]:
+    """Joins runs of small chunks, so that a burst of small frames (answers,
+    pongs, broadcasts queued while another thread wrote) costs one system
+    call rather than one per frame. Large chunks stay whole, not copied, and
+    the empty chunk that stands for EOF keeps its place."""
+    if len(chunks) < 2:
+        return chunks
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for chunk in chunks:
+        if chunk and len(chunk) < COALESCE_LIMIT:
+            run.append(chunk)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(chunk)
+    if run:
+        out.append(b"".join(run))
+    return out
