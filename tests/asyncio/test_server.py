@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import http
 import logging
 import re
@@ -12,6 +13,7 @@ import socket
 import struct
 import time
 import uuid
+import weakref
 from typing import Any
 
 import ferrows
@@ -654,6 +656,37 @@ def test_basic_auth_arguments() -> None:
         basic_auth(realm="test", credentials="alice:s3cret")
     with pytest.raises(TypeError):
         basic_auth(realm="test", credentials=[("alice",)])
+
+
+async def test_closed_connections_are_freed_without_the_garbage_collector() -> None:
+    """Nothing a closed connection keeps (its close exception's traceback,
+    in particular) refers back to it: reference counting frees it, so a busy
+    server does not wait on the cyclic collector."""
+    refs: list[weakref.ref[Any]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        refs.append(weakref.ref(ws))
+        async for _ in ws:
+            pass
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with serving(handler) as server, asyncio.timeout(TIMEOUT):
+            for _ in range(3):
+                async with ferrows.connect(uri_of(server)) as client:
+                    refs.append(weakref.ref(client))
+                    await client.send("hello")
+                with pytest.raises(ConnectionClosedOK):
+                    await client.recv()
+                del client
+            await wait_for(lambda: not server.connections)
+            await wait_for(lambda: all(ref() is None for ref in refs))
+        assert len(refs) == 6
+    finally:
+        gc.enable()
 
 
 # ---------------------------------------------------------------- broadcast

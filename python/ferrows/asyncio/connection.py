@@ -117,7 +117,6 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self._close_handle: asyncio.TimerHandle | None = None
         self._lost = False
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
-        self._close_exc: BaseException | None = None
 
     # ------------------------------------------------------------ properties
 
@@ -196,13 +195,12 @@ class Connection(ConnectionBase, asyncio.Protocol):
         for handle in (self._keepalive_handle, self._close_handle):
             if handle is not None:
                 handle.cancel()
-        self._close_exc = self.protocol.close_exc
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         for future, _ in self._pings.values():
             if not future.done():
-                future.set_exception(self._close_exc)
+                future.set_exception(self._closed_exception())
                 future.exception()  # keep asyncio from logging "never retrieved"
         self._pings.clear()
         self._wake_drain_waiters()
@@ -493,9 +491,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return
 
     def _closed_exception(self) -> BaseException:
-        if self._close_exc is None:
-            self._close_exc = self.protocol.close_exc
-        return self._close_exc
+        """A new exception for each raise. One kept on the connection would
+        keep, through its traceback, the frames that raised it and with them
+        the connection: every closed connection would then wait for the
+        cyclic garbage collector instead of being freed at once."""
+        return self.protocol._connection_closed()
 
     # -------------------------------------------------------------- sending
 
