@@ -980,3 +980,27 @@ def test_max_size_pair_limits_each_frame_too():
     assert isinstance(server.parser_exc, PayloadTooBig)
     close = server.data_to_send()[0]
     assert close[0] == 0x88 and close[2:4] == (1009).to_bytes(2, "big")
+
+
+def test_close_answered_in_the_middle_of_a_fragmented_message() -> None:
+    """A control frame may come between fragments, so a client answers a
+    close frame while sending a fragmented message; the server then reports
+    the message left incomplete, as websockets does, and both ends close
+    with the codes exchanged."""
+    server = ServerProtocol(state=OPEN)
+    client = ClientProtocol("ws://localhost/", state=OPEN)
+    server.send_close(1000)
+    client.send_binary(b"ab", fin=False)
+    for data in client.data_to_send():
+        server.receive_data(data)
+    for data in server.data_to_send():
+        if data:
+            client.receive_data(data)
+    for data in client.data_to_send():
+        if data:
+            server.receive_data(data)
+    assert isinstance(server.parser_exc, ProtocolError)
+    assert str(server.parser_exc) == "incomplete fragmented message"
+    assert client.parser_exc is None
+    assert server.close_rcvd is not None and server.close_rcvd.code == 1000
+    assert client.close_sent is not None and client.close_sent.code == 1000
