@@ -162,13 +162,14 @@ async def test_send_invalid_type(side: str, message: Any) -> None:
             assert await remote.recv() == "still open"
 
 
-async def test_send_after_close(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+@pytest.mark.parametrize("late", ["late", b"late", b"x" * 70_000, bytearray(b"late")])
+async def test_send_after_close(side: str, late: Any) -> None:
+    async with connection_pair(side, compression=None) as (local, remote):
         await local.close()
         with pytest.raises(ConnectionClosedOK):
-            await local.send("late")
+            await local.send(late)
         with pytest.raises(ConnectionClosedOK):
-            await remote.send("late")
+            await remote.send(late)
 
 
 # ---------------------------------------------------------------- receiving

@@ -31,7 +31,7 @@ from ..exceptions import (
 )
 from ..frames import CloseCode, Opcode
 from ..http11 import Request, Response
-from ..protocol import CLOSED, OPEN, Protocol
+from ..protocol import OPEN, Protocol
 from ..typing import Data, LoggerLike
 
 __all__ = ["Connection"]
@@ -406,9 +406,13 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _pop_message(self) -> str | bytes:
-        message = self._messages.popleft()
+        messages = self._messages
+        message = messages.popleft()
         self._queued_bytes -= len(message)
-        if self._reading_paused:
+        # While paused, check the low-water marks only once the queue is
+        # short enough: a pipelining peer keeps reading paused for dozens
+        # of messages at a time.
+        if self._reading_paused and (self.max_queue_low is None or len(messages) <= self.max_queue_low):
             self._check_read_resume()
         return message
 
@@ -491,10 +495,13 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return
 
     def _closed_exception(self) -> BaseException:
-        """A new exception for each raise. One kept on the connection would
-        keep, through its traceback, the frames that raised it and with them
-        the connection: every closed connection would then wait for the
-        cyclic garbage collector instead of being freed at once."""
+        """The exception for using a connection that is closing or closed:
+        while closing, it reports the close frames known so far.
+
+        A new one for each raise. One kept on the connection would keep,
+        through its traceback, the frames that raised it and with them the
+        connection: every closed connection would then wait for the cyclic
+        garbage collector instead of being freed at once."""
         return self.protocol._connection_closed()
 
     # -------------------------------------------------------------- sending
@@ -517,31 +524,48 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConnectionClosed: When the connection is closed.
             TypeError: For an unsupported message type.
         """
+        core = self._core
+        data: bytes | None
+        if type(message) is bytes and text is None and core is not None and self._fragmented_send is None:
+            # The common case, without the checks below.
+            if len(message) >= WRITE_APART:
+                data = self._send_frame(core, _BINARY, message, True, apart=True)
+            else:
+                try:
+                    data = core.send_binary(message)
+                except InvalidState:
+                    raise self._closed_exception() from None
+        else:
+            data = await self._frame_message(message, text)
+            if data is None:
+                return  # sent as fragments
+        self._send_data(data)
+        if self._writing_paused or self.transport.is_closing():
+            await self._drain()
+
+    async def _frame_message(self, message: Any, text: bool | None) -> bytes | None:
+        """The frame that sends ``message``, once no fragmented message is
+        in progress; :obj:`None` after sending an iterable as fragments."""
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
         core = self._core
         if isinstance(message, str):
             if text is False:
-                data = self._send_frame(core, _BINARY, message.encode(), True)
-            else:
-                data = self._send_frame(core, _TEXT, message, True)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
+                return self._send_frame(core, _BINARY, message.encode(), True)
+            return self._send_frame(core, _TEXT, message, True)
+        if isinstance(message, (bytes, bytearray, memoryview)):
             # Immutable bytes only: the transport may keep the object queued.
             apart = not text and type(message) is bytes and len(message) >= WRITE_APART
-            data = self._send_frame(core, _TEXT if text else _BINARY, message, True, apart)
-        elif isinstance(message, Mapping):
+            return self._send_frame(core, _TEXT if text else _BINARY, message, True, apart)
+        if isinstance(message, Mapping):
             raise TypeError("data is a dict-like object")
-        elif isinstance(message, Iterable):
+        if isinstance(message, Iterable):
             await self._send_fragments(iter(message), None, text)
-            return
-        elif isinstance(message, AsyncIterable):
+            return None
+        if isinstance(message, AsyncIterable):
             await self._send_fragments(None, aiter(message), text)
-            return
-        else:
-            raise TypeError("data must be str, bytes, iterable, or async iterable")
-        self._send_data(data)
-        if self._writing_paused or self.transport.is_closing():
-            await self._drain()
+            return None
+        raise TypeError("data must be str, bytes, iterable, or async iterable")
 
     def _send_frame(
         self, core: _core.Connection | None, opcode: int, data: Any, fin: bool, apart: bool = False
@@ -574,14 +598,8 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 return core.send_binary(data, fin)
             return core.send_continuation(data, fin)
         except InvalidState:
-            raise self._closing_exception() from None
+            raise self._closed_exception() from None
 
-    def _closing_exception(self) -> BaseException:
-        """The exception for using a connection that is closing or closed."""
-        if self.protocol.state is CLOSED:
-            return self._closed_exception()
-        # Closing: report what is known; the final exception comes with close.
-        return self.protocol._connection_closed()
 
     async def _send_fragments(
         self,
@@ -686,7 +704,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         try:
             data = self._core.send_ping(payload) if self._core is not None else self._protocol_send("ping", payload)
         except InvalidState:
-            raise self._closing_exception() from None
+            raise self._closed_exception() from None
         future: asyncio.Future[float] = self.loop.create_future()
         self._pings[payload] = (future, time.monotonic())
         self._write(data)
@@ -706,7 +724,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         try:
             out = self._core.send_pong(payload) if self._core is not None else self._protocol_send("pong", payload)
         except InvalidState:
-            raise self._closing_exception() from None
+            raise self._closed_exception() from None
         self._write(out)
         if self._writing_paused or self.transport.is_closing():
             await self._drain()
