@@ -97,13 +97,16 @@ impl Connection {
 
     fn events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.take_events();
+        // The sinks of this batch's BinarySink events, taken together so
+        // that an error below drops both rather than misaligning them.
+        let mut sinks = std::iter::from_fn(|| self.inner.take_sink()).collect::<std::collections::VecDeque<_>>();
         let list = PyList::empty(py);
         for event in events {
             let item: Bound<'py, PyAny> = match event {
                 Event::Text(s) => PyString::new(py, &s).into_any(),
                 Event::Binary(b) => PyBytes::new(py, &b).into_any(),
                 Event::BinarySink => {
-                    let sink = self.inner.take_sink().expect("a sink per BinarySink event");
+                    let sink = sinks.pop_front().expect("a sink per BinarySink event");
                     let sink = sink
                         .into_any()
                         .downcast::<BytesSink>()

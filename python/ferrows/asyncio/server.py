@@ -565,6 +565,7 @@ def broadcast(
     opcode, payload = broadcast_payload(message, text)
     shared: dict[Any, bytes] = {}
     exceptions: list[Exception] = []
+    pending: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
     for connection in connections:
         if connection.protocol.state is not OPEN:
             continue
@@ -578,45 +579,40 @@ def broadcast(
                 data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
             if data is None:
                 data = connection._send_frame(connection._core, opcode, payload, True)
-            write_at_end_of_iteration(connection, data)
+            write_at_end_of_iteration(connection, data, pending)
         except Exception as error:
             broadcast_skipped(connection, error, raise_exceptions, exceptions)
+    for loop, held in pending.items():
+        loop.call_soon(_flush_broadcast, held)
     if raise_exceptions and exceptions:
         raise ExceptionGroup("skipped broadcast", exceptions)
 
 
-# Connections holding frames that broadcast() queued during the current
-# iteration of their event loop, per loop.
-_broadcast_pending: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
-
-
-def write_at_end_of_iteration(connection: Connection, data: bytes) -> None:
-    """Queues a broadcast frame; one callback per loop iteration writes what
-    every connection queued meanwhile.
+def write_at_end_of_iteration(
+    connection: Connection, data: bytes, pending: dict[asyncio.AbstractEventLoop, list[Connection]]
+) -> None:
+    """Holds a broadcast frame until the end of the loop iteration.
 
     A server broadcasting several messages in a row (a batch of updates)
     then makes one ``send()`` system call per connection instead of one per
     message and connection, which was most of its time; a lone broadcast
     waits only for the end of the current iteration. The frames join the
     connection's held-back answers (``_send_data``), so any write of the
-    connection flushes them first and the order is kept. Large frames are
-    written at once, as joining them would copy them.
+    connection flushes them first and the order is kept. A connection that
+    starts holding frames goes into ``pending``, for which the caller
+    schedules :func:`_flush_broadcast`. Large frames are written at once, as
+    joining them would copy them.
     """
     if len(data) >= CORK_LIMIT:
         connection._write(data)
         return
     if not connection._corked:
-        loop = connection.loop
-        pending = _broadcast_pending.get(loop)
-        if pending is None:
-            pending = _broadcast_pending[loop] = []
-            loop.call_soon(_flush_broadcast, loop)
-        pending.append(connection)
+        pending.setdefault(connection.loop, []).append(connection)
     connection._corked.append(data)
 
 
-def _flush_broadcast(loop: asyncio.AbstractEventLoop) -> None:
-    for connection in _broadcast_pending.pop(loop, ()):
+def _flush_broadcast(connections: list[Connection]) -> None:
+    for connection in connections:
         connection._uncork()
 
 
