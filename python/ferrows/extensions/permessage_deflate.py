@@ -220,11 +220,15 @@ def _parse_params(
     return server_nct, client_nct, server_bits, client_bits
 
 
+_WINDOW_BITS = {str(bits): bits for bits in range(8, 16)}
+
+
 def _window_bits(name: str, value: str | None) -> int:
     """Section 7.1.2: a decimal 8-15 without leading zeros."""
-    if value is None or value not in {str(bits) for bits in range(8, 16)}:
+    bits = _WINDOW_BITS.get(value) if value is not None else None
+    if bits is None:
         raise InvalidParameterValue(name, value)
-    return int(value)
+    return bits
 
 
 class ClientPerMessageDeflateFactory(ClientExtensionFactory):
