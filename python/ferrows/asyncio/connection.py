@@ -405,17 +405,6 @@ class Connection(ConnectionBase, asyncio.Protocol):
             if not self._lost:
                 self.transport.resume_reading()
 
-    def _pop_message(self) -> str | bytes:
-        messages = self._messages
-        message = messages.popleft()
-        self._queued_bytes -= len(message)
-        # While paused, check the low-water marks only once the queue is
-        # short enough: a pipelining peer keeps reading paused for dozens
-        # of messages at a time.
-        if self._reading_paused and (self.max_queue_low is None or len(messages) <= self.max_queue_low):
-            self._check_read_resume()
-        return message
-
     async def _wait_message(self) -> bool:
         """Waits until a message is queued; False if the connection closed."""
         while not self._messages:
@@ -453,14 +442,21 @@ class Connection(ConnectionBase, asyncio.Protocol):
         """
         if self._recv_busy:
             raise ConcurrencyError("cannot call recv while another coroutine is already running recv or recv_streaming")
-        if not self._messages:
+        messages = self._messages
+        if not messages:
             self._recv_busy = True
             try:
                 if not await self._wait_message():
                     raise self._closed_exception()
             finally:
                 self._recv_busy = False
-        message = self._pop_message()
+        message = messages.popleft()
+        self._queued_bytes -= len(message)
+        # While paused, check the low-water marks only once the queue is
+        # short enough: a pipelining peer keeps reading paused for dozens
+        # of messages at a time.
+        if self._reading_paused and (self.max_queue_low is None or len(messages) <= self.max_queue_low):
+            self._check_read_resume()
         if decode is None:
             return message
         if decode and type(message) is bytes:
