@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .protocol import CLOSED, State
 
 if TYPE_CHECKING:
+    from . import _core
     from .datastructures import Headers
     from .http11 import Request, Response
     from .protocol import Protocol
@@ -35,6 +36,13 @@ class ConnectionBase:
     protocol: Protocol
     request: Request | None
     response: Response | None
+    _core: _core.Connection | None
+
+    def _compact_if_idle(self) -> bool:
+        """Frees the connection's compression state if no message went
+        through it since the previous call (see ``compact_idle``)."""
+        core = self._core
+        return core is not None and bool(self.protocol.extensions) and core.compact_if_idle()
 
     @property
     def id(self) -> uuid.UUID:

@@ -7,7 +7,7 @@ import http
 import re
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from . import _core
@@ -402,6 +402,28 @@ class _Reject(InvalidHandshake):
 # ------------------------------------------------- helpers for the I/O layers
 # The asyncio and threading servers share these so that both build the same
 # 101 response and frame broadcasts the same way.
+
+
+COMPACT_INTERVAL = 1.0
+"""Seconds between sweeps that free the compression state of idle
+connections: idle for one to two sweeps, a connection keeps only its last
+window of bytes (4 KiB each way with the default 12-bit windows) instead of
+zlib's full state."""
+
+
+def compact_idle(connections: Iterable[Any]) -> int:
+    """Frees the compression state of the connections that exchanged no
+    message since the previous sweep, then returns the freed heap to the
+    system; returns how many connections gave state back.
+
+    Both servers run this from one timer for all their connections rather
+    than one per connection. The core keeps the last window of bytes, so a
+    connection that wakes up resumes where it was.
+    """
+    freed = sum(1 for connection in connections if connection._compact_if_idle())
+    if freed:
+        _core.release_memory()
+    return freed
 
 
 def add_response_headers(

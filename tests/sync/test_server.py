@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import ferrows
+import ferrows.sync.server
 import pytest
 import trustme
 import websockets.asyncio.client
@@ -23,6 +24,7 @@ import websockets.sync.client
 from ferrows.datastructures import Headers
 from ferrows.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from ferrows.http11 import Request, Response
+from ferrows.server import compact_idle
 from ferrows.sync import (
     ServerConnection,
     basic_auth,
@@ -486,3 +488,24 @@ def test_broadcast(compression: str | None) -> None:
             broadcast(server.connections, 42)  # type: ignore[arg-type]
         # Closed connections are skipped silently.
         broadcast(list(server._all), "nobody", raise_exceptions=True)
+
+
+def test_idle_connections_give_back_compression_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accepting thread sweeps connections as the asyncio server does:
+    idle ones drop their zlib state, and the next messages still decode on
+    a peer that kept its whole history (websockets' client)."""
+    monkeypatch.setattr(ferrows.sync.server, "COMPACT_INTERVAL", 0.01)
+    freed: list[int] = []
+    monkeypatch.setattr(ferrows.sync.server, "compact_idle", lambda conns: freed.append(compact_idle(conns)))
+    text = "the quick brown fox jumps over the lazy dog; " * 50
+    with serving(echo) as server:
+        with websockets.sync.client.connect(uri_of(server)) as client:
+            assert "permessage-deflate" in client.response.headers["Sec-WebSocket-Extensions"]
+            for i in range(4):
+                before = sum(freed)
+                client.send(f"{i}: {text}")
+                assert client.recv(TIMEOUT) == f"{i}: {text}"
+                deadline = time.monotonic() + TIMEOUT
+                while sum(freed) == before and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert sum(freed) > before, "the idle connection was not compacted"

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .. import _core
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..compat import ExceptionGroup
 from ..datastructures import HeadersLike
@@ -25,23 +24,18 @@ from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
 from ..protocol import CONNECTING, OPEN
 from ..server import (
+    COMPACT_INTERVAL,
     ServerProtocol,
     add_response_headers,
     broadcast_payload,
     broadcast_skipped,
+    compact_idle,
     shared_broadcast_frame,
 )
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import CORK_LIMIT, Connection
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
-
-
-COMPACT_INTERVAL = 1.0
-"""Seconds between sweeps that free the compression state of idle
-connections: idle for one to two sweeps, a connection keeps only its last
-window of bytes (4 KiB each way with the default 12-bit windows) instead of
-zlib's full state."""
 
 
 class ServerConnection(Connection):
@@ -182,17 +176,8 @@ class Server:
                 self.logger.info("server listening on %s", name)
 
     def _compact(self) -> None:
-        """Frees the compression state of connections that exchanged no
-        message since the previous sweep. One timer for the whole server
-        rather than one per connection; the core keeps the last window of
-        bytes, so a connection that wakes up resumes where it was."""
-        freed = 0
-        for connection in self._handlers:
-            core = connection._core
-            if core is not None and connection.protocol.extensions and core.compact_if_idle():
-                freed += 1
-        if freed:
-            _core.release_memory()
+        """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`)."""
+        compact_idle(self._handlers)
         if not self._closing:
             self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
 

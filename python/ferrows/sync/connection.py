@@ -341,6 +341,11 @@ class Connection(ConnectionBase):
             self._wait_closed_then_raise()
         self._drain(batch, seq)
 
+    def _compact_if_idle(self) -> bool:
+        # The reading thread and senders use the core under this lock.
+        with self._cond:
+            return super()._compact_if_idle()
+
     def _frames_locked(self, opcode: int, data: Any, fin: bool) -> list[bytes]:
         """The chunks that send one data frame: a server writes a large
         ``bytes`` payload as it is after the header, without copying it."""

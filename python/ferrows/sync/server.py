@@ -33,10 +33,12 @@ from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
 from ..protocol import CONNECTING, OPEN
 from ..server import (
+    COMPACT_INTERVAL,
     ServerProtocol,
     add_response_headers,
     broadcast_payload,
     broadcast_skipped,
+    compact_idle,
     shared_broadcast_frame,
 )
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
@@ -227,10 +229,16 @@ class Server:
             poller.register(listener.fileno(), select.POLLIN)
             poller.register(self._wakeup_r.fileno(), select.POLLIN)
             wakeup = self._wakeup_r.fileno()
+            next_sweep = time.monotonic() + COMPACT_INTERVAL
             while True:
-                ready = [fd for fd, _ in poller.poll()]
+                ready = [fd for fd, _ in poller.poll(max(next_sweep - time.monotonic(), 0) * 1000)]
                 if wakeup in ready or self._closing:
                     break
+                if time.monotonic() >= next_sweep:
+                    self._compact()
+                    next_sweep = time.monotonic() + COMPACT_INTERVAL
+                if not ready:
+                    continue
                 try:
                     sock, addr = listener.accept()
                 except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -249,6 +257,13 @@ class Server:
                 thread.start()
         finally:
             self._accept_stopped.set()
+
+    def _compact(self) -> None:
+        """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`),
+        from the accepting thread between two accepts."""
+        with self._lock:
+            connections = list(self._all)
+        compact_idle(connections)
 
     def _log_listening(self) -> None:
         try:
