@@ -13,3 +13,12 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)
+
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run, so that the test
+# command passes or fails the same way on every machine. To search new
+# random examples: HYPOTHESIS_PROFILE=explore python -m pytest
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
