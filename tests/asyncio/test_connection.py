@@ -200,6 +200,27 @@ async def test_concurrent_recv_raises_concurrency_error(side: str) -> None:
         assert await first == "only one"
 
 
+async def test_async_for_and_recv_exclude_each_other(side: str) -> None:
+    async with connection_pair(side) as (local, remote):
+        received: list[Any] = []
+
+        async def iterate() -> None:
+            async for message in remote:
+                received.append(message)
+
+        iterating = asyncio.create_task(iterate())
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError):
+            await remote.recv()
+        await local.send("one")
+        await local.close()
+        await asyncio.wait_for(iterating, TIMEOUT)
+        assert received == ["one"]
+        # The iteration ended quietly; so does a new one.
+        async for _ in remote:
+            raise AssertionError("no message left")
+
+
 async def test_recv_cancellation_loses_nothing(side: str) -> None:
     async with connection_pair(side) as (local, remote):
         receiving = asyncio.create_task(remote.recv())

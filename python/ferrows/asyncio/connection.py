@@ -39,6 +39,7 @@ __all__ = ["Connection"]
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
+_CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 
 CORK_LIMIT = COALESCE_LIMIT
 """Frames smaller than this may be held to be written with the next ones."""
@@ -406,17 +407,27 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 self.transport.resume_reading()
 
     async def _wait_message(self) -> bool:
-        """Waits until a message is queued; False if the connection closed."""
-        while not self._messages:
-            if self._lost:
-                return False
-            waiter = self.loop.create_future()
-            self._recv_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._recv_waiter = None
-        return True
+        """Waits until a message is queued; False if the connection closed.
+
+        Raises:
+            ConcurrencyError: If another coroutine is receiving.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError(_CONCURRENT_RECV)
+        self._recv_busy = True
+        try:
+            while not self._messages:
+                if self._lost:
+                    return False
+                waiter = self.loop.create_future()
+                self._recv_waiter = waiter
+                try:
+                    await waiter
+                finally:
+                    self._recv_waiter = None
+            return True
+        finally:
+            self._recv_busy = False
 
     @overload
     async def recv(self, decode: Literal[True]) -> str: ...
@@ -441,15 +452,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConcurrencyError: If two coroutines call ``recv()`` concurrently.
         """
         if self._recv_busy:
-            raise ConcurrencyError("cannot call recv while another coroutine is already running recv or recv_streaming")
+            raise ConcurrencyError(_CONCURRENT_RECV)
         messages = self._messages
-        if not messages:
-            self._recv_busy = True
-            try:
-                if not await self._wait_message():
-                    raise self._closed_exception()
-            finally:
-                self._recv_busy = False
+        if not messages and not await self._wait_message():
+            raise self._closed_exception()
         message = messages.popleft()
         self._queued_bytes -= len(message)
         # While paused, check the low-water marks only once the queue is
@@ -483,12 +489,19 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     async def _iterate(self) -> AsyncIterator[Data]:
         """Yields messages until the connection closes: quietly for a normal
-        closure, raising ConnectionClosedError otherwise."""
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosedOK:
-            return
+        closure, raising ConnectionClosedError otherwise.
+
+        It waits for messages itself rather than through ``recv()``, so that
+        the usual end of a handler's ``async for`` raises and catches no
+        exception: that cost a few microseconds per connection.
+        """
+        while True:
+            if not self._messages and not await self._wait_message():
+                closed = self._closed_exception()
+                if isinstance(closed, ConnectionClosedOK):
+                    return
+                raise closed
+            yield await self.recv()
 
     def _closed_exception(self) -> BaseException:
         """The exception for using a connection that is closing or closed:
