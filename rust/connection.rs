@@ -183,6 +183,12 @@ impl MaskSource {
 /// actually come.
 const PREALLOC_LIMIT: usize = 1 << 20;
 
+/// Largest payload put into a sink. A sink holds the whole announced length
+/// from the header on; beyond this size (possible only without `max_size`)
+/// the growing buffer is used instead, so that a peer announcing a huge
+/// frame and sending little of it makes us reserve little.
+const SINK_MAX: u64 = 64 << 20;
+
 /// Output buffer capacity kept between sends; a buffer grown past it by a
 /// large message is released rather than held for the connection's life.
 const OUTPUT_KEEP: usize = 64 * 1024;
@@ -518,9 +524,9 @@ impl Connection {
         let eligible = h.opcode == OpCode::Binary
             && h.fin
             && h.payload_len > 0
+            && h.payload_len <= SINK_MAX
             && self.config.assemble
-            && self.extensions.is_empty()
-            && usize::try_from(h.payload_len).is_ok();
+            && self.extensions.is_empty();
         if !eligible {
             return None;
         }

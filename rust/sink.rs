@@ -38,16 +38,20 @@ impl PayloadSink for VecSink {
     }
 }
 
-/// A factory of [`VecSink`]s, zero-filled, for payloads of at least `min`
+/// A factory of [`VecSink`]s, zero-filled, for payloads of `min` to `max`
 /// bytes.
 #[derive(Debug)]
 pub struct VecSinkFactory {
     /// Smallest payload that gets a sink.
     pub min: usize,
+    /// Largest payload that gets a sink.
+    pub max: usize,
 }
 
 impl SinkFactory for VecSinkFactory {
     fn make(&mut self, len: usize) -> Option<Box<dyn PayloadSink>> {
-        (len >= self.min).then(|| Box::new(VecSink(vec![0; len])) as Box<dyn PayloadSink>)
+        (self.min..=self.max)
+            .contains(&len)
+            .then(|| Box::new(VecSink(vec![0; len])) as Box<dyn PayloadSink>)
     }
 }

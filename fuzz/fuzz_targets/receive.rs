@@ -8,10 +8,13 @@
 //! violation shows as one `Failed` event, after which nothing else comes,
 //! with a close code in {1002, 1007, 1009}; text is UTF-8; whole messages
 //! respect `max_size`; and the events and output are the same as when the
-//! stream arrives in one piece.
+//! stream arrives in one piece. The chunked connection also puts large
+//! binary messages into payload sinks: they must hold exactly the bytes the
+//! other connection returns as `Binary`.
 
 use ferrows::connection::{Config, Connection, Event, Role, State};
 use ferrows::deflate::{DeflateParams, PerMessageDeflate};
+use ferrows::sink::{VecSink, VecSinkFactory};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -99,6 +102,7 @@ fn check_events(c: &Connection, events: &[Event], config: &Config, failed: &mut 
             }
             Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
             Event::Close(p) => assert!(p.len() <= 125 && p.len() != 1),
+            Event::BinarySink => unreachable!("sinks are read back before checking"),
             Event::Failed => {
                 *failed = true;
                 let code = c.failure().expect("Failed event without a failure").close_code();
@@ -106,6 +110,23 @@ fn check_events(c: &Connection, events: &[Event], config: &Config, failed: &mut 
             }
         }
     }
+}
+
+/// Takes the events, each `BinarySink` replaced by the `Binary` it stands for.
+fn with_sinks_read(c: &mut Connection) -> Vec<Event> {
+    let events = c.take_events();
+    let out = events
+        .into_iter()
+        .map(|event| match event {
+            Event::BinarySink => {
+                let sink = c.take_sink().expect("a sink per BinarySink event");
+                Event::Binary(sink.into_any().downcast::<VecSink>().expect("a VecSink").0)
+            }
+            other => other,
+        })
+        .collect();
+    assert!(c.take_sink().is_none(), "a sink without its event");
+    out
 }
 
 pub fn run(role: Role, data: &[u8]) {
@@ -116,13 +137,14 @@ pub fn run(role: Role, data: &[u8]) {
     let stream = &data[2..];
 
     let mut c = connection(role, &s);
+    c.set_sink_factory(Box::new(VecSinkFactory { min: 8, max: 1 << 16 }));
     let mut events = Vec::new();
     let mut output = Vec::new();
     let mut failed = false;
     let mut closing = false;
     for chunk in chunks(stream, data[1]) {
         c.receive_data(chunk).expect("receive_data failed before EOF");
-        let new = c.take_events();
+        let new = with_sinks_read(&mut c);
         check_events(&c, &new, &s.config, &mut failed);
         if new.iter().any(|e| matches!(e, Event::Close(_))) || failed {
             closing = true;

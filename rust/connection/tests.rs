@@ -607,7 +607,7 @@ fn assembling(role: Role) -> Connection {
         max_size: Some(1 << 20),
         ..Config::new(role)
     });
-    c.set_sink_factory(Box::new(VecSinkFactory { min: 100 }));
+    c.set_sink_factory(Box::new(VecSinkFactory { min: 100, max: 1 << 20 }));
     c
 }
 
@@ -673,7 +673,7 @@ fn only_whole_binary_messages_without_extensions_get_sinks() {
 
     // Frame mode (no assembly) delivers frames, never sinks.
     let mut c = server();
-    c.set_sink_factory(Box::new(VecSinkFactory { min: 1 }));
+    c.set_sink_factory(Box::new(VecSinkFactory { min: 1, max: 1 << 20 }));
     let events = feed(&mut c, &masked(true, 0, OpCode::Binary, &half));
     assert_eq!(events, vec![frame(OpCode::Binary, true, &half)]);
 
@@ -708,6 +708,34 @@ fn oversized_frames_are_refused_before_a_sink_is_made() {
     assert_eq!(feed(&mut c, &header), vec![Event::Failed]);
     assert_failed(&mut c, 1009);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn huge_announced_frames_get_no_sink() {
+    // Without max_size, a header may announce any length: the sink would
+    // hold all of it up front, so past SINK_MAX the growing buffer is used.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut c = Connection::new(Config {
+        assemble: true,
+        max_size: None,
+        ..Config::new(Role::Server)
+    });
+    c.set_sink_factory(Box::new(Counting(calls.clone())));
+    let mut header = Vec::new();
+    crate::frame::write_header(&mut header, true, 0, OpCode::Binary, (SINK_MAX + 1) as usize, Some(KEY));
+    assert!(feed(&mut c, &header).is_empty());
+    assert!(feed(&mut c, &[0; 1000]).is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let mut header = Vec::new();
+    let mut c = Connection::new(Config {
+        assemble: true,
+        max_size: None,
+        ..Config::new(Role::Server)
+    });
+    c.set_sink_factory(Box::new(Counting(calls.clone())));
+    crate::frame::write_header(&mut header, true, 0, OpCode::Binary, SINK_MAX as usize, Some(KEY));
+    assert!(feed(&mut c, &header).is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[test]
