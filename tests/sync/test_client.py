@@ -249,3 +249,22 @@ def test_public_imports() -> None:
     )
     assert ferrows.sync.serve.__module__ == "ferrows.sync.server"
     assert ferrows.sync.connect.__module__ == "ferrows.sync.client"
+
+
+def test_reading_starts_after_the_handshake_request_is_written() -> None:
+    """Only one thread at a time may use a TLS socket's SSL object: the
+    reading thread starts once the request is written, so that a TLS 1.3
+    server's session tickets are not read while the request is written."""
+    alive_while_writing: list[bool] = []
+
+    class Recording(ClientConnection):
+        def _write_chunks(self, chunks: list[bytes]) -> BaseException | None:
+            if not alive_while_writing:
+                alive_while_writing.append(self._reader.is_alive())
+            return super()._write_chunks(chunks)
+
+    with serving(echo) as server:
+        with connect(uri_of(server), create_connection=Recording) as ws:
+            ws.send("hello")
+            assert ws.recv(TIMEOUT) == "hello"
+    assert alive_while_writing == [False]

@@ -38,6 +38,13 @@ __all__ = ["ClientConnection", "connect", "reconnect", "unix_connect", "unix_rec
 class ClientConnection(Connection):
     """A client-side WebSocket connection, returned by :func:`connect`."""
 
+    # Reading starts once the handshake request is written. A TLS 1.3
+    # server sends session tickets right after its handshake: a reading
+    # thread started earlier processed them inside the SSL object while this
+    # thread wrote the request through the same object, which OpenSSL does
+    # not allow, and now and then the request never arrived.
+    _read_at_init = False
+
     def _handshake_event_locked(self, event: Any) -> None:
         if isinstance(event, Response) and self.response is None:
             self.response = event
@@ -69,7 +76,10 @@ class ClientConnection(Connection):
             self.request = request
             protocol.send_request(request)
             seq, batch = self._submit_locked(self._take_output_locked())
-        self._drain(batch, seq)
+        try:
+            self._drain(batch, seq)
+        finally:
+            self._start_reading()
         with self._cond:
             while self.response is None and not self._reader_done:
                 remaining = None if deadline is None else deadline - time.monotonic()

@@ -91,6 +91,10 @@ class Connection(ConnectionBase):
 
     recv_bufsize = 65536
 
+    _read_at_init = True
+    """Whether the reading thread starts with the connection; a client
+    starts it once its handshake request is written."""
+
     def __init__(
         self,
         sock: socket.socket,
@@ -156,7 +160,15 @@ class Connection(ConnectionBase):
         self._connection_exc: BaseException | None = None
 
         self._reader = threading.Thread(target=self._recv_events, name=f"ferrows-{self.id}", daemon=True)
-        self._reader.start()
+        self._reading = False
+        if self._read_at_init:
+            self._start_reading()
+
+    def _start_reading(self) -> None:
+        """Starts the reading thread, once."""
+        if not self._reading:
+            self._reading = True
+            self._reader.start()
 
     # ------------------------------------------------------------ properties
 
@@ -661,6 +673,7 @@ class Connection(ConnectionBase):
             if deadline is None and self.close_timeout is not None:
                 deadline = time.monotonic() + self.close_timeout
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._start_reading()
         self._reader.join(timeout)
         if self._reader.is_alive():
             if self.debug:
@@ -680,6 +693,7 @@ class Connection(ConnectionBase):
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Waits until the connection is closed; False if ``timeout`` expired."""
+        self._start_reading()
         self._reader.join(timeout)
         return not self._reader.is_alive()
 
@@ -703,6 +717,7 @@ class Connection(ConnectionBase):
         """Aborts the connection and waits for the reading thread to end."""
         self._abort()
         if threading.current_thread() is not self._reader:
+            self._start_reading()
             self._reader.join()
 
     def __enter__(self) -> Connection:
