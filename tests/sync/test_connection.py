@@ -19,7 +19,7 @@ from ferrows.protocol import State
 from ferrows.sync.connection import _coalesce
 from ferrows.sync import connect
 
-from .utils import MS, TIMEOUT, echo, raw_server, serving, uri_of
+from .utils import MS, TIMEOUT, assert_each_thread_in_order, echo, raw_server, serving, uri_of
 
 COMPRESSION = pytest.mark.parametrize("compression", ["deflate", None])
 
@@ -173,12 +173,7 @@ def test_server_threads_sending_large_bytes_never_interleave() -> None:
         with connect(uri_of(server), compression=None, max_size=None) as ws:
             received = [ws.recv(TIMEOUT) for _ in range(threads_count * per_thread)]
             ws.send("done")
-    last = [-1] * threads_count
-    for message in received:
-        tid, i = message[0], message[1]
-        assert message == payload(tid, i)
-        assert i == last[tid] + 1
-        last[tid] = i
+    assert_each_thread_in_order(received, threads_count, payload)
 
 
 def test_coalesce_joins_small_chunks_only() -> None:

@@ -36,6 +36,7 @@ from ferrows.sync import (
 )
 
 from .utils import (
+    assert_each_thread_in_order,
     MS,
     TIMEOUT,
     captured_logs,
@@ -509,3 +510,55 @@ def test_idle_connections_give_back_compression_state(monkeypatch: pytest.Monkey
                 while sum(freed) == before and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert sum(freed) > before, "the idle connection was not compacted"
+
+
+def test_tls_senders_and_reader_take_turns(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """Over TLS, four threads send while the reading thread receives the
+    echoes: every byte arrives, as the SSL object is used by one thread at a
+    time and writes wait for the socket outside the lock."""
+    server_context, client_context = tls
+    threads_count, per_thread = 4, 30
+
+    def payload(tid: int, i: int) -> bytes:
+        return bytes([tid, i]) * (50_000 if i % 5 == 0 else 100 + i)
+
+    with serving(echo, ssl=server_context, compression=None) as server:
+        with connect(uri_of(server, scheme="wss"), ssl=client_context, max_size=None) as ws:
+            errors: list[BaseException] = []
+
+            def sender(tid: int) -> None:
+                try:
+                    for i in range(per_thread):
+                        ws.send(payload(tid, i))
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            senders = [threading.Thread(target=sender, args=(tid,)) for tid in range(threads_count)]
+            for thread in senders:
+                thread.start()
+            received = [ws.recv(TIMEOUT) for _ in range(threads_count * per_thread)]
+            for thread in senders:
+                thread.join(TIMEOUT)
+            assert errors == []
+    assert_each_thread_in_order(received, threads_count, payload)
+
+
+def test_tls_sender_waits_for_a_paused_reader(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """A TLS sender facing a peer that stopped reading waits for the socket
+    without holding the SSL object, and resumes when the peer reads."""
+    server_context, client_context = tls
+    count, size = 40, 100_000
+    messages = [bytes([i]) * size for i in range(count)]
+
+    def producer(ws: ServerConnection) -> None:
+        for message in messages:
+            ws.send(message)
+        ws.recv(TIMEOUT)
+
+    with serving(producer, ssl=server_context, compression=None) as server:
+        with connect(uri_of(server, scheme="wss"), ssl=client_context, max_queue=(2, 1), max_size=None) as ws:
+            # Paused after two messages: the server's writes fill the socket
+            # buffers and its sender has to wait.
+            time.sleep(50 * MS)
+            assert [ws.recv(TIMEOUT) for _ in range(count)] == messages
+            ws.send("done")

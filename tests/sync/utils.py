@@ -164,3 +164,15 @@ def handshake_request(port: int, path: str = "/", headers: str = "") -> bytes:
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
     ).encode()
+
+
+def assert_each_thread_in_order(received: list[Any], threads_count: int, payload: Callable[[int, int], bytes]) -> None:
+    """Checks binary messages ``payload(tid, i)`` sent by several threads:
+    each arrived whole, and each thread's in the order it sent them (the
+    first two bytes of a message are its thread and index)."""
+    last = [-1] * threads_count
+    for message in received:
+        tid, i = message[0], message[1]
+        assert message == payload(tid, i)
+        assert i == last[tid] + 1
+        last[tid] = i

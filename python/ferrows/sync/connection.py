@@ -123,6 +123,13 @@ class Connection(ConnectionBase):
         """Round-trip time of the last ping, in seconds (0 before one)."""
 
         protocol._assemble = True
+        # A TLS socket's SSL object may be used by one thread at a time: the
+        # reading thread and the writers take turns under this lock, with
+        # the socket non-blocking, and wait for it outside the lock.
+        self._tls_lock: threading.Lock | None = None
+        if isinstance(sock, ssl.SSLSocket):
+            self._tls_lock = threading.Lock()
+            sock.setblocking(False)
         self.protocol_mutex = threading.Lock()
         """Serialises every call into the protocol and the core."""
         # One condition for every wait: messages, writes, fragmented sends,
@@ -600,10 +607,14 @@ class Connection(ConnectionBase):
     def _write_chunks(self, chunks: list[bytes]) -> BaseException | None:
         """Writes to the socket without holding the lock."""
         sock = self.socket
+        tls_lock = self._tls_lock
         try:
             for chunk in _coalesce(chunks):
                 if chunk:
-                    sock.sendall(chunk)
+                    if tls_lock is None:
+                        sock.sendall(chunk)
+                    else:
+                        _send_tls(sock, tls_lock, chunk)
                 else:
                     # Half-close: the peer sees EOF and closes its side.
                     try:
@@ -762,7 +773,7 @@ class Connection(ConnectionBase):
                     self._drain(batch, seq, wait=False)
                     continue
                 # TLS may hold decrypted bytes the socket no longer shows.
-                if not (tls and sock.pending()):  # type: ignore[attr-defined]
+                if not (tls and self._tls_pending()):
                     if poller is not None:
                         ready = bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1)))
                     else:  # pragma: no cover - Windows
@@ -770,7 +781,12 @@ class Connection(ConnectionBase):
                     if not ready:
                         continue
                 try:
-                    data = sock.recv(self.recv_bufsize)
+                    if tls:
+                        data = self._recv_tls()
+                        if data is None:
+                            continue  # a partial TLS record: wait for the rest
+                    else:
+                        data = sock.recv(self.recv_bufsize)
                 except Exception as exc:
                     if self.debug:
                         self.logger.debug("! error while receiving data", exc_info=True)
@@ -797,6 +813,25 @@ class Connection(ConnectionBase):
                     self._connection_exc = exc
         finally:
             self._finish()
+
+    def _tls_pending(self) -> bool:
+        assert self._tls_lock is not None
+        with self._tls_lock:
+            return bool(self.socket.pending())  # type: ignore[attr-defined]
+
+    def _recv_tls(self) -> bytes | None:
+        """Reads decrypted bytes without blocking; :obj:`None` when the SSL
+        object needs more from the network (or room to write) first."""
+        assert self._tls_lock is not None
+        with self._tls_lock:
+            try:
+                return self.socket.recv(self.recv_bufsize)
+            except ssl.SSLWantReadError:
+                return None
+            except ssl.SSLWantWriteError:
+                pass
+        _wait_socket(self.socket, write=True)
+        return None
 
     def _finish(self) -> None:
         """Records EOF, closes the socket and wakes every waiter."""
@@ -1000,3 +1035,33 @@ def _coalesce(chunks: list[bytes]) -> list[bytes]:
     if run:
         out.append(b"".join(run))
     return out
+
+
+def _send_tls(sock: Any, lock: threading.Lock, data: bytes) -> None:
+    """``sendall`` for a non-blocking TLS socket shared with a reading
+    thread: each step through the SSL object holds ``lock``, and waiting
+    for the socket does not. Retries pass the same bytes, as OpenSSL
+    requires after a write that could not complete."""
+    view = memoryview(data)
+    while view:
+        with lock:
+            try:
+                sent = sock.send(view)
+            except ssl.SSLWantWriteError:
+                sent, write = 0, True
+            except ssl.SSLWantReadError:
+                sent, write = 0, False
+        if sent:
+            view = view[sent:]
+        else:
+            _wait_socket(sock, write=write)
+
+
+def _wait_socket(sock: Any, *, write: bool) -> None:
+    """Blocks until ``sock`` is writable (or readable), or fails."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT if write else select.POLLIN)
+        poller.poll()
+    else:  # pragma: no cover - Windows
+        select.select([] if write else [sock], [sock] if write else [], [sock])
