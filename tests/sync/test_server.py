@@ -35,6 +35,7 @@ from ferrows.sync import (
     unix_serve,
 )
 
+from ..frame_utils import CLOSE, TEXT, client_frame, close_payload
 from .utils import (
     assert_each_thread_in_order,
     MS,
@@ -267,6 +268,35 @@ def test_bad_request_gets_an_http_error() -> None:
 
 
 # ------------------------------------------------------------------ handler
+
+
+def test_handler_runs_when_the_client_closes_at_once() -> None:
+    """A client may send frames, its close frame included, right behind its
+    request: the handshake succeeded, so the handler runs and sees them (as
+    with asyncio), however fast the reading thread processes the close."""
+    seen: list[Any] = []
+
+    def handler(ws: ServerConnection) -> None:
+        seen.append(ws.recv(TIMEOUT))
+        try:
+            ws.recv(TIMEOUT)
+        except ConnectionClosedOK as exc:
+            seen.append(exc.rcvd.code if exc.rcvd else None)
+
+    with serving(handler) as server:
+        port = server.socket.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+            raw.sendall(
+                handshake_request(port) + client_frame(TEXT, b"early") + client_frame(CLOSE, close_payload(1000))
+            )
+            response = b""
+            while chunk := raw.recv(4096):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 101 ")
+        deadline = time.monotonic() + TIMEOUT
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(MS)
+    assert seen == ["early", 1000]
 
 
 def test_handler_exception_closes_1011_and_logs_once() -> None:

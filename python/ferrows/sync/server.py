@@ -126,7 +126,12 @@ class ServerConnection(Connection):
                 return False  # the client went away meanwhile
             self.response = response
             protocol.send_response(response)
-            if protocol.state is OPEN:
+            # The core exists once the connection opened. Decide here, not
+            # after writing the response: by then the reading thread may have
+            # processed the client's close frame, and a client that closes
+            # at once must still get its handler run, as with asyncio.
+            opened = protocol._core is not None
+            if opened:
                 self._start_locked()
                 # Frames that arrived with the request were parsed already.
                 self._handle_events_locked(protocol.events_received())
@@ -137,7 +142,7 @@ class ServerConnection(Connection):
             self._drain(batch, seq)
         except ConnectionClosed:
             return False
-        if protocol.state is not OPEN:
+        if not opened:
             if response.status_code != 101:
                 self.logger.info(
                     "connection rejected (%d %s)",
