@@ -31,7 +31,7 @@ from ferrows.exceptions import (
     NegotiationError,
 )
 
-from ..frame_utils import CLOSE, PING, PONG, client_frame, close_payload
+from ..frame_utils import CLOSE, PING, PONG, TEXT, client_frame, close_payload
 from .utils import (
     MS,
     TIMEOUT,
@@ -687,6 +687,29 @@ async def test_closed_connections_are_freed_without_the_garbage_collector() -> N
         assert len(refs) == 6
     finally:
         gc.enable()
+
+
+async def test_handler_runs_when_the_client_closes_at_once() -> None:
+    """Frames right behind the request, a close frame included: the
+    handshake succeeded, so the handler runs and sees them."""
+    seen: list[Any] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        seen.append(await ws.recv())
+        try:
+            await ws.recv()
+        except ConnectionClosedOK as exc:
+            seen.append(exc.rcvd.code if exc.rcvd else None)
+
+    async with serving(handler) as server, asyncio.timeout(TIMEOUT):
+        port = port_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(handshake_request(port) + client_frame(TEXT, b"early") + client_frame(CLOSE, close_payload(1000)))
+        response = await reader.read()
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 101 ")
+        await wait_for(lambda: len(seen) == 2)
+    assert seen == ["early", 1000]
 
 
 # ---------------------------------------------------------------- broadcast
