@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .protocol import Protocol
     from .typing import Subprotocol
 
-__all__ = ["ConnectionBase"]
+__all__ = ["ConnectionBase", "limits"]
 
 
 WRITE_APART = 64 * 1024
@@ -28,6 +28,15 @@ write is cheaper than copying 64 KiB."""
 
 COALESCE_LIMIT = 16 * 1024
 """Frames smaller than this, queued together, go out in one write."""
+
+
+def limits(value: int | tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:
+    """A high-water mark given as ``high``, ``(high, low)`` or :obj:`None`,
+    as ``(high, low)``; low defaults to a quarter of high."""
+    high, low = value if isinstance(value, tuple) else (value, None)
+    if high is None:
+        return None, None
+    return high, (high // 4 if low is None else low)
 
 
 class ConnectionBase:

@@ -455,12 +455,24 @@ def add_response_headers(
         response.headers[name] = value
 
 
-def broadcast_payload(message: Any, text: bool | None) -> tuple[int, Any]:
-    """The opcode and payload that ``broadcast()`` sends for ``message``.
+def broadcast_arguments(
+    connections: Iterable[Any] | None, websockets: Iterable[Any] | None, message: Any, text: bool | None
+) -> tuple[Iterable[Any], int, Any]:
+    """The connections, opcode and payload of a ``broadcast()`` call, which
+    takes its connections under either name.
 
     Raises:
-        TypeError: If ``message`` is neither a str nor bytes-like.
+        TypeError: If no connections are given, or if ``message`` is neither
+            a str nor bytes-like.
     """
+    if websockets is not None:
+        connections = websockets
+    if connections is None:
+        raise TypeError("broadcast() missing the connections to send to")
+    return (connections, *_broadcast_payload(message, text))
+
+
+def _broadcast_payload(message: Any, text: bool | None) -> tuple[int, Any]:
     if isinstance(message, str):
         if text is False:
             return 2, message.encode()
@@ -497,7 +509,8 @@ def broadcast_frame_key(protocol: Protocol) -> Any:
 def shared_broadcast_frame(protocol: Protocol, opcode: int, payload: Any, shared: dict[Any, bytes]) -> bytes | None:
     """The frame this connection can share with others in one broadcast,
     encoded on first use and kept in ``shared``; :obj:`None` when the
-    connection needs its own frame."""
+    connection needs its own frame (always so before it opened, and with
+    extensions written in Python)."""
     key = broadcast_frame_key(protocol)
     if key is None:
         return None

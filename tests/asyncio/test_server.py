@@ -16,12 +16,13 @@ import uuid
 import weakref
 from typing import Any
 
-import ferrows
 import pytest
+
+import ferrows
 from ferrows import Headers, Request, Response, State, basic_auth, broadcast
-from ferrows.asyncio.connection import CORK_LIMIT
 from ferrows.asyncio.server import Server, ServerConnection, serve
 from ferrows.compat import ExceptionGroup
+from ferrows.connection import COALESCE_LIMIT
 from ferrows.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
@@ -744,7 +745,7 @@ async def test_broadcasts_of_one_loop_iteration_are_written_together() -> None:
             await wait_for(lambda: len(server.connections) == 2)
             first, second = sorted(server.connections, key=lambda c: c.remote_address[1] != one.local_address[1])
             writes = {c: recording_writes(c) for c in (first, second)}
-            big = b"x" * CORK_LIMIT
+            big = b"x" * COALESCE_LIMIT
             for i in range(20):
                 broadcast(server.connections, f"m{i}")
             broadcast(server.connections, big)

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, overload
 
 from .. import _core
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, limits
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -40,20 +40,6 @@ _TEXT, _BINARY, _CONT = 1, 2, 0
 _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
-
-CORK_LIMIT = COALESCE_LIMIT
-"""Frames smaller than this may be held to be written with the next ones."""
-
-
-def _limits(value: int | tuple[int, int | None] | None, default_low_div: int = 4) -> tuple[int | None, int | None]:
-    """Normalises a high-water mark given as ``high``, ``(high, low)`` or None."""
-    if value is None:
-        return None, None
-    if isinstance(value, tuple):
-        high, low = value
-        return high, (high // default_low_div if low is None else low)
-    return value, value // default_low_div
-
 
 class Connection(ConnectionBase, asyncio.Protocol):
     """A WebSocket connection over an asyncio transport.
@@ -78,8 +64,8 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self.max_queue_high, self.max_queue_low = _limits(max_queue)
-        self.read_limit_high, self.read_limit_low = _limits(read_limit)
+        self.max_queue_high, self.max_queue_low = limits(max_queue)
+        self.read_limit_high, self.read_limit_low = limits(read_limit)
         self.write_limit = write_limit
         self.loop = asyncio.get_running_loop()
         self.logger: LoggerLike = protocol.logger
@@ -137,7 +123,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         # No isinstance check: uvloop's transports implement the interface
         # without subclassing asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
-        high, low = _limits(self.write_limit)
+        high, low = limits(self.write_limit)
         self.transport.set_write_buffer_limits(high=high, low=low)
 
     def data_received(self, data: bytes) -> None:
@@ -335,7 +321,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         last one; a callback writes them anyway at the end of the current
         loop iteration, so nothing waits for long.
         """
-        if self._messages and len(data) < CORK_LIMIT:
+        if self._messages and len(data) < COALESCE_LIMIT:
             self._corked.append(data)
             if self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..compat import ExceptionGroup
+from ..connection import COALESCE_LIMIT
 from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
@@ -27,13 +28,13 @@ from ..server import (
     COMPACT_INTERVAL,
     ServerProtocol,
     add_response_headers,
-    broadcast_payload,
+    broadcast_arguments,
     broadcast_skipped,
     compact_idle,
     shared_broadcast_frame,
 )
 from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
-from .connection import CORK_LIMIT, Connection
+from .connection import Connection
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
 
@@ -543,11 +544,7 @@ def broadcast(
     Raises:
         TypeError: If ``message`` is neither text nor bytes-like.
     """
-    if websockets is not None:
-        connections = websockets
-    if connections is None:
-        raise TypeError("broadcast() missing the connections to send to")
-    opcode, payload = broadcast_payload(message, text)
+    connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
     shared: dict[Any, bytes] = {}
     exceptions: list[Exception] = []
     pending: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
@@ -559,9 +556,7 @@ def broadcast(
             broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
             continue
         try:
-            data = None
-            if connection._core is not None:
-                data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+            data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
             if data is None:
                 data = connection._send_frame(connection._core, opcode, payload, True)
             write_at_end_of_iteration(connection, data, pending)
@@ -588,7 +583,7 @@ def write_at_end_of_iteration(
     schedules :func:`_flush_broadcast`. Large frames are written at once, as
     joining them would copy them.
     """
-    if len(data) >= CORK_LIMIT:
+    if len(data) >= COALESCE_LIMIT:
         connection._write(data)
         return
     if not connection._corked:

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from .. import _core
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, limits
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -51,21 +51,6 @@ __all__ = ["Connection"]
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
-
-
-def _queue_limits(
-    max_queue: int | tuple[int | None, int | None] | None,
-) -> tuple[int | None, int | None]:
-    """``max_queue`` as ``(high, low)``; low defaults to a quarter of high."""
-    if max_queue is None:
-        return None, None
-    if isinstance(max_queue, tuple):
-        high, low = max_queue
-    else:
-        high, low = max_queue, None
-    if high is None:
-        return None, None
-    return high, (high // 4 if low is None else low)
 
 
 class Connection(ConnectionBase):
@@ -110,7 +95,7 @@ class Connection(ConnectionBase):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self.max_queue_high, self.max_queue_low = _queue_limits(max_queue)
+        self.max_queue_high, self.max_queue_low = limits(max_queue)
         """Unique identifier of the connection, useful in logs."""
         self.logger: LoggerLike = protocol.logger
         """Logger for this connection."""

@@ -36,7 +36,7 @@ from ..server import (
     COMPACT_INTERVAL,
     ServerProtocol,
     add_response_headers,
-    broadcast_payload,
+    broadcast_arguments,
     broadcast_skipped,
     compact_idle,
     shared_broadcast_frame,
@@ -617,11 +617,7 @@ def broadcast(
     Raises:
         TypeError: If ``message`` is neither text nor bytes-like.
     """
-    if websockets is not None:
-        connections = websockets
-    if connections is None:
-        raise TypeError("broadcast() missing the connections to send to")
-    opcode, payload = broadcast_payload(message, text)
+    connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
     shared: dict[Any, bytes] = {}
     exceptions: list[Exception] = []
     for connection in connections:
@@ -634,9 +630,7 @@ def broadcast(
                 broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
                 continue
             try:
-                data = None
-                if connection._core is not None:
-                    data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+                data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
                 if data is None:
                     data = connection._frame_locked(opcode, payload, True)
                 seq, batch = connection._submit_locked([data])
