@@ -9,6 +9,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+
 from ferrows import _core
 from ferrows.client import ClientProtocol, backoff, process_exception
 from ferrows.datastructures import Headers
@@ -65,9 +66,7 @@ def response_bytes(
             del headers[name]
         else:
             headers[name] = value
-    lines = [f"HTTP/1.1 {status}"] + [
-        f"{name}: {value}" for name, value in headers.items()
-    ]
+    lines = [f"HTTP/1.1 {status}"] + [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -148,42 +147,30 @@ def test_host_header(uri: str, host: str) -> None:
 
 def test_authorization_from_user_info() -> None:
     request = ClientProtocol("ws://user:pass@example.com/").connect()
-    assert (
-        request.headers["Authorization"]
-        == "Basic " + base64.b64encode(b"user:pass").decode()
-    )
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"user:pass").decode()
     assert request.headers["Host"] == "example.com"
 
 
 def test_authorization_percent_encoded() -> None:
     request = ClientProtocol("ws://us%65r:p%40ss@example.com/").connect()
-    assert (
-        request.headers["Authorization"]
-        == "Basic " + base64.b64encode(b"user:p@ss").decode()
-    )
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
 
 
 def test_origin() -> None:
-    request = ClientProtocol(
-        "ws://example.com/", origin="https://example.com"
-    ).connect()
+    request = ClientProtocol("ws://example.com/", origin="https://example.com").connect()
     assert request.headers["Origin"] == "https://example.com"
     assert "Origin" not in ClientProtocol("ws://example.com/").connect().headers
 
 
 def test_subprotocols_offered() -> None:
-    client = ClientProtocol(
-        "ws://h/", subprotocols=[Subprotocol("v2"), Subprotocol("v1")]
-    )
+    client = ClientProtocol("ws://h/", subprotocols=[Subprotocol("v2"), Subprotocol("v1")])
     assert client.connect().headers["Sec-WebSocket-Protocol"] == "v2, v1"
 
 
 class Factory(ClientExtensionFactory):
     """Client factory of a do-nothing extension, for negotiation tests."""
 
-    def __init__(
-        self, name: str, params: Sequence[ExtensionParameter] = (), accept: bool = True
-    ) -> None:
+    def __init__(self, name: str, params: Sequence[ExtensionParameter] = (), accept: bool = True) -> None:
         self.name = ExtensionName(name)
         self.params = list(params)
         self.accept = accept
@@ -258,12 +245,7 @@ def test_response_in_arbitrary_chunks() -> None:
 
 def test_frames_in_the_same_chunk_as_the_response() -> None:
     client = ClientProtocol("ws://example.com/")
-    client.receive_data(
-        response_bytes(client)
-        + frame(TEXT, b"hi")
-        + frame(PING, b"p")
-        + frame(CLOSE, b"")
-    )
+    client.receive_data(response_bytes(client) + frame(TEXT, b"hi") + frame(PING, b"p") + frame(CLOSE, b""))
     events = client.events_received()
     assert events[1:] == [
         Frame(Opcode.TEXT, b"hi"),
@@ -288,11 +270,7 @@ def test_invalid_frame_in_the_same_chunk_as_the_response() -> None:
 
 def test_wrong_accept() -> None:
     client = ClientProtocol("ws://example.com/")
-    client.receive_data(
-        response_bytes(
-            client, Sec_WebSocket_Accept=_core.accept_key(_core.generate_key())
-        )
-    )
+    client.receive_data(response_bytes(client, Sec_WebSocket_Accept=_core.accept_key(_core.generate_key())))
     check_failed(client, InvalidHeaderValue)
 
 
@@ -306,9 +284,7 @@ def test_duplicated_accept() -> None:
     client = ClientProtocol("ws://example.com/")
     accept = _core.accept_key(client.key)
     client.receive_data(
-        response_bytes(client).replace(
-            b"\r\n\r\n", f"\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode()
-        )
+        response_bytes(client).replace(b"\r\n\r\n", f"\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode())
     )
     check_failed(client, InvalidHeader)
     assert "multiple values" in str(client.handshake_exc)
@@ -332,10 +308,7 @@ def test_invalid_upgrade(changes: dict[str, str | None]) -> None:
 def test_rejected_with_body() -> None:
     client = ClientProtocol("ws://example.com/")
     body = b"Invalid API key\n"
-    client.receive_data(
-        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\n"
-        + body[:5]
-    )
+    client.receive_data(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\n" + body[:5])
     assert client.events_received() == []
     client.receive_data(body[5:])
     response = check_failed(client, InvalidStatus)
@@ -395,9 +368,7 @@ def test_not_http() -> None:
 
 
 def test_subprotocol_accepted() -> None:
-    client = ClientProtocol(
-        "ws://h/", subprotocols=[Subprotocol("v1"), Subprotocol("v2")]
-    )
+    client = ClientProtocol("ws://h/", subprotocols=[Subprotocol("v1"), Subprotocol("v2")])
     client.receive_data(response_bytes(client, Sec_WebSocket_Protocol="v2"))
     assert client.state is OPEN
     assert client.subprotocol == "v2"
@@ -416,9 +387,7 @@ def test_subprotocol_without_offer() -> None:
 
 
 def test_several_subprotocols() -> None:
-    client = ClientProtocol(
-        "ws://h/", subprotocols=[Subprotocol("v1"), Subprotocol("v2")]
-    )
+    client = ClientProtocol("ws://h/", subprotocols=[Subprotocol("v1"), Subprotocol("v2")])
     client.receive_data(response_bytes(client, Sec_WebSocket_Protocol="v1, v2"))
     check_failed(client, InvalidHeader)
 
@@ -480,9 +449,7 @@ def test_close_after_handshake() -> None:
     client.receive_data(response_bytes(client))
     client.events_received()
     client.send_close(1000, "bye")
-    assert parse_frames(b"".join(client.data_to_send())) == [
-        (CLOSE, close_payload(1000, "bye"), True, 0)
-    ]
+    assert parse_frames(b"".join(client.data_to_send())) == [(CLOSE, close_payload(1000, "bye"), True, 0)]
     client.receive_data(frame(CLOSE, close_payload(1000, "bye")))
     # The client waits for the server to close TCP first.
     assert client.data_to_send() == []
@@ -497,11 +464,7 @@ def test_close_after_handshake() -> None:
 
 def test_backoff_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(random, "random", lambda: 0.5)
-    delays = list(
-        itertools.islice(
-            backoff(initial_delay=4, min_delay=1, max_delay=10, factor=2), 8
-        )
-    )
+    delays = list(itertools.islice(backoff(initial_delay=4, min_delay=1, max_delay=10, factor=2), 8))
     assert delays == [2.0, 1, 2, 4, 8, 10, 10, 10]
 
 

@@ -6,6 +6,7 @@ import base64
 import os
 
 import pytest
+
 from ferrows import _core
 from ferrows.exceptions import (
     HeaderLineTooLong,
@@ -98,11 +99,7 @@ def test_assembled_events_are_str_and_bytes() -> None:
 
 
 def test_events_for_any_chunking() -> None:
-    data = (
-        client_frame(TEXT, b"x" * 300)
-        + client_frame(BINARY, b"y" * 70000)
-        + client_frame(PING, b"p")
-    )
+    data = client_frame(TEXT, b"x" * 300) + client_frame(BINARY, b"y" * 70000) + client_frame(PING, b"p")
     whole = server().receive_data(data)
     for size in (1, 2, 3, 7, 13, 1000):
         conn = server()
@@ -142,9 +139,7 @@ def test_receive_data_accepts_buffers() -> None:
 def test_close_event_and_reply_on_server() -> None:
     conn = server()
     payload = close_payload(1000, "bye")
-    assert conn.receive_data(client_frame(CLOSE, payload)) == [
-        (CLOSE, payload, True, 0)
-    ]
+    assert conn.receive_data(client_frame(CLOSE, payload)) == [(CLOSE, payload, True, 0)]
     # Echo of the close frame, then EOF: the server closes TCP first.
     assert conn.data_to_send() == [frame(CLOSE, payload), b""]
     assert conn.data_to_send() == []
@@ -322,9 +317,7 @@ def test_close_expected() -> None:
 # ------------------------------------------------------------------ failures
 
 
-def failure(
-    conn: _core.Connection, data: bytes
-) -> tuple[Exception | None, int | None, list[bytes]]:
+def failure(conn: _core.Connection, data: bytes) -> tuple[Exception | None, int | None, list[bytes]]:
     events = conn.receive_data(data)
     assert events[-1] == (FAILED, b"", True, 0)
     return conn.parser_exc, conn.failure_code, conn.data_to_send()
@@ -362,20 +355,14 @@ def test_too_many_fragments_1009() -> None:
     conn = server(max_fragments=3)
     data = client_frame(TEXT, b"a", fin=False) + client_frame(CONT, b"b", fin=False)
     assert len(conn.receive_data(data)) == 2
-    exc, code, _ = failure(
-        conn, client_frame(CONT, b"c", fin=False) + client_frame(CONT, b"d")
-    )
+    exc, code, _ = failure(conn, client_frame(CONT, b"c", fin=False) + client_frame(CONT, b"d"))
     assert isinstance(exc, TooManyFragments)
     assert code == 1009
 
 
 def test_max_fragments_none() -> None:
     conn = server(max_fragments=None, assemble=True)
-    data = (
-        client_frame(BINARY, b"", fin=False)
-        + client_frame(CONT, b"x", fin=False) * 5000
-        + client_frame(CONT, b"")
-    )
+    data = client_frame(BINARY, b"", fin=False) + client_frame(CONT, b"x", fin=False) * 5000 + client_frame(CONT, b"")
     assert conn.receive_data(data) == [b"x" * 5000]
 
 
@@ -406,9 +393,7 @@ def test_max_size_setter() -> None:
 def test_extra_rsv_and_check_text() -> None:
     conn = server(extra_rsv=0b111, check_text=False)
     # Bytes that only an extension above the core can make sense of.
-    assert conn.receive_data(client_frame(TEXT, b"\xff", rsv=0b100)) == [
-        (TEXT, b"\xff", True, 0b100)
-    ]
+    assert conn.receive_data(client_frame(TEXT, b"\xff", rsv=0b100)) == [(TEXT, b"\xff", True, 0b100)]
     # Control frames still may not set RSV bits.
     exc, _code, _ = failure(conn, client_frame(PING, b"", rsv=0b100))
     assert isinstance(exc, ProtocolError)
@@ -416,13 +401,7 @@ def test_extra_rsv_and_check_text() -> None:
 
 # ------------------------------------------------------------------ HTTP
 
-REQUEST = (
-    b"GET /chat?room=1 HTTP/1.1\r\n"
-    b"Host: example.com\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"\r\n"
-)
+REQUEST = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
 
 
 def test_http_request() -> None:
@@ -505,9 +484,7 @@ def test_http_eof_before_end() -> None:
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 129, TooManyHeaders, 431),
     ],
 )
-def test_http_request_limits(
-    data: bytes, exc_type: type[Exception], status: int
-) -> None:
+def test_http_request_limits(data: bytes, exc_type: type[Exception], status: int) -> None:
     parser = _core.HttpParser(False)
     with pytest.raises(exc_type) as raised:
         parser.feed(data)
@@ -527,9 +504,7 @@ def test_http_limits_are_configurable() -> None:
     parser = _core.HttpParser(False, max_headers=2)
     assert parser.feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n") is not None
     with pytest.raises(TooManyHeaders):
-        _core.HttpParser(False, max_headers=2).feed(
-            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
-        )
+        _core.HttpParser(False, max_headers=2).feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
 
 
 def test_http_status_line_too_long() -> None:
@@ -572,9 +547,7 @@ def test_http_invalid_protocol() -> None:
 
 def test_accept_key_rfc_example() -> None:
     # RFC 6455 section 1.3.
-    assert (
-        _core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    )
+    assert _core.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 def test_generate_key() -> None:

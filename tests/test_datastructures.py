@@ -6,6 +6,9 @@ from collections.abc import Iterable, MutableMapping
 
 import pytest
 import websockets.datastructures as wd
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ferrows.datastructures import (
     Headers,
     HeadersLike,
@@ -13,8 +16,6 @@ from ferrows.datastructures import (
     SupportsKeysAndGetItem,
 )
 from ferrows.exceptions import InvalidHeader, InvalidHeaderValue
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_is_mutable_mapping() -> None:
@@ -67,9 +68,7 @@ def test_getitem_multiple() -> None:
         headers["Set-Cookie"]
     assert isinstance(info.value, LookupError)
     assert not isinstance(info.value, KeyError)
-    assert (
-        str(info.value) == "'Set-Cookie'" == str(wd.MultipleValuesError("Set-Cookie"))
-    )
+    assert str(info.value) == "'Set-Cookie'" == str(wd.MultipleValuesError("Set-Cookie"))
     # get() only hides KeyError: the ambiguity is reported.
     with pytest.raises(MultipleValuesError):
         headers.get("set-cookie")
@@ -77,11 +76,7 @@ def test_getitem_multiple() -> None:
 
 def test_multiple_values_error_str() -> None:
     assert str(MultipleValuesError()) == "" == str(wd.MultipleValuesError())
-    assert (
-        str(MultipleValuesError("a", "b"))
-        == "('a', 'b')"
-        == str(wd.MultipleValuesError("a", "b"))
-    )
+    assert str(MultipleValuesError("a", "b")) == "('a', 'b')" == str(wd.MultipleValuesError("a", "b"))
 
 
 def test_get() -> None:
@@ -106,9 +101,7 @@ def test_setitem_converts_to_str() -> None:
     assert headers["content-length"] == "12"
 
 
-@pytest.mark.parametrize(
-    "value", ["a\rb", "a\nb", "a\r\nX-Injected: 1", "a\x00b", "\x01", "\x7f", "ā"]
-)
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\r\nX-Injected: 1", "a\x00b", "\x01", "\x7f", "ā"])
 def test_setitem_invalid_value(value: str) -> None:
     headers = Headers()
     with pytest.raises(InvalidHeaderValue) as info:
@@ -228,20 +221,10 @@ def test_not_hashable() -> None:
 
 
 def test_str_and_serialize() -> None:
-    headers = Headers(
-        [("Host", "example.com"), ("Upgrade", "websocket"), ("X-Name", "caf\xe9")]
-    )
-    assert (
-        str(headers)
-        == "Host: example.com\r\nUpgrade: websocket\r\nX-Name: caf\xe9\r\n\r\n"
-    )
-    assert (
-        headers.serialize()
-        == b"Host: example.com\r\nUpgrade: websocket\r\nX-Name: caf\xe9\r\n\r\n"
-    )
-    w_headers = wd.Headers(
-        [("Host", "example.com"), ("Upgrade", "websocket"), ("X-Name", "caf\xe9")]
-    )
+    headers = Headers([("Host", "example.com"), ("Upgrade", "websocket"), ("X-Name", "caf\xe9")])
+    assert str(headers) == "Host: example.com\r\nUpgrade: websocket\r\nX-Name: caf\xe9\r\n\r\n"
+    assert headers.serialize() == b"Host: example.com\r\nUpgrade: websocket\r\nX-Name: caf\xe9\r\n\r\n"
+    w_headers = wd.Headers([("Host", "example.com"), ("Upgrade", "websocket"), ("X-Name", "caf\xe9")])
     assert str(headers) == str(w_headers)
     assert headers.serialize() == w_headers.serialize()
 
@@ -251,10 +234,7 @@ def test_output_preserves_case_and_order() -> None:
     headers["sec-WebSocket-KEY"] = "k"
     headers["Host"] = "h"
     headers["SEC-websocket-key"] = "l"
-    assert (
-        str(headers)
-        == "sec-WebSocket-KEY: k\r\nHost: h\r\nSEC-websocket-key: l\r\n\r\n"
-    )
+    assert str(headers) == "sec-WebSocket-KEY: k\r\nHost: h\r\nSEC-websocket-key: l\r\n\r\n"
 
 
 def test_repr() -> None:
@@ -281,10 +261,7 @@ def test_round_trip_through_pairs(items: list[tuple[str, str]]) -> None:
     assert Headers(headers.raw_items()) == headers
     assert Headers(headers) == headers
     assert headers.copy() == headers
-    assert (
-        headers.serialize()
-        == "".join(f"{n}: {v}\r\n" for n, v in items).encode("latin-1") + b"\r\n"
-    )
+    assert headers.serialize() == "".join(f"{n}: {v}\r\n" for n, v in items).encode("latin-1") + b"\r\n"
     assert headers.serialize() == wd.Headers(items).serialize()
 
 

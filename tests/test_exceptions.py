@@ -11,6 +11,7 @@ import websockets.datastructures
 import websockets.exceptions
 import websockets.frames
 import websockets.http11
+
 from ferrows import exceptions as ex
 from ferrows import frames
 from ferrows.datastructures import Headers
@@ -100,19 +101,13 @@ CLOSED_CASES = [
 
 
 @pytest.mark.parametrize(("has_rcvd", "has_sent", "order", "expected"), CLOSED_CASES)
-@pytest.mark.parametrize(
-    "cls_name", ["ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"]
-)
+@pytest.mark.parametrize("cls_name", ["ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError"])
 def test_connection_closed_str(
     cls_name: str, has_rcvd: bool, has_sent: bool, order: bool | None, expected: str
 ) -> None:
     rcvd, sent, w_rcvd, w_sent = closes(1000, "", 1000, "")
-    exc = getattr(ex, cls_name)(
-        rcvd if has_rcvd else None, sent if has_sent else None, order
-    )
-    w_exc = getattr(websockets.exceptions, cls_name)(
-        w_rcvd if has_rcvd else None, w_sent if has_sent else None, order
-    )
+    exc = getattr(ex, cls_name)(rcvd if has_rcvd else None, sent if has_sent else None, order)
+    w_exc = getattr(websockets.exceptions, cls_name)(w_rcvd if has_rcvd else None, w_sent if has_sent else None, order)
     assert str(exc) == expected == str(w_exc)
     assert exc.rcvd == (rcvd if has_rcvd else None)
     assert exc.sent == (sent if has_sent else None)
@@ -137,16 +132,12 @@ def test_connection_closed_str(
         ((1001, "bye"), None, "received 1001 (going away) bye; no close frame sent"),
     ],
 )
-def test_connection_closed_str_codes(
-    rcvd: tuple[int, str] | None, sent: tuple[int, str] | None, expected: str
-) -> None:
+def test_connection_closed_str_codes(rcvd: tuple[int, str] | None, sent: tuple[int, str] | None, expected: str) -> None:
     def mk(module: Any, pair: tuple[int, str] | None) -> Any:
         return None if pair is None else module.Close(*pair)
 
     exc = ex.ConnectionClosedError(mk(frames, rcvd), mk(frames, sent))
-    w_exc = websockets.exceptions.ConnectionClosedError(
-        mk(websockets.frames, rcvd), mk(websockets.frames, sent)
-    )
+    w_exc = websockets.exceptions.ConnectionClosedError(mk(websockets.frames, rcvd), mk(websockets.frames, sent))
     assert str(exc) == expected == str(w_exc)
 
 
@@ -155,10 +146,7 @@ def test_connection_closed_defaults() -> None:
     exc = ex.ConnectionClosed()
     assert exc.rcvd is None and exc.sent is None and exc.rcvd_then_sent is None
     assert str(exc) == "no close frame received or sent"
-    assert (
-        str(ex.ConnectionClosedOK(rcvd=Close(1000, "")))
-        == "received 1000 (OK); no close frame sent"
-    )
+    assert str(ex.ConnectionClosedOK(rcvd=Close(1000, ""))) == "received 1000 (OK); no close frame sent"
 
 
 def test_connection_closed_both_without_order() -> None:
@@ -171,9 +159,7 @@ def test_connection_closed_code_reason_deprecated() -> None:
     exc = ex.ConnectionClosedOK(Close(1000, "bye"), Close(1000, "bye"), True)
     with pytest.warns(DeprecationWarning, match="ConnectionClosed.code is deprecated"):
         assert exc.code == 1000
-    with pytest.warns(
-        DeprecationWarning, match="ConnectionClosed.reason is deprecated"
-    ):
+    with pytest.warns(DeprecationWarning, match="ConnectionClosed.reason is deprecated"):
         assert exc.reason == "bye"
 
 
@@ -188,9 +174,7 @@ def test_connection_closed_code_reason_without_rcvd() -> None:
 
 # Other exceptions, compared with websockets for the same arguments.
 
-W_RESPONSE = websockets.http11.Response(
-    403, "Forbidden", websockets.datastructures.Headers(), b""
-)
+W_RESPONSE = websockets.http11.Response(403, "Forbidden", websockets.datastructures.Headers(), b"")
 RESPONSE = Response(403, "Forbidden", Headers(), b"")
 
 SAME_STR_CASES: list[tuple[str, tuple[Any, ...], str]] = [
@@ -256,9 +240,7 @@ SAME_STR_CASES: list[tuple[str, tuple[Any, ...], str]] = [
 
 
 @pytest.mark.parametrize(("name", "args", "expected"), SAME_STR_CASES)
-def test_str_same_as_websockets(
-    name: str, args: tuple[Any, ...], expected: str
-) -> None:
+def test_str_same_as_websockets(name: str, args: tuple[Any, ...], expected: str) -> None:
     assert str(getattr(ex, name)(*args)) == expected
     assert str(getattr(websockets.exceptions, name)(*args)) == expected
 
@@ -335,10 +317,7 @@ def test_payload_too_big_set_current_size() -> None:
     assert exc.current_size is None
     exc.set_current_size(500)
     assert (exc.max_size, exc.current_size) == (1500, 500)  # type: ignore[comparison-overlap]
-    assert (
-        str(exc)
-        == "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes"
-    )
+    assert str(exc) == "frame with 600 bytes after reading 500 bytes exceeds limit of 1500 bytes"
     with pytest.raises(ValueError, match="already set"):
         exc.set_current_size(1)
 
@@ -349,9 +328,7 @@ def test_payload_too_big_needs_max_size() -> None:
 
 
 def test_payload_too_big_message_deprecated() -> None:
-    with pytest.warns(
-        DeprecationWarning, match="PayloadTooBig\\(message\\) is deprecated"
-    ):
+    with pytest.warns(DeprecationWarning, match="PayloadTooBig\\(message\\) is deprecated"):
         exc = ex.PayloadTooBig("too big")
     assert str(exc) == "too big"
 

@@ -6,6 +6,9 @@ import struct
 
 import pytest
 import websockets.frames as wf
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 from ferrows import frames
 from ferrows.exceptions import ProtocolError
 from ferrows.frames import (
@@ -18,8 +21,6 @@ from ferrows.frames import (
     Frame,
     Opcode,
 )
-from hypothesis import assume, given
-from hypothesis import strategies as st
 
 
 def test_opcodes() -> None:
@@ -43,9 +44,7 @@ def test_opcodes() -> None:
 
 
 def test_close_codes() -> None:
-    assert {c.name: c.value for c in CloseCode} == {
-        c.name: c.value for c in wf.CloseCode
-    }
+    assert {c.name: c.value for c in CloseCode} == {c.name: c.value for c in wf.CloseCode}
     assert CloseCode.SERVICE_RESTART.value == 1012
     assert CloseCode.TRY_AGAIN_LATER.value == 1013
     assert CloseCode.BAD_GATEWAY.value == 1014
@@ -118,9 +117,7 @@ def test_close_parse_invalid_utf8() -> None:
         Close.parse(b"\x03\xe8\xff")
 
 
-@pytest.mark.parametrize(
-    "code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]
-)
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
 def test_close_parse_invalid_code(code: int) -> None:
     with pytest.raises(ProtocolError, match=f"invalid status code {code}"):
         Close.parse(struct.pack("!H", code))
@@ -150,9 +147,7 @@ def test_close_check_invalid(code: int) -> None:
         Close(code, "").serialize()
 
 
-sendable_codes = st.sampled_from(
-    [1000, 1001, 1002, 1003, *range(1007, 1015)]
-) | st.integers(3000, 4999)
+sendable_codes = st.sampled_from([1000, 1001, 1002, 1003, *range(1007, 1015)]) | st.integers(3000, 4999)
 
 
 @given(code=sendable_codes, reason=st.text())
@@ -292,9 +287,7 @@ def test_frame_str_26_bytes() -> None:
 def test_frame_str_long_ping() -> None:
     frame = Frame(Opcode.PING, bytes(125))
     assert str(frame) == str(to_websockets(frame))
-    assert str(frame) == (
-        "PING " + "00 " * 16 + "... " + " ".join(["00"] * 8) + " [binary, 125 bytes]"
-    )
+    assert str(frame) == ("PING " + "00 " * 16 + "... " + " ".join(["00"] * 8) + " [binary, 125 bytes]")
 
 
 def test_frame_str_max_log_size(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,9 +300,7 @@ def test_frame_str_max_log_size(monkeypatch: pytest.MonkeyPatch) -> None:
 @given(
     opcode=st.sampled_from([Opcode.TEXT, Opcode.BINARY, Opcode.CONT]),
     text=st.text(
-        alphabet=st.characters(
-            codec="utf-8", exclude_categories=["Cc", "Cs", "Zl", "Zp"]
-        ),
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cc", "Cs", "Zl", "Zp"]),
         max_size=400,
     ),
     fin=st.booleans(),

@@ -10,6 +10,7 @@ import sys
 import pytest
 import websockets.datastructures as wd
 import websockets.http11 as wh
+
 from ferrows import http11
 from ferrows.datastructures import Headers
 from ferrows.http11 import Request, Response
@@ -18,8 +19,8 @@ from ferrows.version import __version__
 
 def test_defaults() -> None:
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    assert http11.USER_AGENT == f"Python/{python} ferrows/{__version__}"
-    assert http11.SERVER == f"Python/{python} ferrows/{__version__}"
+    assert f"Python/{python} ferrows/{__version__}" == http11.USER_AGENT
+    assert f"Python/{python} ferrows/{__version__}" == http11.SERVER
     assert http11.MAX_NUM_HEADERS == 128
     assert http11.MAX_LINE_LENGTH == 8192
     assert http11.MAX_BODY_SIZE == 1024 * 1024
@@ -86,10 +87,7 @@ def test_request_serialize() -> None:
         ("Connection", "Upgrade"),
     ]
     request = Request("/chat?room=1", Headers(items))
-    expected = (
-        b"GET /chat?room=1 HTTP/1.1\r\n"
-        b"Host: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-    )
+    expected = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
     assert request.serialize() == expected
     assert wh.Request("/chat?room=1", wd.Headers(items)).serialize() == expected
 
@@ -118,12 +116,8 @@ def test_response_websockets_form() -> None:
     assert response.reason_phrase == "Forbidden"
     assert response.headers is headers
     assert response.body == b"Invalid API key"
-    assert Response(403, "Forbidden", headers) == Response(
-        403, "Forbidden", headers, b""
-    )
-    kw = Response(
-        status_code=403, reason_phrase="Forbidden", headers=headers, body=b"x"
-    )
+    assert Response(403, "Forbidden", headers) == Response(403, "Forbidden", headers, b"")
+    kw = Response(status_code=403, reason_phrase="Forbidden", headers=headers, body=b"x")
     assert kw == Response(403, "Forbidden", headers, b"x")
 
 
@@ -187,43 +181,26 @@ def test_response_serialize_101() -> None:
         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
     )
     assert response.serialize() == expected
-    assert (
-        wh.Response(101, "Switching Protocols", wd.Headers(items)).serialize()
-        == expected
-    )
+    assert wh.Response(101, "Switching Protocols", wd.Headers(items)).serialize() == expected
 
 
 def test_response_serialize_adds_content_length() -> None:
     response = Response(403, "Forbidden", b"Invalid API key")
-    assert (
-        response.serialize()
-        == b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\nInvalid API key"
-    )
+    assert response.serialize() == b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\nInvalid API key"
     # The response object is not modified.
     assert "Content-Length" not in response.headers
 
 
 def test_response_serialize_empty_body_gets_zero_length() -> None:
     response = Response(500, "Internal Server Error", Headers(Server="x"))
-    assert (
-        response.serialize()
-        == b"HTTP/1.1 500 Internal Server Error\r\nServer: x\r\nContent-Length: 0\r\n\r\n"
-    )
+    assert response.serialize() == b"HTTP/1.1 500 Internal Server Error\r\nServer: x\r\nContent-Length: 0\r\n\r\n"
 
 
 def test_response_serialize_keeps_given_length() -> None:
     headers = Headers([("Content-Type", "text/plain"), ("content-length", "2")])
     response = Response(404, "Not Found", headers, b"no")
-    assert (
-        response.serialize()
-        == b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\ncontent-length: 2\r\n\r\nno"
-    )
-    assert (
-        response.serialize()
-        == wh.Response(
-            404, "Not Found", wd.Headers(headers.raw_items()), b"no"
-        ).serialize()
-    )
+    assert response.serialize() == b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\ncontent-length: 2\r\n\r\nno"
+    assert response.serialize() == wh.Response(404, "Not Found", wd.Headers(headers.raw_items()), b"no").serialize()
 
 
 @pytest.mark.parametrize("status", [100, 101, 103, 204, 304])
@@ -232,18 +209,12 @@ def test_response_serialize_no_length_without_body(status: int) -> None:
 
 
 def test_response_serialize_no_length_with_transfer_encoding() -> None:
-    response = Response(
-        200, "OK", Headers([("Transfer-Encoding", "chunked")]), b"0\r\n\r\n"
-    )
+    response = Response(200, "OK", Headers([("Transfer-Encoding", "chunked")]), b"0\r\n\r\n")
     assert b"Content-Length" not in response.serialize()
 
 
 def test_response_serialize_latin1_reason() -> None:
-    assert (
-        Response(200, "D\xe9j\xe0 vu", b"")
-        .serialize()
-        .startswith(b"HTTP/1.1 200 D\xe9j\xe0 vu\r\n")
-    )
+    assert Response(200, "D\xe9j\xe0 vu", b"").serialize().startswith(b"HTTP/1.1 200 D\xe9j\xe0 vu\r\n")
 
 
 @pytest.mark.parametrize("reason", ["Bad\r\nX-Injected: 1", "a\nb", "nul\x00"])

@@ -7,17 +7,16 @@ import random
 import struct
 from dataclasses import dataclass
 
-from ferrows.frames import Frame, Opcode
-from ferrows.protocol import CLIENT, CLOSED, SERVER, Protocol, Side
-from frame_utils import CLOSE, frame, parse_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ferrows.frames import Frame, Opcode
+from ferrows.protocol import CLIENT, CLOSED, SERVER, Protocol, Side
+from frame_utils import CLOSE, frame, parse_frames
+
 sides = st.sampled_from([SERVER, CLIENT])
 # Sizes around the length encodings (125/126, 65535/65536) and beyond.
-sizes = st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]) | st.integers(
-    0, 300
-)
+sizes = st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70000]) | st.integers(0, 300)
 
 
 @dataclass
@@ -83,9 +82,7 @@ def other(side: Side) -> Side:
 
 @settings(max_examples=60, deadline=None)
 @given(side=sides, msgs=st.lists(messages(), max_size=6), data=st.data())
-def test_any_chunking_gives_the_same_frames(
-    side: Side, msgs: list[Message], data: st.DataObject
-) -> None:
+def test_any_chunking_gives_the_same_frames(side: Side, msgs: list[Message], data: st.DataObject) -> None:
     sender = Protocol(side)
     expected = []
     for message in msgs:
@@ -103,9 +100,7 @@ def test_any_chunking_gives_the_same_frames(
     chunked = Protocol(other(side))
     assert feed(chunked, wire, cuts) == frames
     # The same pongs go out, whatever the chunking.
-    assert parse_frames(b"".join(chunked.data_to_send())) == parse_frames(
-        b"".join(whole.data_to_send())
-    )
+    assert parse_frames(b"".join(chunked.data_to_send())) == parse_frames(b"".join(whole.data_to_send()))
 
 
 @settings(max_examples=100, deadline=None)
@@ -145,9 +140,7 @@ def test_frame_round_trip(side: Side, opcode: Opcode, size: int, fin: bool) -> N
     key=st.binary(min_size=4, max_size=4),
     fin=st.booleans(),
 )
-def test_parse_frames_built_independently(
-    side: Side, payload: bytes, key: bytes, fin: bool
-) -> None:
+def test_parse_frames_built_independently(side: Side, payload: bytes, key: bytes, fin: bool) -> None:
     # A frame built by hand, masked with any key, parses to its payload.
     data = frame(0x2, payload, fin=fin, mask=key if side is SERVER else None)
     proto = Protocol(side)
@@ -165,10 +158,7 @@ def garbage_pieces(draw: st.DrawFn, side: Side) -> bytes:
     if draw(st.integers(0, 4)) == 0:
         return draw(st.binary(max_size=40))
     opcode = draw(st.integers(0, 15))
-    payload = draw(
-        st.binary(max_size=20)
-        | st.sampled_from([b"\x03\xe8", b"\x03\xe8ok", b"\xff", b"\xc3", b"\xa9"])
-    )
+    payload = draw(st.binary(max_size=20) | st.sampled_from([b"\x03\xe8", b"\x03\xe8ok", b"\xff", b"\xc3", b"\xa9"]))
     length = draw(st.none() | st.sampled_from([1, 126, 200, 2**16, 2**62, 2**63]))
     correct_mask = draw(st.integers(0, 5)) > 0
     masked = (side is SERVER) == correct_mask
@@ -181,11 +171,7 @@ def garbage_pieces(draw: st.DrawFn, side: Side) -> bytes:
         length=length,
     )
     # Truncating the payload of a frame that announces more is fine too.
-    return (
-        data
-        if length is None
-        else data[: len(data) - len(payload) + min(len(payload), length)]
-    )
+    return data if length is None else data[: len(data) - len(payload) + min(len(payload), length)]
 
 
 @st.composite

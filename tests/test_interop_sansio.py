@@ -14,6 +14,7 @@ import websockets.exceptions
 import websockets.frames
 import websockets.server
 import websockets.uri
+
 from ferrows.client import ClientProtocol
 from ferrows.exceptions import (
     ConnectionClosedError,
@@ -82,9 +83,7 @@ def connect(ours_is_server: bool, **kwargs: Any) -> Pair:
         assert response.status_code == 101
     else:
         ours = ClientProtocol("ws://example.com/chat", **kwargs)
-        theirs = websockets.server.ServerProtocol(
-            subprotocols=kwargs.get("subprotocols")
-        )
+        theirs = websockets.server.ServerProtocol(subprotocols=kwargs.get("subprotocols"))
         ours.send_request(ours.connect())
         _pump(ours, theirs)
         (request,) = theirs.events_received()
@@ -125,13 +124,9 @@ def messages_from(frames: list[Any]) -> Iterator[tuple[int, bytes]]:
 # ------------------------------------------------------------------ handshake
 
 
-@pytest.mark.parametrize(
-    "ours_is_server", [True, False], ids=["ours-server", "ours-client"]
-)
+@pytest.mark.parametrize("ours_is_server", [True, False], ids=["ours-server", "ours-client"])
 def test_handshake_with_subprotocol(ours_is_server: bool) -> None:
-    p = connect(
-        ours_is_server, subprotocols=[Subprotocol("chat"), Subprotocol("superchat")]
-    )
+    p = connect(ours_is_server, subprotocols=[Subprotocol("chat"), Subprotocol("superchat")])
     assert p.ours.subprotocol == "chat"
     assert p.theirs.subprotocol == "chat"
 
@@ -155,9 +150,7 @@ def test_their_client_rejected_by_our_server() -> None:
 
 def test_our_client_rejected_by_their_server() -> None:
     ours = ClientProtocol("ws://example.com/", subprotocols=[Subprotocol("v9")])
-    theirs = websockets.server.ServerProtocol(
-        subprotocols=[websockets.typing.Subprotocol("v1")]
-    )
+    theirs = websockets.server.ServerProtocol(subprotocols=[websockets.typing.Subprotocol("v1")])
     ours.send_request(ours.connect())
     _pump(ours, theirs)
     (request,) = theirs.events_received()
@@ -310,9 +303,7 @@ def check_failed(pair: Pair, code: int, *, ours_failed: bool) -> None:
     assert pair.ours.state is CLOSED
     assert pair.theirs.state is websockets.protocol.State.CLOSED
     assert isinstance(pair.ours.close_exc, ConnectionClosedError)
-    assert isinstance(
-        pair.theirs.close_exc, websockets.exceptions.ConnectionClosedError
-    )
+    assert isinstance(pair.theirs.close_exc, websockets.exceptions.ConnectionClosedError)
 
 
 def test_theirs_sends_invalid_utf8(pair: Pair) -> None:
@@ -332,11 +323,7 @@ def test_theirs_sends_too_big(pair: Pair) -> None:
 
 def test_injected_invalid_frame_to_ours(pair: Pair) -> None:
     # A frame websockets would never send: wrong masking for its role.
-    raw = (
-        frame(TEXT, b"hi")
-        if pair.ours_is_server
-        else frame(TEXT, b"hi", mask=b"\x00\x00\x00\x01")
-    )
+    raw = frame(TEXT, b"hi") if pair.ours_is_server else frame(TEXT, b"hi", mask=b"\x00\x00\x00\x01")
     pair.ours.receive_data(raw)
     assert pair.ours.events_received() == []
     assert isinstance(pair.ours.parser_exc, ProtocolError)

@@ -85,7 +85,7 @@ def stop(process):
 
 
 def test_interactive_client_against_the_demo_server(demo_server):
-    port, server = demo_server
+    port, _server = demo_server
     client = start_client(port)
     try:
         assert client.stdout.readline() == f"Connected to ws://127.0.0.1:{port}.\n"
@@ -118,7 +118,9 @@ def test_client_reports_server_close(demo_server):
         client.stdin.flush()
         assert client.stdout.readline() == "< first\n"
         server.send_signal(signal.SIGINT)  # the server closes with 1001
-        assert client.stdout.readline() == "Connection closed: received 1001 (going away); then sent 1001 (going away).\n"
+        assert (
+            client.stdout.readline() == "Connection closed: received 1001 (going away); then sent 1001 (going away).\n"
+        )
         assert client.wait(10) == 0
     finally:
         stop(client)

@@ -8,6 +8,7 @@ import struct
 from collections.abc import Sequence
 
 import pytest
+
 from ferrows.client import ClientProtocol
 from ferrows.exceptions import (
     ConnectionClosedError,
@@ -124,11 +125,7 @@ def test_attributes(side: Side) -> None:
     assert proto.extensions == []
     assert proto.subprotocol is None
     assert proto.handshake_exc is None
-    assert (
-        proto.close_rcvd is None
-        and proto.close_sent is None
-        and proto.close_rcvd_then_sent is None
-    )
+    assert proto.close_rcvd is None and proto.close_sent is None and proto.close_rcvd_then_sent is None
     assert proto.close_code is None and proto.close_reason is None
     assert proto.logger.name == f"ferrows.{side.name.lower()}"
     assert Protocol(side).id != proto.id
@@ -296,11 +293,7 @@ def test_ping_is_answered(side: Side) -> None:
 @both_sides
 def test_ping_in_fragmented_message(side: Side) -> None:
     proto = Protocol(side)
-    proto.receive_data(
-        incoming(side, TEXT, b"a", fin=False)
-        + incoming(side, PING, b"")
-        + incoming(side, CONT, b"b")
-    )
+    proto.receive_data(incoming(side, TEXT, b"a", fin=False) + incoming(side, PING, b"") + incoming(side, CONT, b"b"))
     assert [e.opcode for e in proto.events_received()] == [
         Opcode.TEXT,
         Opcode.PING,
@@ -350,9 +343,7 @@ def test_server_initiates_close() -> None:
 def test_client_receives_close() -> None:
     client = Protocol(CLIENT)
     client.receive_data(frame(CLOSE, close_payload(1001, "going")))
-    assert client.events_received() == [
-        Frame(Opcode.CLOSE, close_payload(1001, "going"))
-    ]
+    assert client.events_received() == [Frame(Opcode.CLOSE, close_payload(1001, "going"))]
     # The client echoes the code, then waits for the server to close TCP.
     assert sent_frames(client) == [(CLOSE, close_payload(1001, "going"), True, 0)]
     assert client.state is CLOSING
@@ -394,9 +385,7 @@ def test_server_receives_close() -> None:
 @both_sides
 def test_data_after_close_is_ignored(side: Side) -> None:
     proto = Protocol(side)
-    proto.receive_data(
-        incoming(side, CLOSE, close_payload(1000)) + incoming(side, TEXT, b"late")
-    )
+    proto.receive_data(incoming(side, CLOSE, close_payload(1000)) + incoming(side, TEXT, b"late"))
     assert [e.opcode for e in proto.events_received()] == [Opcode.CLOSE]
     proto.receive_data(incoming(side, BINARY, b"later"))
     assert proto.events_received() == []
@@ -411,10 +400,7 @@ def test_close_with_error_code(side: Side) -> None:
     proto.receive_eof()
     exc = proto.close_exc
     assert isinstance(exc, ConnectionClosedError)
-    assert (
-        str(exc)
-        == "sent 1011 (internal error) internal; then received 1011 (internal error) internal"
-    )
+    assert str(exc) == "sent 1011 (internal error) internal; then received 1011 (internal error) internal"
 
 
 @both_sides
@@ -521,9 +507,7 @@ def test_masked_server_frame() -> None:
 @both_sides
 @pytest.mark.parametrize("rsv", [0b100, 0b010, 0b001])
 def test_reserved_bits(side: Side, rsv: int) -> None:
-    check_failure(
-        Protocol(side), incoming(side, BINARY, b"", rsv=rsv), 1002, ProtocolError
-    )
+    check_failure(Protocol(side), incoming(side, BINARY, b"", rsv=rsv), 1002, ProtocolError)
 
 
 @both_sides
@@ -535,9 +519,7 @@ def test_reserved_opcodes(side: Side, opcode: int) -> None:
 @both_sides
 @pytest.mark.parametrize("opcode", [CLOSE, PING, PONG])
 def test_fragmented_control_frame(side: Side, opcode: int) -> None:
-    check_failure(
-        Protocol(side), incoming(side, opcode, b"", fin=False), 1002, ProtocolError
-    )
+    check_failure(Protocol(side), incoming(side, opcode, b"", fin=False), 1002, ProtocolError)
 
 
 @both_sides
@@ -572,8 +554,7 @@ def test_expected_continuation(side: Side, opcode: int) -> None:
 def test_close_in_fragmented_message(side: Side) -> None:
     check_failure(
         Protocol(side),
-        incoming(side, TEXT, b"a", fin=False)
-        + incoming(side, CLOSE, close_payload(1000)),
+        incoming(side, TEXT, b"a", fin=False) + incoming(side, CLOSE, close_payload(1000)),
         1002,
         ProtocolError,
         events=[Frame(Opcode.TEXT, b"a", fin=False)],
@@ -586,13 +567,9 @@ def test_close_frame_of_one_byte(side: Side) -> None:
 
 
 @both_sides
-@pytest.mark.parametrize(
-    "code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]
-)
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
 def test_invalid_close_code(side: Side, code: int) -> None:
-    check_failure(
-        Protocol(side), incoming(side, CLOSE, close_payload(code)), 1002, ProtocolError
-    )
+    check_failure(Protocol(side), incoming(side, CLOSE, close_payload(code)), 1002, ProtocolError)
 
 
 @both_sides
@@ -606,9 +583,7 @@ def test_valid_close_code(side: Side, code: int) -> None:
 
 @both_sides
 def test_invalid_utf8_in_text(side: Side) -> None:
-    check_failure(
-        Protocol(side), incoming(side, TEXT, b"caf\xe9"), 1007, UnicodeDecodeError
-    )
+    check_failure(Protocol(side), incoming(side, TEXT, b"caf\xe9"), 1007, UnicodeDecodeError)
 
 
 @both_sides
@@ -619,9 +594,7 @@ def test_invalid_utf8_fails_at_the_bad_fragment(side: Side) -> None:
     proto.receive_data(incoming(side, CONT, b"\xa9 ok", fin=False))
     assert len(proto.events_received()) == 2
     # The connection fails at this fragment, before the message ends.
-    check_failure(
-        proto, incoming(side, CONT, b"\xff", fin=False), 1007, UnicodeDecodeError
-    )
+    check_failure(proto, incoming(side, CONT, b"\xff", fin=False), 1007, UnicodeDecodeError)
 
 
 @both_sides
@@ -638,9 +611,7 @@ def test_truncated_utf8_at_end_of_message(side: Side) -> None:
 
 @both_sides
 def test_invalid_utf8_in_close_reason(side: Side) -> None:
-    check_failure(
-        Protocol(side), incoming(side, CLOSE, b"\x03\xe8\xff"), 1007, UnicodeDecodeError
-    )
+    check_failure(Protocol(side), incoming(side, CLOSE, b"\x03\xe8\xff"), 1007, UnicodeDecodeError)
 
 
 def test_invalid_binary_is_fine() -> None:
@@ -660,9 +631,7 @@ def test_oversized_message_in_one_frame(side: Side) -> None:
 @both_sides
 def test_oversized_message_across_fragments(side: Side) -> None:
     proto = Protocol(side, max_size=1000)
-    data = incoming(side, TEXT, b"x" * 600, fin=False) + incoming(
-        side, CONT, b"x" * 401
-    )
+    data = incoming(side, TEXT, b"x" * 600, fin=False) + incoming(side, CONT, b"x" * 401)
     check_failure(
         proto,
         data,
@@ -691,18 +660,13 @@ def test_huge_length_fails_instantly(side: Side) -> None:
 
 @both_sides
 def test_length_with_most_significant_bit(side: Side) -> None:
-    check_failure(
-        Protocol(side), incoming(side, BINARY, b"", length=2**63), 1002, ProtocolError
-    )
+    check_failure(Protocol(side), incoming(side, BINARY, b"", length=2**63), 1002, ProtocolError)
 
 
 @both_sides
 def test_too_many_fragments(side: Side) -> None:
     # 4096 fragments (WEBSOCKETS_MAX_FRAGMENTS) make a valid message...
-    data = (
-        incoming(side, BINARY, b"", fin=False)
-        + incoming(side, CONT, b"", fin=False) * 4095
-    )
+    data = incoming(side, BINARY, b"", fin=False) + incoming(side, CONT, b"", fin=False) * 4095
     ok = Protocol(side)
     ok.receive_data(data[: -len(incoming(side, CONT, b""))] + incoming(side, CONT, b""))
     assert len(ok.events_received()) == 4096
@@ -763,9 +727,7 @@ class XorExtension(Extension):
     def encode(self, frame: Frame) -> Frame:
         if b"skip" in frame.data:
             return frame
-        return Frame(
-            frame.opcode, self._xor(frame.data), frame.fin, frame.rsv1, frame.rsv2, True
-        )
+        return Frame(frame.opcode, self._xor(frame.data), frame.fin, frame.rsv1, frame.rsv2, True)
 
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         self.decoded.append(frame)
@@ -818,13 +780,9 @@ class ClientXorFactory(ClientExtensionFactory):
         return XorExtension(self.key)
 
 
-def connected_pair(
-    key: int = 42, max_size: int = 2**20
-) -> tuple[ClientProtocol, ServerProtocol]:
+def connected_pair(key: int = 42, max_size: int = 2**20) -> tuple[ClientProtocol, ServerProtocol]:
     """A client and a server that negotiated the XOR extension."""
-    client = ClientProtocol(
-        "ws://example.com/", extensions=[ClientXorFactory(key)], max_size=max_size
-    )
+    client = ClientProtocol("ws://example.com/", extensions=[ClientXorFactory(key)], max_size=max_size)
     server = ServerProtocol(extensions=[ServerXorFactory()], max_size=max_size)
     client.send_request(client.connect())
     for data in client.data_to_send():
@@ -908,14 +866,10 @@ def test_extension_invalid_utf8_after_decoding() -> None:
 
 def test_extension_invalid_utf8_at_the_bad_fragment() -> None:
     _client, server = connected_pair()
-    server.receive_data(
-        client_frame(TEXT, bytes(b ^ 42 for b in b"a\xc3"), fin=False, rsv=0b001)
-    )
+    server.receive_data(client_frame(TEXT, bytes(b ^ 42 for b in b"a\xc3"), fin=False, rsv=0b001))
     server.receive_data(client_frame(CONT, b"\xa9", fin=False))
     assert len(server.events_received()) == 2
-    check_failure(
-        server, client_frame(CONT, b"\xff", fin=False), 1007, UnicodeDecodeError
-    )
+    check_failure(server, client_frame(CONT, b"\xff", fin=False), 1007, UnicodeDecodeError)
 
 
 def test_extension_message_too_big() -> None:
@@ -927,32 +881,25 @@ def test_extension_message_too_big() -> None:
 
 def test_extension_decode_raises_max_size() -> None:
     _client, server = connected_pair(max_size=10)
-    check_failure(
-        server, client_frame(BINARY, b"y" * 11, rsv=0b001), 1009, PayloadTooBig
-    )
+    check_failure(server, client_frame(BINARY, b"y" * 11, rsv=0b001), 1009, PayloadTooBig)
 
 
 def test_extension_too_many_fragments() -> None:
     _client, server = connected_pair()
-    data = (
-        client_frame(BINARY, b"", fin=False) + client_frame(CONT, b"", fin=False) * 4096
-    )
+    data = client_frame(BINARY, b"", fin=False) + client_frame(CONT, b"", fin=False) * 4096
     check_failure(
         server,
         data,
         1009,
         TooManyFragments,
-        events=[Frame(Opcode.BINARY, b"", fin=False)]
-        + [Frame(Opcode.CONT, b"", fin=False)] * 4095,
+        events=[Frame(Opcode.BINARY, b"", fin=False)] + [Frame(Opcode.CONT, b"", fin=False)] * 4095,
     )
 
 
 def test_extension_crash_is_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     _client, server = connected_pair()
     with caplog.at_level(logging.ERROR, logger="ferrows.server"):
-        check_failure(
-            server, client_frame(BINARY, b"\x00boom", rsv=0b001), 1011, RuntimeError
-        )
+        check_failure(server, client_frame(BINARY, b"\x00boom", rsv=0b001), 1011, RuntimeError)
     assert "unexpected exception in extension" in caplog.text
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 
 import pytest
+
 from ferrows import _core
 from ferrows.datastructures import Headers
 from ferrows.exceptions import (
@@ -159,16 +160,12 @@ def test_request_in_chunks() -> None:
 
 def test_case_insensitive_headers() -> None:
     server = ServerProtocol()
-    response = handshake(
-        server, make_request(Upgrade="WebSocket", Connection="keep-alive, upgrade")
-    )
+    response = handshake(server, make_request(Upgrade="WebSocket", Connection="keep-alive, upgrade"))
     assert response.status_code == 101
 
 
 def test_repeated_connection_header() -> None:
-    data = make_request().replace(
-        b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\nConnection: Upgrade\r\n"
-    )
+    data = make_request().replace(b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\nConnection: Upgrade\r\n")
     assert handshake(ServerProtocol(), data).status_code == 101
 
 
@@ -202,9 +199,7 @@ def test_early_invalid_frame() -> None:
     server = ServerProtocol()
     handshake(server, make_request() + frame(BINARY, b"unmasked"))
     out = server.data_to_send()
-    assert out[1] == frame(
-        CLOSE, close_payload(1002, "incorrect masking: client frame not masked")
-    )
+    assert out[1] == frame(CLOSE, close_payload(1002, "incorrect masking: client frame not masked"))
     assert out[2] == b""
 
 
@@ -266,17 +261,13 @@ def test_malformed_connection_header() -> None:
     assert "Upgrade" not in headers
 
 
-@pytest.mark.parametrize(
-    "key", [None, "", "not base64!", "c2hvcnQ=", "dGhlIHNhbXBsZSBub25jZQ"]
-)
+@pytest.mark.parametrize("key", [None, "", "not base64!", "c2hvcnQ=", "dGhlIHNhbXBsZSBub25jZQ"])
 def test_invalid_key(key: str | None) -> None:
     check_rejected(make_request(Sec_WebSocket_Key=key), 400, InvalidHeader)
 
 
 def test_duplicated_key() -> None:
-    data = make_request().replace(
-        b"\r\n\r\n", f"\r\nSec-WebSocket-Key: {KEY}\r\n\r\n".encode()
-    )
+    data = make_request().replace(b"\r\n\r\n", f"\r\nSec-WebSocket-Key: {KEY}\r\n\r\n".encode())
     server = ServerProtocol()
     check_rejected(data, 400, InvalidHeader, server)
     assert "multiple values" in str(server.handshake_exc)
@@ -284,9 +275,7 @@ def test_duplicated_key() -> None:
 
 @pytest.mark.parametrize("version", ["8", "14", "13, 8"])
 def test_unsupported_version(version: str) -> None:
-    headers = check_rejected(
-        make_request(Sec_WebSocket_Version=version), 426, InvalidHeaderValue
-    )
+    headers = check_rejected(make_request(Sec_WebSocket_Version=version), 426, InvalidHeaderValue)
     assert headers["Sec-WebSocket-Version"] == "13"
 
 
@@ -311,18 +300,14 @@ def test_duplicated_host() -> None:
 
 def test_post() -> None:
     server = ServerProtocol()
-    headers = check_rejected(
-        make_request(request_line="POST / HTTP/1.1"), 405, InvalidMethod, server
-    )
+    headers = check_rejected(make_request(request_line="POST / HTTP/1.1"), 405, InvalidMethod, server)
     assert headers["Allow"] == "GET"
     assert server.handshake_exc.method == "POST"  # type: ignore[union-attr]
 
 
 def test_http_1_0() -> None:
     server = ServerProtocol()
-    check_rejected(
-        make_request(request_line="GET / HTTP/1.0"), 505, InvalidProtocol, server
-    )
+    check_rejected(make_request(request_line="GET / HTTP/1.0"), 505, InvalidProtocol, server)
     assert server.handshake_exc.protocol == "HTTP/1.0"  # type: ignore[union-attr]
 
 
@@ -364,9 +349,7 @@ def test_reject_carries_reason() -> None:
         ([], "https://good.example", False),
     ],
 )
-def test_origins(
-    origins: list[str | re.Pattern[str] | None] | None, origin: str | None, ok: bool
-) -> None:
+def test_origins(origins: list[str | re.Pattern[str] | None] | None, origin: str | None, ok: bool) -> None:
     server = ServerProtocol(origins=origins)
     data = make_request(Origin=origin) if origin is not None else make_request()
     if ok:
@@ -377,12 +360,8 @@ def test_origins(
 
 
 def test_multiple_origins() -> None:
-    data = make_request(Origin="https://a.example").replace(
-        b"\r\n\r\n", b"\r\nOrigin: https://b.example\r\n\r\n"
-    )
-    check_rejected(
-        data, 400, InvalidHeader, ServerProtocol(origins=["https://a.example"])
-    )
+    data = make_request(Origin="https://a.example").replace(b"\r\n\r\n", b"\r\nOrigin: https://b.example\r\n\r\n")
+    check_rejected(data, 400, InvalidHeader, ServerProtocol(origins=["https://a.example"]))
 
 
 # ------------------------------------------------------------------ HTTP limits
@@ -415,11 +394,7 @@ def test_header_line_too_long() -> None:
 
 def test_too_many_headers() -> None:
     server = ServerProtocol()
-    server.receive_data(
-        make_request().replace(
-            b"\r\n\r\n", b"\r\n" + b"X-Header: value\r\n" * 1000 + b"\r\n"
-        )
-    )
+    server.receive_data(make_request().replace(b"\r\n\r\n", b"\r\n" + b"X-Header: value\r\n" * 1000 + b"\r\n"))
     assert isinstance(server.handshake_exc, TooManyHeaders)
     out = server.data_to_send()
     assert parse_response(out[0])[0] == 431
@@ -498,9 +473,7 @@ def test_default_subprotocol_selection() -> None:
 
 
 def test_subprotocols_in_several_headers() -> None:
-    data = make_request(Sec_WebSocket_Protocol="a").replace(
-        b"\r\n\r\n", b"\r\nSec-WebSocket-Protocol: v1\r\n\r\n"
-    )
+    data = make_request(Sec_WebSocket_Protocol="a").replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Protocol: v1\r\n\r\n")
     server = ServerProtocol(subprotocols=[Subprotocol("v1")])
     assert handshake(server, data).headers["Sec-WebSocket-Protocol"] == "v1"
 
@@ -515,15 +488,11 @@ def test_no_matching_subprotocol(offer: str | None) -> None:
 def test_custom_select_subprotocol() -> None:
     calls = []
 
-    def select(
-        protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
+    def select(protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         calls.append((protocol, list(subprotocols)))
         return subprotocols[-1] if subprotocols else None
 
-    server = ServerProtocol(
-        subprotocols=[Subprotocol("unused")], select_subprotocol=select
-    )
+    server = ServerProtocol(subprotocols=[Subprotocol("unused")], select_subprotocol=select)
     response = handshake(server, make_request(Sec_WebSocket_Protocol="a, b, c"))
     assert response.headers["Sec-WebSocket-Protocol"] == "c"
     assert calls == [(server, ["a", "b", "c"])]
@@ -535,9 +504,7 @@ def test_custom_select_subprotocol() -> None:
 
 
 def test_select_subprotocol_raises(caplog: pytest.LogCaptureFixture) -> None:
-    def select(
-        protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
+    def select(protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         raise RuntimeError("bug")
 
     server = ServerProtocol(select_subprotocol=select)
@@ -550,21 +517,15 @@ def test_select_subprotocol_raises(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_select_subprotocol_negotiation_error() -> None:
-    def select(
-        protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
+    def select(protocol: ServerProtocol, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         raise NegotiationError("nope")
 
-    check_rejected(
-        make_request(), 400, NegotiationError, ServerProtocol(select_subprotocol=select)
-    )
+    check_rejected(make_request(), 400, NegotiationError, ServerProtocol(select_subprotocol=select))
 
 
 def test_malformed_subprotocol_header() -> None:
     server = ServerProtocol(subprotocols=[Subprotocol("v1")])
-    check_rejected(
-        make_request(Sec_WebSocket_Protocol="v1 v2"), 400, InvalidHeader, server
-    )
+    check_rejected(make_request(Sec_WebSocket_Protocol="v1 v2"), 400, InvalidHeader, server)
 
 
 # ------------------------------------------------------------------ reject
@@ -604,14 +565,9 @@ def test_send_custom_response() -> None:
     # An application may answer a plain HTTP request itself.
     server = ServerProtocol()
     receive_request(server, make_request(Upgrade=None))
-    server.send_response(
-        Response(200, "OK", Headers({"Content-Type": "text/plain"}), b"healthy\n")
-    )
+    server.send_response(Response(200, "OK", Headers({"Content-Type": "text/plain"}), b"healthy\n"))
     out = server.data_to_send()
-    assert (
-        out[0]
-        == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhealthy\n"
-    )
+    assert out[0] == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhealthy\n"
     assert out[1:] == [b""]
 
 
@@ -642,9 +598,7 @@ class Factory(ServerExtensionFactory):
 def test_extensions_accepted_in_client_order() -> None:
     a, b = Factory("x-a"), Factory("x-b")
     server = ServerProtocol(extensions=[a, b])
-    response = handshake(
-        server, make_request(Sec_WebSocket_Extensions="x-b; p=1, x-unknown, x-a")
-    )
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-b; p=1, x-unknown, x-a"))
     assert response.headers["Sec-WebSocket-Extensions"] == "x-b; n=0, x-a; n=1"
     assert [e.name for e in server.extensions] == ["x-b", "x-a"]
     assert b.offers == [[("p", "1")]]
@@ -662,9 +616,7 @@ def test_extension_fallback_offer() -> None:
     # The client offers x-a twice; the first offer is declined.
     factory = Factory("x-a")
     server = ServerProtocol(extensions=[factory])
-    response = handshake(
-        server, make_request(Sec_WebSocket_Extensions="x-a; refuse, x-a; ok")
-    )
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="x-a; refuse, x-a; ok"))
     assert response.headers["Sec-WebSocket-Extensions"] == "x-a; n=0"
     assert factory.offers == [[("refuse", None)], [("ok", None)]]
 
@@ -679,9 +631,7 @@ def test_extension_accepted_once() -> None:
 
 def test_extensions_ignored_without_factories() -> None:
     server = ServerProtocol()
-    response = handshake(
-        server, make_request(Sec_WebSocket_Extensions="permessage-deflate")
-    )
+    response = handshake(server, make_request(Sec_WebSocket_Extensions="permessage-deflate"))
     assert "Sec-WebSocket-Extensions" not in response.headers
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import websockets.uri as wu
+
 from ferrows.exceptions import InvalidURI
 from ferrows.uri import WebSocketURI, parse_uri
 
@@ -123,9 +124,7 @@ def test_parse_uri_invalid_idna() -> None:
     ],
 )
 def test_resource_name(uri: str, resource_name: str) -> None:
-    assert (
-        parse_uri(uri).resource_name == resource_name == wu.parse_uri(uri).resource_name
-    )
+    assert parse_uri(uri).resource_name == resource_name == wu.parse_uri(uri).resource_name
 
 
 def test_user_info() -> None:

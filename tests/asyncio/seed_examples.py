@@ -9,7 +9,6 @@ rebuilt in ``test_seed_examples.py`` with the same arguments on port 0.
 
 import asyncio
 import json
-from typing import Set
 
 import ferrows as websockets
 from ferrows import Request, Response, basic_auth
@@ -26,7 +25,7 @@ async def echo_handler(websocket):
 # --- Chat Server with Broadcasting
 
 # Keep track of connected clients
-clients: Set[websockets.ServerConnection] = set()
+clients: set[websockets.ServerConnection] = set()
 
 
 async def chat_handler(websocket):
@@ -43,7 +42,7 @@ async def chat_handler(websocket):
                 chat_message = {
                     "user": data.get("user", "Anonymous"),
                     "message": data.get("message", ""),
-                    "timestamp": asyncio.get_event_loop().time()
+                    "timestamp": asyncio.get_event_loop().time(),
                 }
 
                 # Broadcast to all connected clients

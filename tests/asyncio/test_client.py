@@ -13,8 +13,9 @@ import time
 import uuid
 from typing import Any
 
-import ferrows
 import pytest
+
+import ferrows
 from ferrows import Headers, Request, Response, State, unix_serve
 from ferrows.asyncio.client import ClientConnection, connect, unix_connect
 from ferrows.exceptions import (

@@ -17,12 +17,13 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import ferrows
 import pytest
 import websockets
 import websockets.asyncio.client
 import websockets.asyncio.server
 import websockets.extensions.permessage_deflate as ws_deflate
+
+import ferrows
 from ferrows import _core, broadcast
 from ferrows.client import ClientProtocol
 from ferrows.extensions.permessage_deflate import (

@@ -7,14 +7,15 @@ connection as the remote end, then the other way round.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import ferrows
 import pytest
+
+import ferrows
 from ferrows import State
 from ferrows.asyncio.connection import Connection
 from ferrows.exceptions import (
@@ -289,7 +290,7 @@ async def test_max_size(side: str) -> None:
 
 
 async def test_ping_returns_latency(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         assert local.latency == 0.0
         pong_waiter = await local.ping()
         latency = await pong_waiter
@@ -300,12 +301,12 @@ async def test_ping_returns_latency(side: str) -> None:
 
 @pytest.mark.parametrize("data", [b"bytes", "text", b"", bytearray(b"array")])
 async def test_ping_payloads(side: str, data: Any) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         assert await (await local.ping(data)) > 0
 
 
 async def test_ping_same_payload_pending_raises_concurrency_error(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         pong_waiter = await local.ping(b"dup")
         with pytest.raises(ConcurrencyError):
             await local.ping(b"dup")
@@ -314,7 +315,7 @@ async def test_ping_same_payload_pending_raises_concurrency_error(side: str) -> 
 
 
 async def test_pong_acknowledges_earlier_pings(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         waiters = [await local.ping(bytes([i])) for i in range(3)]
         results = await asyncio.gather(*waiters)
         assert all(r > 0 for r in results)
@@ -329,7 +330,7 @@ async def test_unsolicited_pong(side: str) -> None:
 
 
 async def test_ping_and_pong_after_close(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         await local.close()
         with pytest.raises(ConnectionClosedOK):
             await local.ping()
@@ -368,7 +369,7 @@ async def test_close_code_and_reason(side: str, code: int, reason: str) -> None:
 
 
 async def test_close_is_idempotent(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         await asyncio.gather(local.close(), local.close())
         await local.close(4000)
         assert local.close_code == 1000
@@ -385,7 +386,7 @@ async def test_close_invalid_code(side: str, code: int) -> None:
 
 
 async def test_close_reason_too_long(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         with pytest.raises(ProtocolError):
             await local.close(1000, "x" * 124)
         assert local.state is State.OPEN
@@ -426,7 +427,7 @@ async def test_abort_is_abnormal_closure(side: str) -> None:
 
 
 async def test_async_with_closes_connection(side: str) -> None:
-    async with connection_pair(side) as (local, remote):
+    async with connection_pair(side) as (local, _remote):
         async with local:
             pass
         assert local.closed
@@ -451,4 +452,3 @@ async def test_wait_closed(side: str) -> None:
         await remote.close()
         await waiting
         assert local.closed
-

@@ -10,12 +10,13 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import ferrows
-import ferrows.exceptions
 import pytest
 import websockets
 import websockets.exceptions
 from websockets.frames import Frame, Opcode
+
+import ferrows
+import ferrows.exceptions
 
 from .utils import TIMEOUT, port_of
 

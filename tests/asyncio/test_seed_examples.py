@@ -19,12 +19,13 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-import ferrows
-import ferrows as websockets  # the guide's code, unchanged, on ferrows
-import ferrows.exceptions
 import pytest
 import websockets as real_websockets
 import websockets.exceptions as real_exceptions
+
+import ferrows
+import ferrows as websockets  # the guide's code, unchanged, on ferrows
+import ferrows.exceptions
 
 from . import seed_examples
 from .seed_examples import (
@@ -142,9 +143,10 @@ async def chat_main(ready: asyncio.Future[Any], stop: asyncio.Future[None]) -> N
 async def test_chat_example(driver: Driver) -> None:
     assert not seed_examples.clients
     async with running(chat_main) as server, asyncio.timeout(TIMEOUT):
-        async with driver.connect(uri(server), **driver.kwargs) as alice, driver.connect(
-            uri(server), **driver.kwargs
-        ) as bob:
+        async with (
+            driver.connect(uri(server), **driver.kwargs) as alice,
+            driver.connect(uri(server), **driver.kwargs) as bob,
+        ):
             await wait_for(lambda: len(seed_examples.clients) == 2)
 
             await alice.send(json.dumps({"user": "alice", "message": "hi all"}))
@@ -180,10 +182,7 @@ async def test_chat_example(driver: Driver) -> None:
 
 async def auth_main(ready: asyncio.Future[Any], stop: asyncio.Future[None]) -> None:
     async with websockets.serve(
-        protected_handler,
-        "127.0.0.1",
-        0,
-        extra_headers={"Server": "MyWebSocketServer/1.0"}
+        protected_handler, "127.0.0.1", 0, extra_headers={"Server": "MyWebSocketServer/1.0"}
     ) as server:
         print("Protected server started on ws://localhost:8765")
         print("Use Authorization: Basic YWRtaW46c2VjcmV0MTIz")
@@ -247,11 +246,7 @@ async def test_auth_example_uri_credentials(driver: Driver) -> None:
 
 async def api_main(ready: asyncio.Future[Any], stop: asyncio.Future[None]) -> None:
     async with websockets.serve(
-        api_handler,
-        "127.0.0.1",
-        0,
-        process_request=process_request,
-        compression="deflate"
+        api_handler, "127.0.0.1", 0, process_request=process_request, compression="deflate"
     ) as server:
         print("API server started on ws://localhost:8765")
         ready.set_result(server)

@@ -874,7 +874,7 @@ async def test_close_timeout_bounds_unresponsive_peer() -> None:
 
     async with serving(handler, close_timeout=50 * MS) as server, asyncio.timeout(TIMEOUT):
         reader, writer, _ = await raw_connect(port_of(server))
-        fin, opcode, payload = await read_frame(reader)
+        _fin, opcode, payload = await read_frame(reader)
         assert opcode == CLOSE and parse_close(payload) == (1000, "")
         # Never answer the close frame.
         assert await reader.read() == b""

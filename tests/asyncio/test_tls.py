@@ -7,10 +7,11 @@ import ssl
 from collections.abc import Iterator
 from typing import Any
 
-import ferrows
 import pytest
 import trustme
 import websockets
+
+import ferrows
 
 from .utils import TIMEOUT, echo, port_of, serving
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import pytest
+
 from ferrows import _core
 from ferrows.client import ClientProtocol
 from ferrows.exceptions import (

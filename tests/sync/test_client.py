@@ -8,10 +8,11 @@ import logging
 import time
 from typing import Any
 
-import ferrows
-import ferrows.asyncio.server
 import pytest
 import websockets.asyncio.server
+
+import ferrows
+import ferrows.asyncio.server
 from ferrows.exceptions import InvalidStatus, InvalidURI, SecurityError
 from ferrows.http11 import Request, Response
 from ferrows.sync import ServerConnection, connect, reconnect
@@ -39,9 +40,7 @@ async def async_echo(ws: Any) -> None:
 @COMPRESSION
 def test_against_ferrows_asyncio_server(compression: str | None) -> None:
     async def start() -> Any:
-        return await ferrows.asyncio.server.serve(
-            async_echo, "127.0.0.1", 0, compression=compression
-        )
+        return await ferrows.asyncio.server.serve(async_echo, "127.0.0.1", 0, compression=compression)
 
     with (
         asyncio_server(start) as server,
@@ -60,9 +59,7 @@ def test_against_ferrows_asyncio_server(compression: str | None) -> None:
 @COMPRESSION
 def test_against_websockets_asyncio_server(compression: str | None) -> None:
     async def start() -> Any:
-        return await websockets.asyncio.server.serve(
-            async_echo, "127.0.0.1", 0, compression=compression
-        )
+        return await websockets.asyncio.server.serve(async_echo, "127.0.0.1", 0, compression=compression)
 
     with (
         asyncio_server(start) as server,
@@ -76,9 +73,7 @@ def test_against_websockets_asyncio_server(compression: str | None) -> None:
         ws.send([b"x", b"y"])
         assert ws.recv(TIMEOUT) == b"xy"
         assert ws.ping(b"p").wait(TIMEOUT)
-        assert ("Sec-WebSocket-Extensions" in ws.response_headers) is (
-            compression is not None
-        )
+        assert ("Sec-WebSocket-Extensions" in ws.response_headers) is (compression is not None)
     assert ws.close_code == 1000
 
 
@@ -119,18 +114,14 @@ def test_open_timeout_when_server_does_not_answer() -> None:
 
 
 def test_redirect() -> None:
-    def process_request(
-        connection: ServerConnection, request: Request
-    ) -> Response | None:
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
         if request.path == "/old":
             response = connection.respond(302, "moved\n")
             response.headers["Location"] = "/new"
             return response
         return None
 
-    with serving(
-        lambda ws: ws.send(ws.request.path), process_request=process_request
-    ) as server:
+    with serving(lambda ws: ws.send(ws.request.path), process_request=process_request) as server:
         with captured_logs("ferrows.client", logging.INFO) as records:
             with connect(uri_of(server, "/old")) as ws:
                 assert ws.recv(TIMEOUT) == "/new"
@@ -163,9 +154,7 @@ def test_legacy_false_returns_reconnect() -> None:
 def test_reconnect_retries_then_succeeds() -> None:
     attempts: list[int] = []
 
-    def process_request(
-        connection: ServerConnection, request: Request
-    ) -> Response | None:
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
         attempts.append(1)
         if len(attempts) == 1:
             return connection.respond(503, "try later\n")
@@ -173,9 +162,7 @@ def test_reconnect_retries_then_succeeds() -> None:
 
     with serving(echo, process_request=process_request) as server:
         with captured_logs("ferrows.client", logging.INFO) as records:
-            for ws in reconnect(
-                uri_of(server), reconnect_delays=lambda: iter([10 * MS] * 5)
-            ):
+            for ws in reconnect(uri_of(server), reconnect_delays=lambda: iter([10 * MS] * 5)):
                 ws.send("made it")
                 assert ws.recv(TIMEOUT) == "made it"
                 break

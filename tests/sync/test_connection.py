@@ -9,15 +9,16 @@ import time
 from typing import Any
 
 import pytest
+
+from ferrows.connection import COALESCE_LIMIT
 from ferrows.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
     ConnectionClosedOK,
 )
-from ferrows.connection import COALESCE_LIMIT
 from ferrows.protocol import State
-from ferrows.sync.connection import _coalesce
 from ferrows.sync import connect
+from ferrows.sync.connection import _coalesce
 
 from .utils import MS, TIMEOUT, assert_each_thread_in_order, echo, raw_server, serving, uri_of
 
@@ -127,10 +128,7 @@ def test_concurrent_senders_never_interleave(compression: str | None) -> None:
                 except BaseException as exc:  # pragma: no cover - reported below
                     errors.append(exc)
 
-            senders = [
-                threading.Thread(target=sender, args=(tid,))
-                for tid in range(threads_count)
-            ]
+            senders = [threading.Thread(target=sender, args=(tid,)) for tid in range(threads_count)]
             for thread in senders:
                 thread.start()
             for thread in senders:
@@ -141,7 +139,7 @@ def test_concurrent_senders_never_interleave(compression: str | None) -> None:
     assert len(received) == threads_count * per_thread
     last = [-1] * threads_count
     for message in received:
-        tid_text, i_text, body = message.split(":", 2)
+        tid_text, i_text, _body = message.split(":", 2)
         tid, i = int(tid_text), int(i_text)
         assert message == payload(tid, i)
         assert i == last[tid] + 1
@@ -240,9 +238,7 @@ def test_ping_pong_and_latency() -> None:
 
 def test_ping_ack_on_close() -> None:
     with raw_server("ignore") as (port, _):
-        ws = connect(
-            f"ws://127.0.0.1:{port}", ping_interval=None, close_timeout=100 * MS
-        )
+        ws = connect(f"ws://127.0.0.1:{port}", ping_interval=None, close_timeout=100 * MS)
         acked = ws.ping(ack_on_close=True)
         not_acked = ws.ping()
         ws.close()
@@ -279,9 +275,7 @@ def test_keepalive_timeout_closes_with_1011() -> None:
 
 def test_close_timeout_aborts_when_peer_ignores_close() -> None:
     with raw_server("ignore") as (port, _):
-        ws = connect(
-            f"ws://127.0.0.1:{port}", ping_interval=None, close_timeout=100 * MS
-        )
+        ws = connect(f"ws://127.0.0.1:{port}", ping_interval=None, close_timeout=100 * MS)
         start = time.monotonic()
         ws.close()
         assert 80 * MS <= time.monotonic() - start < TIMEOUT
@@ -310,9 +304,7 @@ def test_flow_control_pauses_reading_and_loses_nothing() -> None:
             queued = len(ws._messages)
             time.sleep(20 * MS)
             assert len(ws._messages) == queued < count
-            assert [ws.recv(TIMEOUT) for _ in range(count)] == [
-                f"{i}" for i in range(count)
-            ]
+            assert [ws.recv(TIMEOUT) for _ in range(count)] == [f"{i}" for i in range(count)]
             ws.send("done")
 
 

@@ -15,12 +15,13 @@ import threading
 import time
 from typing import Any
 
-import ferrows
-import ferrows.sync.server
 import pytest
 import trustme
 import websockets.asyncio.client
 import websockets.sync.client
+
+import ferrows
+import ferrows.sync.server
 from ferrows.datastructures import Headers
 from ferrows.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from ferrows.http11 import Request, Response
@@ -37,9 +38,9 @@ from ferrows.sync import (
 
 from ..frame_utils import CLOSE, TEXT, client_frame, close_payload
 from .utils import (
-    assert_each_thread_in_order,
     MS,
     TIMEOUT,
+    assert_each_thread_in_order,
     captured_logs,
     echo,
     handshake_request,
@@ -80,9 +81,7 @@ def test_with_ferrows_asyncio_client(compression: str | None) -> None:
 @COMPRESSION
 def test_with_websockets_sync_client(compression: str | None) -> None:
     with serving(echo, compression=compression) as server:
-        with websockets.sync.client.connect(
-            uri_of(server), compression=compression
-        ) as ws:
+        with websockets.sync.client.connect(uri_of(server), compression=compression) as ws:
             ws.send("text")
             assert ws.recv(TIMEOUT) == "text"
             ws.send(["frag", "ments"])
@@ -91,9 +90,7 @@ def test_with_websockets_sync_client(compression: str | None) -> None:
             ws.send(big)
             assert ws.recv(TIMEOUT) == big
             if compression:
-                assert ws.response.headers["Sec-WebSocket-Extensions"].startswith(
-                    "permessage-deflate"
-                )
+                assert ws.response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
             else:
                 assert "Sec-WebSocket-Extensions" not in ws.response.headers
 
@@ -101,9 +98,7 @@ def test_with_websockets_sync_client(compression: str | None) -> None:
 @COMPRESSION
 def test_with_websockets_asyncio_client(compression: str | None) -> None:
     async def client(uri: str) -> list[Any]:
-        async with websockets.asyncio.client.connect(
-            uri, compression=compression
-        ) as ws:
+        async with websockets.asyncio.client.connect(uri, compression=compression) as ws:
             await ws.send("text")
             await ws.send(b"bin")
             result = [await ws.recv(), await ws.recv()]
@@ -147,9 +142,7 @@ def test_unix_socket() -> None:
             with unix_connect(path) as ws:
                 ws.send("over unix")
                 assert ws.recv(TIMEOUT) == "over unix"
-                assert (
-                    ws.request is not None and ws.request.headers["Host"] == "localhost"
-                )
+                assert ws.request is not None and ws.request.headers["Host"] == "localhost"
 
 
 # ---------------------------------------------------------------- handshake
@@ -173,9 +166,7 @@ def test_server_header_and_extra_headers() -> None:
 
 
 def test_process_request_rejects() -> None:
-    def process_request(
-        connection: ServerConnection, request: Request
-    ) -> Response | None:
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
         if request.path == "/forbidden":
             return connection.respond(http.HTTPStatus.FORBIDDEN, "No\n")
         return None
@@ -191,9 +182,7 @@ def test_process_request_rejects() -> None:
 
 
 def test_process_response_edits_and_replaces() -> None:
-    def process_response(
-        connection: ServerConnection, request: Request, response: Response
-    ) -> Response | None:
+    def process_response(connection: ServerConnection, request: Request, response: Response) -> Response | None:
         if request.path == "/replace":
             return Response(404, "Not Found", Headers(), b"gone")
         response.headers["X-Added"] = "1"
@@ -244,9 +233,7 @@ def test_origins() -> None:
 
 def test_open_timeout_drops_silent_client() -> None:
     with serving(echo, open_timeout=100 * MS) as server:
-        with socket.create_connection(
-            ("127.0.0.1", server.socket.getsockname()[1]), timeout=TIMEOUT
-        ) as raw:
+        with socket.create_connection(("127.0.0.1", server.socket.getsockname()[1]), timeout=TIMEOUT) as raw:
             start = time.monotonic()
             try:
                 data = raw.recv(1024)
@@ -415,9 +402,7 @@ def test_shutdown_without_closing_connections_waits_for_handlers() -> None:
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     ws = connect(uri_of(server))
-    shutdown_thread = threading.Thread(
-        target=server.shutdown, kwargs={"close_connections": False}
-    )
+    shutdown_thread = threading.Thread(target=server.shutdown, kwargs={"close_connections": False})
     shutdown_thread.start()
     time.sleep(30 * MS)
     assert shutdown_thread.is_alive()  # the handler is still running
@@ -450,10 +435,7 @@ def test_basic_auth_decorator_form() -> None:
         with pytest.raises(InvalidStatus) as raised:
             connect(uri_of(server).replace("ws://", "ws://admin:wrong@"))
         assert raised.value.response.status_code == 401
-        assert (
-            raised.value.response.headers["WWW-Authenticate"]
-            == 'Basic realm="Test", charset="UTF-8"'
-        )
+        assert raised.value.response.headers["WWW-Authenticate"] == 'Basic realm="Test", charset="UTF-8"'
         with pytest.raises(InvalidStatus):
             connect(uri_of(server))
 
@@ -480,9 +462,7 @@ def test_basic_auth_hook_form(auth: dict[str, Any]) -> None:
 
 
 def test_basic_auth_hook_form_refuses_async_check() -> None:
-    async def check(
-        username: str, password: str
-    ) -> bool:  # pragma: no cover - never called
+    async def check(username: str, password: str) -> bool:  # pragma: no cover - never called
         return True
 
     # The threading server would get a truthy coroutine object and let

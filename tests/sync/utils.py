@@ -131,9 +131,7 @@ def raw_server(behaviour: str) -> Iterator[tuple[int, list[bytes]]]:
                 )
                 conn.sendall(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: "
-                    + _core.accept_key(key).encode()
-                    + b"\r\n\r\n"
+                    b"Sec-WebSocket-Accept: " + _core.accept_key(key).encode() + b"\r\n\r\n"
                 )
                 conn.settimeout(0.05)
             while not stop.is_set():

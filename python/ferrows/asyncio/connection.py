@@ -41,6 +41,7 @@ _CLOSE, _PING, _PONG = 8, 9, 10
 _FAILED = _core.FAILED
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 
+
 class Connection(ConnectionBase, asyncio.Protocol):
     """A WebSocket connection over an asyncio transport.
 
@@ -594,7 +595,6 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return core.send_continuation(data, fin)
         except InvalidState:
             raise self._closed_exception() from None
-
 
     async def _send_fragments(
         self,
