@@ -71,6 +71,12 @@ pub struct Config {
     /// Validate text as UTF-8. Turned off when extensions implemented above
     /// the core still have to decode the payload (it may be compressed).
     pub check_text: bool,
+    /// Report a violation without failing the connection yet: parsing
+    /// stops and [`Event::Failed`] follows the events before it, but the
+    /// close frame waits for [`Connection::fail_pending`]. The I/O layer
+    /// first lets the application handle the messages received before the
+    /// violation, and send its answers to them.
+    pub defer_failure: bool,
 }
 
 impl Config {
@@ -85,6 +91,7 @@ impl Config {
             assemble: false,
             extra_rsv: 0,
             check_text: true,
+            defer_failure: false,
         }
     }
 }
@@ -213,6 +220,8 @@ pub struct Connection {
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
     failure: Option<Violation>,
+    /// A deferred failure waits for [`Connection::fail_pending`].
+    failure_pending: bool,
     /// Extensions processed a frame since the last idle check.
     extension_activity: bool,
     /// Pongs are held back rather than queued (see [`Connection::hold_pongs`]).
@@ -251,6 +260,7 @@ impl Connection {
             close_sent: None,
             close_rcvd_then_sent: None,
             failure: None,
+            failure_pending: false,
             extension_activity: false,
             hold_pongs: false,
             held_pong: None,
@@ -327,6 +337,33 @@ impl Connection {
     /// Changes the message size limit.
     pub fn set_max_size(&mut self, max_size: Option<usize>) {
         self.config.max_size = max_size;
+    }
+
+    /// Switches between whole messages and frames; call it before feeding
+    /// data, since a message in progress is not converted.
+    pub fn set_assemble(&mut self, assemble: bool) {
+        self.config.assemble = assemble;
+    }
+
+    /// Changes [`Config::defer_failure`].
+    pub fn set_defer_failure(&mut self, defer: bool) {
+        self.config.defer_failure = defer;
+    }
+
+    /// Fails the connection for the violation that a deferred failure
+    /// recorded (see [`Config::defer_failure`]); returns whether it did.
+    pub fn fail_pending(&mut self) -> bool {
+        if !self.failure_pending {
+            return false;
+        }
+        self.failure_pending = false;
+        let Some(v) = &self.failure else { return false };
+        if self.state != State::Open {
+            return false;
+        }
+        let (code, reason) = (v.close_code(), v.to_string());
+        self.fail(code, &reason);
+        true
     }
 
     /// Current state.
@@ -738,7 +775,15 @@ impl Connection {
         let code = v.close_code();
         let reason = v.to_string();
         self.failure = Some(v);
-        self.fail(code, &reason);
+        if self.config.defer_failure && self.state == State::Open && !self.eof_rcvd {
+            // Stop parsing, but write nothing yet.
+            self.failure_pending = true;
+            self.read = ReadState::Discard;
+            self.header_buf.clear();
+            self.message = MessageState::default();
+        } else {
+            self.fail(code, &reason);
+        }
         self.events.push(Event::Failed);
     }
 

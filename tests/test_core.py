@@ -36,9 +36,6 @@ from frame_utils import (
     xor,
 )
 
-FAILED = _core.FAILED
-
-
 def server(**kwargs: object) -> _core.Connection:
     return _core.Connection(False, **kwargs)  # type: ignore[arg-type]
 
@@ -52,8 +49,15 @@ def client(**kwargs: object) -> _core.Connection:
 # ------------------------------------------------------------------ events
 
 
-def test_failed_is_not_an_opcode() -> None:
-    assert FAILED not in range(16)
+def test_control_events_are_typed() -> None:
+    ping, pong, close = _core.PingReceived(b"a"), _core.PongReceived(b"a"), _core.CloseReceived(b"a")
+    assert ping == _core.PingReceived(b"a") and ping != pong and pong != close
+    assert ping.data == b"a" and _core.PingReceived().data == b""
+    assert repr(pong) == "PongReceived(data=b'a')"
+    assert hash(ping) == hash(b"a")
+    violation = _core.ProtocolViolation(1002)
+    assert violation.code == 1002 and violation == _core.ProtocolViolation(1002)
+    assert repr(violation) == "ProtocolViolation(code=1002)"
 
 
 def test_frame_events_are_tuples() -> None:
@@ -69,8 +73,8 @@ def test_frame_events_are_tuples() -> None:
         (TEXT, b"caf\xc3\xa9", True, 0),
         (BINARY, b"\x00\xff", False, 0),
         (CONT, b"\x01", True, 0),
-        (PING, b"hi", True, 0),
-        (PONG, b"ho", True, 0),
+        _core.PingReceived(b"hi"),
+        _core.PongReceived(b"ho"),
     ]
     # The ping was answered.
     assert conn.data_to_send() == [frame(PONG, b"hi")]
@@ -94,7 +98,7 @@ def test_assembled_events_are_str_and_bytes() -> None:
         + client_frame(TEXT, b"")
     )
     events = conn.receive_data(data)
-    assert events == [(PING, b"", True, 0), "café", b"\x00", b"abc", ""]
+    assert events == [_core.PingReceived(b""), "café", b"\x00", b"abc", ""]
     assert [type(e) for e in events[1:]] == [str, bytes, bytes, str]
 
 
@@ -124,7 +128,7 @@ def test_large_binary_messages_in_any_chunking(size: int, step: int) -> None:
         events: list[object] = []
         for i in range(0, len(data), step):
             events += conn.receive_data(data[i : i + step])
-        assert events == [payload, (PING, b"p", True, 0)]
+        assert events == [payload, _core.PingReceived(b"p")]
         assert type(events[0]) is bytes
 
 
@@ -139,7 +143,7 @@ def test_receive_data_accepts_buffers() -> None:
 def test_close_event_and_reply_on_server() -> None:
     conn = server()
     payload = close_payload(1000, "bye")
-    assert conn.receive_data(client_frame(CLOSE, payload)) == [(CLOSE, payload, True, 0)]
+    assert conn.receive_data(client_frame(CLOSE, payload)) == [_core.CloseReceived(payload)]
     # Echo of the close frame, then EOF: the server closes TCP first.
     assert conn.data_to_send() == [frame(CLOSE, payload), b""]
     assert conn.data_to_send() == []
@@ -319,7 +323,8 @@ def test_close_expected() -> None:
 
 def failure(conn: _core.Connection, data: bytes) -> tuple[Exception | None, int | None, list[bytes]]:
     events = conn.receive_data(data)
-    assert events[-1] == (FAILED, b"", True, 0)
+    assert isinstance(events[-1], _core.ProtocolViolation)
+    assert events[-1].code == conn.failure_code
     return conn.parser_exc, conn.failure_code, conn.data_to_send()
 
 
@@ -369,7 +374,7 @@ def test_max_fragments_none() -> None:
 def test_abrupt_eof() -> None:
     conn = server()
     conn.receive_data(client_frame(TEXT, b"abc")[:4])
-    assert conn.receive_eof() == [(FAILED, b"", True, 0)]
+    assert conn.receive_eof() == [_core.ProtocolViolation(1006)]
     assert isinstance(conn.parser_exc, EOFError)
     assert conn.failure_code == 1006
     # No close frame after 1006: the network is gone.

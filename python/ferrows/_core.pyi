@@ -5,14 +5,17 @@ and HTTP/1.1 parsing. Python layers call it once per network read and once
 per frame sent.
 """
 
-from typing import Final, final
+from typing import final
 
 from typing_extensions import Buffer
 
 __all__ = [
-    "FAILED",
+    "CloseReceived",
     "Connection",
     "HttpParser",
+    "PingReceived",
+    "PongReceived",
+    "ProtocolViolation",
     "accept_key",
     "apply_mask",
     "deflate_message",
@@ -22,19 +25,52 @@ __all__ = [
     "release_memory",
 ]
 
-FAILED: Final[int]
-"""Opcode of the event reporting that the peer violated the protocol."""
+@final
+class PingReceived:
+    """A ping; the pong is already queued while the connection is open."""
 
-_Event = str | bytes | tuple[int, bytes, bool, int]
+    def __new__(cls, data: bytes = ...) -> PingReceived: ...
+    @property
+    def data(self) -> bytes:
+        """Payload."""
+
+@final
+class PongReceived:
+    """A pong."""
+
+    def __new__(cls, data: bytes = ...) -> PongReceived: ...
+    @property
+    def data(self) -> bytes:
+        """Payload."""
+
+@final
+class CloseReceived:
+    """A close frame with its raw payload; the reply is already queued."""
+
+    def __new__(cls, data: bytes = ...) -> CloseReceived: ...
+    @property
+    def data(self) -> bytes:
+        """Payload."""
+
+@final
+class ProtocolViolation:
+    """The peer violated the protocol; ``code`` is the close code it calls for."""
+
+    def __new__(cls, code: int) -> ProtocolViolation: ...
+    @property
+    def code(self) -> int:
+        """Close code."""
+
+_Event = str | bytes | tuple[int, bytes, bool, int] | PingReceived | PongReceived | CloseReceived | ProtocolViolation
 
 @final
 class Connection:
     """A WebSocket connection after the opening handshake.
 
     ``receive_data`` returns events: ``str``/``bytes`` for whole messages when
-    ``assemble`` is true; otherwise, and for control frames, tuples
-    ``(opcode, payload, fin, rsv)``; ``(FAILED, b"", True, 0)`` when the
-    peer violated the protocol (see ``parser_exc``).
+    ``assemble`` is true, otherwise tuples ``(opcode, payload, fin, rsv)``
+    for data frames; the event classes above for control frames and
+    violations (see ``parser_exc``).
     """
 
     def __new__(
@@ -47,6 +83,7 @@ class Connection:
         assemble: bool = False,
         extra_rsv: int = 0,
         check_text: bool = True,
+        defer_failure: bool = False,
     ) -> Connection: ...
     def receive_data(self, data: Buffer | str) -> list[_Event]:
         """Feeds received bytes; raises EOFError after ``receive_eof``."""
@@ -60,6 +97,8 @@ class Connection:
         """Frames a continuation fragment; returns the bytes to write."""
     def send_frame(self, opcode: int, data: Buffer | str, fin: bool, rsv: int) -> bytes:
         """Frames data already encoded by Python extensions."""
+    def send_data_frame(self, opcode: int, data: Buffer | str, fin: bool = True) -> bytes:
+        """Frames a data frame, a ping or a pong by opcode."""
     def send_header(self, opcode: int, length: int, fin: bool) -> bytes | None:
         """Starts a frame whose payload the caller writes unchanged after the
         returned header; None when it must go through ``send_*``."""
@@ -69,6 +108,8 @@ class Connection:
         """Frames a pong; returns the bytes to write."""
     def send_close(self, code: int | None = None, reason: str = "") -> bytes:
         """Frames a close frame, starting the closing handshake."""
+    def fail_pending(self) -> bool:
+        """Fails the connection for a deferred violation; True if it did."""
     def fail(self, code: int, reason: str = "") -> None:
         """Fails the connection; output is in ``data_to_send``."""
     def enable_deflate(
@@ -122,6 +163,16 @@ class Connection:
         """Message size limit."""
     @max_size.setter
     def max_size(self, value: int | None) -> None: ...
+    @property
+    def assemble(self) -> bool:
+        """Whether messages are delivered whole."""
+    @assemble.setter
+    def assemble(self, value: bool) -> None: ...
+    @property
+    def defer_failure(self) -> bool:
+        """Whether a violation waits for ``fail_pending``."""
+    @defer_failure.setter
+    def defer_failure(self, value: bool) -> None: ...
 
 @final
 class HttpParser:

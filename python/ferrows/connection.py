@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 from .protocol import CLOSED, State
 
 if TYPE_CHECKING:
-    from . import _core
     from .datastructures import Headers
     from .http11 import Request, Response
     from .protocol import Protocol
     from .typing import Subprotocol
 
-__all__ = ["ConnectionBase", "limits"]
+__all__ = ["ConnectionBase", "decode_message", "invalid_utf8_reason", "limits"]
 
 
 WRITE_APART = 64 * 1024
@@ -39,19 +38,35 @@ def limits(value: int | tuple[int | None, int | None] | None) -> tuple[int | Non
     return high, (high // 4 if low is None else low)
 
 
+def decode_message(message: str | bytes, decode: bool) -> str | bytes:
+    """``recv(decode=...)``: text as UTF-8 bytes with ``decode=False``, a
+    binary message decoded as UTF-8 with ``decode=True``.
+
+    Raises:
+        UnicodeDecodeError: If a binary message to decode is not UTF-8; both
+            I/O layers then fail the connection with 1007, as websockets does.
+    """
+    if decode:
+        return message.decode() if type(message) is bytes else message
+    return message.encode() if type(message) is str else message
+
+
+def invalid_utf8_reason(exc: UnicodeDecodeError) -> str:
+    """The close reason for a message that is not valid UTF-8."""
+    return f"{exc.reason} at position {exc.start}"
+
+
 class ConnectionBase:
     """State of a connection, read from its protocol and handshake."""
 
     protocol: Protocol
     request: Request | None
     response: Response | None
-    _core: _core.Connection | None
 
     def _compact_if_idle(self) -> bool:
         """Frees the connection's compression state if no message went
         through it since the previous call (see ``compact_idle``)."""
-        core = self._core
-        return core is not None and bool(self.protocol.extensions) and core.compact_if_idle()
+        return self.protocol.compact_if_idle()
 
     @property
     def id(self) -> uuid.UUID:

@@ -15,11 +15,19 @@ import enum
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _core
-from .exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidState, PayloadTooBig, ProtocolError
+from .events import CloseReceived, PingReceived, PongReceived, ProtocolViolation
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+)
 from .extensions.base import Extension
 from .extensions.permessage_deflate import PerMessageDeflate
 from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
@@ -48,15 +56,16 @@ class State(enum.IntEnum):
 SERVER, CLIENT = Side.SERVER, Side.CLIENT
 CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
-Event = Request | Response | Frame
-"""Events that :meth:`~Protocol.events_received` returns."""
+Event = Request | Response | Frame | str | bytes | PingReceived | PongReceived | CloseReceived | ProtocolViolation
+"""Events that :meth:`~Protocol.events_received` returns: the handshake's
+request or response, then frames, or in ``assemble`` mode messages and the
+events of :mod:`ferrows.events`."""
 
 SEND_EOF = b""
 """Item of :meth:`~Protocol.data_to_send` meaning: half-close the transport."""
 
 _STATES = (CONNECTING, OPEN, CLOSING, CLOSED)
 _OPCODES = {op.value: op for op in Opcode}
-_FAILED = _core.FAILED
 
 MAX_FRAGMENTS = int(os.environ.get("WEBSOCKETS_MAX_FRAGMENTS", "4096"))
 """Most frames in one message: bounds the work of reassembling tiny
@@ -74,15 +83,43 @@ def _message_limit(max_size: int | tuple[int | None, int | None] | None) -> int 
 class Protocol:
     """Sans-I/O implementation of a WebSocket connection.
 
+    By default it behaves as websockets' ``Protocol``:
+    :meth:`events_received` returns one :class:`~ferrows.frames.Frame` per
+    frame, and a protocol violation fails the connection at once (the close
+    frame is in :meth:`data_to_send` right away).
+
+    With ``assemble=True`` (the mode ferrows' asyncio and threading
+    connections use) it delivers what an I/O layer needs and nothing more:
+
+    * whole messages as :class:`str` (text) and :class:`bytes` (binary),
+      reassembled and decoded by the extensions, checked for size and UTF-8;
+    * :class:`~ferrows.events.PingReceived`,
+      :class:`~ferrows.events.PongReceived` and
+      :class:`~ferrows.events.CloseReceived` for control frames; the answers
+      (pong, close reply) are already in :meth:`data_to_send`;
+    * :class:`~ferrows.events.ProtocolViolation` when the peer broke the
+      protocol. Parsing stops there, but the connection is not failed yet:
+      every message received before the violation comes first, and the
+      application may still answer them. Call :meth:`fail_pending` once it
+      has handled them (or after a timeout): the close frame then follows
+      those answers on the wire, so no accepted message is lost to a
+      violation that came after it.
+
+    Only output of the I/O layers crosses into the core in that mode: with
+    no extension written in Python, :meth:`receive_events` and
+    :meth:`send_data` are the core's own methods.
+
     Args:
         side: :attr:`~Side.CLIENT` or :attr:`~Side.SERVER`.
         state: Initial state; :attr:`~State.OPEN` for a connection whose
             handshake happened elsewhere.
         max_size: Largest incoming message in bytes, after decompression;
-            :obj:`None` for no limit.
+            :obj:`None` for no limit. ``(message, frame)`` also bounds each
+            frame.
         logger: Logger for this connection; defaults to
             ``logging.getLogger("ferrows.client")`` or ``"ferrows.server"``.
         extensions: Extensions already negotiated, when ``state`` is OPEN.
+        assemble: Deliver messages and typed control events, as above.
     """
 
     def __init__(
@@ -93,6 +130,7 @@ class Protocol:
         max_size: int | tuple[int | None, int | None] | None = 2**20,
         logger: LoggerLike | None = None,
         extensions: Sequence[Extension] | None = None,
+        assemble: bool = False,
     ) -> None:
         self._id: uuid.UUID | None = None
         if logger is None:
@@ -109,23 +147,39 @@ class Protocol:
         """Subprotocol in use, once the handshake is done."""
         self.handshake_exc: Exception | None = None
         """Why the opening handshake failed, or :obj:`None`."""
-        self.parser_exc: Exception | None = None
+        self._parser_exc: Exception | None = None
         self.events: list[Event] = []
         self.writes: list[bytes] = []
         self._state = state
         self._eof_sent = False
         self._eof_rcvd = False
         self._core: _core.Connection | None = None
+        self._assemble = assemble
         # Python extensions decode frames above the core, which then cannot
         # check sizes and UTF-8 itself: this tracks the message in progress.
+        self._py_extensions: list[Extension] = []
         self._py_size = 0
         self._py_text: codecs.IncrementalDecoder | None = None
-        self._py_fragments = 0
-        self._py_extensions: list[Extension] = []
-        # The asyncio and threading layers set this before the handshake so
-        # that the core delivers whole messages as str/bytes, which they then
-        # read from the core directly (the fast path).
-        self._assemble = False
+        self._py_fragments: list[bytes] = []
+        # A violation found in Python (by an extension) waiting for
+        # fail_pending(), as the core keeps its own; and whether input is
+        # now ignored.
+        self._py_failure: tuple[int, str] | None = None
+        self._py_discard = False
+        self.receive_events: Callable[[bytes | bytearray | memoryview], list[Any]] = self._receive_events
+        """Feeds bytes received from the network and returns the events
+        they complete: :meth:`receive_data` and :meth:`events_received` in
+        one call. In ``assemble`` mode without Python extensions this is the
+        core's own method, so that a read crosses into Rust once and runs no
+        Python code in between."""
+        self.send_data: Callable[[int, Any, bool], bytes] = self._send_data
+        """``send_data(opcode, data, fin=True)`` frames a data frame (text,
+        binary, continuation), a ping or a pong, and returns the bytes to
+        write, after whatever the core had queued before. It raises
+        :exc:`~ferrows.exceptions.InvalidState` unless the connection is
+        open (closing, for pings and pongs) and
+        :exc:`~ferrows.exceptions.ProtocolError` for a frame out of
+        sequence. Without Python extensions this is the core's own method."""
         if state is not CONNECTING:
             self._open()
 
@@ -163,12 +217,46 @@ class Protocol:
             max_frame=None if has_py_ext else self.max_frame_size,
             extra_rsv=0b111 if has_py_ext else 0,
             check_text=not has_py_ext,
-            assemble=self._assemble and not has_py_ext,
         )
         if not has_py_ext:
             for ext in native:
                 self._core.enable_deflate(*ext.core_settings())
         self._state = OPEN
+        self._configure()
+
+    def _configure(self) -> None:
+        """Sets the core's mode from :attr:`assemble` and picks the entry
+        points: the core's own methods when no Python code has to run
+        between the network and the core."""
+        core = self._core
+        if core is None:
+            return
+        fast = self._assemble and not self._py_extensions
+        core.assemble = fast
+        core.defer_failure = self._assemble
+        if fast:
+            self.receive_events = core.receive_data
+        else:
+            self.receive_events = self._receive_events
+        if self._py_extensions:
+            self.send_data = self._send_data
+        else:
+            self.send_data = core.send_data_frame
+
+    @property
+    def assemble(self) -> bool:
+        """Whether :meth:`events_received` returns whole messages and typed
+        control events (see the class docstring) rather than frames.
+
+        Set it before feeding data; a connection built over a protocol that
+        is already open sets it first thing.
+        """
+        return self._assemble
+
+    @assemble.setter
+    def assemble(self, value: bool) -> None:
+        self._assemble = value
+        self._configure()
 
     @property
     def state(self) -> State:
@@ -177,11 +265,20 @@ class Protocol:
             return self._state
         return _STATES[self._core.state]
 
-    @state.setter
-    def state(self, state: State) -> None:
-        if self.debug:
-            self.logger.debug("= connection is %s", state.name)
-        self._state = state
+    @property
+    def parser_exc(self) -> Exception | None:
+        """The peer's protocol violation, or :obj:`None`.
+
+        The ``__cause__`` of :attr:`close_exc` when the peer failed the
+        connection.
+        """
+        if self._parser_exc is None and self._core is not None:
+            self._parser_exc = self._core.parser_exc
+        return self._parser_exc
+
+    @parser_exc.setter
+    def parser_exc(self, exc: Exception | None) -> None:
+        self._parser_exc = exc
 
     @property
     def close_rcvd(self) -> Close | None:
@@ -227,24 +324,25 @@ class Protocol:
         return "" if rcvd is None else rcvd.reason
 
     @property
-    def close_exc(self) -> Exception:
+    def close_exc(self) -> ConnectionClosed:
         """Exception to raise when using the connection after it closed.
 
         :exc:`~ferrows.exceptions.ConnectionClosedOK` when both close frames
         carried 1000, 1001 or no code; otherwise
         :exc:`~ferrows.exceptions.ConnectionClosedError`, whose ``__cause__``
         is the protocol violation, if any.
-        """
-        assert self.state is CLOSED, "connection isn't closed yet"
-        return self._connection_closed()
 
-    def _connection_closed(self) -> Exception:
-        """The exception describing the close frames exchanged so far; the
-        I/O layers also raise it while the connection is still closing."""
+        websockets requires the CLOSED state; ferrows also answers while
+        the connection is closing, with the close frames exchanged so far,
+        which its I/O layers raise for a send after the closing handshake
+        started. A new exception for each read: one kept on the connection
+        would keep, through its traceback, the frames that raised it and
+        with them the connection, for the cyclic garbage collector to free.
+        """
         rcvd, sent = self.close_rcvd, self.close_sent
         ok = rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES
         exc_type = ConnectionClosedOK if ok else ConnectionClosedError
-        exc: Exception = exc_type(rcvd, sent, self.close_rcvd_then_sent)
+        exc = exc_type(rcvd, sent, self.close_rcvd_then_sent)
         exc.__cause__ = self.parser_exc
         return exc
 
@@ -255,7 +353,8 @@ class Protocol:
 
         Afterwards, call :meth:`events_received` and :meth:`data_to_send`.
         A protocol violation by the peer does not raise: the connection fails
-        with the right close code and :attr:`close_exc` reports it later.
+        with the right close code (see ``assemble`` for when) and
+        :attr:`close_exc` reports it later.
 
         Raises:
             EOFError: If :meth:`receive_eof` was called already.
@@ -266,6 +365,10 @@ class Protocol:
             self._receive_handshake(bytes(data))
         else:
             self._dispatch(self._core.receive_data(data))
+
+    def _receive_events(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        self.receive_data(data)
+        return self.events_received()
 
     def receive_eof(self) -> None:
         """Records that the peer closed its side of the TCP connection.
@@ -290,51 +393,69 @@ class Protocol:
         self._state = CLOSED
 
     def _dispatch(self, items: list[Any]) -> None:
-        assert self._core is not None
+        """Turns the core's events into this protocol's: as they are in
+        ``assemble`` mode without Python extensions, frames otherwise."""
+        core = self._core
+        assert core is not None
         if self._assemble and not self._py_extensions:
-            # Raw core events for the I/O layer's fast path.
-            for item in items:
-                if type(item) is tuple and item[0] == _FAILED:
-                    self.parser_exc = self._core.parser_exc
             self.events.extend(items)
-            self.writes.extend(self._core.data_to_send())
-            return
-        events = self.events
-        has_ext = bool(self._py_extensions)
-        for item in items:
-            opcode, data, fin, rsv = item
-            if opcode == _FAILED:
-                self.parser_exc = self._core.parser_exc
-                continue
-            frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
-            if has_ext and opcode < 8:
-                decoded = self._decode_with_extensions(frame)
-                if decoded is None:
+        else:
+            for item in items:
+                if self._py_discard:
                     break
-                frame = decoded
-            events.append(frame)
-        assert self._core is not None
-        self.writes.extend(self._core.data_to_send())
+                if type(item) is tuple:
+                    opcode, data, fin, rsv = item
+                    frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
+                elif type(item) is ProtocolViolation:
+                    if self._assemble:
+                        self.events.append(item)
+                    continue
+                else:
+                    frame = Frame(_CONTROL[type(item)], item.data)
+                self._receive_frame(frame)
+        self.writes.extend(core.data_to_send())
+
+    def _receive_frame(self, frame: Frame) -> None:
+        """Frame mode, or Python extensions: decodes and checks a frame,
+        then reports it as a frame or, assembling, as part of a message."""
+        if self._py_extensions:
+            decoded = self._decode_with_extensions(frame)
+            if decoded is None:
+                return
+            frame = decoded
+        if not self._assemble:
+            self.events.append(frame)
+            return
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            self._py_fragments.append(bytes(frame.data))
+            if frame.fin:
+                data = b"".join(self._py_fragments)
+                self._py_fragments = []
+                # The incremental decoder validated the text already.
+                self.events.append(data.decode() if self._py_text is not None else data)
+        else:
+            self.events.append(_CONTROL_EVENTS[opcode](bytes(frame.data)))
 
     def _decode_with_extensions(self, frame: Frame) -> Frame | None:
         """Applies Python extensions, then the checks the core skipped."""
-        assert self._core is not None
-        if frame.opcode is not Opcode.CONT:
+        data_frame = frame.opcode.value < 8
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             self._py_size = 0
-            self._py_fragments = 0
+            self._py_fragments = []
             self._py_text = codecs.getincrementaldecoder("utf-8")() if frame.opcode is Opcode.TEXT else None
-        remaining = None if self.max_size is None else self.max_size - self._py_size
+        remaining = None if self.max_size is None or not data_frame else self.max_size - self._py_size
         try:
             for extension in reversed(self._py_extensions):
                 frame = extension.decode(frame, max_size=remaining)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:
                 raise ProtocolError("reserved bits must be 0")
-            self._py_size += len(frame.data)
-            self._py_fragments += 1
-            if self.max_size is not None and self._py_size > self.max_size:
-                raise PayloadTooBig(self._py_size, self.max_size)
-            if self._py_text is not None:
-                self._py_text.decode(frame.data, frame.fin)
+            if data_frame:
+                self._py_size += len(frame.data)
+                if self.max_size is not None and self._py_size > self.max_size:
+                    raise PayloadTooBig(self._py_size, self.max_size)
+                if self._py_text is not None:
+                    self._py_text.decode(frame.data, frame.fin)
         except PayloadTooBig as exc:
             self._fail_from_python(exc, CloseCode.MESSAGE_TOO_BIG, str(exc))
         except UnicodeDecodeError as exc:
@@ -349,8 +470,39 @@ class Protocol:
         return None
 
     def _fail_from_python(self, exc: Exception, code: int, reason: str) -> None:
-        self.parser_exc = exc
-        self.fail(code, reason)
+        """A violation an extension found: handled as the core handles its
+        own, deferred when assembling."""
+        self._parser_exc = exc
+        self._py_discard = True
+        self._py_fragments = []
+        if self._assemble:
+            self._py_failure = (code, reason)
+            self.events.append(ProtocolViolation(code))
+        else:
+            self.fail(code, reason)
+
+    def fail_pending(self) -> bool:
+        """Fails the connection for the violation reported by a
+        :class:`~ferrows.events.ProtocolViolation` event (``assemble``
+        mode); returns whether it did.
+
+        Sends the close frame with the violation's code (1002, 1007,
+        1009...) after whatever was sent since, and, for a server, closes
+        TCP: the output is in :meth:`data_to_send`. Does nothing if there is
+        no such violation, it was applied already, or the connection is no
+        longer open.
+        """
+        if self._py_failure is not None:
+            (code, reason), self._py_failure = self._py_failure, None
+            if self.state is not OPEN:
+                return False
+            self.fail(code, reason)
+            return True
+        core = self._core
+        if core is None or not core.fail_pending():
+            return False
+        self.writes.extend(core.data_to_send())
+        return True
 
     def events_received(self) -> list[Event]:
         """Returns and forgets the events received since the last call."""
@@ -364,6 +516,9 @@ class Protocol:
         transport (``write_eof()`` or ``shutdown(SHUT_WR)``).
         """
         writes, self.writes = self.writes, []
+        core = self._core
+        if core is not None:
+            writes.extend(core.data_to_send())
         return writes
 
     def close_expected(self) -> bool:
@@ -376,6 +531,31 @@ class Protocol:
             return self._state is CONNECTING and self._eof_sent
         return self._core.close_expected()
 
+    # ------------------------------------------------ connection upkeep
+
+    def hold_pongs(self, hold: bool) -> bool:
+        """Holds back the automatic pongs while ``hold`` is true; releasing
+        queues one pong, for the latest ping (RFC 6455 section 5.5.3).
+
+        The I/O layers hold pongs while their write buffer is above its
+        high-water mark, so that a peer flooding pings without reading
+        cannot grow it without bound. Returns whether output now waits in
+        :meth:`data_to_send`.
+        """
+        core = self._core
+        return core is not None and core.hold_pongs(hold)
+
+    def compact_if_idle(self) -> bool:
+        """Frees the compression state if no message went through it since
+        the previous call; returns whether it did.
+
+        The "since the previous call" makes one caller per connection the
+        rule: two callers would reset each other's idle mark. The servers'
+        sweep calls it for server connections, the keepalive of clients.
+        """
+        core = self._core
+        return core is not None and bool(self.extensions) and core.compact_if_idle()
+
     # ----------------------------------------------------------- output
 
     def _require_core(self) -> _core.Connection:
@@ -383,18 +563,51 @@ class Protocol:
             raise InvalidState(f"connection is {self.state.name.lower()}")
         return self._core
 
-    def _encode(self, opcode: Opcode, data: bytes | str, fin: bool) -> bytes | None:
-        """Sends a data frame through Python extensions, if any."""
-        if not self._py_extensions:
-            return None
+    def _send_data(self, opcode: int, data: Any, fin: bool = True) -> bytes:
+        """:attr:`send_data` before the handshake, and with Python
+        extensions: every frame goes through them, control frames too."""
         core = self._require_core()
+        if not self._py_extensions:
+            return core.send_data_frame(opcode, data, fin)
         if isinstance(data, str):
             data = data.encode()
-        frame = Frame(opcode, bytes(data), fin)
+        frame = Frame(_OPCODES[opcode], bytes(data), fin)
         for extension in self._py_extensions:
             frame = extension.encode(frame)
+        if frame.opcode.value >= 8:
+            return core.send_data_frame(int(frame.opcode), frame.data, True)
         rsv = frame.rsv1 << 2 | frame.rsv2 << 1 | frame.rsv3
         return core.send_frame(int(frame.opcode), frame.data, frame.fin, rsv)
+
+    def send_header(self, opcode: int, length: int, fin: bool) -> bytes | None:
+        """Starts a data frame whose payload the caller writes itself,
+        unchanged, right after the returned header: a server sending a
+        large ``bytes`` message then copies nothing.
+
+        Returns :obj:`None` when the payload must go through
+        :attr:`send_data` instead (clients mask it, extensions transform
+        it, or earlier output must go first); nothing was sent then.
+        """
+        if self._py_extensions:
+            return None
+        return self._require_core().send_header(opcode, length, fin)
+
+    def send_frame(self, frame: Frame) -> None:
+        """Sends a frame, as websockets' method of that name: through the
+        extensions, queued for :meth:`data_to_send`.
+
+        Raises:
+            ProtocolError: For a frame out of sequence or a bad close frame.
+            InvalidState: If the connection is not open.
+        """
+        if frame.opcode is Opcode.CLOSE:
+            close = Close.parse(frame.data) if frame.data else None
+            if close is None:
+                self.send_close()
+            else:
+                self.send_close(close.code, close.reason)
+            return
+        self.writes.append(self.send_data(frame.opcode.value, frame.data, frame.fin))
 
     def send_continuation(self, data: bytes | str, fin: bool) -> None:
         """Sends a continuation frame.
@@ -403,8 +616,7 @@ class Protocol:
             ProtocolError: If no fragmented message is being sent.
             InvalidState: If the connection is not open.
         """
-        out = self._encode(Opcode.CONT, data, fin)
-        self.writes.append(self._require_core().send_continuation(data, fin) if out is None else out)
+        self.writes.append(self.send_data(Opcode.CONT.value, data, fin))
 
     def send_text(self, data: bytes | str, fin: bool = True) -> None:
         """Sends a text frame; ``data`` is UTF-8 bytes (or a str).
@@ -413,8 +625,7 @@ class Protocol:
             ProtocolError: If a fragmented message is being sent.
             InvalidState: If the connection is not open.
         """
-        out = self._encode(Opcode.TEXT, data, fin)
-        self.writes.append(self._require_core().send_text(data, fin) if out is None else out)
+        self.writes.append(self.send_data(Opcode.TEXT.value, data, fin))
 
     def send_binary(self, data: bytes | str, fin: bool = True) -> None:
         """Sends a binary frame.
@@ -423,8 +634,7 @@ class Protocol:
             ProtocolError: If a fragmented message is being sent.
             InvalidState: If the connection is not open.
         """
-        out = self._encode(Opcode.BINARY, data, fin)
-        self.writes.append(self._require_core().send_binary(data, fin) if out is None else out)
+        self.writes.append(self.send_data(Opcode.BINARY.value, data, fin))
 
     def send_close(self, code: int | None = None, reason: str = "") -> None:
         """Sends a close frame, starting the closing handshake.
@@ -446,7 +656,7 @@ class Protocol:
             ProtocolError: If ``data`` is longer than 125 bytes.
             InvalidState: If the connection is neither open nor closing.
         """
-        self.writes.append(self._require_core().send_ping(data))
+        self.writes.append(self.send_data(Opcode.PING.value, data, True))
 
     def send_pong(self, data: bytes | str) -> None:
         """Sends a pong (allowed while closing, too).
@@ -455,7 +665,17 @@ class Protocol:
             ProtocolError: If ``data`` is longer than 125 bytes.
             InvalidState: If the connection is neither open nor closing.
         """
-        self.writes.append(self._require_core().send_pong(data))
+        self.writes.append(self.send_data(Opcode.PONG.value, data, True))
+
+    def send_eof(self) -> None:
+        """Queues a half-close of the transport (:data:`SEND_EOF`), once.
+
+        Raises:
+            InvalidState: If EOF was queued already.
+        """
+        if self.eof_sent:
+            raise InvalidState("EOF already sent")
+        self._send_eof()
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fails the connection (RFC 6455 section 7.1.7).
@@ -475,3 +695,15 @@ class Protocol:
         assert not self._eof_sent
         self._eof_sent = True
         self.writes.append(SEND_EOF)
+
+
+_CONTROL: dict[type, Opcode] = {
+    PingReceived: Opcode.PING,
+    PongReceived: Opcode.PONG,
+    CloseReceived: Opcode.CLOSE,
+}
+_CONTROL_EVENTS: dict[Opcode, Callable[[bytes], Any]] = {
+    Opcode.PING: PingReceived,
+    Opcode.PONG: PongReceived,
+    Opcode.CLOSE: CloseReceived,
+}

@@ -5,16 +5,15 @@ use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
+use super::events::{CloseReceived, PingReceived, PongReceived, ProtocolViolation};
 use super::sink::{BytesSink, BytesSinkFactory};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
 use crate::connection::{self as core, Config, Event, Role};
+use crate::error::close_code;
 use crate::deflate::{compress_message, DeflateParams, PerMessageDeflate};
 use crate::frame::{write_header, FrameHeader, OpCode};
 use crate::mask;
-
-/// Opcode of the event that reports a failure (see `parser_exc`).
-pub const FAILED: i32 = -1;
 
 /// Runs `f` over the bytes of a bytes-like or str argument. `bytes` and `str`
 /// are used in place; other buffers (bytearray, memoryview) are copied first,
@@ -38,9 +37,11 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
 /// A WebSocket connection after the handshake, over the Rust core.
 ///
 /// `receive_data` returns the events found in the bytes: `str` and `bytes`
-/// for whole messages when `assemble` is true; otherwise and for control
-/// frames, tuples `(opcode, payload, fin, rsv)`; opcode `FAILED` when the
-/// peer violated the protocol. `send_*` methods return the bytes to write.
+/// for whole messages when `assemble` is true, otherwise tuples
+/// `(opcode, payload, fin, rsv)` for data frames; `PingReceived`,
+/// `PongReceived`, `CloseReceived` for control frames, and
+/// `ProtocolViolation` when the peer violated the protocol (see
+/// `parser_exc`). `send_*` methods return the bytes to write.
 #[pyclass(module = "ferrows._core", name = "Connection")]
 pub struct Connection {
     inner: core::Connection,
@@ -121,10 +122,13 @@ impl Connection {
                 } => (opcode as i32, PyBytes::new(py, &payload), fin, rsv)
                     .into_pyobject(py)?
                     .into_any(),
-                Event::Ping(p) => (0x9, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
-                Event::Pong(p) => (0xA, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
-                Event::Close(p) => (0x8, PyBytes::new(py, &p), true, 0).into_pyobject(py)?.into_any(),
-                Event::Failed => (FAILED, PyBytes::new(py, b""), true, 0).into_pyobject(py)?.into_any(),
+                Event::Ping(p) => PingReceived::create(py, &p)?.into_any(),
+                Event::Pong(p) => PongReceived::create(py, &p)?.into_any(),
+                Event::Close(p) => CloseReceived::create(py, &p)?.into_any(),
+                Event::Failed => {
+                    let code = self.inner.failure().map_or(close_code::PROTOCOL_ERROR, |v| v.close_code());
+                    Bound::new(py, ProtocolViolation { code })?.into_any()
+                }
             };
             list.append(item)?;
         }
@@ -135,7 +139,7 @@ impl Connection {
 #[pymethods]
 impl Connection {
     #[new]
-    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true))]
+    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true, defer_failure = false))]
     fn new(
         client: bool,
         max_size: Option<usize>,
@@ -144,6 +148,7 @@ impl Connection {
         assemble: bool,
         extra_rsv: u8,
         check_text: bool,
+        defer_failure: bool,
     ) -> Self {
         let role = if client { Role::Client } else { Role::Server };
         let config = Config {
@@ -154,6 +159,7 @@ impl Connection {
             assemble,
             extra_rsv,
             check_text,
+            defer_failure,
         };
         let mut inner = core::Connection::new(config);
         inner.set_sink_factory(Box::new(BytesSinkFactory));
@@ -213,6 +219,25 @@ impl Connection {
         self.send_data(py, OpCode::Continuation, data, fin)
     }
 
+    /// Frames any frame but a close frame: data frames (text, binary,
+    /// continuation) and pings and pongs, by opcode. The one entry point
+    /// `ferrows.protocol.Protocol.send_data` forwards to.
+    #[pyo3(signature = (opcode, data, fin = true))]
+    fn send_data_frame<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: u8,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        match OpCode::from_u8(opcode) {
+            Ok(OpCode::Ping) => self.send_ping(py, data),
+            Ok(OpCode::Pong) => self.send_pong(py, data),
+            Ok(OpCode::Close) | Err(_) => Err(PyValueError::new_err(format!("cannot send opcode {opcode} with send_data"))),
+            Ok(op) => self.send_data(py, op, data, fin),
+        }
+    }
+
     /// Starts a data frame whose payload the caller writes itself,
     /// unchanged, right after the returned header: a server sending a large
     /// message then copies nothing. `None` when the payload must go through
@@ -267,6 +292,23 @@ impl Connection {
             .send_close(code, reason)
             .map_err(|e| errors::send_error(py, e))?;
         Ok(self.drain(py))
+    }
+
+    /// Fails the connection for a violation reported while `defer_failure`
+    /// is on; returns whether it did (output is in `data_to_send`).
+    fn fail_pending(&mut self) -> bool {
+        self.inner.fail_pending()
+    }
+
+    /// Whether a violation waits for `fail_pending`.
+    #[getter]
+    fn defer_failure(&self) -> bool {
+        self.inner.config().defer_failure
+    }
+
+    #[setter]
+    fn set_defer_failure(&mut self, value: bool) {
+        self.inner.set_defer_failure(value);
     }
 
     /// Fails the connection with `code` (RFC 6455 section 7.1.7).
@@ -401,6 +443,17 @@ impl Connection {
     #[setter]
     fn set_max_size(&mut self, value: Option<usize>) {
         self.inner.set_max_size(value);
+    }
+
+    /// Whether messages are delivered whole (see the class docstring).
+    #[getter]
+    fn assemble(&self) -> bool {
+        self.inner.config().assemble
+    }
+
+    #[setter]
+    fn set_assemble(&mut self, value: bool) {
+        self.inner.set_assemble(value);
     }
 }
 

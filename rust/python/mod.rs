@@ -8,6 +8,7 @@
 mod alloc;
 mod connection;
 mod errors;
+mod events;
 mod handshake;
 mod sink;
 
@@ -54,6 +55,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(connection::deflate_message, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
-    m.add("FAILED", connection::FAILED)?;
+    m.add_class::<events::PingReceived>()?;
+    m.add_class::<events::PongReceived>()?;
+    m.add_class::<events::CloseReceived>()?;
+    m.add_class::<events::ProtocolViolation>()?;
     Ok(())
 }

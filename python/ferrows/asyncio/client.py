@@ -37,20 +37,17 @@ class ClientConnection(Connection):
         protocol = self.protocol
         protocol.receive_data(data)
         events = protocol.events_received()
-        self._flush_protocol()
+        self._flush()
         if not events:
             return
         response = events[0]
         assert isinstance(response, Response)
         self.response = response
-        # The core exists once the handshake succeeded, even if a close frame
-        # that came in the same read already moved the state to CLOSING.
-        if protocol._core is not None:
-            self._start()
+        # The handshake succeeded, even if a close frame that came in the
+        # same read already moved the state to CLOSING.
+        if protocol.handshake_exc is None:
             # Frames that came in the same read as the 101 response.
-            for event in events[1:]:
-                self._deliver_event(event)
-            self._flush()
+            self._start(events[1:])
         if not self.response_rcvd.done():
             self.response_rcvd.set_result(None)
 
@@ -207,7 +204,7 @@ class connect:
                 request.headers["User-Agent"] = self.user_agent_header
             connection.request = request
             protocol.send_request(request)
-            connection._flush_protocol()
+            connection._flush()
             await asyncio.shield(connection.response_rcvd)
             if protocol.handshake_exc is not None:
                 raise protocol.handshake_exc

@@ -1,12 +1,21 @@
 """The asyncio connection shared by servers and clients.
 
-One :class:`asyncio.Protocol` per TCP connection. ``data_received`` hands each
-chunk to the Rust core once and dispatches what comes back: whole messages
-go to a bounded queue that ``recv()`` reads without a task switch when a
-message is waiting; pings are answered by the core; pongs resolve the
-futures returned by ``ping()``. ``send()`` frames in the core and writes to
-the transport, awaiting only when the write buffer is above its high-water
-mark. There are no streams and no reader task.
+One :class:`asyncio.Protocol` per TCP connection, over a Sans-I/O
+:class:`~ferrows.protocol.Protocol` in ``assemble`` mode, whose public
+methods are all it calls. ``data_received`` hands each chunk to
+``protocol.receive_events`` once (the Rust core itself, without Python
+extensions) and dispatches what comes back: whole messages go to a bounded
+queue that ``recv()`` reads without a task switch when a message is waiting;
+pings are answered by the core; pongs resolve the futures returned by
+``ping()``. ``send()`` frames with ``protocol.send_data`` and writes to the
+transport, awaiting only when the write buffer is above its high-water mark.
+There are no streams and no reader task.
+
+A protocol violation by the peer stops reading, but the messages received
+before it are delivered first: the connection fails (close frame with the
+violation's code) once the application asks for the next message, or after
+``close_timeout`` if it does not, so that its answers to those messages go
+out before the close frame.
 """
 
 from __future__ import annotations
@@ -20,25 +29,23 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, M
 from types import TracebackType
 from typing import Any, Literal, cast, overload
 
-from .. import _core
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, limits
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, decode_message, invalid_utf8_reason, limits
+from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
-    ProtocolError,
 )
-from ..frames import CloseCode, Opcode
+from ..frames import CloseCode
 from ..http11 import Request, Response
-from ..protocol import OPEN, Protocol
+from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
 from ..typing import Data, LoggerLike
 
 __all__ = ["Connection"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
-_CLOSE, _PING, _PONG = 8, 9, 10
-_FAILED = _core.FAILED
+_PING, _PONG = 9, 10
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 
 
@@ -76,21 +83,21 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.latency: float = 0.0
         """Round-trip time of the last ping, in seconds (0 before one)."""
 
-        protocol._assemble = True
-        # True when Python extensions are in use and frames go through the
-        # Sans-I/O protocol rather than straight to the core.
-        self._slow = False
+        protocol.assemble = True
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self._core: _core.Connection | None = None
+        # The protocol's entry points once the connection is open (the
+        # core's own methods without Python extensions), looked up once.
+        self._receive: Any = None
+        self._send = protocol.send_data
         # Received messages waiting for recv(): the queue and its size.
         self._messages: collections.deque[str | bytes] = collections.deque()
         self._queued_bytes = 0
         self._reading_paused = False
         self._recv_waiter: asyncio.Future[None] | None = None
         self._recv_busy = False
-        # Fragments of a message received through Python extensions.
-        self._fragments: list[bytes] = []
-        self._fragments_text = False
+        # The peer violated the protocol; the failure waits for the
+        # application to take the messages before it (see _fail_pending).
+        self._violation = False
         # Write flow control.
         self._writing_paused = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -126,22 +133,23 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         high, low = limits(self.write_limit)
         self.transport.set_write_buffer_limits(high=high, low=low)
+        if self.protocol.state is not CONNECTING and self._receive is None:
+            # A protocol opened elsewhere (the caller did the handshake).
+            self._start()
 
     def data_received(self, data: bytes) -> None:
-        core = self._core
-        if core is None:
-            if self._slow:
-                self._slow_data_received(data)
-            else:
-                self._handshake_data(data)
+        receive = self._receive
+        if receive is None:
+            self._handshake_data(data)
             return
-        events = core.receive_data(data)
-        if not events:
-            return
+        events = receive(data)
+        if events:
+            self._deliver(events)
+
+    def _deliver(self, events: list[Any]) -> None:
+        """Queues the messages and handles the control events of one read."""
         messages = self._messages
-        waiter = self._recv_waiter
         control = False
-        event: Any
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -150,36 +158,33 @@ class Connection(ConnectionBase, asyncio.Protocol):
             else:
                 control = True
                 self._handle_control(event)
-        if waiter is not None and not waiter.done() and messages:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done() and (messages or self._violation):
             waiter.set_result(None)
         if control:
             self._flush()
         self._check_read_pause()
 
     def eof_received(self) -> bool | None:
-        if self._core is None:
-            self.protocol.receive_eof()
-            for event in self.protocol.events_received():
-                if self._slow:
-                    self._deliver_event(event)
-            self._flush_protocol()
-            return None
-        for control in self._core.receive_eof():
-            self._handle_control(control)  # type: ignore[arg-type]
-        self._flush()
+        protocol = self.protocol
+        protocol.receive_eof()
+        events = protocol.events_received()
+        if self._receive is not None:
+            self._deliver(events)
+        else:
+            self._flush()
         # Returning None closes the transport: the peer is done writing and,
         # by then, so are we (the close frames were exchanged or never will be).
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        if self._core is not None:
-            for event in self._core.receive_eof():
-                if event[0] == _FAILED:
-                    self.protocol.parser_exc = self._core.parser_exc
-        else:
-            self.protocol.receive_eof()
-            self.protocol.events_received()
+        protocol = self.protocol
+        protocol.receive_eof()
+        for event in protocol.events_received():
+            if type(event) is PongReceived:
+                self._acknowledge_pings(event.data)
+        protocol.data_to_send()
         for handle in (self._keepalive_handle, self._close_handle):
             if handle is not None:
                 handle.cancel()
@@ -201,16 +206,12 @@ class Connection(ConnectionBase, asyncio.Protocol):
         # A peer that floods pings without reading would grow the write
         # buffer by one pong per ping: above the high-water mark the core
         # keeps only the latest (RFC 6455 section 5.5.3).
-        core = self.protocol._core
-        if core is not None:
-            core.hold_pongs(True)
+        self.protocol.hold_pongs(True)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        core = self.protocol._core
-        if core is not None and core.hold_pongs(False) and not self._lost:
-            for data in core.data_to_send():
-                self._write(data)
+        if self.protocol.hold_pongs(False) and not self._lost:
+            self._flush()
         self._wake_drain_waiters()
 
     def _wake_drain_waiters(self) -> None:
@@ -230,86 +231,67 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     # -------------------------------------------------------------- opening
 
-    def _start(self) -> None:
-        """Switches to the fast path once the handshake succeeded."""
-        core = self.protocol._core
-        assert core is not None
-        if not self.protocol._py_extensions:
-            self._core = core
-        else:
-            # Extensions implemented in Python decode frames above the core.
-            self._slow = True
+    def _start(self, events: list[Any] | None = None) -> None:
+        """Starts the connection once the handshake succeeded: takes the
+        protocol's entry points, starts the keepalive and delivers the
+        frames that arrived with the handshake (``events``, or whatever the
+        protocol holds)."""
+        protocol = self.protocol
+        self._receive = protocol.receive_events
+        self._send = protocol.send_data
         self._schedule_keepalive()
-        # Frames that arrived with the handshake were parsed already.
-        for event in self.protocol.events_received():
-            self._deliver_event(event)
-        self._flush_protocol()
-
-    def _deliver_event(self, event: Any) -> None:
-        kind = type(event)
-        if kind is str or kind is bytes:
-            self._messages.append(event)
-            self._queued_bytes += len(event)
-            waiter = self._recv_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            self._check_read_pause()
-        elif kind is tuple:
-            self._handle_control(event)
-        else:
-            self._assemble_frame(event)
-
-    def _assemble_frame(self, frame: Any) -> None:
-        """Slow path for Python extensions: reassembles decoded frames."""
-        opcode = frame.opcode
-        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if opcode is not Opcode.CONT:
-                self._fragments = []
-                self._fragments_text = opcode is Opcode.TEXT
-            self._fragments.append(bytes(frame.data))
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                self._deliver_event(data.decode() if self._fragments_text else data)
-        else:
-            self._handle_control((int(opcode), bytes(frame.data), True, 0))
-
-    def _slow_data_received(self, data: bytes) -> None:
-        """Receives data through the Sans-I/O protocol (Python extensions)."""
-        self.protocol.receive_data(data)
-        for event in self.protocol.events_received():
-            self._deliver_event(event)
-        if self.protocol.parser_exc is not None:
-            self._arm_close_timer()
-        self._flush_protocol()
+        if events is None:
+            events = protocol.events_received()
+        self._deliver(events)
+        self._flush()
 
     # ------------------------------------------------------------- control
 
-    def _handle_control(self, event: tuple[int, bytes, bool, int]) -> None:
-        opcode = event[0]
-        if opcode == _PONG:
-            self._acknowledge_pings(event[1])
-        elif opcode == _CLOSE:
+    def _handle_control(self, event: Any) -> None:
+        kind = type(event)
+        if kind is PongReceived:
+            self._acknowledge_pings(event.data)
+        elif kind is CloseReceived:
             self._arm_close_timer()
-        elif opcode == _FAILED:
-            if self._core is not None:
-                self.protocol.parser_exc = self._core.parser_exc
-            self._arm_close_timer()
+        elif kind is ProtocolViolation:
+            self._violation_received()
         # Pings are answered by the core; nothing else to do.
 
-    def _flush(self) -> None:
-        """Writes what the core queued (pongs, close frames, EOF)."""
-        core = self._core
-        if core is None:
-            self._flush_protocol()
-            return
-        for data in core.data_to_send():
-            self._write(data)
+    def _violation_received(self) -> None:
+        """The peer broke the protocol after the messages queued so far.
 
-    def _flush_protocol(self) -> None:
-        for data in self.protocol.data_to_send():
+        Reading stops (the core ignores the rest anyway); the connection
+        fails once the application has taken those messages and asks for
+        another, or after ``close_timeout``, whichever comes first.
+        """
+        if self.protocol.state is not OPEN:
+            return  # failed at once: the peer's EOF cut a frame short
+        self._violation = True
+        if not self._reading_paused and not self._lost:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        if not self._messages and self._recv_waiter is not None:
+            # The application already waits for a message: nothing to answer.
+            self._fail_pending()
+        elif self._close_handle is None and not self._lost and self.close_timeout is not None:
+            self._close_handle = self.loop.call_later(self.close_timeout, self._fail_pending)
+
+    def _fail_pending(self) -> None:
+        """Fails the connection for the peer's violation (see above)."""
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+        if self.protocol.fail_pending() and not self._lost:
+            self.transport.resume_reading()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Writes what the protocol queued (pongs, close frames, EOF) and
+        arms the close timer when the TCP connection should close soon."""
+        protocol = self.protocol
+        for data in protocol.data_to_send():
             self._write(data)
-        if self.protocol.close_expected():
+        if protocol.close_expected():
             self._arm_close_timer()
 
     def _send_data(self, data: bytes) -> None:
@@ -389,6 +371,8 @@ class Connection(ConnectionBase, asyncio.Protocol):
         low = self.max_queue_low
         limit = self.read_limit_low
         if (low is None or len(self._messages) <= low) and (limit is None or self._queued_bytes <= limit):
+            if self._violation and self.protocol.state is OPEN:
+                return  # reading stays paused until the connection fails
             self._reading_paused = False
             if not self._lost:
                 self.transport.resume_reading()
@@ -406,6 +390,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
             while not self._messages:
                 if self._lost:
                     return False
+                if self._violation:
+                    # The application took every message received before
+                    # the violation: the connection can fail now.
+                    self._fail_pending()
                 waiter = self.loop.create_future()
                 self._recv_waiter = waiter
                 try:
@@ -452,11 +440,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
             self._check_read_resume()
         if decode is None:
             return message
-        if decode and type(message) is bytes:
-            return message.decode()
-        if not decode and type(message) is str:
-            return message.encode()
-        return message
+        try:
+            return decode_message(message, decode)
+        except UnicodeDecodeError as exc:
+            # RFC 6455 section 8.1, as websockets: invalid UTF-8 where the
+            # application expects text fails the connection with 1007.
+            self._fail(CloseCode.INVALID_DATA, invalid_utf8_reason(exc))
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self._closed_exception() from None
 
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """Receives the next message in fragments.
@@ -498,7 +489,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         through its traceback, the frames that raised it and with them the
         connection: every closed connection would then wait for the cyclic
         garbage collector instead of being freed at once."""
-        return self.protocol._connection_closed()
+        return self.protocol.close_exc
 
     # -------------------------------------------------------------- sending
 
@@ -520,15 +511,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConnectionClosed: When the connection is closed.
             TypeError: For an unsupported message type.
         """
-        core = self._core
         data: bytes | None
-        if type(message) is bytes and text is None and core is not None and self._fragmented_send is None:
+        if type(message) is bytes and text is None and self._fragmented_send is None:
             # The common case, without the checks below.
             if len(message) >= WRITE_APART:
-                data = self._send_frame(core, _BINARY, message, True, apart=True)
+                data = self._send_frame(_BINARY, message, True, apart=True)
             else:
                 try:
-                    data = core.send_binary(message)
+                    data = self._send(_BINARY, message, True)
                 except InvalidState:
                     raise self._closed_exception() from None
         else:
@@ -544,15 +534,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
         in progress; :obj:`None` after sending an iterable as fragments."""
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
-        core = self._core
         if isinstance(message, str):
             if text is False:
-                return self._send_frame(core, _BINARY, message.encode(), True)
-            return self._send_frame(core, _TEXT, message, True)
+                return self._send_frame(_BINARY, message.encode(), True)
+            return self._send_frame(_TEXT, message, True)
         if isinstance(message, (bytes, bytearray, memoryview)):
             # Immutable bytes only: the transport may keep the object queued.
             apart = not text and type(message) is bytes and len(message) >= WRITE_APART
-            return self._send_frame(core, _TEXT if text else _BINARY, message, True, apart)
+            return self._send_frame(_TEXT if text else _BINARY, message, True, apart)
         if isinstance(message, Mapping):
             raise TypeError("data is a dict-like object")
         if isinstance(message, Iterable):
@@ -563,36 +552,20 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return None
         raise TypeError("data must be str, bytes, iterable, or async iterable")
 
-    def _send_frame(
-        self, core: _core.Connection | None, opcode: int, data: Any, fin: bool, apart: bool = False
-    ) -> bytes:
-        """Frames data in the core, turning a closed connection into the
-        exception websockets raises.
+    def _send_frame(self, opcode: int, data: Any, fin: bool, apart: bool = False) -> bytes:
+        """Frames data, turning a closed connection into the exception
+        websockets raises.
 
         With ``apart`` (a large ``bytes`` payload), a server writes the frame
         header now and returns the payload itself, to be written next.
         """
         try:
-            if apart and core is not None:
-                header = core.send_header(opcode, len(data), fin)
+            if apart:
+                header = self.protocol.send_header(opcode, len(data), fin)
                 if header is not None:
                     self._send_data(header)
                     return data  # type: ignore[no-any-return]
-
-            if core is None:
-                protocol = self.protocol
-                if opcode == _TEXT:
-                    protocol.send_text(data, fin)
-                elif opcode == _BINARY:
-                    protocol.send_binary(data, fin)
-                else:
-                    protocol.send_continuation(data, fin)
-                return b"".join(protocol.data_to_send())
-            if opcode == _TEXT:
-                return core.send_text(data, fin)
-            if opcode == _BINARY:
-                return core.send_binary(data, fin)
-            return core.send_continuation(data, fin)
+            return self._send(opcode, data, fin)
         except InvalidState:
             raise self._closed_exception() from None
 
@@ -627,14 +600,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 elif not isinstance(chunk, kind):
                     raise TypeError("iterable must contain uniform types")
                 if previous is not None:
-                    self._write(self._send_frame(self._core, opcode if first else _CONT, previous, False))
+                    self._write(self._send_frame(opcode if first else _CONT, previous, False))
                     if self._writing_paused or self.transport.is_closing():
                         await self._drain()
                     first = False
                 previous = chunk.encode() if isinstance(chunk, str) and text is False else chunk
             if previous is None:
                 return  # empty iterable: nothing to send
-            self._write(self._send_frame(self._core, opcode if first else _CONT, previous, True))
+            self._write(self._send_frame(opcode if first else _CONT, previous, True))
         except BaseException:
             if self.protocol.state is OPEN and started:
                 # A message cannot be abandoned halfway: fail the connection.
@@ -696,18 +669,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
         return future
 
     def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
-        try:
-            data = self._core.send_ping(payload) if self._core is not None else self._protocol_send("ping", payload)
-        except InvalidState:
-            raise self._closed_exception() from None
+        data = self._send_frame(_PING, payload, True)
         future: asyncio.Future[float] = self.loop.create_future()
         self._pings[payload] = (future, time.monotonic())
         self._write(data)
         return future
-
-    def _protocol_send(self, kind: str, payload: bytes) -> bytes:
-        getattr(self.protocol, f"send_{kind}")(payload)
-        return b"".join(self.protocol.data_to_send())
 
     async def pong(self, data: Data = b"") -> None:
         """Sends an unsolicited pong (a unidirectional heartbeat).
@@ -716,11 +682,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConnectionClosed: When the connection is closed.
         """
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        try:
-            out = self._core.send_pong(payload) if self._core is not None else self._protocol_send("pong", payload)
-        except InvalidState:
-            raise self._closed_exception() from None
-        self._write(out)
+        self._write(self._send_frame(_PONG, payload, True))
         if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
@@ -750,7 +712,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
     def _keepalive(self) -> None:
         """Sends a keepalive ping; a peer that does not answer within
         ``ping_timeout`` is closed with 1011."""
-        if self.protocol.state is not OPEN:
+        if self.protocol.state is not OPEN or self._violation:
             return
         payload = struct.pack("!I", int(time.monotonic() * 1000) & 0xFFFFFFFF)
         while payload in self._pings:
@@ -761,10 +723,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return
         if self.debug:
             self.logger.debug("% sent keepalive ping")
-        if self._core is not None and self.protocol.extensions:
-            # Clients have no server sweep: free the compression state of a
-            # connection idle since the previous keepalive.
-            self._core.compact_if_idle()
+        if self.protocol.side is CLIENT:
+            # Servers free idle compression state in their sweep, clients
+            # here: one caller per connection, since each call resets the
+            # idle mark of the previous one.
+            self.protocol.compact_if_idle()
         if self.ping_timeout is not None:
             timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
             future.add_done_callback(lambda _: timeout_handle.cancel())
@@ -781,7 +744,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
     def _fail(self, code: int, reason: str = "") -> None:
         """Fails the connection from our side (RFC 6455 section 7.1.7)."""
         self.protocol.fail(code, reason)
-        self._flush_protocol()
+        self._flush()
         self._arm_close_timer()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
@@ -793,7 +756,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
         Raises:
             ProtocolError: If ``code`` is not a valid close code.
         """
-        if self.protocol.state is OPEN:
+        if self._violation:
+            # The peer broke the protocol: fail with its close code.
+            self._fail_pending()
+        elif self.protocol.state is OPEN:
             if self._fragmented_send is not None:
                 # Closing in the middle of a fragmented message is an error.
                 self._fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
@@ -802,9 +768,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
                     self.protocol.send_close(code, reason)
                 except InvalidState:
                     pass
-                except ProtocolError:
-                    raise
-                self._flush_protocol()
+                self._flush()
                 self._arm_close_timer()
         await asyncio.shield(self.connection_lost_waiter)
 

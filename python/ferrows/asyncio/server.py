@@ -83,7 +83,7 @@ class ServerConnection(Connection):
         protocol = self.protocol
         protocol.receive_data(data)
         events = protocol.events_received()
-        self._flush_protocol()
+        self._flush()
         if events and self._task is None:
             request = events[0]
             assert isinstance(request, Request)
@@ -100,7 +100,7 @@ class ServerConnection(Connection):
             self.response = response
             assert isinstance(self.protocol, ServerProtocol)
             self.protocol.send_response(response)
-            self._flush_protocol()
+            self._flush()
         except Exception:
             # E.g. a hook returned something that isn't a Response. Without
             # this, the client would wait for an answer until open_timeout.
@@ -109,11 +109,10 @@ class ServerConnection(Connection):
             return
         if self._open_handle is not None:
             self._open_handle.cancel()
-        # The core exists once the connection opened, even if early frames
-        # (a close frame) already moved the state past OPEN.
-        if self.protocol._core is None:
-            if response.status_code != 101:
-                self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
+        # 101 opened the connection, even if early frames (a close frame)
+        # already moved the state past OPEN.
+        if response.status_code != 101:
+            self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
             return
         self._start()
         await self.server._run_handler(self)
@@ -558,7 +557,7 @@ def broadcast(
         try:
             data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
             if data is None:
-                data = connection._send_frame(connection._core, opcode, payload, True)
+                data = connection._send_frame(opcode, payload, True)
             write_at_end_of_iteration(connection, data, pending)
         except Exception as error:
             broadcast_skipped(connection, error, raise_exceptions, exceptions)

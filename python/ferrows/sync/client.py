@@ -27,7 +27,6 @@ from ..extensions.base import ClientExtensionFactory
 from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
-from ..protocol import OPEN
 from ..typing import LoggerLike, Origin, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
@@ -48,8 +47,9 @@ class ClientConnection(Connection):
     def _handshake_event_locked(self, event: Any) -> None:
         if isinstance(event, Response) and self.response is None:
             self.response = event
-            if self.protocol.state is OPEN:
-                # Messages parsed with the response follow in this batch.
+            if self.protocol.handshake_exc is None:
+                # Messages parsed with the response follow in this batch,
+                # even if a close frame among them moved the state on.
                 self._start_locked()
             self._cond.notify_all()
 

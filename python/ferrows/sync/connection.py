@@ -1,9 +1,12 @@
 """The threading connection shared by servers and clients.
 
 One background thread per connection reads the socket. It feeds each chunk
-to the Rust core once, under :attr:`Connection.protocol_mutex`, queues the
-whole messages that come back for :meth:`~Connection.recv`, lets the core
-answer pings, and resolves the events returned by :meth:`~Connection.ping`.
+once to the Sans-I/O :class:`~ferrows.protocol.Protocol` (in ``assemble``
+mode: the Rust core itself without Python extensions), under
+:attr:`Connection.protocol_mutex`, queues the whole messages that come back
+for :meth:`~Connection.recv`, lets the core answer pings, and resolves the
+events returned by :meth:`~Connection.ping`. It calls nothing but the
+protocol's public methods.
 The same thread runs the timers (keepalive pings, the keepalive timeout and
 the closing-handshake timeout): it waits for the socket with a timeout that
 ends at the next deadline, so a connection costs one thread, not three.
@@ -17,6 +20,12 @@ never waits for a write: when another thread is writing, it leaves its
 pongs and close frames in the list for that thread. Hence a peer that stops
 reading blocks our senders but not our reader, and two peers sending large
 messages at each other cannot deadlock on the lock.
+
+A protocol violation by the peer stops reading, but the messages received
+before it are delivered first: the connection fails (close frame with the
+violation's code) once the application asks for the next message, or after
+``close_timeout`` if it does not, so that its answers to those messages go
+out before the close frame.
 """
 
 from __future__ import annotations
@@ -33,24 +42,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from .. import _core
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, limits
+from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, decode_message, invalid_utf8_reason, limits
+from ..events import PongReceived, ProtocolViolation
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
 )
-from ..frames import CloseCode, Frame, Opcode
+from ..frames import CloseCode
 from ..http11 import Request, Response
-from ..protocol import OPEN, Protocol
+from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
 from ..typing import Data, LoggerLike
 
 __all__ = ["Connection"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
-_CLOSE, _PING, _PONG = 8, 9, 10
-_FAILED = _core.FAILED
+_PING, _PONG = 9, 10
 
 
 class Connection(ConnectionBase):
@@ -96,7 +104,6 @@ class Connection(ConnectionBase):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue_high, self.max_queue_low = limits(max_queue)
-        """Unique identifier of the connection, useful in logs."""
         self.logger: LoggerLike = protocol.logger
         """Logger for this connection."""
         self.debug = protocol.debug
@@ -107,7 +114,7 @@ class Connection(ConnectionBase):
         self.latency: float = 0.0
         """Round-trip time of the last ping, in seconds (0 before one)."""
 
-        protocol._assemble = True
+        protocol.assemble = True
         # A TLS socket's SSL object may be used by one thread at a time: the
         # reading thread and the writers take turns under this lock, with
         # the socket non-blocking, and wait for it outside the lock.
@@ -120,16 +127,18 @@ class Connection(ConnectionBase):
         # One condition for every wait: messages, writes, fragmented sends,
         # closing. Waits are short and connections have few threads.
         self._cond = threading.Condition(self.protocol_mutex)
-        # The core when messages take the fast path, None before the
-        # handshake and when Python extensions need the Sans-I/O path.
-        self._core: _core.Connection | None = None
+        # The protocol's entry points once the connection is open (the
+        # core's own methods without Python extensions), looked up once.
+        self._receive: Any = None
+        self._send = protocol.send_data
         # Received messages and flow control.
         self._messages: deque[str | bytes] = deque()
         self._paused = False
         self._recv_busy = False
-        # Reassembly of frames on the Sans-I/O path.
-        self._fragments: list[bytes] = []
-        self._fragments_text = False
+        # The peer violated the protocol; the failure waits for the
+        # application to take the messages before it, until this deadline.
+        self._violation = False
+        self._violation_deadline: float | None = None
         # Output waiting to be written, as a FIFO with sequence numbers:
         # chunk number n is written once _written > n.
         self._out: list[bytes] = []
@@ -151,6 +160,9 @@ class Connection(ConnectionBase):
         self._reader_done = False
         self._connection_exc: BaseException | None = None
 
+        if protocol.state is not CONNECTING:
+            # A protocol opened elsewhere (the caller did the handshake).
+            self._start_locked()
         self._reader = threading.Thread(target=self._recv_events, name=f"ferrows-{self.id}", daemon=True)
         self._reading = False
         if self._read_at_init:
@@ -226,6 +238,9 @@ class Connection(ConnectionBase):
                 self._recv_busy = True
                 try:
                     while not self._messages and not self._reader_done:
+                        if self._violation:
+                            # Every message before the violation was taken.
+                            self._fail_pending_soon_locked()
                         if deadline is None:
                             self._cond.wait()
                         else:
@@ -241,15 +256,13 @@ class Connection(ConnectionBase):
         if decode is None:
             return message
         try:
-            if decode and type(message) is bytes:
-                return message.decode()
+            return decode_message(message, decode)
         except UnicodeDecodeError as exc:
-            # RFC 6455 section 8.1: invalid UTF-8 where text is expected.
-            self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc)
+            # RFC 6455 section 8.1, as websockets: invalid UTF-8 where the
+            # application expects text fails the connection with 1007.
+            self._fail(CloseCode.INVALID_DATA, invalid_utf8_reason(exc), exc)
             self._wait_closed_then_raise()
-        if decode is False and type(message) is str:
-            return message.encode()
-        return message
+            raise  # unreachable: the line above raises
 
     def _pop_message_locked(self) -> str | bytes:
         message = self._messages.popleft()
@@ -353,29 +366,11 @@ class Connection(ConnectionBase):
     def _frames_locked(self, opcode: int, data: Any, fin: bool) -> list[bytes]:
         """The chunks that send one data frame: a server writes a large
         ``bytes`` payload as it is after the header, without copying it."""
-        core = self._core
-        if core is not None and opcode == _BINARY and type(data) is bytes and len(data) >= WRITE_APART:
-            header = core.send_header(opcode, len(data), fin)
+        if opcode == _BINARY and type(data) is bytes and len(data) >= WRITE_APART:
+            header = self.protocol.send_header(opcode, len(data), fin)
             if header is not None:
                 return [header, data]
-        return [self._frame_locked(opcode, data, fin)]
-
-    def _frame_locked(self, opcode: int, data: Any, fin: bool) -> bytes:
-        core = self._core
-        if core is not None:
-            if opcode == _TEXT:
-                return core.send_text(data, fin)
-            if opcode == _BINARY:
-                return core.send_binary(data, fin)
-            return core.send_continuation(data, fin)
-        protocol = self.protocol
-        if opcode == _TEXT:
-            protocol.send_text(data, fin)
-        elif opcode == _BINARY:
-            protocol.send_binary(data, fin)
-        else:
-            protocol.send_continuation(data, fin)
-        return b"".join(protocol.data_to_send())
+        return [self._send(opcode, data, fin)]
 
     def _send_fragments(self, chunks: Iterator[Any], text: bool | None) -> None:
         """Sends a fragmented message, holding the send side until done."""
@@ -498,14 +493,7 @@ class Connection(ConnectionBase):
         self._drain(batch, seq)
 
     def _control_locked(self, opcode: int, payload: bytes) -> bytes:
-        core = self._core
-        if core is not None:
-            return core.send_ping(payload) if opcode == _PING else core.send_pong(payload)
-        if opcode == _PING:
-            self.protocol.send_ping(payload)
-        else:
-            self.protocol.send_pong(payload)
-        return b"".join(self.protocol.data_to_send())
+        return self._send(opcode, payload, True)
 
     # ------------------------------------------------------------- writing
 
@@ -526,11 +514,8 @@ class Connection(ConnectionBase):
         return self._queued, batch
 
     def _take_output_locked(self) -> list[bytes]:
-        """What the protocol and the core queued (pongs, close frames, EOF)."""
-        out = self.protocol.data_to_send()
-        if self._core is not None:
-            out.extend(self._core.data_to_send())
-        return out
+        """What the protocol queued (pongs, close frames, EOF)."""
+        return self.protocol.data_to_send()
 
     def _drain(self, batch: list[bytes] | None, seq: int, wait: bool = True) -> BaseException | None:
         """Writes ``batch`` if given, then, with ``wait``, waits until output
@@ -629,6 +614,10 @@ class Connection(ConnectionBase):
     def _start_close(self, code: int, reason: str) -> None:
         """Sends the close frame (or fails a fragmented message)."""
         with self._cond:
+            if self._violation:
+                # The peer broke the protocol: fail with its close code.
+                self._fail_pending_soon_locked()
+                return
             if self.protocol.state is not OPEN:
                 return
             if self._fragmenting is not None:
@@ -749,9 +738,10 @@ class Connection(ConnectionBase):
                         break
                     if out:
                         seq, batch = self._submit_locked(out)
-                    elif self._paused and self.protocol.state is OPEN:
+                    elif (self._paused or self._violation) and self.protocol.state is OPEN:
                         # Flow control: let the kernel buffer (and the peer
-                        # block) until recv() drains the queue.
+                        # block) until recv() drains the queue. After a
+                        # violation, read nothing more until it is applied.
                         self._cond.wait(timeout)
                         continue
                 if out:
@@ -822,13 +812,8 @@ class Connection(ConnectionBase):
         """Records EOF, closes the socket and wakes every waiter."""
         with self._cond:
             try:
-                if self._core is not None:
-                    for event in self._core.receive_eof():
-                        if event[0] == _FAILED:
-                            self.protocol.parser_exc = self._core.parser_exc
-                else:
-                    self.protocol.receive_eof()
-                    self._handle_events_locked(self.protocol.events_received())
+                self.protocol.receive_eof()
+                self._handle_events_locked(self.protocol.events_received())
                 out = self._take_output_locked()
             except Exception:  # pragma: no cover - safety net
                 self.logger.error("unexpected internal error", exc_info=True)
@@ -860,12 +845,12 @@ class Connection(ConnectionBase):
             self._cond.notify_all()
 
     def _receive_locked(self, data: bytes) -> None:
-        core = self._core
-        if core is not None:
-            self._handle_events_locked(core.receive_data(data))
-        else:
+        receive = self._receive
+        if receive is None:
             self.protocol.receive_data(data)
             self._handle_events_locked(self.protocol.events_received())
+        else:
+            self._handle_events_locked(receive(data))
 
     def _handle_events_locked(self, events: list[Any]) -> None:
         messages = self._messages
@@ -875,41 +860,41 @@ class Connection(ConnectionBase):
             if kind is str or kind is bytes:
                 messages.append(event)
                 queued = True
-            elif kind is tuple:
-                opcode = event[0]
-                if opcode == _PONG:
-                    self._acknowledge_pings_locked(event[1])
-                elif opcode == _FAILED:
-                    assert self._core is not None
-                    self.protocol.parser_exc = self._core.parser_exc
-                # Pings are answered by the core; close frames too.
-            elif isinstance(event, Frame):
-                if self._assemble_locked(event):
-                    queued = True
-            else:
+            elif kind is PongReceived:
+                self._acknowledge_pings_locked(event.data)
+            elif kind is ProtocolViolation:
+                self._violation_received_locked()
+            elif isinstance(event, (Request, Response)):
                 self._handshake_event_locked(event)
+            # Pings are answered by the core; close frames too.
         if queued:
             high = self.max_queue_high
             if high is not None and len(messages) >= high:
                 self._paused = True
             self._cond.notify_all()
 
-    def _assemble_locked(self, frame: Frame) -> bool:
-        """Sans-I/O path (Python extensions): reassembles data frames."""
-        opcode = frame.opcode
-        if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if opcode is not Opcode.CONT:
-                self._fragments = []
-                self._fragments_text = opcode is Opcode.TEXT
-            self._fragments.append(bytes(frame.data))
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                self._messages.append(data.decode() if self._fragments_text else data)
-                return True
-        elif opcode is Opcode.PONG:
-            self._acknowledge_pings_locked(bytes(frame.data))
-        return False
+    def _violation_received_locked(self) -> None:
+        """The peer broke the protocol after the messages queued so far.
+
+        Reading stops; the connection fails once the application has taken
+        those messages and asks for another, or after ``close_timeout``.
+        """
+        if self.protocol.state is not OPEN:
+            return  # failed at once: the peer's EOF cut a frame short
+        self._violation = True
+        if not self._messages and self._recv_busy:
+            # The application already waits for a message: nothing to answer.
+            self._violation_deadline = 0.0
+        elif self.close_timeout is not None:
+            self._violation_deadline = time.monotonic() + self.close_timeout
+        self._cond.notify_all()
+
+    def _fail_pending_soon_locked(self) -> None:
+        """Has the reading thread apply the violation now (it writes the
+        close frame; callers of this may not block on the socket)."""
+        if self._violation_deadline != 0.0:
+            self._violation_deadline = 0.0
+            self._cond.notify_all()
 
     def _acknowledge_pings_locked(self, payload: bytes) -> None:
         """A pong acknowledges its ping and every ping sent before it
@@ -938,12 +923,10 @@ class Connection(ConnectionBase):
         """Called once when the reading thread ends; see subclasses."""
 
     def _start_locked(self) -> None:
-        """Switches to the fast path once the handshake succeeded, and
-        starts the keepalive timer."""
-        core = self.protocol._core
-        assert core is not None
-        if not self.protocol._py_extensions:
-            self._core = core
+        """Takes the protocol's entry points once the handshake succeeded,
+        and starts the keepalive timer."""
+        self._receive = self.protocol.receive_events
+        self._send = self.protocol.send_data
         if self.ping_interval is not None:
             self._next_ping = time.monotonic() + self.ping_interval
 
@@ -964,7 +947,17 @@ class Connection(ConnectionBase):
                 self._aborted = True
                 return 0.0, out
             delays.append(self._close_deadline - now)
-        if self.protocol.state is OPEN:
+        if self._violation_deadline is not None:
+            if now >= self._violation_deadline:
+                self._violation_deadline = None
+                if self.protocol.fail_pending():
+                    out.extend(self._take_output_locked())
+                    self._arm_close_timer_locked()
+                    if self._close_deadline is not None:
+                        delays.append(self._close_deadline - now)
+            else:
+                delays.append(self._violation_deadline - now)
+        if self.protocol.state is OPEN and not self._violation:
             if self._keepalive_deadline is not None:
                 if now >= self._keepalive_deadline:
                     if self.debug:
@@ -997,6 +990,11 @@ class Connection(ConnectionBase):
             self._keepalive_deadline = now + self.ping_timeout
         if self.debug:
             self.logger.debug("% sent keepalive ping")
+        if self.protocol.side is CLIENT:
+            # Servers free idle compression state in their sweep, clients
+            # here: one caller per connection, since each call resets the
+            # idle mark of the previous one.
+            self.protocol.compact_if_idle()
         return frame
 
 

@@ -126,11 +126,11 @@ class ServerConnection(Connection):
                 return False  # the client went away meanwhile
             self.response = response
             protocol.send_response(response)
-            # The core exists once the connection opened. Decide here, not
-            # after writing the response: by then the reading thread may have
-            # processed the client's close frame, and a client that closes
-            # at once must still get its handler run, as with asyncio.
-            opened = protocol._core is not None
+            # 101 opened the connection. Decide here, not after writing the
+            # response: by then the reading thread may have processed the
+            # client's close frame, and a client that closes at once must
+            # still get its handler run, as with asyncio.
+            opened = response.status_code == 101
             if opened:
                 self._start_locked()
                 # Frames that arrived with the request were parsed already.
@@ -632,7 +632,7 @@ def broadcast(
             try:
                 data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
                 if data is None:
-                    data = connection._frame_locked(opcode, payload, True)
+                    data = connection._send(opcode, payload, True)
                 seq, batch = connection._submit_locked([data])
             except Exception as exc:
                 error = exc
