@@ -36,6 +36,7 @@ from frame_utils import (
     xor,
 )
 
+
 def server(**kwargs: object) -> _core.Connection:
     return _core.Connection(False, **kwargs)  # type: ignore[arg-type]
 

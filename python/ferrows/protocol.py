@@ -166,6 +166,13 @@ class Protocol:
         # now ignored.
         self._py_failure: tuple[int, str] | None = None
         self._py_discard = False
+        # With Python extensions, pings are answered here, once decoded, not
+        # by the core: a violation only Python sees must stop the answers to
+        # the frames after it, which the core parsed already. Pongs held back
+        # (hold_pongs) keep the latest ping's payload.
+        self._py_pongs_held = False
+        self._py_held_ping: bytes | None = None
+        self._py_answer_pings = False
         self.receive_events: Callable[[bytes | bytearray | memoryview], list[Any]] = self._receive_events
         """Feeds bytes received from the network and returns the events
         they complete: :meth:`receive_data` and :meth:`events_received` in
@@ -240,6 +247,8 @@ class Protocol:
             self.receive_events = self._receive_events
         if self._py_extensions:
             self.send_data = self._send_data
+            # The core holds every pong for good; see _answer_ping().
+            core.hold_pongs(True)
         else:
             self.send_data = core.send_data_frame
 
@@ -361,10 +370,12 @@ class Protocol:
         """
         if self._eof_rcvd:
             raise EOFError("stream ended")
-        if self._core is None:
+        core = self._core
+        if core is None:
             self._receive_handshake(bytes(data))
         else:
-            self._dispatch(self._core.receive_data(data))
+            self._py_answer_pings = core.state == OPEN
+            self._dispatch(core.receive_data(data))
 
     def _receive_events(self, data: bytes | bytearray | memoryview) -> list[Any]:
         self.receive_data(data)
@@ -382,6 +393,7 @@ class Protocol:
         if self._core is None:
             self._receive_handshake_eof()
         else:
+            self._py_answer_pings = False
             self._dispatch(self._core.receive_eof())
 
     def _receive_handshake(self, data: bytes) -> None:
@@ -398,22 +410,28 @@ class Protocol:
         core = self._core
         assert core is not None
         if self._assemble and not self._py_extensions:
-            self.events.extend(items)
-        else:
-            for item in items:
-                if self._py_discard:
-                    break
-                if type(item) is tuple:
-                    opcode, data, fin, rsv = item
-                    frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
-                elif type(item) is ProtocolViolation:
-                    if self._assemble:
-                        self.events.append(item)
-                    continue
-                else:
-                    frame = Frame(_CONTROL[type(item)], item.data)
-                self._receive_frame(frame)
-        self.writes.extend(core.data_to_send())
+            self.events.extend(items)  # the core's output waits in the core
+            return
+        # The core's answers first: close replies, pongs without Python
+        # extensions. With them, the pongs of this batch come from the loop,
+        # before the close reply that followed their pings.
+        answers = core.data_to_send()
+        for item in items:
+            if self._py_discard:
+                break
+            if type(item) is tuple:
+                opcode, data, fin, rsv = item
+                frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
+            elif type(item) is ProtocolViolation:
+                if self._assemble:
+                    self.events.append(item)
+                continue
+            else:
+                if type(item) is CloseReceived:
+                    self._py_answer_pings = False
+                frame = Frame(_CONTROL[type(item)], item.data)
+            self._receive_frame(frame)
+        self.writes.extend(answers)
 
     def _receive_frame(self, frame: Frame) -> None:
         """Frame mode, or Python extensions: decodes and checks a frame,
@@ -423,6 +441,8 @@ class Protocol:
             if decoded is None:
                 return
             frame = decoded
+            if frame.opcode is Opcode.PING and self._py_answer_pings:
+                self._answer_ping(bytes(frame.data))
         if not self._assemble:
             self.events.append(frame)
             return
@@ -436,6 +456,13 @@ class Protocol:
                 self.events.append(data.decode() if self._py_text is not None else data)
         else:
             self.events.append(_CONTROL_EVENTS[opcode](bytes(frame.data)))
+
+    def _answer_ping(self, payload: bytes) -> None:
+        """Section 5.5.2: a pong with the ping's data (Python extensions)."""
+        if self._py_pongs_held:
+            self._py_held_ping = payload
+        else:
+            self.writes.append(self._send_data(Opcode.PONG.value, payload, True))
 
     def _decode_with_extensions(self, frame: Frame) -> Frame | None:
         """Applies Python extensions, then the checks the core skipped."""
@@ -543,7 +570,16 @@ class Protocol:
         :meth:`data_to_send`.
         """
         core = self._core
-        return core is not None and core.hold_pongs(hold)
+        if core is None:
+            return False
+        if not self._py_extensions:
+            return core.hold_pongs(hold)
+        self._py_pongs_held = hold
+        if not hold and self._py_held_ping is not None:
+            payload, self._py_held_ping = self._py_held_ping, None
+            if self.state is OPEN:
+                self._answer_ping(payload)
+        return bool(self.writes)
 
     def compact_if_idle(self) -> bool:
         """Frees the compression state if no message went through it since

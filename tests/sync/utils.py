@@ -65,13 +65,15 @@ def serving(handler: Callable[..., None], **kwargs: Any) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def asyncio_server(start: Callable[[], Any]) -> Iterator[Any]:
+def asyncio_server(
+    start: Callable[[], Any], loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+) -> Iterator[Any]:
     """Runs an asyncio server on an event loop in a thread.
 
     ``start`` is a coroutine function returning a server with ``close()``
     and ``wait_closed()``.
     """
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
     server = None
