@@ -18,11 +18,10 @@ import uvloop
 
 import ferrows
 import ferrows.sync.client
-from ferrows import _core
 from ferrows.exceptions import ConnectionClosedError
 from frame_utils import CLOSE, xor
 
-from .sync.utils import asyncio_server, handshake_request, serving
+from .sync.utils import answer_handshake, asyncio_server, handshake_request, serving
 
 TIMEOUT = 5.0
 MASK = b"\x01\x02\x03\x04"
@@ -160,18 +159,7 @@ def raw_server(script: Callable[[socket.socket], Any]) -> Iterator[tuple[int, li
         with conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(TIMEOUT)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += conn.recv(1)
-            key = next(
-                line.split(b":", 1)[1].strip().decode()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + _core.accept_key(key).encode() + b"\r\n\r\n"
-            )
+            answer_handshake(conn)
             results.append(script(conn))
 
     thread = threading.Thread(target=run)

@@ -18,7 +18,7 @@ from ferrows.protocol import CLIENT, SERVER, Protocol
 from frame_utils import PING, TEXT, frame
 from xor_extension import ClientXorFactory, ServerXorFactory, XorExtension
 
-from .utils import MS, TIMEOUT, echo, handshake_request, raw_connect, read_frame, serving, uri_of
+from .utils import MS, TIMEOUT, count_compactions, echo, handshake_request, raw_connect, read_frame, serving, uri_of
 
 XOR = {"extensions": [ServerXorFactory()], "compression": None}
 
@@ -144,22 +144,13 @@ async def test_keepalive_compacts_clients_only() -> None:
     call resets the idle mark the other relies on."""
     calls = {"server": 0, "client": 0}
 
-    def counting(protocol: Protocol, side: str) -> None:
-        original = protocol.compact_if_idle
-
-        def compact_if_idle() -> bool:
-            calls[side] += 1
-            return original()
-
-        protocol.compact_if_idle = compact_if_idle  # type: ignore[method-assign]
-
     async def handler(ws: Any) -> None:
-        counting(ws.protocol, "server")
+        count_compactions(ws.protocol, calls, "server")
         await ws.wait_closed()
 
     async with serving(handler, ping_interval=20 * MS) as server:
         async with ferrows.connect(uri_of(server), ping_interval=20 * MS) as ws:
-            counting(ws.protocol, "client")
+            count_compactions(ws.protocol, calls, "client")
             await ws.send("x")
             await asyncio.sleep(0.3)
     assert calls["client"] >= 5

@@ -162,3 +162,14 @@ def recording_writes(connection: Any) -> list[bytes]:
     recorder = RecordingTransport(connection.transport)
     connection.transport = recorder
     return recorder.writes
+
+
+def count_compactions(protocol: Any, calls: dict[str, int], key: str) -> None:
+    """Counts the calls of ``protocol.compact_if_idle`` in ``calls[key]``."""
+    original = protocol.compact_if_idle
+
+    def compact_if_idle() -> bool:
+        calls[key] += 1
+        return bool(original())
+
+    protocol.compact_if_idle = compact_if_idle

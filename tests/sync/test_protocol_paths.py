@@ -19,6 +19,7 @@ from ferrows.sync.connection import Connection
 from frame_utils import PING, TEXT, frame
 from xor_extension import ClientXorFactory, ServerXorFactory, XorExtension
 
+from ..asyncio.utils import count_compactions
 from .utils import MS, TIMEOUT, echo, handshake_request, serving, uri_of
 
 XOR = {"extensions": [ServerXorFactory()], "compression": None}
@@ -132,22 +133,13 @@ def test_keepalive_compacts_clients_only() -> None:
     the keepalive that of clients: one caller per connection."""
     calls = {"server": 0, "client": 0}
 
-    def counting(protocol: Protocol, side: str) -> None:
-        original = protocol.compact_if_idle
-
-        def compact_if_idle() -> bool:
-            calls[side] += 1
-            return original()
-
-        protocol.compact_if_idle = compact_if_idle  # type: ignore[method-assign]
-
     def handler(ws: Any) -> None:
-        counting(ws.protocol, "server")
+        count_compactions(ws.protocol, calls, "server")
         ws.wait_closed(TIMEOUT)
 
     with serving(handler, ping_interval=20 * MS) as server:
         with connect(uri_of(server), ping_interval=20 * MS) as ws:
-            counting(ws.protocol, "client")
+            count_compactions(ws.protocol, calls, "client")
             ws.send("x")
             time.sleep(0.3)
     assert calls["client"] >= 5

@@ -21,6 +21,7 @@ from ..asyncio.utils import MS, TIMEOUT, captured_logs
 __all__ = [
     "MS",
     "TIMEOUT",
+    "answer_handshake",
     "asyncio_server",
     "captured_logs",
     "echo",
@@ -104,6 +105,20 @@ def _read_head(sock: socket.socket) -> bytes:
     return data
 
 
+def answer_handshake(conn: socket.socket) -> None:
+    """Reads a client's opening handshake and accepts it, by hand."""
+    head = _read_head(conn)
+    key = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + _core.accept_key(key).encode() + b"\r\n\r\n"
+    )
+
+
 @contextlib.contextmanager
 def raw_server(behaviour: str) -> Iterator[tuple[int, list[bytes]]]:
     """A server that accepts the handshake of one client, then either
@@ -122,19 +137,9 @@ def raw_server(behaviour: str) -> Iterator[tuple[int, list[bytes]]]:
             return
         with conn:
             conn.settimeout(0.05)
-            head = b""
             if behaviour != "silent":
                 conn.settimeout(TIMEOUT)
-                head = _read_head(conn)
-                key = next(
-                    line.split(b":", 1)[1].strip().decode()
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"sec-websocket-key:")
-                )
-                conn.sendall(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + _core.accept_key(key).encode() + b"\r\n\r\n"
-                )
+                answer_handshake(conn)
                 conn.settimeout(0.05)
             while not stop.is_set():
                 try:
