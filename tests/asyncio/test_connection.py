@@ -92,11 +92,12 @@ async def test_send_iterable_is_fragmented(side: str) -> None:
         writes = recording_writes(local)
         await local.send(["frag", "men", "ted"])
         assert await remote.recv() == "fragmented"
-        assert opcodes_and_fins(writes) == [(1, False), (0, False), (0, True)]
+        # Each chunk as it comes, then an empty final fragment (websockets' frames).
+        assert opcodes_and_fins(writes) == [(1, False), (0, False), (0, False), (0, True)]
         writes.clear()
         await local.send([b"a", bytearray(b"b"), memoryview(b"c")])
         assert await remote.recv() == b"abc"
-        assert opcodes_and_fins(writes) == [(2, False), (0, False), (0, True)]
+        assert opcodes_and_fins(writes) == [(2, False), (0, False), (0, False), (0, True)]
         writes.clear()
         await local.send([b"by", b"tes"], text=True)
         assert await remote.recv() == "bytes"
@@ -113,7 +114,27 @@ async def test_send_async_iterable_is_fragmented(side: str) -> None:
         writes = recording_writes(local)
         await local.send(fragments())
         assert await remote.recv() == "async"
-        assert opcodes_and_fins(writes) == [(1, False), (0, True)]
+        assert opcodes_and_fins(writes) == [(1, False), (0, False), (0, True)]
+
+
+async def test_first_fragment_goes_out_before_the_next_chunk(side: str) -> None:
+    resume = asyncio.Event()
+
+    async def fragments() -> AsyncIterator[str]:
+        yield "first"
+        await resume.wait()
+        yield "second"
+
+    async with connection_pair(side, compression=None) as (local, remote):
+        writes = recording_writes(local)
+        sending = asyncio.ensure_future(local.send(fragments()))
+        async with asyncio.timeout(TIMEOUT):
+            while not writes:
+                await asyncio.sleep(MS)
+        assert opcodes_and_fins(writes) == [(1, False)]
+        resume.set()
+        await sending
+        assert await remote.recv() == "firstsecond"
 
 
 async def test_send_empty_iterable_sends_nothing(side: str) -> None:

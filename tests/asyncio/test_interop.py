@@ -81,7 +81,8 @@ async def test_text_messages(direction: str, size: int) -> None:
 async def test_fragmented_messages(direction: str) -> None:
     async with interop_pair(direction) as (ours, theirs):
         await ours.send(["frag", "mé", "nts"])
-        assert [f async for f in theirs.recv_streaming()] == ["frag", "mé", "nts"]
+        # ferrows ends a fragmented message with an empty fragment, as websockets does.
+        assert [f async for f in theirs.recv_streaming()] == ["frag", "mé", "nts", ""]
         await ours.send([b"\x00", b"", b"\xff" * 70000])
         assert b"".join([f async for f in theirs.recv_streaming()]) == b"\x00" + b"\xff" * 70000
         await theirs.send(["frag", "mé", "nts"])

@@ -96,8 +96,8 @@ def test_mixed_fragment_types_fail_the_connection() -> None:
 
 @COMPRESSION
 def test_concurrent_senders_never_interleave(compression: str | None) -> None:
-    """8 threads × 200 messages on one connection, some fragmented and some
-    large: every message arrives whole, and each thread's in order."""
+    """8 threads × 200 messages on one connection, some large: every message
+    arrives whole, and each thread's in order."""
     threads_count, per_thread = 8, 200
     received: list[Any] = []
     done = threading.Event()
@@ -119,12 +119,7 @@ def test_concurrent_senders_never_interleave(compression: str | None) -> None:
             def sender(tid: int) -> None:
                 try:
                     for i in range(per_thread):
-                        message = payload(tid, i)
-                        if i % 10 == 3:
-                            # Fragmented: other senders must wait for the end.
-                            ws.send([message[:5], message[5:9], message[9:]])
-                        else:
-                            ws.send(message)
+                        ws.send(payload(tid, i))
                 except BaseException as exc:  # pragma: no cover - reported below
                     errors.append(exc)
 
@@ -144,6 +139,34 @@ def test_concurrent_senders_never_interleave(compression: str | None) -> None:
         assert message == payload(tid, i)
         assert i == last[tid] + 1
         last[tid] = i
+
+
+def test_send_during_another_threads_fragmented_send_raises() -> None:
+    """As websockets: a fragmented message holds the send side, and another
+    thread's send raises ConcurrencyError rather than waiting; the message in
+    progress is unharmed, and sending works again once it is complete."""
+    chunk_sent = threading.Event()
+    resume = threading.Event()
+
+    def chunks() -> Any:
+        yield "frag"
+        chunk_sent.set()
+        assert resume.wait(TIMEOUT)
+        yield "ment"
+
+    with serving(echo) as server, connect(uri_of(server)) as ws:
+        sender = threading.Thread(target=ws.send, args=(chunks(),))
+        sender.start()
+        assert chunk_sent.wait(TIMEOUT)
+        with pytest.raises(ConcurrencyError):
+            ws.send("interloper")
+        with pytest.raises(ConcurrencyError):
+            ws.send(["another", "fragmented"])
+        resume.set()
+        sender.join(TIMEOUT)
+        assert ws.recv(TIMEOUT) == "fragment"
+        ws.send("after")
+        assert ws.recv(TIMEOUT) == "after"
 
 
 def test_server_threads_sending_large_bytes_never_interleave() -> None:

@@ -575,17 +575,18 @@ class Connection(ConnectionBase, asyncio.Protocol):
         async_iter: AsyncIterator[Data] | None,
         text: bool | None,
     ) -> None:
-        """Sends a fragmented message; other sends wait until it is done."""
+        """Sends a fragmented message; other sends wait until it is done.
+
+        Each chunk goes out as soon as the iterable produces it, and an empty
+        final fragment ends the message, as websockets does: the peer gets
+        the first fragment without waiting for the second chunk.
+        """
         done: asyncio.Future[None] = self.loop.create_future()
         self._fragmented_send = done
         started = False
         try:
-            first = True
             opcode = _BINARY
-            previous: Any = None
-            # The message type comes from the first chunk; `first` can't tell
-            # since it stays true until a frame is written, one chunk behind.
-            kind: Any = None
+            kind: Any = None  # the message type comes from the first chunk
             async for chunk in _chain(sync_iter, async_iter):
                 if kind is None:
                     if isinstance(chunk, str):
@@ -596,23 +597,19 @@ class Connection(ConnectionBase, asyncio.Protocol):
                         kind = (bytes, bytearray, memoryview)
                     else:
                         raise TypeError("iterable must contain bytes or str")
-                    started = True
                 elif not isinstance(chunk, kind):
                     raise TypeError("iterable must contain uniform types")
-                if previous is not None:
-                    self._write(self._send_frame(opcode if first else _CONT, previous, False))
-                    if self._writing_paused or self.transport.is_closing():
-                        await self._drain()
-                    first = False
-                previous = chunk.encode() if isinstance(chunk, str) and text is False else chunk
-            if previous is None:
+                data = chunk.encode() if isinstance(chunk, str) and text is False else chunk
+                self._write(self._send_frame(_CONT if started else opcode, data, False))
+                started = True
+                if self._writing_paused or self.transport.is_closing():
+                    await self._drain()
+            if not started:
                 return  # empty iterable: nothing to send
-            self._write(self._send_frame(opcode if first else _CONT, previous, True))
+            self._write(self._send_frame(_CONT, b"", True))
         except BaseException:
             if self.protocol.state is OPEN and started:
                 # A message cannot be abandoned halfway: fail the connection.
-                # Even when its first fragment is still held back, as
-                # websockets, which sends it at once, would have failed too.
                 self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
             raise
         finally:

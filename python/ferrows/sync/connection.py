@@ -59,6 +59,7 @@ __all__ = ["Connection"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
+_CONCURRENT_SEND = "cannot call send while another thread is already running send"
 
 
 class Connection(ConnectionBase):
@@ -313,14 +314,16 @@ class Connection(ConnectionBase):
 
         A :class:`str` is sent as a text frame, bytes-like objects as a
         binary frame; ``text=True`` or ``text=False`` overrides that. An
-        iterable of strings or of bytes-likes sends one fragmented message;
-        other threads' sends wait until it is complete.
+        iterable of strings or of bytes-likes sends one fragmented message,
+        each chunk as soon as the iterable produces it.
 
         Safe to call from several threads at once: each message goes out
         whole, in the order the calls took the lock.
 
         Raises:
             ConnectionClosed: When the connection is closed.
+            ConcurrencyError: If another thread is sending a fragmented
+                message, as websockets raises.
             TypeError: For an unsupported message type.
         """
         if isinstance(message, str):
@@ -338,15 +341,15 @@ class Connection(ConnectionBase):
             raise TypeError("data must be str, bytes, or iterable")
 
     def _send_data(self, opcode: int, data: Any, fin: bool, fragment: bool = False) -> None:
-        """Frames one data frame and writes it; waits for a fragmented
-        message of another thread to finish first."""
-        me = threading.get_ident()
+        """Frames one data frame and writes it.
+
+        Raises:
+            ConcurrencyError: If a fragmented message is being sent (unless
+                this is one of its fragments), as websockets raises.
+        """
         with self._cond:
-            if not fragment:
-                if self._fragmenting == me:
-                    raise ConcurrencyError("cannot call send while sending a fragmented message from this thread")
-                while self._fragmenting is not None and not self._reader_done:
-                    self._cond.wait()
+            if not fragment and self._fragmenting is not None:
+                raise ConcurrencyError(_CONCURRENT_SEND)
             try:
                 chunks = self._frames_locked(opcode, data, fin)
             except InvalidState:
@@ -387,23 +390,19 @@ class Connection(ConnectionBase):
         else:
             raise TypeError("iterable must contain bytes or str")
         kind: Any = str if isinstance(first, str) else (bytes, bytearray, memoryview)
-        me = threading.get_ident()
         with self._cond:
-            if self._fragmenting == me:
-                raise ConcurrencyError("cannot call send while sending a fragmented message from this thread")
-            while self._fragmenting is not None and not self._reader_done:
-                self._cond.wait()
-            self._fragmenting = me
+            if self._fragmenting is not None:
+                raise ConcurrencyError(_CONCURRENT_SEND)
+            self._fragmenting = threading.get_ident()
         try:
-            previous = first.encode() if encode else first
-            current_opcode = opcode
+            # Each chunk goes out as soon as the iterable produces it, and an
+            # empty final fragment ends the message, as websockets does.
+            self._send_data(opcode, first.encode() if encode else first, False, fragment=True)
             for chunk in chunks:
                 if not isinstance(chunk, kind):
                     raise TypeError("iterable must contain uniform types")
-                self._send_data(current_opcode, previous, False, fragment=True)
-                current_opcode = _CONT
-                previous = chunk.encode() if encode else chunk
-            self._send_data(current_opcode, previous, True, fragment=True)
+                self._send_data(_CONT, chunk.encode() if encode else chunk, False, fragment=True)
+            self._send_data(_CONT, b"", True, fragment=True)
         except ConnectionClosed:
             raise
         except BaseException:
