@@ -14,14 +14,10 @@ import enum
 import os
 import re
 import struct
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Self
 
 from .exceptions import ProtocolError
 from .typing import BytesLike
-
-if TYPE_CHECKING:
-    # typing.Self needs Python 3.11; annotations are never evaluated at runtime.
-    from typing_extensions import Self
 
 __all__ = [
     "CLOSE_CODE_EXPLANATIONS",

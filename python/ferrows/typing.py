@@ -9,7 +9,6 @@ from __future__ import annotations
 import http
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any, NewType
 
@@ -36,11 +35,8 @@ BytesLike = bytes | bytearray | memoryview
 # Accepted wherever a message is.
 DataLike = str | bytes | bytearray | memoryview
 
-# LoggerAdapter is only subscriptable at runtime from Python 3.11 on.
-if sys.version_info >= (3, 11):
-    LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
-else:  # pragma: no cover
-    LoggerLike = logging.Logger | logging.LoggerAdapter
+# A logger or a LoggerAdapter wrapping one, as websockets accepts.
+LoggerLike = logging.Logger | logging.LoggerAdapter[Any]
 
 # HTTP status given as a number or as an http.HTTPStatus member.
 StatusLike = http.HTTPStatus | int

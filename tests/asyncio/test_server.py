@@ -21,7 +21,6 @@ import pytest
 import ferrows
 from ferrows import Headers, Request, Response, State, basic_auth, broadcast
 from ferrows.asyncio.server import Server, ServerConnection, serve
-from ferrows.compat import ExceptionGroup
 from ferrows.connection import COALESCE_LIMIT
 from ferrows.exceptions import (
     ConcurrencyError,

@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Any
 
 from ..client import MAX_REDIRECTS, ClientProtocol, backoff, get_proxy, process_exception, process_redirect
-from ..compat import asyncio_timeout
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
@@ -218,7 +217,7 @@ class connect:
     async def _create(self) -> ClientConnection:
         wsuri = parse_uri(self.uri)
         try:
-            async with asyncio_timeout(self.open_timeout):
+            async with asyncio.timeout(self.open_timeout):
                 for _ in range(MAX_REDIRECTS + 1):
                     try:
                         return await self._connect_once(wsuri)

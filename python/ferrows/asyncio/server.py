@@ -8,13 +8,11 @@ import http
 import logging
 import re
 import socket
-import sys
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
-from ..compat import ExceptionGroup
 from ..connection import COALESCE_LIMIT
 from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
@@ -443,8 +441,7 @@ class serve:
         path = kwargs.pop("path", None)
         if kwargs.get("ssl") is not None:
             kwargs.setdefault("ssl_handshake_timeout", open_timeout)
-            if sys.version_info >= (3, 11):
-                kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
+            kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
 
         def factory() -> ServerConnection:
             protocol = ServerProtocol(

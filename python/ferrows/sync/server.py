@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
-from ..compat import ExceptionGroup
 from ..datastructures import HeadersLike
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
