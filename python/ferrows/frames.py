@@ -44,7 +44,6 @@ __all__ = [
     "CloseCode",
     "Frame",
     "Opcode",
-    "is_utf8_fragment",
 ]
 
 

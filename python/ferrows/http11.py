@@ -32,7 +32,6 @@ __all__ = [
     "USER_AGENT",
     "Request",
     "Response",
-    "parse_headers",
 ]
 
 # What websockets' parsers take to read: a generator-based coroutine that

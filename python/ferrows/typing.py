@@ -13,15 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NewType
 
+# The names websockets' ``__all__`` lists: the top-level package re-exports
+# exactly these. BytesLike, DataLike and PathLike are importable too, as in
+# websockets, but not star-exported.
 __all__ = [
-    "BytesLike",
     "Data",
-    "DataLike",
     "ExtensionName",
     "ExtensionParameter",
     "LoggerLike",
     "Origin",
-    "PathLike",
     "StatusLike",
     "Subprotocol",
 ]
