@@ -329,3 +329,19 @@ def test_response_parse_limits() -> None:
     reader = _reader(b"x: y\n\r\n")
     with pytest.raises(EOFError):
         _run(http11.parse_headers(reader.read_line))
+
+
+def test_exception_field_as_websockets() -> None:
+    # websockets' Request and Response carry an _exception field; code
+    # written for websockets passes it to replace() and to the constructor.
+    import dataclasses
+
+    response = Response(200, "OK", Headers())
+    assert dataclasses.replace(response, _exception=None) == response
+    failed = Response(200, "OK", Headers(), b"", _exception=ValueError("bad"))
+    assert failed != response
+    assert repr(Request("/", Headers())) == repr(wh.Request("/", wd.Headers()))
+    with pytest.warns(DeprecationWarning, match="use ClientProtocol.handshake_exc instead"):
+        assert isinstance(failed.exception, ValueError)
+    with pytest.warns(DeprecationWarning, match="use ServerProtocol.handshake_exc instead"):
+        assert Request("/", Headers()).exception is None

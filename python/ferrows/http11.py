@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Generator
 
 from .datastructures import Headers, HeadersLike
@@ -200,9 +201,22 @@ class Request:
     headers: Headers
     method: str = "GET"
     protocol: str = "HTTP/1.1"
+    # websockets' field of the same name, kept so that dataclasses.replace()
+    # and keyword construction written for websockets work; see exception.
+    _exception: Exception | None = None
 
     def __post_init__(self) -> None:
         self.headers = _as_headers(self.headers)
+
+    @property
+    def exception(self) -> Exception | None:
+        """Deprecated by websockets 10.3: the server protocol's ``handshake_exc`` replaces it."""
+        warnings.warn(
+            "Request.exception is deprecated; use ServerProtocol.handshake_exc instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._exception
 
     @classmethod
     def parse(cls, read_line: ReadLine) -> Generator[None, None, Request]:
@@ -301,6 +315,8 @@ class Response:
     reason_phrase: str
     headers: Headers
     body: bytes | bytearray
+    # websockets' field of the same name; see Request._exception.
+    _exception: Exception | None = None
 
     def __init__(
         self,
@@ -308,6 +324,7 @@ class Response:
         reason_phrase: str,
         headers: HeadersLike | BytesLike | None = None,
         body: BytesLike | None = None,
+        _exception: Exception | None = None,
     ) -> None:
         if isinstance(headers, (bytes, bytearray, memoryview)):
             if body is not None:
@@ -321,6 +338,17 @@ class Response:
         elif isinstance(body, memoryview):
             body = body.tobytes()
         self.body = body
+        self._exception = _exception
+
+    @property
+    def exception(self) -> Exception | None:
+        """Deprecated by websockets 10.3: the client protocol's ``handshake_exc`` replaces it."""
+        warnings.warn(
+            "Response.exception is deprecated; use ClientProtocol.handshake_exc instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._exception
 
     @classmethod
     def parse(
