@@ -320,18 +320,32 @@ def collect(args: argparse.Namespace, workdir: pathlib.Path) -> dict[str, dict[s
     return outcomes
 
 
-def print_table(outcomes: dict[str, dict[str, str]], source: str, label: str) -> dict[str, dict[str, int]]:
+def print_table(
+    outcomes: dict[str, dict[str, str]], source: str, label: str, reference_failures: set[str] | None = None
+) -> dict[str, dict[str, int]]:
+    """Print tests run, passed, failed, errored and skipped per module, and totals.
+
+    With ``reference_failures`` (test ids that fail against websockets
+    itself), a last column counts the failures and errors among them: those
+    measure the test suite or the machine, not ferrows.
+    """
     table: dict[str, dict[str, int]] = {}
     for test_id, entry in outcomes.items():
-        row = table.setdefault(module_of(test_id), {"run": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0})
+        row = table.setdefault(
+            module_of(test_id), {"run": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0, "ref-fail": 0}
+        )
         outcome = entry["outcome"]
         if outcome == "skipped":
             row["skipped"] += 1
             continue
         row["run"] += 1
         row[{"passed": "passed", "failed": "failed", "error": "errors"}[outcome]] += 1
+        if reference_failures is not None and outcome != "passed" and test_id in reference_failures:
+            row["ref-fail"] += 1
     width = max([len(name) for name in table] + [len("module"), len("total")])
-    columns = ("run", "passed", "failed", "errors", "skipped")
+    columns: tuple[str, ...] = ("run", "passed", "failed", "errors", "skipped")
+    if reference_failures is not None:
+        columns += ("ref-fail",)
     print(f"websockets' tests ({source}) against {label}")
     print(f"{'module':<{width}}  " + "  ".join(f"{column:>7}" for column in columns))
     totals = dict.fromkeys(columns, 0)
@@ -363,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10,
         help="WEBSOCKETS_TESTS_TIMEOUT_FACTOR: scales the tests' own delays (default: 10, for shared machines)",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="JSON",
+        help="the --json of a --reference run: count failures that websockets itself has separately",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
     args = parser.parse_args(argv)
     if not args.source and not args.git_dir:
@@ -374,7 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = export_tests(args, workdir)
         outcomes = collect(args, workdir)
     label = "the installed websockets" if args.reference else args.package
-    print_table(outcomes, source, label)
+    reference_failures = None
+    if args.compare:
+        with open(args.compare, encoding="utf-8") as file:
+            reference_failures = set(json.load(file))
+    print_table(outcomes, source, label, reference_failures)
     print(f"({time.monotonic() - start:.0f} s)")
     failing = {
         test_id: entry.get("reason", "")
