@@ -342,7 +342,7 @@ def test_validate_subprotocols_refuses_non_sequences() -> None:
 @pytest.mark.parametrize("realm", ["\u0007", "a\r\nX-Injected: 1", "\x00"])
 def test_build_www_authenticate_basic_refuses_control_characters(realm: str) -> None:
     # RFC 9110 5.6.4: a quoted string carries no control character but tab.
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^invalid characters for quoted-string encoding$"):
         build_www_authenticate_basic(realm)
     assert build_www_authenticate_basic("a\tb") == 'Basic realm="a\tb", charset="UTF-8"'
 
@@ -376,3 +376,19 @@ def test_build_host(host: str, port: int, secure: bool, expected: str) -> None:
 def test_build_host_always_include_port() -> None:
     assert build_host("example.com", 80, False, always_include_port=True) == "example.com:80"
     assert build_host("::1", 443, True, always_include_port=True) == "[::1]:443"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", ",\t,", "foo;", "foo; bar;", "foo; bar=", 'foo; bar="baz', "foo, bar, baz=quux; quuux", 'foo; bar=" "'],
+)
+def test_parse_extension_errors_read_as_websockets(header: str) -> None:
+    # Applications match on these messages; they are websockets' words.
+    import websockets.exceptions
+    import websockets.headers
+
+    with pytest.raises(websockets.exceptions.InvalidHeaderFormat) as expected:
+        websockets.headers.parse_extension(header)
+    with pytest.raises(InvalidHeaderFormat) as raised:
+        parse_extension(header)
+    assert str(raised.value) == str(expected.value)

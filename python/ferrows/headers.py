@@ -168,7 +168,7 @@ def parse_upgrade(header: str) -> list[str]:
 
 
 def _extension_param(header: str, pos: int, name: str) -> tuple[ExtensionParameter, int]:
-    param, pos = _expect(_TOKEN, header, pos, name, "parameter name")
+    param, pos = _expect(_TOKEN, header, pos, name, "token")
     pos = _skip_ows(header, pos)
     value: str | None = None
     if _peek(header, pos) == "=":
@@ -179,14 +179,14 @@ def _extension_param(header: str, pos: int, name: str) -> tuple[ExtensionParamet
             value = _UNQUOTE.sub(r"\1", quoted[1:-1])
             # RFC 6455 section 9.1: a quoted value must still be a token.
             if _TOKEN.fullmatch(value) is None:
-                raise InvalidHeaderFormat(name, "invalid quoted parameter value", header, start)
+                raise InvalidHeaderFormat(name, "invalid quoted header content", header, start)
         else:
-            value, pos = _expect(_TOKEN, header, pos, name, "parameter value")
+            value, pos = _expect(_TOKEN, header, pos, name, "token")
     return (param, value), pos
 
 
 def _extension_item(header: str, pos: int, name: str) -> tuple[object, int]:
-    ext_name, pos = _expect(_TOKEN, header, pos, name, "extension name")
+    ext_name, pos = _expect(_TOKEN, header, pos, name, "token")
     pos = _skip_ows(header, pos)
     params: list[ExtensionParameter] = []
     while _peek(header, pos) == ";":
@@ -296,7 +296,7 @@ _QUOTABLE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
 
 def _quoted_string(value: str) -> str:
     if _QUOTABLE.fullmatch(value) is None:
-        raise ValueError(f"invalid characters for quoted-string encoding: {value!r}")
+        raise ValueError("invalid characters for quoted-string encoding")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 
