@@ -168,7 +168,9 @@ def test_get_all() -> None:
 
 def test_update() -> None:
     headers = Headers(A="1")
-    headers.update({"a": "2"}, [("B", "3")], Headers([("C", "4"), ("C", "5")]), D="6")
+    headers.update({"a": "2"})
+    headers.update([("B", "3")])
+    headers.update(Headers([("C", "4"), ("C", "5")]), D="6")
     assert list(headers.raw_items()) == [
         ("A", "1"),
         ("a", "2"),
@@ -177,6 +179,17 @@ def test_update() -> None:
         ("C", "5"),
         ("D", "6"),
     ]
+
+
+def test_at_most_one_positional_argument() -> None:
+    # Like dict and websockets' Headers (a MutableMapping): a second
+    # positional argument is a mistake, not more headers.
+    with pytest.raises(TypeError, match=r"^update expected at most 1 positional argument, got 2$"):
+        Headers(Headers(connection="Upgrade"), Headers(server="websockets"))
+    headers = Headers()
+    with pytest.raises(TypeError):
+        headers.update({"a": "1"}, {"b": "2"})
+    assert len(headers) == 0
 
 
 def test_copy_is_independent() -> None:

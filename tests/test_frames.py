@@ -341,3 +341,87 @@ def test_frame_check() -> None:
         Frame(Opcode.PONG, b"x" * 126).check()
     with pytest.raises(ProtocolError, match="fragmented control frame"):
         Frame(Opcode.CLOSE, b"", fin=False).check()
+
+
+def _parse_frame(data: bytes, *, mask: bool, max_size: int | None = None) -> Frame:
+    from ferrows.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    gen = Frame.parse(reader.read_exact, mask=mask, max_size=max_size)
+    with pytest.raises(StopIteration) as raised:
+        next(gen)
+    frame: Frame = raised.value.value
+    return frame
+
+
+@given(
+    st.sampled_from(list(Opcode)),
+    st.binary(max_size=70000),
+    st.booleans(),
+    st.booleans(),
+)
+def test_frame_parse_serialize_as_websockets(opcode: Opcode, data: bytes, fin: bool, mask: bool) -> None:
+    if opcode in CTRL_OPCODES:
+        data, fin = data[:125], True
+    frame = Frame(opcode, data, fin)
+    reference = wf.Frame(wf.Opcode(opcode), data, fin)
+    serialized = frame.serialize(mask=mask)
+    if not mask:
+        assert serialized == reference.serialize(mask=False)
+    parsed = _parse_frame(serialized, mask=mask)
+    assert parsed == frame
+    # websockets parses ferrows' bytes to the same frame.
+    from websockets.streams import StreamReader as ReferenceReader
+
+    reader = ReferenceReader()
+    reader.feed_data(serialized)
+    gen = wf.Frame.parse(reader.read_exact, mask=mask)
+    with pytest.raises(StopIteration) as raised:
+        next(gen)
+    assert raised.value.value == reference
+
+
+def test_frame_parse_errors() -> None:
+    from ferrows.exceptions import PayloadTooBig
+
+    with pytest.raises(ProtocolError, match=r"^invalid opcode$"):
+        _parse_frame(b"\x83\x00", mask=False)
+    with pytest.raises(ProtocolError, match=r"^incorrect masking$"):
+        _parse_frame(b"\x81\x00", mask=True)
+    with pytest.raises(ProtocolError, match=r"^reserved bits must be 0$"):
+        _parse_frame(b"\xc1\x00", mask=False)
+    with pytest.raises(ProtocolError, match=r"^fragmented control frame$"):
+        _parse_frame(b"\x09\x00", mask=False)
+    with pytest.raises(PayloadTooBig):
+        _parse_frame(b"\x82\x7e\x04\x01" + 1025 * b"a", mask=False, max_size=1024)
+    with pytest.raises(EOFError):
+        _parse_frame(b"\x82\x05abc", mask=False)
+
+
+def test_frame_serialize_masks_with_a_random_key() -> None:
+    first = Frame(Opcode.TEXT, b"Spam").serialize(mask=True)
+    assert first[:2] == b"\x81\x84"
+    assert len(first) == 10
+    assert _parse_frame(first, mask=True) == Frame(Opcode.TEXT, b"Spam")
+    keys = {Frame(Opcode.TEXT, b"Spam").serialize(mask=True)[2:6] for _ in range(8)}
+    assert len(keys) > 1
+
+
+@pytest.mark.parametrize("text", ["", "a", "α", "あ", "😀", "aαあ😀"])
+def test_is_utf8_fragment(text: str) -> None:
+    data = text.encode()
+    for start in range(len(data)):
+        for end in range(start, len(data) + 1):
+            assert frames.is_utf8_fragment(data[start:end]) == wf.is_utf8_fragment(data[start:end])
+    for invalid in [b"\xff", b"a\xffa", b"\xc1\x81\x81", b"\x00"]:
+        assert not frames.is_utf8_fragment(invalid)
+    # A first frame must start on a character boundary, a last frame end on
+    # one. (websockets accepts a lone continuation byte as a first frame.)
+    data = "αあ".encode()
+    assert frames.is_utf8_fragment(data[:-1], must_start_clean=True)
+    assert not frames.is_utf8_fragment(data[1:-1], must_start_clean=True)
+    assert not frames.is_utf8_fragment(data[1:2], must_start_clean=True)
+    assert frames.is_utf8_fragment(data[1:], must_end_clean=True)
+    assert not frames.is_utf8_fragment(data[1:-1], must_end_clean=True)

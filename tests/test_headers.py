@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -46,7 +47,6 @@ tokens = st.text(TOKEN_CHARS, min_size=1, max_size=10)
         (" , Upgrade ,, ", ["Upgrade"]),
         ("Upgrade,", ["Upgrade"]),
         ("a, , b", ["a", "b"]),
-        ("", []),
     ],
 )
 def test_parse_connection(header: str, parsed: list[str]) -> None:
@@ -279,7 +279,17 @@ def test_authorization_round_trip(username: str, password: str) -> None:
     )
 
 
-@pytest.mark.parametrize("header", ["Bearer abc", "Digest x=1", "dXNlcjpwYXNz"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer abc",
+        "Digest x=1",
+        "dXNlcjpwYXNz",
+        "Basic dXNlcg==",  # no colon
+        "Basic /w==",  # not UTF-8
+        "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ",  # bad padding
+    ],
+)
 def test_parse_authorization_unsupported_scheme(header: str) -> None:
     with pytest.raises(InvalidHeaderValue):
         parse_authorization_basic(header)
@@ -289,15 +299,52 @@ def test_parse_authorization_unsupported_scheme(header: str) -> None:
     "header",
     [
         "Basic !!!",  # not base64
-        "Basic dXNlcg==",  # no colon
         "Basic",  # no credentials
-        "Basic /w==",  # not UTF-8
+        "// Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",  # scheme isn't a token
+        "Basic\tQWxhZGRpbjpvcGVuIHNlc2FtZQ==",  # RFC 9110 11.6.2: one space
+        "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ== //",  # trailing data
     ],
 )
 def test_parse_authorization_malformed(header: str) -> None:
     with pytest.raises(InvalidHeaderFormat) as raised:
         parse_authorization_basic(header)
     assert raised.value.name == "Authorization"
+
+
+@pytest.mark.parametrize(
+    ("parse", "header"),
+    [
+        (parse_connection, ""),
+        (parse_connection, " , ,"),
+        (parse_upgrade, ""),
+        (parse_extension, ""),
+        (parse_extension, ",\t,"),
+        (parse_subprotocol, ""),
+        (parse_subprotocol, ",\t,"),
+    ],
+)
+def test_empty_lists_are_malformed(parse: Any, header: str) -> None:
+    # The WebSocket headers are 1# lists: at least one element.
+    with pytest.raises(InvalidHeaderFormat):
+        parse(header)
+
+
+def test_validate_subprotocols_refuses_non_sequences() -> None:
+    with pytest.raises(TypeError, match=r"^subprotocols must be a list$"):
+        validate_subprotocols({"sip": None})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        validate_subprotocols("sip")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^invalid subprotocol: a b$"):
+        validate_subprotocols([Subprotocol("a b")])
+    validate_subprotocols((Subprotocol("sip"),))
+
+
+@pytest.mark.parametrize("realm", ["\u0007", "a\r\nX-Injected: 1", "\x00"])
+def test_build_www_authenticate_basic_refuses_control_characters(realm: str) -> None:
+    # RFC 9110 5.6.4: a quoted string carries no control character but tab.
+    with pytest.raises(ValueError, match=r"^invalid characters for quoted-string encoding$"):
+        build_www_authenticate_basic(realm)
+    assert build_www_authenticate_basic("a\tb") == 'Basic realm="a\tb", charset="UTF-8"'
 
 
 def test_build_www_authenticate_basic() -> None:
@@ -329,3 +376,19 @@ def test_build_host(host: str, port: int, secure: bool, expected: str) -> None:
 def test_build_host_always_include_port() -> None:
     assert build_host("example.com", 80, False, always_include_port=True) == "example.com:80"
     assert build_host("::1", 443, True, always_include_port=True) == "[::1]:443"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", ",\t,", "foo;", "foo; bar;", "foo; bar=", 'foo; bar="baz', "foo, bar, baz=quux; quuux", 'foo; bar=" "'],
+)
+def test_parse_extension_errors_read_as_websockets(header: str) -> None:
+    # Applications match on these messages; they are websockets' words.
+    import websockets.exceptions
+    import websockets.headers
+
+    with pytest.raises(websockets.exceptions.InvalidHeaderFormat) as expected:
+        websockets.headers.parse_extension(header)
+    with pytest.raises(InvalidHeaderFormat) as raised:
+        parse_extension(header)
+    assert str(raised.value) == str(expected.value)

@@ -6,6 +6,7 @@ import http
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import websockets.datastructures as wd
@@ -227,3 +228,120 @@ def test_response_serialize_rejects_bad_reason(reason: str) -> None:
 def test_response_serialize_rejects_bad_status(status: int) -> None:
     with pytest.raises(ValueError, match="invalid status code"):
         Response(status, "X").serialize()
+
+
+def _run(gen: Any) -> Any:
+    with pytest.raises(StopIteration) as raised:
+        next(gen)
+    return raised.value.value
+
+
+def _reader(data: bytes, eof: bool = True) -> Any:
+    from ferrows.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_data(data)
+    if eof:
+        reader.feed_eof()
+    return reader
+
+
+def test_request_parse() -> None:
+    reader = _reader(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nX-Name: caf\xe9\r\nUpgrade: websocket\r\n\r\n")
+    request = _run(Request.parse(reader.read_line))
+    assert (request.method, request.path, request.protocol) == ("GET", "/chat", "HTTP/1.1")
+    assert request.headers["Upgrade"] == "websocket"
+
+
+@pytest.mark.parametrize(
+    ("data", "exc", "message"),
+    [
+        (b"", EOFError, "connection closed while reading HTTP request line"),
+        (b"GET /\r\n\r\n", ValueError, "invalid HTTP request line: GET /"),
+        (b"GET / HTTP/2.0\r\n\r\n", ValueError, "unsupported protocol; expected HTTP/1.1 or HTTP/1.0: GET / HTTP/2.0"),
+        (b"GET / HTTP/1.1\r\nOops\r\n\r\n", ValueError, "invalid HTTP header line: Oops"),
+        (b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", ValueError, "unsupported request body"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n", EOFError, "connection closed while reading HTTP headers"),
+    ],
+)
+def test_request_parse_errors_as_websockets(data: bytes, exc: type[Exception], message: str) -> None:
+    from websockets.streams import StreamReader as ReferenceReader
+
+    with pytest.raises(exc) as raised:
+        _run(Request.parse(_reader(data).read_line))
+    assert str(raised.value) == message
+    reference = ReferenceReader()
+    reference.feed_data(data)
+    reference.feed_eof()
+    with pytest.raises(exc) as expected:
+        _run(wh.Request.parse(reference.read_line))
+    assert str(expected.value) == message
+
+
+@pytest.mark.parametrize(
+    ("data", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+", b"hello"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;x=y\r\n!\r\n0\r\n\r\n", b"hello!"),
+        (b"HTTP/1.1 200 OK\r\n\r\nto eof", b"to eof"),
+        (b"HTTP/1.1 304 Not Modified\r\n\r\n", b""),
+    ],
+)
+def test_response_parse_bodies(data: bytes, body: bytes) -> None:
+    reader = _reader(data)
+    response = _run(Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof))
+    assert response.body == body
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"HTTP/1.0 400 Bad Request\r\n\r\n", "unsupported protocol; expected HTTP/1.1: HTTP/1.0 400 Bad Request"),
+        (b"HTTP/1.1 OMG Bad\r\n\r\n", "invalid status code; expected integer; got OMG"),
+        (b"HTTP/1.1 007 Bond\r\n\r\n", "invalid status code; expected 100\u2013599; got 007"),
+        (b"HTTP/1.1 200 \x7f\r\n\r\n", "invalid HTTP reason phrase: \x7f"),
+        (b"Hello!\r\n", "invalid HTTP status line: Hello!"),
+    ],
+)
+def test_response_parse_errors(data: bytes, message: str) -> None:
+    reader = _reader(data)
+    with pytest.raises(ValueError) as raised:
+        _run(Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof))
+    assert str(raised.value) == message
+
+
+def test_response_parse_limits() -> None:
+    from ferrows.exceptions import SecurityError, TooManyHeaders
+
+    reader = _reader(b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789\r\n\r\n")
+    with pytest.raises(SecurityError, match=r"^body too large: 1234567890123456789 bytes$"):
+        _run(Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof))
+    reader = _reader(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: compress\r\n\r\n")
+    with pytest.raises(NotImplementedError, match=r"^transfer coding compress isn't supported$"):
+        _run(Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof))
+    # A proxy's answer to CONNECT may be HTTP/1.0 and its body isn't read.
+    reader = _reader(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    response = _run(Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof, proxy=True))
+    assert response.body == b""
+    reader = _reader(b"x: y\r\n" * 129 + b"\r\n")
+    with pytest.raises(TooManyHeaders, match=r"^expected no more than 128 headers$"):
+        _run(http11.parse_headers(reader.read_line))
+    reader = _reader(b"x: y\n\r\n")
+    with pytest.raises(EOFError):
+        _run(http11.parse_headers(reader.read_line))
+
+
+def test_exception_field_as_websockets() -> None:
+    # websockets' Request and Response carry an _exception field; code
+    # written for websockets passes it to replace() and to the constructor.
+    import dataclasses
+
+    response = Response(200, "OK", Headers())
+    assert dataclasses.replace(response, _exception=None) == response
+    failed = Response(200, "OK", Headers(), b"", _exception=ValueError("bad"))
+    assert failed != response
+    assert repr(Request("/", Headers())) == repr(wh.Request("/", wd.Headers()))
+    with pytest.warns(DeprecationWarning, match="use ClientProtocol.handshake_exc instead"):
+        assert isinstance(failed.exception, ValueError)
+    with pytest.warns(DeprecationWarning, match="use ServerProtocol.handshake_exc instead"):
+        assert Request("/", Headers()).exception is None

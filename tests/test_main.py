@@ -145,3 +145,17 @@ def test_connection_failure_is_reported():
 def test_console_script_is_declared():
     with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml")) as f:
         assert 'ferrows = "ferrows.__main__:main"' in f.read()
+
+
+def test_cli_module_exits_as_websockets_cli_main(capsys):
+    # websockets.cli.main returns nothing and exits with SystemExit on
+    # failure; ferrows.cli gives ferrows' command line that convention.
+    from ferrows import cli
+    from ferrows.__main__ import main
+
+    port = free_port()
+    with pytest.raises(SystemExit) as raised:
+        cli.main([f"ws://127.0.0.1:{port}"])
+    assert raised.value.code == 1
+    assert f"Failed to connect to ws://127.0.0.1:{port}" in capsys.readouterr().out
+    assert main([f"ws://127.0.0.1:{port}"]) == 1

@@ -19,7 +19,6 @@ __all__ = [
     "Headers",
     "HeadersLike",
     "MultipleValuesError",
-    "SupportsKeysAndGetItem",
 ]
 
 
@@ -165,14 +164,18 @@ class Headers(MutableMapping[str, str]):
         given here and already present ends up with several values.
 
         Args:
-            *args: Headers to add, in any form the constructor accepts. A
-                :class:`Headers` contributes all its values.
+            *args: At most one: headers to add, in any form the constructor
+                accepts. A :class:`Headers` contributes all its values.
             **kwargs: More headers, given as keywords.
 
         Raises:
+            TypeError: If more than one positional argument is given, as
+                :meth:`dict.update` and websockets' ``Headers`` refuse it.
             InvalidHeaderValue: If a value contains a forbidden character.
             ValueError: If a name isn't a valid HTTP token.
         """
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 positional argument, got {len(args)}")
         for arg in args:
             pairs: Iterable[tuple[str, str]]
             if isinstance(arg, Headers):

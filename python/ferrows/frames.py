@@ -13,11 +13,17 @@ import dataclasses
 import enum
 import os
 import re
+import secrets
 import struct
-from typing import ClassVar, Self
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from .exceptions import ProtocolError
+from . import _core
+from .exceptions import PayloadTooBig, ProtocolError
 from .typing import BytesLike
+
+if TYPE_CHECKING:
+    from .extensions.base import Extension
 
 __all__ = [
     "CLOSE_CODE_EXPLANATIONS",
@@ -181,6 +187,21 @@ def _looks_like_text(data: bytes, *, cut_start: bool, cut_end: bool) -> bool:
     return not _BINARY_HINT.search(text)
 
 
+def is_utf8_fragment(data: bytes, must_start_clean: bool = False, must_end_clean: bool = False) -> bool:
+    """Guess whether ``data`` is a piece of UTF-8 text, as websockets' function of that name.
+
+    Logs use it to show a fragment of a message as text or as hex.
+
+    Args:
+        data: Bytes to inspect.
+        must_start_clean: Whether ``data`` must start on a character
+            boundary (the first frame of a message).
+        must_end_clean: Whether ``data`` must end on a character boundary
+            (the last frame of a message).
+    """
+    return _looks_like_text(data, cut_start=not must_start_clean, cut_end=not must_end_clean)
+
+
 def _hex(data: BytesLike) -> str:
     return " ".join(f"{byte:02x}" for byte in bytes(data))
 
@@ -287,6 +308,103 @@ class Frame:
             return _hex(data)
         keep = (limit // 3 - 1) // 3
         return f"{_hex(data[: 2 * keep])} ... {_hex(data[-keep:])}"
+
+    @classmethod
+    def parse(
+        cls,
+        read_exact: Callable[[int], Generator[None, None, bytes | bytearray]],
+        *,
+        mask: bool,
+        max_size: int | None = None,
+        extensions: Sequence[Extension] | None = None,
+    ) -> Generator[None, None, Frame]:
+        """Read one frame, as a generator-based coroutine (websockets' calling convention).
+
+        ferrows' connections parse frames in the Rust core. This method
+        serves code that drives websockets' Sans-I/O parsers by hand, e.g.
+        with a :class:`~ferrows.streams.StreamReader`. Unmasking runs in
+        the core.
+
+        Args:
+            read_exact: Generator-based coroutine that returns exactly the
+                number of bytes asked for, or raises :exc:`EOFError`.
+            mask: Whether the frame must be masked, i.e. whether this is the
+                server side (RFC 6455 §5.1: clients mask, servers don't).
+            max_size: Largest payload accepted, in bytes.
+            extensions: Extensions to decode the frame with, applied in
+                reverse order of negotiation.
+
+        Raises:
+            EOFError: If the stream ends within the frame.
+            PayloadTooBig: If the payload is longer than ``max_size``.
+            ProtocolError: If the frame breaks RFC 6455 §5.2 or §5.5.
+        """
+        head = yield from read_exact(2)
+        head1, head2 = head[0], head[1]
+        try:
+            opcode = Opcode(head1 & 0x0F)
+        except ValueError:
+            raise ProtocolError("invalid opcode") from None
+        if bool(head2 & 0x80) != mask:
+            raise ProtocolError("incorrect masking")
+        # §5.2: 7-bit length, or 126 then 16 bits, or 127 then 64 bits.
+        length = head2 & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", (yield from read_exact(2)))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", (yield from read_exact(8)))
+        if max_size is not None and length > max_size:
+            raise PayloadTooBig(length, max_size)
+        key = (yield from read_exact(4)) if mask else b""
+        data = yield from read_exact(length)
+        frame = cls(
+            opcode,
+            _core.apply_mask(data, bytes(key)) if mask else bytes(data),
+            bool(head1 & 0x80),
+            bool(head1 & 0x40),
+            bool(head1 & 0x20),
+            bool(head1 & 0x10),
+        )
+        for extension in reversed(extensions or ()):
+            frame = extension.decode(frame, max_size=max_size)
+        frame.check()
+        return frame
+
+    def serialize(self, *, mask: bool, extensions: Sequence[Extension] | None = None) -> bytes:
+        """Build the frame's bytes on the wire (RFC 6455 §5.2).
+
+        Args:
+            mask: Whether to mask the payload, i.e. whether this is the
+                client side. The masking key comes from
+                :func:`secrets.token_bytes` (§5.3: unpredictable).
+            extensions: Extensions to encode the frame with, in order.
+
+        Raises:
+            ProtocolError: If the frame breaks the rules of :meth:`check`.
+        """
+        self.check()
+        frame = self
+        for extension in extensions or ():
+            frame = extension.encode(frame)
+        head1 = (
+            (0x80 if frame.fin else 0)
+            | (0x40 if frame.rsv1 else 0)
+            | (0x20 if frame.rsv2 else 0)
+            | (0x10 if frame.rsv3 else 0)
+            | frame.opcode
+        )
+        head2 = 0x80 if mask else 0
+        length = len(frame.data)
+        if length < 126:
+            header = struct.pack("!BB", head1, head2 | length)
+        elif length < 65536:
+            header = struct.pack("!BBH", head1, head2 | 126, length)
+        else:
+            header = struct.pack("!BBQ", head1, head2 | 127, length)
+        if not mask:
+            return header + bytes(frame.data)
+        key = secrets.token_bytes(4)
+        return header + key + _core.apply_mask(frame.data, key)
 
     def check(self) -> None:
         """Check the rules of RFC 6455 that do not depend on the connection.

@@ -64,14 +64,19 @@ def _expect(regex: re.Pattern[str], header: str, pos: int, name: str, what: str)
 
 
 def _parse_list(parse_item: Callable[[str, int, str], tuple[Any, int]], header: str, name: str) -> list[Any]:
-    """Parses ``#item`` (RFC 9110 section 5.6.1), tolerating empty elements."""
+    """Parses ``1#item`` (RFC 9110 section 5.6.1).
+
+    Empty elements are skipped, as the RFC requires of recipients, but the
+    list must hold at least one item: the WebSocket headers (RFC 6455
+    section 4.3, RFC 9110 section 7.6.1 for Connection) are all ``1#``
+    lists, so ``""`` and ``", ,"`` are malformed.
+    """
     items: list[object] = []
     # Leading empty elements: ", , item", possibly after whitespace.
     pos = _skip_ows(header, 0)
     while _peek(header, pos) == ",":
         pos = _skip_ows(header, pos + 1)
-    pos = _skip_ows(header, pos)
-    while pos < len(header):
+    while True:
         item, pos = parse_item(header, pos, name)
         items.append(item)
         pos = _skip_ows(header, pos)
@@ -79,9 +84,11 @@ def _parse_list(parse_item: Callable[[str, int, str], tuple[Any, int]], header: 
             break
         if header[pos] != ",":
             raise InvalidHeaderFormat(name, "expected comma", header, pos)
-        # Empty elements: "item, , item".
+        # Empty elements: "item, , item" and trailing "item, ,".
         while _peek(header, pos) == ",":
             pos = _skip_ows(header, pos + 1)
+        if pos == len(header):
+            break
     return items
 
 
@@ -161,7 +168,7 @@ def parse_upgrade(header: str) -> list[str]:
 
 
 def _extension_param(header: str, pos: int, name: str) -> tuple[ExtensionParameter, int]:
-    param, pos = _expect(_TOKEN, header, pos, name, "parameter name")
+    param, pos = _expect(_TOKEN, header, pos, name, "token")
     pos = _skip_ows(header, pos)
     value: str | None = None
     if _peek(header, pos) == "=":
@@ -172,14 +179,14 @@ def _extension_param(header: str, pos: int, name: str) -> tuple[ExtensionParamet
             value = _UNQUOTE.sub(r"\1", quoted[1:-1])
             # RFC 6455 section 9.1: a quoted value must still be a token.
             if _TOKEN.fullmatch(value) is None:
-                raise InvalidHeaderFormat(name, "invalid quoted parameter value", header, start)
+                raise InvalidHeaderFormat(name, "invalid quoted header content", header, start)
         else:
-            value, pos = _expect(_TOKEN, header, pos, name, "parameter value")
+            value, pos = _expect(_TOKEN, header, pos, name, "token")
     return (param, value), pos
 
 
 def _extension_item(header: str, pos: int, name: str) -> tuple[object, int]:
-    ext_name, pos = _expect(_TOKEN, header, pos, name, "extension name")
+    ext_name, pos = _expect(_TOKEN, header, pos, name, "token")
     pos = _skip_ows(header, pos)
     params: list[ExtensionParameter] = []
     while _peek(header, pos) == ";":
@@ -240,7 +247,8 @@ def _parse_simple_extension(header: str) -> list[tuple[ExtensionName, list[Exten
             else:
                 parsed.append((key, None))
         extensions.append((ExtensionName(name), parsed))
-    return extensions
+    # No extension at all: the full parser reports the malformed 1# list.
+    return extensions or None
 
 
 def build_extension(extensions: Sequence[tuple[ExtensionName, Sequence[ExtensionParameter]]]) -> str:
@@ -266,43 +274,74 @@ def build_subprotocol(subprotocols: Sequence[Subprotocol]) -> str:
 
 
 def validate_subprotocols(subprotocols: Sequence[Subprotocol]) -> None:
-    """Checks that ``subprotocols`` is a sequence of tokens.
+    """Checks that ``subprotocols`` is a sequence of tokens (RFC 6455 section 4.1).
 
     Raises:
-        TypeError: If it is a string rather than a sequence.
+        TypeError: If it isn't a sequence, or is a string.
         ValueError: If an item is not a valid token.
     """
+    if not isinstance(subprotocols, Sequence):
+        raise TypeError("subprotocols must be a list")
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a list, not a str")
     for subprotocol in subprotocols:
         if not isinstance(subprotocol, str) or _TOKEN.fullmatch(subprotocol) is None:
-            raise ValueError(f"invalid subprotocol: {subprotocol!r}")
+            raise ValueError(f"invalid subprotocol: {subprotocol}")
+
+
+# RFC 9110 section 5.6.4: qdtext and quoted-pair allow HTAB, SP, VCHAR and
+# obs-text; no other control character can appear in a quoted string.
+_QUOTABLE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
+
+
+def _quoted_string(value: str) -> str:
+    if _QUOTABLE.fullmatch(value) is None:
+        raise ValueError("invalid characters for quoted-string encoding")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def build_www_authenticate_basic(realm: str) -> str:
-    """Builds a ``WWW-Authenticate`` value for Basic auth (RFC 7617)."""
-    escaped = realm.replace("\\", "\\\\").replace('"', '\\"')
-    return f'Basic realm="{escaped}", charset="UTF-8"'
+    """Builds a ``WWW-Authenticate`` value for Basic auth (RFC 7617 section 2).
+
+    Raises:
+        ValueError: If ``realm`` holds a character that a quoted string
+            can't carry (a control character other than tab).
+    """
+    return f'Basic realm={_quoted_string(realm)}, charset="UTF-8"'
+
+
+# RFC 9110 section 11.2: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" /
+# "~" / "+" / "/" ) *"=".
+_TOKEN68 = re.compile(r"[A-Za-z0-9-._~+/]+=*")
 
 
 def parse_authorization_basic(header: str) -> tuple[str, str]:
     """Parses an ``Authorization: Basic`` value into ``(username, password)``.
 
+    The syntax is RFC 9110 section 11.6.2's ``credentials``: the scheme, one
+    space, a token68 (RFC 7617 section 2), and nothing else.
+
     Raises:
         InvalidHeaderFormat: If the value is malformed.
-        InvalidHeaderValue: If the scheme is not Basic.
+        InvalidHeaderValue: If the scheme is not Basic or the credentials
+            aren't base64 of ``username:password``.
     """
-    scheme, _, credentials = header.strip().partition(" ")
+    scheme, pos = _expect(_TOKEN, header, 0, "Authorization", "token")
     if scheme.lower() != "basic":
         raise InvalidHeaderValue("Authorization", f"unsupported scheme: {scheme}")
-    credentials = credentials.strip()
+    if _peek(header, pos) != " ":
+        raise InvalidHeaderFormat("Authorization", "expected space after scheme", header, pos)
+    credentials, pos = _expect(_TOKEN68, header, pos + 1, "Authorization", "token68")
+    if pos < len(header):
+        raise InvalidHeaderFormat("Authorization", "trailing data", header, pos)
     try:
         decoded = base64.b64decode(credentials.encode("ascii"), validate=True).decode()
     except (UnicodeError, binascii.Error):
-        raise InvalidHeaderFormat("Authorization", "expected base64-encoded credentials", header, 0) from None
+        raise InvalidHeaderValue("Authorization", "expected base64-encoded credentials") from None
     username, sep, password = decoded.partition(":")
     if not sep:
-        raise InvalidHeaderFormat("Authorization", "expected username:password credentials", header, 0)
+        raise InvalidHeaderValue("Authorization", "expected username:password credentials")
     return username, password
 
 

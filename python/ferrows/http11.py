@@ -11,8 +11,17 @@ import dataclasses
 import os
 import re
 import sys
+import warnings
+from collections.abc import Callable, Generator
 
 from .datastructures import Headers, HeadersLike
+from .exceptions import (
+    HeaderLineTooLong,
+    RequestLineTooLong,
+    SecurityError,
+    StatusLineTooLong,
+    TooManyHeaders,
+)
 from .typing import BytesLike, StatusLike
 from .version import __version__
 
@@ -25,6 +34,14 @@ __all__ = [
     "Request",
     "Response",
 ]
+
+# What websockets' parsers take to read: a generator-based coroutine that
+# returns one LF-terminated line (``StreamReader.read_line``), ...
+ReadLine = Callable[[int, type[Exception]], Generator[None, None, bytes | bytearray]]
+# ... exactly n bytes (``StreamReader.read_exact``), or everything up to EOF
+# (``StreamReader.read_to_eof``).
+ReadExact = Callable[[int], Generator[None, None, bytes | bytearray]]
+ReadToEOF = Callable[[int, type[Exception]], Generator[None, None, bytes | bytearray]]
 
 PYTHON_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -47,6 +64,110 @@ MAX_BODY_SIZE = int(os.environ.get("WEBSOCKETS_MAX_BODY_SIZE", "1_048_576"))
 _VALID_REASON = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # RFC 9112 §3: method and request-target contain no whitespace or controls.
 _VALID_TOKEN = re.compile(r"[\x21-\x7e]+")
+# RFC 9110 §5.1 and §5.5: field-name = token; field-value = *( VCHAR / SP /
+# HTAB / obs-text ), surrounding whitespace already stripped.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"[\x09\x20-\x7e\x80-\xff]*")
+
+
+def _show(value: bytes | bytearray) -> str:
+    """Bytes from the network, shown in an error message without failing on them."""
+    return bytes(value).decode(errors="backslashreplace")
+
+
+def _parse_line(read_line: ReadLine, too_long: type[Exception]) -> Generator[None, None, bytes]:
+    """Read one CRLF-terminated line, without the CRLF (RFC 9112 §2.2).
+
+    Raises:
+        EOFError: If the stream ends first, or the line ends with a bare LF.
+        SecurityError: ``too_long``, if the line exceeds ``MAX_LINE_LENGTH``.
+    """
+    line = yield from read_line(MAX_LINE_LENGTH, too_long)
+    if not line.endswith(b"\r\n"):
+        raise EOFError("line without CRLF")
+    return bytes(line[:-2])
+
+
+def parse_headers(read_line: ReadLine) -> Generator[None, None, Headers]:
+    """Read header lines up to the empty line, as a generator-based coroutine.
+
+    Values are decoded as ISO-8859-1, so that any byte RFC 9110 allows
+    (obs-text included) survives a round trip.
+
+    Args:
+        read_line: Generator-based coroutine returning one LF-terminated
+            line, such as :meth:`~ferrows.streams.StreamReader.read_line`.
+
+    Raises:
+        EOFError: If the stream ends before the empty line.
+        HeaderLineTooLong: If a line exceeds ``MAX_LINE_LENGTH``.
+        TooManyHeaders: If there are more than ``MAX_NUM_HEADERS`` lines.
+        ValueError: If a line isn't ``name: value`` with a valid name and value.
+    """
+    headers = Headers()
+    for _ in range(MAX_NUM_HEADERS + 1):
+        try:
+            line = yield from _parse_line(read_line, HeaderLineTooLong)
+        except EOFError as exc:
+            raise EOFError("connection closed while reading HTTP headers") from exc
+        if not line:
+            return headers
+        raw_name, colon, raw_value = line.partition(b":")
+        if not colon:
+            raise ValueError(f"invalid HTTP header line: {_show(line)}")
+        if not _FIELD_NAME.fullmatch(raw_name):
+            raise ValueError(f"invalid HTTP header name: {_show(raw_name)}")
+        raw_value = raw_value.strip(b" \t")
+        if not _FIELD_VALUE.fullmatch(raw_value):
+            raise ValueError(f"invalid HTTP header value: {_show(raw_value)}")
+        headers.set_insecure(raw_name.decode("ascii"), raw_value.decode("iso-8859-1"))
+    raise TooManyHeaders(f"expected no more than {MAX_NUM_HEADERS} headers")
+
+
+def _read_body(
+    status_code: int,
+    headers: Headers,
+    read_line: ReadLine,
+    read_exact: ReadExact,
+    read_to_eof: ReadToEOF,
+) -> Generator[None, None, bytes]:
+    """Read a response body as RFC 9112 §6.3 delimits it, within ``MAX_BODY_SIZE``."""
+    # RFC 9110 §6.4.1: 1xx, 204 and 304 responses have no content.
+    if 100 <= status_code < 200 or status_code in (204, 304):
+        return b""
+    coding = headers.get("Transfer-Encoding")
+    if coding is not None:
+        if coding != "chunked":
+            raise NotImplementedError(f"transfer coding {coding} isn't supported")
+        # RFC 9112 §7.1: hex size [; extensions] CRLF, data CRLF, ..., 0 CRLF,
+        # trailer section.
+        body = b""
+        while True:
+            size_line = yield from _parse_line(read_line, SecurityError)
+            raw_size = size_line.split(b";", 1)[0]
+            # 15 hex digits already exceed any limit; don't build huge ints.
+            if len(raw_size) > 15:
+                raise SecurityError(f"chunk too large: 0x{_show(raw_size)} bytes")
+            size = int(raw_size, 16)
+            if size == 0:
+                break
+            if len(body) + size > MAX_BODY_SIZE:
+                raise SecurityError(f"chunk too large: {size} bytes after {len(body)} bytes")
+            body += yield from read_exact(size)
+            if (yield from read_exact(2)) != b"\r\n":
+                raise ValueError("chunk without CRLF")
+        yield from parse_headers(read_line)
+        return body
+    raw_length = headers.get("Content-Length")
+    if raw_length is not None:
+        # 18 digits fit in 64 bits; anything longer is too large anyway.
+        if len(raw_length) > 18:
+            raise SecurityError(f"body too large: {raw_length} bytes")
+        length = int(raw_length)
+        if length > MAX_BODY_SIZE:
+            raise SecurityError(f"body too large: {length} bytes")
+        return bytes((yield from read_exact(length)))
+    return bytes((yield from read_to_eof(MAX_BODY_SIZE, SecurityError)))
 
 
 def _as_headers(headers: HeadersLike | None) -> Headers:
@@ -80,9 +201,66 @@ class Request:
     headers: Headers
     method: str = "GET"
     protocol: str = "HTTP/1.1"
+    # websockets' field of the same name, kept so that dataclasses.replace()
+    # and keyword construction written for websockets work; see exception.
+    _exception: Exception | None = None
 
     def __post_init__(self) -> None:
         self.headers = _as_headers(self.headers)
+
+    @property
+    def exception(self) -> Exception | None:
+        """Deprecated by websockets 10.3: the server protocol's ``handshake_exc`` replaces it."""
+        warnings.warn(
+            "Request.exception is deprecated; use ServerProtocol.handshake_exc instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._exception
+
+    @classmethod
+    def parse(cls, read_line: ReadLine) -> Generator[None, None, Request]:
+        """Read a handshake request, as a generator-based coroutine (websockets' convention).
+
+        ferrows' servers parse requests in the Rust core; this serves code
+        that drives websockets' Sans-I/O parsers by hand, e.g. with a
+        :class:`~ferrows.streams.StreamReader`. The path is neither decoded
+        nor validated. The body, which a handshake request doesn't have,
+        isn't read.
+
+        Args:
+            read_line: Generator-based coroutine returning one LF-terminated
+                line, such as :meth:`~ferrows.streams.StreamReader.read_line`.
+
+        Raises:
+            EOFError: If the stream ends before the end of the headers.
+            RequestLineTooLong: If the request line is too long.
+            HeaderLineTooLong: If a header line is too long.
+            TooManyHeaders: If there are too many headers.
+            UnicodeDecodeError: If the method or path isn't ASCII.
+            ValueError: If the request is malformed or has a body.
+            NotImplementedError: If the request uses a transfer coding.
+        """
+        try:
+            request_line = yield from _parse_line(read_line, RequestLineTooLong)
+        except EOFError as exc:
+            raise EOFError("connection closed while reading HTTP request line") from exc
+        parts = request_line.split(b" ", 2)
+        if len(parts) != 3:
+            raise ValueError(f"invalid HTTP request line: {_show(request_line)}")
+        raw_method, raw_path, raw_protocol = parts
+        if raw_protocol not in (b"HTTP/1.1", b"HTTP/1.0"):
+            raise ValueError(f"unsupported protocol; expected HTTP/1.1 or HTTP/1.0: {_show(request_line)}")
+        method = raw_method.decode("ascii")
+        path = raw_path.decode("ascii")
+        protocol = raw_protocol.decode("ascii")
+        headers = yield from parse_headers(read_line)
+        # RFC 6455 §4.1: the handshake is a GET without content.
+        if "Transfer-Encoding" in headers:
+            raise NotImplementedError("transfer codings aren't supported")
+        if "Content-Length" in headers and int(headers["Content-Length"]) != 0:
+            raise ValueError("unsupported request body")
+        return cls(path, headers, method, protocol)
 
     def serialize(self) -> bytes:
         """Encode the request as sent on the wire.
@@ -137,6 +315,8 @@ class Response:
     reason_phrase: str
     headers: Headers
     body: bytes | bytearray
+    # websockets' field of the same name; see Request._exception.
+    _exception: Exception | None = None
 
     def __init__(
         self,
@@ -144,6 +324,7 @@ class Response:
         reason_phrase: str,
         headers: HeadersLike | BytesLike | None = None,
         body: BytesLike | None = None,
+        _exception: Exception | None = None,
     ) -> None:
         if isinstance(headers, (bytes, bytearray, memoryview)):
             if body is not None:
@@ -157,6 +338,74 @@ class Response:
         elif isinstance(body, memoryview):
             body = body.tobytes()
         self.body = body
+        self._exception = _exception
+
+    @property
+    def exception(self) -> Exception | None:
+        """Deprecated by websockets 10.3: the client protocol's ``handshake_exc`` replaces it."""
+        warnings.warn(
+            "Response.exception is deprecated; use ClientProtocol.handshake_exc instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._exception
+
+    @classmethod
+    def parse(
+        cls,
+        read_line: ReadLine,
+        read_exact: ReadExact,
+        read_to_eof: ReadToEOF,
+        proxy: bool = False,
+    ) -> Generator[None, None, Response]:
+        """Read a handshake response, as a generator-based coroutine (websockets' convention).
+
+        ferrows' clients parse responses in the Rust core; this serves code
+        that drives websockets' Sans-I/O parsers by hand.
+
+        Args:
+            read_line: Returns one LF-terminated line.
+            read_exact: Returns exactly the bytes asked for.
+            read_to_eof: Returns everything until the end of the stream.
+            proxy: Whether this answers a ``CONNECT`` to a proxy: HTTP/1.0
+                is accepted and no body is read.
+
+        Raises:
+            EOFError: If the stream ends before the end of the response.
+            StatusLineTooLong: If the status line is too long.
+            HeaderLineTooLong: If a header line is too long.
+            TooManyHeaders: If there are too many headers.
+            SecurityError: If the body exceeds ``MAX_BODY_SIZE``.
+            ValueError: If the response is malformed.
+            NotImplementedError: If the body uses a transfer coding other
+                than ``chunked``.
+        """
+        try:
+            status_line = yield from _parse_line(read_line, StatusLineTooLong)
+        except EOFError as exc:
+            raise EOFError("connection closed while reading HTTP status line") from exc
+        parts = status_line.split(b" ", 2)
+        if len(parts) != 3:
+            raise ValueError(f"invalid HTTP status line: {_show(status_line)}")
+        protocol, raw_status, raw_reason = parts
+        if proxy:
+            # Some proxies still answer in HTTP/1.0.
+            if protocol not in (b"HTTP/1.1", b"HTTP/1.0"):
+                raise ValueError(f"unsupported protocol; expected HTTP/1.1 or HTTP/1.0: {_show(status_line)}")
+        elif protocol != b"HTTP/1.1":
+            raise ValueError(f"unsupported protocol; expected HTTP/1.1: {_show(status_line)}")
+        try:
+            status_code = int(raw_status)
+        except ValueError:
+            raise ValueError(f"invalid status code; expected integer; got {_show(raw_status)}") from None
+        if not 100 <= status_code < 600:
+            raise ValueError(f"invalid status code; expected 100\u2013599; got {_show(raw_status)}")
+        if not _FIELD_VALUE.fullmatch(raw_reason):
+            raise ValueError(f"invalid HTTP reason phrase: {_show(raw_reason)}")
+        reason = raw_reason.decode("iso-8859-1")
+        headers = yield from parse_headers(read_line)
+        body = b"" if proxy else (yield from _read_body(status_code, headers, read_line, read_exact, read_to_eof))
+        return cls(status_code, reason, headers, body)
 
     def serialize(self) -> bytes:
         """Encode the response as sent on the wire.

@@ -12,15 +12,15 @@ import os
 from collections.abc import Sequence
 from typing import Any, NewType
 
+# The names websockets' ``__all__`` lists: the top-level package re-exports
+# exactly these. BytesLike, DataLike and PathLike are importable too, as in
+# websockets, but not star-exported.
 __all__ = [
-    "BytesLike",
     "Data",
-    "DataLike",
     "ExtensionName",
     "ExtensionParameter",
     "LoggerLike",
     "Origin",
-    "PathLike",
     "StatusLike",
     "Subprotocol",
 ]
