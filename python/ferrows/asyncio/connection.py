@@ -40,9 +40,10 @@ from ..exceptions import (
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
+from ..server import broadcast_arguments, broadcast_skipped, shared_broadcast_frame
 from ..typing import Data, LoggerLike
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "broadcast"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
@@ -796,3 +797,82 @@ async def _chain(sync_iter: Iterable[Data] | None, async_iter: AsyncIterator[Dat
         assert async_iter is not None
         async for item in async_iter:
             yield item
+
+
+def broadcast(
+    connections: Iterable[Connection] | None = None,
+    message: Data | None = None,
+    raise_exceptions: bool = False,
+    *,
+    text: bool | None = None,
+    websockets: Iterable[Connection] | None = None,
+) -> None:
+    """Sends a message to many connections at once, without waiting.
+
+    The message is framed once and the same bytes are written to every open
+    connection that can share them; others get their own frame. Closed or
+    closing connections are skipped, and so are connections in the middle of
+    a fragmented message. There is no backpressure: a slow client's buffer
+    grows.
+
+    Args:
+        connections: Connections to send to (``websockets=`` also works, as
+            the user's documentation names it).
+        message: Text (:class:`str`) or binary (bytes-like) message.
+        raise_exceptions: Raise an :class:`ExceptionGroup` of the failures
+            at the end, instead of logging them.
+        text: Force a text (True) or binary (False) frame.
+
+    Raises:
+        TypeError: If ``message`` is neither text nor bytes-like.
+    """
+    connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
+    shared: dict[Any, bytes] = {}
+    exceptions: list[Exception] = []
+    pending: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
+    for connection in connections:
+        if connection.protocol.state is not OPEN:
+            continue
+        if connection._fragmented_send is not None:
+            skipped = ConcurrencyError("sending a fragmented message")
+            broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
+            continue
+        try:
+            data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+            if data is None:
+                data = connection._send_frame(opcode, payload, True)
+            write_at_end_of_iteration(connection, data, pending)
+        except Exception as error:
+            broadcast_skipped(connection, error, raise_exceptions, exceptions)
+    for loop, held in pending.items():
+        loop.call_soon(_flush_broadcast, held)
+    if raise_exceptions and exceptions:
+        raise ExceptionGroup("skipped broadcast", exceptions)
+
+
+def write_at_end_of_iteration(
+    connection: Connection, data: bytes, pending: dict[asyncio.AbstractEventLoop, list[Connection]]
+) -> None:
+    """Holds a broadcast frame until the end of the loop iteration.
+
+    A server broadcasting several messages in a row (a batch of updates)
+    then makes one ``send()`` system call per connection instead of one per
+    message and connection, which was most of its time; a lone broadcast
+    waits only for the end of the current iteration. The frames join the
+    connection's held-back answers (``_send_data``), so any write of the
+    connection flushes them first and the order is kept. A connection that
+    starts holding frames goes into ``pending``, for which the caller
+    schedules :func:`_flush_broadcast`. Large frames are written at once, as
+    joining them would copy them.
+    """
+    if len(data) >= COALESCE_LIMIT:
+        connection._write(data)
+        return
+    if not connection._corked:
+        pending.setdefault(connection.loop, []).append(connection)
+    connection._corked.append(data)
+
+
+def _flush_broadcast(connections: list[Connection]) -> None:
+    for connection in connections:
+        connection._uncork()

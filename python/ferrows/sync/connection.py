@@ -53,9 +53,10 @@ from ..exceptions import (
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
+from ..server import broadcast_arguments, broadcast_skipped, shared_broadcast_frame
 from ..typing import Data, LoggerLike
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "broadcast"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
@@ -1047,3 +1048,58 @@ def _wait_socket(sock: Any, *, write: bool) -> None:
         poller.poll()
     else:  # pragma: no cover - Windows
         select.select([] if write else [sock], [sock] if write else [], [sock])
+
+
+def broadcast(
+    connections: Iterable[Connection] | None = None,
+    message: Data | bytearray | memoryview | None = None,
+    raise_exceptions: bool = False,
+    *,
+    text: bool | None = None,
+    websockets: Iterable[Connection] | None = None,
+) -> None:
+    """Sends a message to many connections at once.
+
+    The message is framed once and the same bytes go to every open server
+    connection that can share them (see
+    :func:`ferrows.server.broadcast_frame_key`); others get their own frame.
+    Closed or closing connections are skipped, and so are connections in the
+    middle of a fragmented message. Waits for no connection: when another
+    thread is writing to a connection, that thread writes the message.
+
+    Args:
+        connections: Connections to send to (``websockets=`` also works, as
+            the user's documentation names it).
+        message: Text (:class:`str`) or binary (bytes-like) message.
+        raise_exceptions: Raise an :class:`ExceptionGroup` of the failures
+            at the end, instead of logging them.
+        text: Force a text (True) or binary (False) frame.
+
+    Raises:
+        TypeError: If ``message`` is neither text nor bytes-like.
+    """
+    connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
+    shared: dict[Any, bytes] = {}
+    exceptions: list[Exception] = []
+    for connection in connections:
+        error: BaseException | None = None
+        with connection._cond:
+            if connection.protocol.state is not OPEN:
+                continue
+            if connection._fragmenting is not None:
+                skipped = ConcurrencyError("sending a fragmented message")
+                broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
+                continue
+            try:
+                data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
+                if data is None:
+                    data = connection._send(opcode, payload, True)
+                seq, batch = connection._submit_locked([data])
+            except Exception as exc:
+                error = exc
+        if error is None:
+            error = connection._drain(batch, seq, wait=False)
+        if error is not None:
+            broadcast_skipped(connection, error, raise_exceptions, exceptions)
+    if raise_exceptions and exceptions:
+        raise ExceptionGroup("skipped broadcast", exceptions)

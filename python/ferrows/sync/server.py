@@ -18,13 +18,13 @@ import socket
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..datastructures import HeadersLike
-from ..exceptions import ConcurrencyError, ConnectionClosed
+from ..exceptions import ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
 from ..extensions.permessage_deflate import server_extensions
 from ..frames import CloseCode
@@ -35,13 +35,10 @@ from ..server import (
     COMPACT_INTERVAL,
     ServerProtocol,
     add_response_headers,
-    broadcast_arguments,
-    broadcast_skipped,
     compact_idle,
-    shared_broadcast_frame,
 )
-from ..typing import Data, LoggerLike, Origin, StatusLike, Subprotocol
-from .connection import Connection
+from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
+from .connection import Connection, broadcast
 
 __all__ = [
     "Server",
@@ -586,61 +583,6 @@ def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = N
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
-
-
-def broadcast(
-    connections: Iterable[Connection] | None = None,
-    message: Data | bytearray | memoryview | None = None,
-    raise_exceptions: bool = False,
-    *,
-    text: bool | None = None,
-    websockets: Iterable[Connection] | None = None,
-) -> None:
-    """Sends a message to many connections at once.
-
-    The message is framed once and the same bytes go to every open server
-    connection that can share them (see
-    :func:`ferrows.server.broadcast_frame_key`); others get their own frame.
-    Closed or closing connections are skipped, and so are connections in the
-    middle of a fragmented message. Waits for no connection: when another
-    thread is writing to a connection, that thread writes the message.
-
-    Args:
-        connections: Connections to send to (``websockets=`` also works, as
-            the user's documentation names it).
-        message: Text (:class:`str`) or binary (bytes-like) message.
-        raise_exceptions: Raise an :class:`ExceptionGroup` of the failures
-            at the end, instead of logging them.
-        text: Force a text (True) or binary (False) frame.
-
-    Raises:
-        TypeError: If ``message`` is neither text nor bytes-like.
-    """
-    connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
-    shared: dict[Any, bytes] = {}
-    exceptions: list[Exception] = []
-    for connection in connections:
-        error: BaseException | None = None
-        with connection._cond:
-            if connection.protocol.state is not OPEN:
-                continue
-            if connection._fragmenting is not None:
-                skipped = ConcurrencyError("sending a fragmented message")
-                broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
-                continue
-            try:
-                data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
-                if data is None:
-                    data = connection._send(opcode, payload, True)
-                seq, batch = connection._submit_locked([data])
-            except Exception as exc:
-                error = exc
-        if error is None:
-            error = connection._drain(batch, seq, wait=False)
-        if error is not None:
-            broadcast_skipped(connection, error, raise_exceptions, exceptions)
-    if raise_exceptions and exceptions:
-        raise ExceptionGroup("skipped broadcast", exceptions)
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:
