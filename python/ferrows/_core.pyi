@@ -47,6 +47,7 @@ class Connection:
         assemble: bool = False,
         extra_rsv: int = 0,
         check_text: bool = True,
+        defer_failure: bool = False,
     ) -> Connection: ...
     def receive_data(self, data: Buffer | str) -> list[_Event]:
         """Feeds received bytes; raises EOFError after ``receive_eof``."""
@@ -71,6 +72,9 @@ class Connection:
         """Frames a close frame, starting the closing handshake."""
     def fail(self, code: int, reason: str = "") -> None:
         """Fails the connection; output is in ``data_to_send``."""
+    def fail_pending(self) -> bool:
+        """With ``defer_failure``, sends the close frame of the violation
+        that the last ``FAILED`` event reported; whether it did."""
     def enable_deflate(
         self,
         remote_no_context_takeover: bool,

@@ -135,7 +135,8 @@ impl Connection {
 #[pymethods]
 impl Connection {
     #[new]
-    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true))]
+    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true, defer_failure = false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         client: bool,
         max_size: Option<usize>,
@@ -144,6 +145,7 @@ impl Connection {
         assemble: bool,
         extra_rsv: u8,
         check_text: bool,
+        defer_failure: bool,
     ) -> Self {
         let role = if client { Role::Client } else { Role::Server };
         let config = Config {
@@ -154,6 +156,7 @@ impl Connection {
             assemble,
             extra_rsv,
             check_text,
+            defer_failure,
         };
         let mut inner = core::Connection::new(config);
         inner.set_sink_factory(Box::new(BytesSinkFactory));
@@ -273,6 +276,15 @@ impl Connection {
     #[pyo3(signature = (code, reason = ""))]
     fn fail(&mut self, code: u16, reason: &str) {
         self.inner.fail(code, reason);
+    }
+
+    /// With `defer_failure=True`, applies the peer's violation reported by
+    /// the last `FAILED` event: queues the close frame with `failure_code`
+    /// (and EOF for a server) in `data_to_send()`. Returns whether it did:
+    /// False without a pending failure, once applied, after `fail()`, or
+    /// once the connection is closed.
+    fn fail_pending(&mut self) -> bool {
+        self.inner.fail_pending()
     }
 
     /// Adds permessage-deflate with negotiated parameters (RFC 7692).
