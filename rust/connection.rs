@@ -757,22 +757,27 @@ impl Connection {
             frame.fin,
             self.config.max_size,
             self.config.max_fragments,
-            match (self.config.check_text, fed) {
-                (false, _) => Utf8Check::Off,
-                (true, false) => Utf8Check::Payload,
-                (true, true) => Utf8Check::Fed,
+            match (self.config.check_text, fed, self.extensions.is_empty()) {
+                (false, _, _) => Utf8Check::Off,
+                (true, false, _) => Utf8Check::Payload,
+                (true, true, true) => Utf8Check::Fed,
+                // An extension added while the frame arrived decoded it: the
+                // bytes validated are not the payload. Never in practice
+                // (extensions come with the handshake); the text is then
+                // checked as a whole message, if assembled.
+                (true, true, false) => Utf8Check::Off,
             },
         )?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
             if single {
-                let (opcode, _) = self.message.finish();
-                self.events.push(message_event(opcode, frame.payload)?);
+                let (opcode, _, utf8_checked) = self.message.finish();
+                self.events.push(message_event(opcode, frame.payload, utf8_checked)?);
             } else {
                 self.message.buffer.extend_from_slice(&frame.payload);
                 if frame.fin {
-                    let (opcode, data) = self.message.finish();
-                    self.events.push(message_event(opcode, data)?);
+                    let (opcode, data, utf8_checked) = self.message.finish();
+                    self.events.push(message_event(opcode, data, utf8_checked)?);
                 }
             }
         } else {
@@ -1057,18 +1062,30 @@ impl Connection {
     }
 }
 
-/// The event of a whole message. Text is checked once more as it becomes a
-/// `String` (see [`into_string`]), so that no setting can make the core hand
-/// out a `String` that is not UTF-8; with `check_text` off, invalid text
-/// fails the connection here, with 1007 as usual.
-fn message_event(opcode: OpCode, data: Vec<u8>) -> Result<Event, Violation> {
-    if opcode == OpCode::Text {
-        into_string(data)
-            .map(Event::Text)
-            .map_err(|e| Violation::InvalidUtf8 { position: e.position })
-    } else {
-        Ok(Event::Binary(data))
+/// The event of a whole message. `utf8_checked` comes from
+/// [`MessageState::finish`]: text that was not validated frame by frame
+/// (`check_text` off) is checked here, as it becomes a `String` (see
+/// [`into_string`]), so that no setting can make the core hand out a
+/// `String` that is not UTF-8; invalid text then fails with 1007 as usual.
+fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Event, Violation> {
+    if opcode != OpCode::Text {
+        return Ok(Event::Binary(data));
     }
+    if utf8_checked {
+        // SAFETY: `utf8_checked` says that the message's validator accepted
+        // every byte of each of its frames, in order, and its end
+        // (MessageState::account, never with Utf8Check::Off). The bytes
+        // validated are the payloads as the message holds them: decoded
+        // payloads with Utf8Check::Payload; with Utf8Check::Fed, the bytes
+        // fed in receive_data as they were unmasked, which no extension
+        // changed (`fed` needs none at the header, and Fed none at the end;
+        // extensions are never removed). `data` is those payloads joined in
+        // order (process_data), unchanged since.
+        return Ok(Event::Text(unsafe { String::from_utf8_unchecked(data) }));
+    }
+    into_string(data)
+        .map(Event::Text)
+        .map_err(|e| Violation::InvalidUtf8 { position: e.position })
 }
 
 /// Cuts a close reason to the 123 bytes a close frame can carry, at a

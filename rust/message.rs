@@ -29,6 +29,10 @@ pub struct MessageState {
     /// Payload collected so far (assembling mode only).
     pub buffer: Vec<u8>,
     utf8: Utf8Validator,
+    /// No frame of this text message skipped validation ([`Utf8Check::Off`]).
+    all_checked: bool,
+    /// The validator accepted the end of the message.
+    end_checked: bool,
 }
 
 impl MessageState {
@@ -48,6 +52,8 @@ impl MessageState {
         self.size = 0;
         self.fragments = 0;
         self.utf8.reset();
+        self.all_checked = true;
+        self.end_checked = false;
     }
 
     /// Validates the next bytes of a text frame before the frame is
@@ -85,6 +91,9 @@ impl MessageState {
                 });
             }
         }
+        if check == Utf8Check::Off {
+            self.all_checked = false;
+        }
         if check != Utf8Check::Off && self.is_text() {
             if check == Utf8Check::Payload {
                 self.utf8
@@ -95,21 +104,28 @@ impl MessageState {
                 self.utf8.finish().map_err(|e| Violation::InvalidUtf8 {
                     position: payload.len() as isize + e.position,
                 })?;
+                self.end_checked = true;
             }
         }
         Ok(())
     }
 
-    /// Ends the message, returning its opcode and the collected bytes.
+    /// Ends the message, returning its opcode, the collected bytes, and
+    /// whether the validator accepted every byte of every frame of this
+    /// text message and its end: false for binary messages, or when a frame
+    /// skipped validation.
     ///
     /// The size goes back to zero: the next frame's header is checked
     /// against the limit before that frame starts a message, and must not be
     /// charged for the message that just ended.
-    pub fn finish(&mut self) -> (OpCode, Vec<u8>) {
+    pub fn finish(&mut self) -> (OpCode, Vec<u8>, bool) {
         self.size = 0;
         self.fragments = 0;
         let opcode = self.opcode.take().unwrap_or(OpCode::Binary);
-        (opcode, std::mem::take(&mut self.buffer))
+        let utf8_checked = opcode == OpCode::Text && self.all_checked && self.end_checked;
+        self.all_checked = false;
+        self.end_checked = false;
+        (opcode, std::mem::take(&mut self.buffer), utf8_checked)
     }
 
     /// Remaining decoded bytes allowed for this message.
@@ -148,7 +164,7 @@ mod tests {
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
         m.account(b"abcd", true, Some(5), None, Utf8Check::Payload).unwrap();
-        m.finish();
+        assert!(!m.finish().2, "binary is not text");
         assert_eq!(m.remaining(Some(5)), Some(5));
     }
 
@@ -177,12 +193,22 @@ mod tests {
         assert!(m.account(b"ok \xe2\x82", false, None, None, Utf8Check::Fed).is_ok());
         assert!(m.feed_text(b"\xac").is_ok());
         assert!(m.account(b"\xac", true, None, None, Utf8Check::Fed).is_ok());
-        m.finish();
+        assert!(m.finish().2, "every byte and the end checked");
         m.start(OpCode::Text);
         assert!(m.feed_text(b"\xe2").is_ok());
         assert!(m.account(b"\xe2", true, None, None, Utf8Check::Fed).is_err());
-        // Off: nothing checked.
+        // Off: nothing checked, and finish says so.
         m.start(OpCode::Text);
         assert!(m.account(b"\xff", true, None, None, Utf8Check::Off).is_ok());
+        assert!(!m.finish().2);
+        // One unchecked frame is enough to make the message unchecked.
+        m.start(OpCode::Text);
+        assert!(m.account(b"a", false, None, None, Utf8Check::Off).is_ok());
+        assert!(m.account(b"b", true, None, None, Utf8Check::Payload).is_ok());
+        assert!(!m.finish().2);
+        // Not finished by a final frame: not checked.
+        m.start(OpCode::Text);
+        assert!(m.account(b"a", false, None, None, Utf8Check::Payload).is_ok());
+        assert!(!m.finish().2);
     }
 }
