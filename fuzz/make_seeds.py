@@ -60,6 +60,14 @@ def stream(mask: bytes | None) -> list[bytes]:
         frame(10, b"pong", mask=mask) + frame(8, struct.pack("!H", 1000) + b"bye", mask=mask),
         frame(1, hello, rsv=4, mask=mask) + frame(1, deflate(b"x" * 300), rsv=4, mask=mask),
         frame(2, hello[:3], fin=False, rsv=4, mask=mask) + frame(0, hello[3:], mask=mask) + frame(8, mask=mask),
+        # A close frame between fragments, then a continuation to ignore.
+        frame(1, b"frag", fin=False, mask=mask)
+        + frame(8, struct.pack("!H", 1000), mask=mask)
+        + frame(0, b"ment", mask=mask),
+        # A message, a violation (reserved opcode), then a ping to ignore.
+        frame(1, b"question", mask=mask) + b"\x83\x00" + frame(9, b"after", mask=mask),
+        # Invalid text early in a long frame.
+        frame(1, b"ok \xff" + b"a" * 300, mask=mask),
     ]
 
 
@@ -76,11 +84,14 @@ def main() -> None:
         ],
     )
     # flags: 0x01 deflate, 0x02 assemble, 0x08/0x10 max_size, 0x80 EOF.
+    # chunking: chunk sizes (low 6 bits), 0x40 check_text off, 0x80 defer_failure.
     for target, mask in [("receive_data_server", MASK), ("receive_data_client", None)]:
         seeds = []
         for i, data in enumerate(stream(mask)):
             flags = [0x01 | 0x02 | 0x10, 0x03 | 0x80, 0x01 | 0x18, 0x02 | 0x08][i % 4]
             seeds.append(bytes([flags, [0, 1, 7, 33][i % 4]]) + data)
+            # chunking byte: 0x40 check_text off, 0x80 defer_failure.
+            seeds.append(bytes([flags | 0x02, [0x40 | 3, 0x80 | 5, 0xC0, 0x80][i % 4]]) + data)
         write(target, seeds)
 
     request = (

@@ -5,15 +5,18 @@
 //! in any chunking, and appends events; the `send_*` methods append bytes to
 //! the output buffer. A violation by the peer never surfaces as an error of
 //! `receive_data`: the connection fails, queues the close frame to send and
-//! records the cause (section 7.1.7).
+//! records the cause (section 7.1.7). With [`Config::defer_failure`], the
+//! close frame waits for [`Connection::fail_pending`], so that answers to
+//! the messages that came before the violation can go out first.
 
 use crate::close::{is_valid_code, CloseFrame};
 use crate::error::{close_code, SendError, Violation};
 use crate::extension::{DataFrame, Extension};
 use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::{copy_masked, extend_masked};
-use crate::message::MessageState;
+use crate::message::{MessageState, Utf8Check};
 use crate::sink::{PayloadSink, SinkFactory};
+use crate::utf8::into_string;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +73,14 @@ pub struct Config {
     pub extra_rsv: u8,
     /// Validate text as UTF-8. Turned off when extensions implemented above
     /// the core still have to decode the payload (it may be compressed).
+    /// Whole text messages ([`Event::Text`]) are checked when they are built
+    /// even then: a `String` is UTF-8 whatever the configuration says.
     pub check_text: bool,
-    /// Report a violation without failing the connection yet: parsing
-    /// stops and [`Event::Failed`] follows the events before it, but the
-    /// close frame waits for [`Connection::fail_pending`]. The I/O layer
-    /// first lets the application handle the messages received before the
-    /// violation, and send its answers to them.
+    /// On a violation by the peer, stop reading and report [`Event::Failed`]
+    /// but write nothing and stay OPEN until [`Connection::fail_pending`].
+    /// The application can then answer the messages received before the
+    /// violation, and those answers go out before the close frame, in the
+    /// order the peer's frames came.
     pub defer_failure: bool,
 }
 
@@ -145,6 +150,9 @@ enum ReadState {
     Payload {
         header: FrameHeader,
         buf: Vec<u8>,
+        /// The payload is text validated as it arrives (see
+        /// [`MessageState::feed_text`]).
+        fed: bool,
     },
     /// A large single-frame binary message going into a sink.
     Sink {
@@ -220,7 +228,8 @@ pub struct Connection {
     close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
     failure: Option<Violation>,
-    /// A deferred failure waits for [`Connection::fail_pending`].
+    /// A failure deferred by [`Config::defer_failure`] waits for
+    /// [`Connection::fail_pending`].
     failure_pending: bool,
     /// Extensions processed a frame since the last idle check.
     extension_activity: bool,
@@ -350,22 +359,6 @@ impl Connection {
         self.config.defer_failure = defer;
     }
 
-    /// Fails the connection for the violation that a deferred failure
-    /// recorded (see [`Config::defer_failure`]); returns whether it did.
-    pub fn fail_pending(&mut self) -> bool {
-        if !self.failure_pending {
-            return false;
-        }
-        self.failure_pending = false;
-        let Some(v) = &self.failure else { return false };
-        if self.state != State::Open {
-            return false;
-        }
-        let (code, reason) = (v.close_code(), v.to_string());
-        self.fail(code, &reason);
-        true
-    }
-
     /// Current state.
     pub fn state(&self) -> State {
         self.state
@@ -390,6 +383,34 @@ impl Connection {
     /// The violation that failed the connection, if one did.
     pub fn failure(&self) -> Option<&Violation> {
         self.failure.as_ref()
+    }
+
+    /// True while a failure deferred by [`Config::defer_failure`] waits for
+    /// [`Connection::fail_pending`].
+    pub fn failure_pending(&self) -> bool {
+        self.failure_pending
+    }
+
+    /// Applies a failure deferred by [`Config::defer_failure`], as it would
+    /// have been applied when found (section 7.1.7): the close frame with
+    /// the violation's code and reason if the connection is still OPEN, EOF
+    /// if this is the server, state CLOSING.
+    ///
+    /// Returns true when it did; false when no failure is pending, it was
+    /// applied already, or it no longer applies: the application failed the
+    /// connection itself, or the peer's EOF closed it. After the
+    /// application sent a close frame (state CLOSING), only the server's EOF
+    /// remains to send: the peer's close frame will not be read.
+    pub fn fail_pending(&mut self) -> bool {
+        if !std::mem::replace(&mut self.failure_pending, false) || self.state == State::Closed {
+            return false;
+        }
+        let Some(v) = self.failure.as_ref() else {
+            return false;
+        };
+        let (code, reason) = (v.close_code(), v.to_string());
+        self.fail(code, &reason);
+        true
     }
 
     /// True once EOF was queued for sending.
@@ -505,10 +526,24 @@ impl Connection {
                                     sink,
                                     filled: 0,
                                 },
-                                None => ReadState::Payload {
-                                    header,
-                                    buf: Vec::with_capacity((header.payload_len as usize).min(PREALLOC_LIMIT)),
-                                },
+                                None => {
+                                    if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+                                        self.message.start(header.opcode);
+                                    }
+                                    // Without extensions the bytes on the wire
+                                    // are the message's: validate them as they
+                                    // come. Extensions transform whole frames,
+                                    // validated once decoded.
+                                    let fed = self.config.check_text
+                                        && self.extensions.is_empty()
+                                        && !header.opcode.is_control()
+                                        && self.message.is_text();
+                                    ReadState::Payload {
+                                        header,
+                                        buf: Vec::with_capacity((header.payload_len as usize).min(PREALLOC_LIMIT)),
+                                        fed,
+                                    }
+                                }
                             };
                             if header.payload_len == 0 {
                                 self.complete_frame();
@@ -520,15 +555,26 @@ impl Connection {
                         }
                     }
                 }
-                ReadState::Payload { header, buf } => {
+                ReadState::Payload { header, buf, fed } => {
                     let want = header.payload_len as usize - buf.len();
                     let n = want.min(data.len() - pos);
                     let chunk = &data[pos..pos + n];
+                    let start = buf.len();
                     match header.mask {
-                        Some(key) => extend_masked(buf, chunk, key, buf.len()),
+                        Some(key) => extend_masked(buf, chunk, key, start),
                         None => buf.extend_from_slice(chunk),
                     }
                     pos += n;
+                    if *fed {
+                        // Section 8.1: fail as soon as the text is known
+                        // invalid, not when the frame is complete.
+                        if let Err(e) = self.message.feed_text(&buf[start..]) {
+                            self.fail_with(Violation::InvalidUtf8 {
+                                position: start as isize + e.position,
+                            });
+                            break;
+                        }
+                    }
                     if n == want {
                         self.complete_frame();
                     }
@@ -582,7 +628,16 @@ impl Connection {
         }
         self.eof_rcvd = true;
         if !matches!(self.read, ReadState::Discard) {
-            self.fail_with(Violation::UnexpectedEof);
+            // Nothing to send after the peer is gone: never deferred.
+            self.failure = Some(Violation::UnexpectedEof);
+            self.apply_failure();
+            self.events.push(Event::Failed);
+        } else if std::mem::replace(&mut self.failure_pending, false) {
+            // A deferred failure is moot once the peer is gone; the server
+            // still closes its side.
+            if self.config.role == Role::Server && !self.eof_sent {
+                self.send_eof();
+            }
         }
         // A client closes its side once the server has closed its own.
         if self.config.role == Role::Client && !self.eof_sent {
@@ -642,8 +697,8 @@ impl Connection {
     }
 
     fn complete_frame(&mut self) {
-        let (header, payload) = match std::mem::replace(&mut self.read, ReadState::Header) {
-            ReadState::Payload { header, buf } => (header, buf),
+        let (header, payload, fed) = match std::mem::replace(&mut self.read, ReadState::Header) {
+            ReadState::Payload { header, buf, fed } => (header, buf, fed),
             ReadState::Sink { sink, .. } => {
                 // A single-frame binary message: no UTF-8 or fragment state
                 // to update, and its size passed the limits with the header.
@@ -656,14 +711,14 @@ impl Connection {
                 return;
             }
         };
-        if let Err(v) = self.process_frame(header, payload) {
+        if let Err(v) = self.process_frame(header, payload, fed) {
             self.fail_with(v);
         }
     }
 
-    fn process_frame(&mut self, h: FrameHeader, payload: Vec<u8>) -> Result<(), Violation> {
+    fn process_frame(&mut self, h: FrameHeader, payload: Vec<u8>, fed: bool) -> Result<(), Violation> {
         match h.opcode {
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.process_data(h, payload),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.process_data(h, payload, fed),
             OpCode::Ping => {
                 // Section 5.5.2: answer with a pong carrying the same data.
                 if self.state == State::Open {
@@ -684,10 +739,9 @@ impl Connection {
         }
     }
 
-    fn process_data(&mut self, h: FrameHeader, payload: Vec<u8>) -> Result<(), Violation> {
-        if h.opcode != OpCode::Continuation {
-            self.message.start(h.opcode);
-        }
+    /// A complete data frame; `fed` when its text was validated as it
+    /// arrived. The message was started with the header of its first frame.
+    fn process_data(&mut self, h: FrameHeader, payload: Vec<u8>, fed: bool) -> Result<(), Violation> {
         let mut frame = DataFrame {
             opcode: h.opcode,
             fin: h.fin,
@@ -714,18 +768,27 @@ impl Connection {
             frame.fin,
             self.config.max_size,
             self.config.max_fragments,
-            self.config.check_text,
+            match (self.config.check_text, fed, self.extensions.is_empty()) {
+                (false, _, _) => Utf8Check::Off,
+                (true, false, _) => Utf8Check::Payload,
+                (true, true, true) => Utf8Check::Fed,
+                // An extension added while the frame arrived decoded it: the
+                // bytes validated are not the payload. Never in practice
+                // (extensions come with the handshake); the text is then
+                // checked as a whole message, if assembled.
+                (true, true, false) => Utf8Check::Off,
+            },
         )?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
             if single {
-                let (opcode, _) = self.message.finish();
-                self.events.push(message_event(opcode, frame.payload));
+                let (opcode, _, utf8_checked) = self.message.finish();
+                self.events.push(message_event(opcode, frame.payload, utf8_checked)?);
             } else {
                 self.message.buffer.extend_from_slice(&frame.payload);
                 if frame.fin {
-                    let (opcode, data) = self.message.finish();
-                    self.events.push(message_event(opcode, data));
+                    let (opcode, data, utf8_checked) = self.message.finish();
+                    self.events.push(message_event(opcode, data, utf8_checked)?);
                 }
             }
         } else {
@@ -749,9 +812,10 @@ impl Connection {
         if self.state == State::Closing {
             self.close_rcvd_then_sent = Some(false);
         }
-        if self.message.in_progress() {
-            return Err(Violation::IncompleteFragmentedMessage);
-        }
+        // Sections 5.4 and 5.5: a control frame may come between the
+        // fragments of a message, a close frame too. It ends the connection:
+        // the message in progress never completes and is dropped.
+        self.message = MessageState::default();
         if self.state == State::Open {
             // Section 5.5.1: echo the status code. Echo the original bytes:
             // an empty payload must stay empty rather than become 1005.
@@ -770,21 +834,33 @@ impl Connection {
         Ok(())
     }
 
-    /// Fails the connection because of the peer (section 7.1.7).
+    /// Fails the connection because of the peer (section 7.1.7), at once or,
+    /// with [`Config::defer_failure`], when [`Connection::fail_pending`]
+    /// says so. Either way reading stops here: the rest of the input is
+    /// ignored, and [`Event::Failed`] follows the events found before.
     fn fail_with(&mut self, v: Violation) {
-        let code = v.close_code();
-        let reason = v.to_string();
         self.failure = Some(v);
-        if self.config.defer_failure && self.state == State::Open && !self.eof_rcvd {
-            // Stop parsing, but write nothing yet.
+        if self.config.defer_failure {
             self.failure_pending = true;
-            self.read = ReadState::Discard;
-            self.header_buf.clear();
-            self.message = MessageState::default();
+            self.stop_reading();
         } else {
-            self.fail(code, &reason);
+            self.apply_failure();
         }
         self.events.push(Event::Failed);
+    }
+
+    /// Sends what the recorded failure calls for.
+    fn apply_failure(&mut self) {
+        if let Some(v) = self.failure.as_ref() {
+            let (code, reason) = (v.close_code(), v.to_string());
+            self.fail(code, &reason);
+        }
+    }
+
+    fn stop_reading(&mut self) {
+        self.read = ReadState::Discard;
+        self.header_buf.clear();
+        self.message = MessageState::default();
     }
 
     // --------------------------------------------------------------- output
@@ -792,7 +868,9 @@ impl Connection {
     /// Fails the connection (section 7.1.7): sends a close frame with `code`
     /// if the connection is open (not for 1006, which means the network is
     /// gone), closes TCP if this is the server, and ignores further input.
+    /// A deferred failure still pending is dropped: this one replaces it.
     pub fn fail(&mut self, code: u16, reason: &str) {
+        self.failure_pending = false;
         if self.state == State::Open && code != close_code::ABNORMAL_CLOSURE {
             let close = CloseFrame {
                 code,
@@ -809,9 +887,7 @@ impl Connection {
         if self.config.role == Role::Server && !self.eof_sent {
             self.send_eof();
         }
-        self.read = ReadState::Discard;
-        self.header_buf.clear();
-        self.message = MessageState::default();
+        self.stop_reading();
     }
 
     fn send_eof(&mut self) {
@@ -997,14 +1073,30 @@ impl Connection {
     }
 }
 
-fn message_event(opcode: OpCode, data: Vec<u8>) -> Event {
-    if opcode == OpCode::Text {
-        // SAFETY: MessageState::account validated every byte of this message
-        // as UTF-8, including the end of the last character.
-        Event::Text(unsafe { String::from_utf8_unchecked(data) })
-    } else {
-        Event::Binary(data)
+/// The event of a whole message. `utf8_checked` comes from
+/// [`MessageState::finish`]: text that was not validated frame by frame
+/// (`check_text` off) is checked here, as it becomes a `String` (see
+/// [`into_string`]), so that no setting can make the core hand out a
+/// `String` that is not UTF-8; invalid text then fails with 1007 as usual.
+fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Event, Violation> {
+    if opcode != OpCode::Text {
+        return Ok(Event::Binary(data));
     }
+    if utf8_checked {
+        // SAFETY: `utf8_checked` says that the message's validator accepted
+        // every byte of each of its frames, in order, and its end
+        // (MessageState::account, never with Utf8Check::Off). The bytes
+        // validated are the payloads as the message holds them: decoded
+        // payloads with Utf8Check::Payload; with Utf8Check::Fed, the bytes
+        // fed in receive_data as they were unmasked, which no extension
+        // changed (`fed` needs none at the header, and Fed none at the end;
+        // extensions are never removed). `data` is those payloads joined in
+        // order (process_data), unchanged since.
+        return Ok(Event::Text(unsafe { String::from_utf8_unchecked(data) }));
+    }
+    into_string(data)
+        .map(Event::Text)
+        .map_err(|e| Violation::InvalidUtf8 { position: e.position })
 }
 
 /// Cuts a close reason to the 123 bytes a close frame can carry, at a

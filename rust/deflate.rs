@@ -174,14 +174,6 @@ pub struct PerMessageDeflate {
     received: Option<Window>,
 }
 
-// SAFETY: zlib-rs streams hold raw pointers into memory that they own and
-// never share; moving them to another thread is sound. All methods that
-// touch the state take `&mut self`, so sharing `&PerMessageDeflate` between
-// threads gives access to nothing mutable.
-unsafe impl Send for PerMessageDeflate {}
-// SAFETY: see above: `&self` exposes no method that reads the streams.
-unsafe impl Sync for PerMessageDeflate {}
-
 impl PerMessageDeflate {
     /// The extension with negotiated parameters.
     pub fn new(params: DeflateParams) -> Self {

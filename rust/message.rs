@@ -2,7 +2,19 @@
 
 use crate::error::Violation;
 use crate::frame::OpCode;
-use crate::utf8::Utf8Validator;
+use crate::utf8::{InvalidUtf8, Utf8Validator};
+
+/// How [`MessageState::account`] treats the UTF-8 of a text frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Utf8Check {
+    /// No validation: binary data, or text validation turned off.
+    Off,
+    /// Validate the frame's payload now.
+    Payload,
+    /// The payload went through [`MessageState::feed_text`] as it arrived:
+    /// only the end of the message is left to check.
+    Fed,
+}
 
 /// The message being received: its type, size so far, fragment count, the
 /// UTF-8 state of a text message and, when assembling, the bytes so far.
@@ -17,6 +29,10 @@ pub struct MessageState {
     /// Payload collected so far (assembling mode only).
     pub buffer: Vec<u8>,
     utf8: Utf8Validator,
+    /// No frame of this text message skipped validation ([`Utf8Check::Off`]).
+    all_checked: bool,
+    /// The validator accepted the end of the message.
+    end_checked: bool,
 }
 
 impl MessageState {
@@ -36,18 +52,29 @@ impl MessageState {
         self.size = 0;
         self.fragments = 0;
         self.utf8.reset();
+        self.all_checked = true;
+        self.end_checked = false;
+    }
+
+    /// Validates the next bytes of a text frame before the frame is
+    /// complete, so that a frame arriving in several reads fails with the
+    /// read that makes it invalid (RFC 6455 section 8.1: fail "as soon as"
+    /// the data is known invalid). `position` is relative to `bytes`.
+    pub fn feed_text(&mut self, bytes: &[u8]) -> Result<(), InvalidUtf8> {
+        self.utf8.feed(bytes)
     }
 
     /// Accounts for one decoded frame: fragment count, size limit, and UTF-8
-    /// validity for text (checked on this frame, so a bad byte fails here and
-    /// not at the end of the message).
+    /// validity for text (checked on this frame, or as it arrived with
+    /// [`Utf8Check::Fed`], so a bad byte fails here and not at the end of
+    /// the message).
     pub fn account(
         &mut self,
         payload: &[u8],
         fin: bool,
         max_size: Option<usize>,
         max_fragments: Option<usize>,
-        check_text: bool,
+        check: Utf8Check,
     ) -> Result<(), Violation> {
         self.fragments += 1;
         if let Some(max) = max_fragments {
@@ -64,29 +91,41 @@ impl MessageState {
                 });
             }
         }
-        if check_text && self.is_text() {
-            self.utf8
-                .feed(payload)
-                .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
+        if check == Utf8Check::Off {
+            self.all_checked = false;
+        }
+        if check != Utf8Check::Off && self.is_text() {
+            if check == Utf8Check::Payload {
+                self.utf8
+                    .feed(payload)
+                    .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
+            }
             if fin {
                 self.utf8.finish().map_err(|e| Violation::InvalidUtf8 {
                     position: payload.len() as isize + e.position,
                 })?;
+                self.end_checked = true;
             }
         }
         Ok(())
     }
 
-    /// Ends the message, returning its opcode and the collected bytes.
+    /// Ends the message, returning its opcode, the collected bytes, and
+    /// whether the validator accepted every byte of every frame of this
+    /// text message and its end: false for binary messages, or when a frame
+    /// skipped validation.
     ///
     /// The size goes back to zero: the next frame's header is checked
     /// against the limit before that frame starts a message, and must not be
     /// charged for the message that just ended.
-    pub fn finish(&mut self) -> (OpCode, Vec<u8>) {
+    pub fn finish(&mut self) -> (OpCode, Vec<u8>, bool) {
         self.size = 0;
         self.fragments = 0;
         let opcode = self.opcode.take().unwrap_or(OpCode::Binary);
-        (opcode, std::mem::take(&mut self.buffer))
+        let utf8_checked = opcode == OpCode::Text && self.all_checked && self.end_checked;
+        self.all_checked = false;
+        self.end_checked = false;
+        (opcode, std::mem::take(&mut self.buffer), utf8_checked)
     }
 
     /// Remaining decoded bytes allowed for this message.
@@ -103,19 +142,19 @@ mod tests {
     fn counts_size_and_fragments() {
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
-        assert!(m.account(b"abc", false, Some(5), Some(2), true).is_ok());
+        assert!(m.account(b"abc", false, Some(5), Some(2), Utf8Check::Payload).is_ok());
         assert_eq!(m.remaining(Some(5)), Some(2));
         assert_eq!(
-            m.account(b"abc", false, Some(5), Some(2), true),
+            m.account(b"abc", false, Some(5), Some(2), Utf8Check::Payload),
             Err(Violation::MessageTooBig { size: 6, max_size: 5 })
         );
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
         for _ in 0..2 {
-            m.account(b"", false, None, Some(2), true).unwrap();
+            m.account(b"", false, None, Some(2), Utf8Check::Payload).unwrap();
         }
         assert_eq!(
-            m.account(b"", true, None, Some(2), true),
+            m.account(b"", true, None, Some(2), Utf8Check::Payload),
             Err(Violation::TooManyFragments { max_fragments: 2 })
         );
     }
@@ -124,8 +163,8 @@ mod tests {
     fn finish_resets_the_size() {
         let mut m = MessageState::default();
         m.start(OpCode::Binary);
-        m.account(b"abcd", true, Some(5), None, true).unwrap();
-        m.finish();
+        m.account(b"abcd", true, Some(5), None, Utf8Check::Payload).unwrap();
+        assert!(!m.finish().2, "binary is not text");
         assert_eq!(m.remaining(Some(5)), Some(5));
     }
 
@@ -133,11 +172,43 @@ mod tests {
     fn text_is_validated_per_frame() {
         let mut m = MessageState::default();
         m.start(OpCode::Text);
-        assert!(m.account(b"\xe2\x82", false, None, None, true).is_ok());
-        assert!(m.account(b"\xac ok", false, None, None, true).is_ok());
+        assert!(m.account(b"\xe2\x82", false, None, None, Utf8Check::Payload).is_ok());
+        assert!(m.account(b"\xac ok", false, None, None, Utf8Check::Payload).is_ok());
         assert!(
-            m.account(b"\xe2", true, None, None, true).is_err(),
+            m.account(b"\xe2", true, None, None, Utf8Check::Payload).is_err(),
             "truncated at the end of the message"
         );
+    }
+
+    #[test]
+    fn fed_text_is_only_finished_at_the_end() {
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        assert!(m.feed_text(b"\xe2\x82").is_ok());
+        assert_eq!(m.feed_text(b"\xff"), Err(InvalidUtf8 { position: -2 }));
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        assert!(m.feed_text(b"ok \xe2\x82").is_ok());
+        // Fed: the payload is not validated a second time, only finished.
+        assert!(m.account(b"ok \xe2\x82", false, None, None, Utf8Check::Fed).is_ok());
+        assert!(m.feed_text(b"\xac").is_ok());
+        assert!(m.account(b"\xac", true, None, None, Utf8Check::Fed).is_ok());
+        assert!(m.finish().2, "every byte and the end checked");
+        m.start(OpCode::Text);
+        assert!(m.feed_text(b"\xe2").is_ok());
+        assert!(m.account(b"\xe2", true, None, None, Utf8Check::Fed).is_err());
+        // Off: nothing checked, and finish says so.
+        m.start(OpCode::Text);
+        assert!(m.account(b"\xff", true, None, None, Utf8Check::Off).is_ok());
+        assert!(!m.finish().2);
+        // One unchecked frame is enough to make the message unchecked.
+        m.start(OpCode::Text);
+        assert!(m.account(b"a", false, None, None, Utf8Check::Off).is_ok());
+        assert!(m.account(b"b", true, None, None, Utf8Check::Payload).is_ok());
+        assert!(!m.finish().2);
+        // Not finished by a final frame: not checked.
+        m.start(OpCode::Text);
+        assert!(m.account(b"a", false, None, None, Utf8Check::Payload).is_ok());
+        assert!(!m.finish().2);
     }
 }

@@ -405,6 +405,120 @@ def test_extra_rsv_and_check_text() -> None:
     assert isinstance(exc, ProtocolError)
 
 
+def test_check_text_off_never_yields_invalid_str() -> None:
+    """Whole text messages are str, so they are UTF-8 even when per-frame
+    validation is off: invalid text fails with 1007 instead of panicking."""
+    conn = _core.Connection(True, assemble=True, check_text=False)
+    exc, code, out = failure(conn, b"\x81\x02\xff\xfe")
+    assert code == 1007
+    assert isinstance(exc, UnicodeDecodeError)
+    assert parse_frames(out[0])[0][1][:2] == (1007).to_bytes(2, "big")
+    conn = client(assemble=True, check_text=False)
+    euro = "€".encode()
+    assert conn.receive_data(frame(TEXT, euro[:1], fin=False) + frame(CONT, euro[1:])) == ["€"]
+
+
+def test_text_fails_inside_a_frame_read_in_pieces() -> None:
+    """The read carrying the bad byte fails the connection, before the rest
+    of the frame arrives (RFC 6455 section 8.1)."""
+    data = client_frame(TEXT, b"ok \xff" + b"a" * 500)
+    conn = server()
+    assert conn.receive_data(data[:20]) == [_core.ProtocolViolation(1007)]
+    assert conn.failure_code == 1007
+    assert conn.receive_data(data[20:]) == []
+
+
+def test_close_between_fragments_is_answered_normally() -> None:
+    conn = server()
+    data = client_frame(TEXT, b"a", fin=False) + client_frame(CLOSE, close_payload(1000)) + client_frame(CONT, b"b")
+    assert conn.receive_data(data) == [(TEXT, b"a", False, 0), _core.CloseReceived(close_payload(1000))]
+    assert conn.parser_exc is None
+    assert conn.data_to_send() == [frame(CLOSE, close_payload(1000)), b""]
+
+
+# ------------------------------------------------------------------ deferred failure
+
+
+def test_defer_failure_is_off_by_default() -> None:
+    conn = server()
+    exc, code, out = failure(conn, client_frame(TEXT, b"hi") + frame(TEXT, b"unmasked"))
+    assert isinstance(exc, ProtocolError) and code == 1002
+    assert out[-1] == b""
+    assert conn.state == 2
+    assert conn.fail_pending() is False
+
+
+@pytest.mark.parametrize("assemble", [False, True])
+def test_defer_failure_orders_answers_before_the_close_frame(assemble: bool) -> None:
+    conn = server(defer_failure=True, assemble=assemble)
+    data = client_frame(TEXT, b"question") + frame(TEXT, b"unmasked") + client_frame(PING, b"after")
+    events = conn.receive_data(data)
+    message = "question" if assemble else (TEXT, b"question", True, 0)
+    assert events == [message, _core.ProtocolViolation(1002)]
+    assert isinstance(conn.parser_exc, ProtocolError)
+    assert conn.failure_code == 1002
+    # Nothing written yet, not even a pong for the ping after the bad frame,
+    # and the connection is still open for the answer.
+    assert conn.data_to_send() == []
+    assert conn.state == 1
+    assert conn.close_sent is None
+    assert conn.receive_data(client_frame(PING, b"later")) == []
+    answer = conn.send_text("answer")
+    assert conn.fail_pending() is True
+    assert conn.state == 2
+    out = conn.data_to_send()
+    assert out[-1] == b""
+    (close,) = parse_frames(out[0])
+    assert close[:2] == (CLOSE, close_payload(1002, str(conn.parser_exc)))
+    assert conn.close_sent == (1002, str(conn.parser_exc))
+    assert parse_frames(answer) == [(TEXT, b"answer", True, 0)]
+    assert conn.fail_pending() is False
+    assert conn.data_to_send() == []
+
+
+def test_deferred_failure_of_a_client() -> None:
+    conn = client(defer_failure=True)
+    assert conn.receive_data(frame(PING, b"p") + frame(TEXT, b"\xff")) == [
+        _core.PingReceived(b"p"),
+        _core.ProtocolViolation(1007),
+    ]
+    assert conn.failure_code == 1007
+    assert isinstance(conn.parser_exc, UnicodeDecodeError)
+    # The ping before the violation is answered as usual.
+    assert [f[:2] for f in parse_frames(b"".join(conn.data_to_send()))] == [(PONG, b"p")]
+    assert conn.fail_pending() is True
+    out = conn.data_to_send()
+    assert len(out) == 1, "a client waits for the server to close TCP"
+    assert parse_frames(out[0])[0][1][:2] == (1007).to_bytes(2, "big")
+
+
+def test_fail_pending_without_or_after_the_failure() -> None:
+    conn = server(defer_failure=True)
+    assert conn.fail_pending() is False
+    assert conn.receive_data(client_frame(TEXT, b"fine")) == [(TEXT, b"fine", True, 0)]
+    assert conn.fail_pending() is False
+    assert conn.data_to_send() == []
+    # The application's own failure replaces the pending one.
+    conn.receive_data(client_frame(CLOSE, b"\x03"))
+    conn.fail(1011, "handler crashed")
+    assert conn.fail_pending() is False
+    out = conn.data_to_send()
+    assert parse_frames(out[0])[0][1] == close_payload(1011, "handler crashed")
+    assert isinstance(conn.parser_exc, ProtocolError)
+
+
+def test_eof_after_a_deferred_failure_keeps_it() -> None:
+    conn = server(defer_failure=True)
+    conn.receive_data(frame(TEXT, b"unmasked"))
+    assert conn.receive_eof() == []
+    assert isinstance(conn.parser_exc, ProtocolError)
+    assert conn.failure_code == 1002
+    assert conn.state == 3
+    assert conn.fail_pending() is False
+    # No close frame to a peer that is gone; the server closes its side.
+    assert conn.data_to_send() == [b""]
+
+
 # ------------------------------------------------------------------ HTTP
 
 REQUEST = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"

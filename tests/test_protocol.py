@@ -551,13 +551,26 @@ def test_expected_continuation(side: Side, opcode: int) -> None:
 
 @both_sides
 def test_close_in_fragmented_message(side: Side) -> None:
-    check_failure(
-        Protocol(side),
-        incoming(side, TEXT, b"a", fin=False) + incoming(side, CLOSE, close_payload(1000)),
-        1002,
-        ProtocolError,
-        events=[Frame(Opcode.TEXT, b"a", fin=False)],
+    """A close frame between fragments is a control frame like any other
+    (RFC 6455 sections 5.4 and 5.5): it is echoed, the incomplete message is
+    dropped, and what follows is ignored, even a valid continuation."""
+    proto = Protocol(side)
+    proto.receive_data(
+        incoming(side, TEXT, b"a", fin=False)
+        + incoming(side, CLOSE, close_payload(1000, "bye"))
+        + incoming(side, CONT, b"b")
     )
+    assert proto.events_received() == [
+        Frame(Opcode.TEXT, b"a", fin=False),
+        Frame(Opcode.CLOSE, close_payload(1000, "bye")),
+    ]
+    assert proto.parser_exc is None
+    assert proto.close_rcvd == Close(1000, "bye")
+    assert proto.state is CLOSING
+    data = proto.data_to_send()
+    assert (data[-1] == b"") == (side is SERVER)
+    (echo,) = parse_frames(b"".join(data))
+    assert echo[:2] == (CLOSE, close_payload(1000, "bye"))
 
 
 @both_sides
@@ -827,10 +840,12 @@ def test_max_size_pair_limits_each_frame_too():
 
 
 def test_close_answered_in_the_middle_of_a_fragmented_message() -> None:
-    """A control frame may come between fragments, so a client answers a
-    close frame while sending a fragmented message; the server then reports
-    the message left incomplete, as websockets does, and both ends close
-    with the codes exchanged."""
+    """A control frame may come between fragments (RFC 6455 sections 5.4 and
+    5.5), so a client answers a close frame while sending a fragmented
+    message; the server takes that close frame as the normal end of the
+    closing handshake, drops the message left incomplete, and both ends
+    close with the codes exchanged. (websockets fails such a connection
+    with 1002, "incomplete fragmented message".)"""
     server = ServerProtocol(state=OPEN)
     client = ClientProtocol("ws://localhost/", state=OPEN)
     server.send_close(1000)
@@ -843,8 +858,8 @@ def test_close_answered_in_the_middle_of_a_fragmented_message() -> None:
     for data in client.data_to_send():
         if data:
             server.receive_data(data)
-    assert isinstance(server.parser_exc, ProtocolError)
-    assert str(server.parser_exc) == "incomplete fragmented message"
+    assert server.parser_exc is None
     assert client.parser_exc is None
+    assert [frame.opcode for frame in server.events_received()] == [Opcode.BINARY, Opcode.CLOSE]
     assert server.close_rcvd is not None and server.close_rcvd.code == 1000
     assert client.close_sent is not None and client.close_sent.code == 1000

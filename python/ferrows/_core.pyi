@@ -109,7 +109,8 @@ class Connection:
     def send_close(self, code: int | None = None, reason: str = "") -> bytes:
         """Frames a close frame, starting the closing handshake."""
     def fail_pending(self) -> bool:
-        """Fails the connection for a deferred violation; True if it did."""
+        """With ``defer_failure``, sends the close frame of the violation
+        that the last ``ProtocolViolation`` event reported; whether it did."""
     def fail(self, code: int, reason: str = "") -> None:
         """Fails the connection; output is in ``data_to_send``."""
     def enable_deflate(

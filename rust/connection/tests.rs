@@ -246,10 +246,6 @@ fn protocol_violations_and_their_codes() {
             [masked(false, 0, t, b"a"), masked(true, 0, t, b"b")].concat(),
             Violation::ExpectedContinuation,
         ),
-        (
-            [masked(false, 0, t, b"a"), masked(true, 0, OpCode::Close, b"")].concat(),
-            Violation::IncompleteFragmentedMessage,
-        ),
         (masked(true, 0, OpCode::Close, b"\x03"), Violation::CloseFrameTooShort),
         (
             masked(true, 0, OpCode::Close, b"\x03\xed"),
@@ -765,4 +761,355 @@ fn a_sink_of_the_wrong_size_is_declined() {
     c.set_sink_factory(Box::new(Short));
     let events = feed(&mut c, &masked(true, 0, OpCode::Binary, &payload));
     assert_eq!(events, vec![Event::Binary(payload)]);
+}
+
+// ------------------------------------------------- strict protocol behaviour
+
+/// Feeds `data` in one piece and split in two at every byte, and returns
+/// what each way gave: the events and the output (bytes and EOF), checking
+/// that all ways agree.
+fn feed_every_split(config: &Config, data: &[u8]) -> (Connection, Vec<Event>, Vec<u8>, bool) {
+    let mut whole = Connection::new(config.clone());
+    whole.set_fixed_mask(KEY);
+    let events = feed(&mut whole, data);
+    let (out, eof) = whole.take_output();
+    for cut in 0..=data.len() {
+        let mut c = Connection::new(config.clone());
+        c.set_fixed_mask(KEY);
+        let mut got = feed(&mut c, &data[..cut]);
+        got.extend(feed(&mut c, &data[cut..]));
+        assert_eq!(got, events, "cut={cut}");
+        assert_eq!(c.take_output(), (out.clone(), eof), "cut={cut}");
+        assert_eq!(c.failure(), whole.failure(), "cut={cut}");
+        assert_eq!(c.state(), whole.state(), "cut={cut}");
+    }
+    (whole, events, out, eof)
+}
+
+fn deferring(role: Role) -> Config {
+    Config {
+        defer_failure: true,
+        ..Config::new(role)
+    }
+}
+
+/// The close frame at the start of `out`: its code and reason.
+fn close_in(out: &[u8]) -> (u16, String) {
+    let (h, n) = FrameHeader::parse(out).unwrap().unwrap();
+    assert_eq!(h.opcode, OpCode::Close);
+    let mut payload = out[n..n + h.payload_len as usize].to_vec();
+    if let Some(k) = h.mask {
+        apply_mask(&mut payload, k, 0);
+    }
+    let close = CloseFrame::parse(&payload).unwrap();
+    (close.code, close.reason)
+}
+
+#[test]
+fn deferred_failure_lets_answers_go_out_before_the_close_frame() {
+    // A message, then a violation, then a ping: one read or two.
+    let data = [
+        masked(true, 0, OpCode::Text, b"question"),
+        unmasked(true, 0, OpCode::Text, b"bad"),
+        masked(true, 0, OpCode::Ping, b"after"),
+    ]
+    .concat();
+    let (mut s, events, out, eof) = feed_every_split(&deferring(Role::Server), &data);
+    assert_eq!(events, vec![frame(OpCode::Text, true, b"question"), Event::Failed]);
+    assert_eq!(s.failure(), Some(&Violation::UnmaskedFrame));
+    assert!(
+        out.is_empty() && !eof,
+        "nothing written, not even a pong for the later ping"
+    );
+    assert_eq!(s.state(), State::Open);
+    assert!(s.failure_pending());
+    assert!(!s.close_expected());
+    // Later input is ignored too.
+    assert!(feed(&mut s, &masked(true, 0, OpCode::Ping, b"later")).is_empty());
+    assert!(!s.has_output());
+    // The answer goes out first, then the close frame and the server's EOF.
+    s.send_text(b"answer", true).unwrap();
+    assert!(s.fail_pending());
+    let (out, eof) = s.take_output();
+    let answer = unmasked(true, 0, OpCode::Text, b"answer");
+    assert_eq!(&out[..answer.len()], answer.as_slice());
+    assert_eq!(
+        close_in(&out[answer.len()..]),
+        (1002, "incorrect masking: client frame not masked".into())
+    );
+    assert!(eof);
+    assert_eq!(s.state(), State::Closing);
+    assert_eq!(s.close_sent().map(|c| c.code), Some(1002));
+    assert_eq!(s.failure(), Some(&Violation::UnmaskedFrame));
+    assert!(!s.fail_pending(), "applied once");
+    assert!(!s.has_output());
+    s.receive_eof();
+    assert_eq!(s.failure(), Some(&Violation::UnmaskedFrame));
+    assert_eq!(s.state(), State::Closed);
+}
+
+#[test]
+fn deferred_failure_of_a_client_sends_a_masked_close_and_no_eof() {
+    let data = [
+        unmasked(true, 0, OpCode::Binary, b"m"),
+        unmasked(true, 0, OpCode::Ping, b"before"),
+        unmasked(true, 0, OpCode::Text, b"\xff"),
+    ]
+    .concat();
+    let (mut c, events, out, eof) = feed_every_split(&deferring(Role::Client), &data);
+    assert_eq!(
+        events,
+        vec![
+            frame(OpCode::Binary, true, b"m"),
+            Event::Ping(b"before".to_vec()),
+            Event::Failed
+        ]
+    );
+    // The ping before the violation is answered as usual.
+    assert_eq!(out, masked(true, 0, OpCode::Pong, b"before"));
+    assert!(!eof);
+    assert_eq!(c.failure().map(|v| v.close_code()), Some(1007));
+    assert!(c.fail_pending());
+    let (out, eof) = c.take_output();
+    assert_eq!(close_in(&out).0, 1007);
+    assert!(FrameHeader::parse(&out).unwrap().unwrap().0.mask.is_some());
+    assert!(!eof, "the client waits for the server to close TCP");
+    assert_eq!(c.state(), State::Closing);
+}
+
+#[test]
+fn without_defer_failure_the_close_frame_is_written_at_once() {
+    let data = [
+        masked(true, 0, OpCode::Text, b"question"),
+        unmasked(true, 0, OpCode::Text, b"bad"),
+    ]
+    .concat();
+    let (mut s, events, out, eof) = feed_every_split(&Config::new(Role::Server), &data);
+    assert_eq!(events, vec![frame(OpCode::Text, true, b"question"), Event::Failed]);
+    assert_eq!(close_in(&out).0, 1002);
+    assert!(eof);
+    assert_eq!(s.state(), State::Closing);
+    assert!(!s.failure_pending());
+    assert!(!s.fail_pending(), "nothing deferred");
+}
+
+#[test]
+fn fail_pending_without_a_failure_does_nothing() {
+    let mut s = Connection::new(deferring(Role::Server));
+    assert!(!s.fail_pending());
+    feed(&mut s, &masked(true, 0, OpCode::Text, b"fine"));
+    assert!(!s.fail_pending());
+    assert!(!s.has_output());
+    assert_eq!(s.state(), State::Open);
+}
+
+#[test]
+fn eof_after_a_deferred_failure_keeps_the_failure() {
+    for role in [Role::Server, Role::Client] {
+        let mut c = Connection::new(deferring(role));
+        let bad = match role {
+            Role::Server => unmasked(true, 0, OpCode::Text, b"x"),
+            Role::Client => masked(true, 0, OpCode::Text, b"x"),
+        };
+        assert_eq!(feed(&mut c, &bad), vec![Event::Failed]);
+        c.receive_eof();
+        assert!(c.take_events().is_empty(), "no second Failed for the EOF");
+        assert!(matches!(
+            c.failure(),
+            Some(Violation::UnmaskedFrame | Violation::MaskedFrame)
+        ));
+        assert_eq!(c.state(), State::Closed);
+        assert!(!c.fail_pending(), "moot once closed");
+        let (out, eof) = c.take_output();
+        assert!(out.is_empty(), "no close frame to a peer that is gone");
+        assert!(eof, "both sides close TCP once the peer did");
+    }
+}
+
+#[test]
+fn fail_pending_after_the_application_closed_or_failed() {
+    let bad = masked(true, 0, OpCode::Close, b"\x03");
+    // The application failed the connection itself: its failure wins.
+    let mut s = Connection::new(deferring(Role::Server));
+    feed(&mut s, &bad);
+    s.fail(1011, "handler crashed");
+    assert!(!s.fail_pending());
+    let (out, eof) = s.take_output();
+    assert_eq!(close_in(&out), (1011, "handler crashed".into()));
+    assert!(eof);
+    assert_eq!(s.failure(), Some(&Violation::CloseFrameTooShort));
+    // The application started the closing handshake: no second close
+    // frame, but the server closes TCP, as the peer's answer won't be read.
+    let mut s = Connection::new(deferring(Role::Server));
+    feed(&mut s, &bad);
+    s.send_close(Some(1000), "").unwrap();
+    let (out, eof) = s.take_output();
+    assert_eq!(close_in(&out).0, 1000);
+    assert!(!eof);
+    assert!(s.fail_pending());
+    assert_eq!(s.take_output(), (Vec::new(), true));
+    assert_eq!(s.close_sent().map(|c| c.code), Some(1000));
+    assert_eq!(s.state(), State::Closing);
+}
+
+#[test]
+fn text_fails_inside_a_frame_as_soon_as_it_is_invalid() {
+    // One 1000-byte text frame with a bad byte at payload offset 3.
+    let mut payload = b"ok \xff".to_vec();
+    payload.resize(1000, b'a');
+    for (role, data) in [
+        (Role::Server, masked(true, 0, OpCode::Text, &payload)),
+        (Role::Client, unmasked(true, 0, OpCode::Text, &payload)),
+    ] {
+        let header_len = data.len() - payload.len();
+        let bad_at = header_len + 3;
+        for cut in 0..data.len() {
+            let mut c = Connection::new(Config::new(role));
+            let first = feed(&mut c, &data[..cut]);
+            if cut > bad_at {
+                // The read carrying the bad byte fails, long before the
+                // frame is complete.
+                assert_eq!(first, vec![Event::Failed], "cut={cut}");
+                assert_eq!(c.failure(), Some(&Violation::InvalidUtf8 { position: 3 }));
+                assert_failed(&mut c, 1007);
+                assert!(feed(&mut c, &data[cut..]).is_empty());
+            } else {
+                assert!(first.is_empty() && c.failure().is_none(), "cut={cut}");
+                assert_eq!(feed(&mut c, &data[cut..]), vec![Event::Failed]);
+                assert_eq!(c.failure(), Some(&Violation::InvalidUtf8 { position: 3 }));
+            }
+        }
+    }
+}
+
+#[test]
+fn text_split_inside_a_character_passes_and_truncated_text_fails_at_the_end() {
+    let good = masked(true, 0, OpCode::Text, "𝄞 κόσμε €".as_bytes());
+    let (_, events, _, _) = feed_every_split(&Config::new(Role::Server), &good);
+    assert_eq!(events, vec![frame(OpCode::Text, true, "𝄞 κόσμε €".as_bytes())]);
+    // An unfinished character is an error only once the message ends.
+    let truncated = masked(true, 0, OpCode::Text, b"trunc\xe2\x82");
+    for cut in 0..truncated.len() {
+        let mut s = server();
+        assert!(feed(&mut s, &truncated[..cut]).is_empty(), "cut={cut}");
+        assert_eq!(feed(&mut s, &truncated[cut..]), vec![Event::Failed]);
+        assert_eq!(s.failure(), Some(&Violation::InvalidUtf8 { position: 5 }));
+    }
+    // The same bytes in a non-final fragment are fine so far.
+    let (s, events, _, _) = feed_every_split(
+        &Config::new(Role::Server),
+        &masked(false, 0, OpCode::Text, b"trunc\xe2\x82"),
+    );
+    assert_eq!(events.len(), 1);
+    assert!(s.failure().is_none());
+}
+
+#[test]
+fn deferred_failure_inside_a_frame() {
+    let mut payload = b"fine".to_vec();
+    payload.extend(b"\xc0\xaf");
+    payload.resize(300, b'z');
+    let data = [
+        masked(true, 0, OpCode::Text, b"first"),
+        masked(true, 0, OpCode::Text, &payload),
+    ]
+    .concat();
+    // Cut before the bad byte: the frame is still incomplete when it fails.
+    let mut s = Connection::new(deferring(Role::Server));
+    let events = feed(&mut s, &data[..data.len() - 200]);
+    assert_eq!(events, vec![frame(OpCode::Text, true, b"first"), Event::Failed]);
+    assert_eq!(s.failure(), Some(&Violation::InvalidUtf8 { position: 4 }));
+    assert!(!s.has_output());
+    assert!(feed(&mut s, &data[data.len() - 200..]).is_empty());
+    assert!(s.fail_pending());
+    assert_eq!(close_in(&s.take_output().0).0, 1007);
+}
+
+#[test]
+fn close_in_the_middle_of_a_fragmented_message_is_answered_normally() {
+    for assemble in [false, true] {
+        let config = Config {
+            assemble,
+            ..Config::new(Role::Server)
+        };
+        let data = [
+            masked(false, 0, OpCode::Text, b"frag"),
+            masked(true, 0, OpCode::Ping, b"p"),
+            masked(true, 0, OpCode::Close, b"\x03\xe8bye"),
+            // Whatever follows the close frame is ignored, even a
+            // continuation that would be valid, or garbage.
+            masked(true, 0, OpCode::Continuation, b"ment"),
+            unmasked(true, 0, OpCode::Text, b"bad"),
+        ]
+        .concat();
+        let (s, events, out, eof) = feed_every_split(&config, &data);
+        let mut expected = vec![Event::Ping(b"p".to_vec()), Event::Close(b"\x03\xe8bye".to_vec())];
+        if !assemble {
+            expected.insert(0, frame(OpCode::Text, false, b"frag"));
+        }
+        assert_eq!(events, expected);
+        assert!(s.failure().is_none());
+        let pong = unmasked(true, 0, OpCode::Pong, b"p");
+        assert_eq!(&out[..pong.len()], pong.as_slice());
+        assert_eq!(close_in(&out[pong.len()..]), (1000, "bye".into()));
+        assert!(eof);
+        assert_eq!(s.state(), State::Closing);
+        assert_eq!(s.close_rcvd_then_sent(), Some(true));
+    }
+    // A client answers the same way, and the message is dropped.
+    let mut c = client();
+    let events = feed(
+        &mut c,
+        &[
+            unmasked(false, 0, OpCode::Binary, b"x"),
+            unmasked(true, 0, OpCode::Close, b"\x03\xe9"),
+        ]
+        .concat(),
+    );
+    assert_eq!(events.last(), Some(&Event::Close(b"\x03\xe9".to_vec())));
+    assert_eq!(close_in(&c.take_output().0).0, 1001);
+    c.receive_eof();
+    assert!(c.failure().is_none());
+}
+
+#[test]
+fn text_is_valid_whatever_check_text_says() {
+    let no_check = Config {
+        assemble: true,
+        check_text: false,
+        ..Config::new(Role::Client)
+    };
+    // Invalid text cannot become a String: the connection fails with 1007.
+    for data in [
+        unmasked(true, 0, OpCode::Text, b"\xff\xfe"),
+        [
+            unmasked(false, 0, OpCode::Text, b"ok \xe2"),
+            unmasked(true, 0, OpCode::Continuation, b"\x28"),
+        ]
+        .concat(),
+        unmasked(true, 0, OpCode::Text, b"trunc\xe2\x82"),
+    ] {
+        let (c, events, out, _) = feed_every_split(&no_check, &data);
+        assert_eq!(events, vec![Event::Failed]);
+        assert!(matches!(c.failure(), Some(Violation::InvalidUtf8 { .. })));
+        assert_eq!(close_in(&out).0, 1007);
+    }
+    // Valid text, split inside a character across frames, comes through.
+    let euro = "€".as_bytes();
+    let data = [
+        unmasked(false, 0, OpCode::Text, &euro[..1]),
+        unmasked(true, 0, OpCode::Continuation, &euro[1..]),
+    ]
+    .concat();
+    let (c, events, _, _) = feed_every_split(&no_check, &data);
+    assert_eq!(events, vec![Event::Text("€".into())]);
+    assert!(c.failure().is_none());
+    // In frame mode, unchecked text goes through as bytes, for an extension
+    // above the core to decode.
+    let frames = Config {
+        check_text: false,
+        ..Config::new(Role::Client)
+    };
+    let (_, events, _, _) = feed_every_split(&frames, &unmasked(true, 0, OpCode::Text, b"\xff"));
+    assert_eq!(events, vec![frame(OpCode::Text, true, b"\xff")]);
 }

@@ -10,8 +10,8 @@ use super::sink::{BytesSink, BytesSinkFactory};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
 use crate::connection::{self as core, Config, Event, Role};
-use crate::error::close_code;
 use crate::deflate::{compress_message, DeflateParams, PerMessageDeflate};
+use crate::error::close_code;
 use crate::frame::{write_header, FrameHeader, OpCode};
 use crate::mask;
 
@@ -126,7 +126,10 @@ impl Connection {
                 Event::Pong(p) => PongReceived::create(py, &p)?.into_any(),
                 Event::Close(p) => CloseReceived::create(py, &p)?.into_any(),
                 Event::Failed => {
-                    let code = self.inner.failure().map_or(close_code::PROTOCOL_ERROR, |v| v.close_code());
+                    let code = self
+                        .inner
+                        .failure()
+                        .map_or(close_code::PROTOCOL_ERROR, |v| v.close_code());
                     Bound::new(py, ProtocolViolation { code })?.into_any()
                 }
             };
@@ -140,6 +143,7 @@ impl Connection {
 impl Connection {
     #[new]
     #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true, defer_failure = false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         client: bool,
         max_size: Option<usize>,
@@ -233,7 +237,9 @@ impl Connection {
         match OpCode::from_u8(opcode) {
             Ok(OpCode::Ping) => self.send_ping(py, data),
             Ok(OpCode::Pong) => self.send_pong(py, data),
-            Ok(OpCode::Close) | Err(_) => Err(PyValueError::new_err(format!("cannot send opcode {opcode} with send_data"))),
+            Ok(OpCode::Close) | Err(_) => Err(PyValueError::new_err(format!(
+                "cannot send opcode {opcode} with send_data"
+            ))),
             Ok(op) => self.send_data(py, op, data, fin),
         }
     }
@@ -294,12 +300,6 @@ impl Connection {
         Ok(self.drain(py))
     }
 
-    /// Fails the connection for a violation reported while `defer_failure`
-    /// is on; returns whether it did (output is in `data_to_send`).
-    fn fail_pending(&mut self) -> bool {
-        self.inner.fail_pending()
-    }
-
     /// Whether a violation waits for `fail_pending`.
     #[getter]
     fn defer_failure(&self) -> bool {
@@ -315,6 +315,15 @@ impl Connection {
     #[pyo3(signature = (code, reason = ""))]
     fn fail(&mut self, code: u16, reason: &str) {
         self.inner.fail(code, reason);
+    }
+
+    /// With `defer_failure=True`, applies the peer's violation reported by
+    /// the last `ProtocolViolation` event: queues the close frame with `failure_code`
+    /// (and EOF for a server) in `data_to_send()`. Returns whether it did:
+    /// False without a pending failure, once applied, after `fail()`, or
+    /// once the connection is closed.
+    fn fail_pending(&mut self) -> bool {
+        self.inner.fail_pending()
     }
 
     /// Adds permessage-deflate with negotiated parameters (RFC 7692).

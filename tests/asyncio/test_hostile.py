@@ -299,7 +299,6 @@ FRAME_CASES: list[tuple[str, bytes, int, bool]] = [
         1009,
         False,
     ),
-    ("close inside fragmented message", client_frame(TEXT, b"a", fin=False) + client_frame(CLOSE), 1002, False),
     # RFC 7692
     ("invalid deflate data", client_frame(BINARY, b"\xff\xff\xff\xff", rsv=4), 1002, True),
     (
@@ -342,6 +341,37 @@ async def test_hostile_frames(data: bytes, code: int, compressed: bool, no_trace
             await wait_for(lambda: bool(errors))
     assert received == []
     assert errors[0].sent is not None and errors[0].sent.code == code
+
+
+async def test_close_inside_a_fragmented_message_is_a_normal_close(no_tracebacks: Any) -> None:
+    """RFC 6455 sections 5.4 and 5.5: a close frame may come between the
+    fragments of a message. The server echoes its code, drops the message
+    that will never complete, and ignores what follows, even a continuation
+    and garbage."""
+    received: list[Any] = []
+    outcome: list[BaseException | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                received.append(message)
+            outcome.append(None)
+        except ConnectionClosedError as exc:
+            outcome.append(exc)
+
+    async with serving(handler) as server, asyncio.timeout(TIMEOUT):
+        client = await RawClient.connect(port_of(server))
+        client.writer.write(
+            client_frame(TEXT, b"never ", fin=False)
+            + client_frame(CLOSE, close_payload(1000, "bye"))
+            + client_frame(CONT, b"finished")
+            + frame(TEXT, b"unmasked")
+        )
+        assert await client.close_code() == 1000
+        client.close()
+        await wait_for(lambda: bool(outcome))
+    assert received == []
+    assert outcome == [None]
 
 
 async def test_invalid_utf8_fails_at_the_bad_fragment(no_tracebacks: Any) -> None:
