@@ -56,8 +56,14 @@ pub enum Violation {
     InvalidCloseCode(u16),
     /// Text or close reason that is not UTF-8 (section 8.1).
     InvalidUtf8 {
-        /// Offset of the first invalid byte within the frame payload.
-        position: isize,
+        /// The bytes that failed to decode: the frame's payload (for a
+        /// close frame, its reason), preceded by the bytes of a character
+        /// begun in the previous frame when the invalid sequence started
+        /// there. The Python binding builds its `UnicodeDecodeError` from
+        /// them; errors are rare, so the copy costs nothing that matters.
+        data: Vec<u8>,
+        /// Offset of the first byte of the invalid sequence within `data`.
+        position: usize,
     },
     /// Message over the size limit.
     MessageTooBig {
@@ -118,7 +124,7 @@ impl fmt::Display for Violation {
             Violation::IncompleteFragmentedMessage => write!(f, "incomplete fragmented message"),
             Violation::CloseFrameTooShort => write!(f, "close frame too short"),
             Violation::InvalidCloseCode(c) => write!(f, "invalid status code {c}"),
-            Violation::InvalidUtf8 { position } => {
+            Violation::InvalidUtf8 { position, .. } => {
                 write!(f, "invalid UTF-8 at position {position}")
             }
             Violation::MessageTooBig { size, max_size } => {
@@ -255,7 +261,11 @@ mod tests {
     fn violations_map_to_their_close_codes() {
         assert_eq!(Violation::UnmaskedFrame.close_code(), 1002);
         assert_eq!(Violation::ReservedBits(4).close_code(), 1002);
-        assert_eq!(Violation::InvalidUtf8 { position: 3 }.close_code(), 1007);
+        let invalid = Violation::InvalidUtf8 {
+            data: b"abc\xff".to_vec(),
+            position: 3,
+        };
+        assert_eq!(invalid.close_code(), 1007);
         assert_eq!(Violation::MessageTooBig { size: 10, max_size: 5 }.close_code(), 1009);
         assert_eq!(Violation::TooManyFragments { max_fragments: 4 }.close_code(), 1009);
         assert_eq!(Violation::UnexpectedEof.close_code(), 1006);

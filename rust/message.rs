@@ -67,11 +67,11 @@ impl MessageState {
         if check_text && self.is_text() {
             self.utf8
                 .feed(payload)
-                .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
+                .map_err(|e| invalid_utf8(self.utf8.pending(), payload, e.position))?;
             if fin {
-                self.utf8.finish().map_err(|e| Violation::InvalidUtf8 {
-                    position: payload.len() as isize + e.position,
-                })?;
+                self.utf8
+                    .finish()
+                    .map_err(|e| invalid_utf8(self.utf8.pending(), payload, payload.len() as isize + e.position))?;
             }
         }
         Ok(())
@@ -92,6 +92,26 @@ impl MessageState {
     /// Remaining decoded bytes allowed for this message.
     pub fn remaining(&self, max_size: Option<usize>) -> Option<usize> {
         max_size.map(|m| (m as u64).saturating_sub(self.size) as usize)
+    }
+}
+
+/// The violation for an invalid sequence at `position` in `payload`, with
+/// the bytes it is reported with. A negative position means the sequence
+/// began `-position` bytes before the payload: those bytes are the first
+/// ones `carried` over by the validator from the previous frames.
+fn invalid_utf8(carried: &[u8], payload: &[u8], position: isize) -> Violation {
+    match usize::try_from(position) {
+        Ok(position) => Violation::InvalidUtf8 {
+            data: payload.to_vec(),
+            position,
+        },
+        Err(_) => {
+            let before = position.unsigned_abs().min(carried.len());
+            let mut data = Vec::with_capacity(before + payload.len());
+            data.extend_from_slice(&carried[..before]);
+            data.extend_from_slice(payload);
+            Violation::InvalidUtf8 { data, position: 0 }
+        }
     }
 }
 
@@ -138,6 +158,33 @@ mod tests {
         assert!(
             m.account(b"\xe2", true, None, None, true).is_err(),
             "truncated at the end of the message"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_carries_the_bytes_that_failed() {
+        let invalid = |data: &[u8], position| Violation::InvalidUtf8 {
+            data: data.to_vec(),
+            position,
+        };
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        assert_eq!(m.account(b"ok\xff", true, None, None, true), Err(invalid(b"ok\xff", 2)));
+        // A character begun in the previous frame and broken in this one.
+        m.start(OpCode::Text);
+        m.account(b"ab\xe2\x82", false, None, None, true).unwrap();
+        assert_eq!(m.account(b"x", true, None, None, true), Err(invalid(b"\xe2\x82x", 0)));
+        // Truncated at the end of the message, partly in the last frame.
+        m.start(OpCode::Text);
+        m.account(b"\xf0\x9d", false, None, None, true).unwrap();
+        assert_eq!(
+            m.account(b"\x84", true, None, None, true),
+            Err(invalid(b"\xf0\x9d\x84", 0))
+        );
+        m.start(OpCode::Text);
+        assert_eq!(
+            m.account(b"abc\xf0\x9d", true, None, None, true),
+            Err(invalid(b"abc\xf0\x9d", 3))
         );
     }
 }

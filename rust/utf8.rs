@@ -89,14 +89,24 @@ impl Utf8Validator {
     }
 
     /// Ends the stream: an unfinished character is an error.
+    ///
+    /// Its bytes stay readable with [`Utf8Validator::pending`] until
+    /// [`Utf8Validator::reset`], so that the error can be reported with them.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         if self.pending_len == 0 {
             Ok(())
         } else {
-            let position = -(self.pending_len as isize);
-            self.pending_len = 0;
-            Err(InvalidUtf8 { position })
+            Err(InvalidUtf8 {
+                position: -(self.pending_len as isize),
+            })
         }
+    }
+
+    /// The bytes of the character left unfinished by the previous chunks:
+    /// after an error at a negative position, the first `-position` of them
+    /// are where the invalid sequence began.
+    pub fn pending(&self) -> &[u8] {
+        &self.pending[..self.pending_len]
     }
 
     /// Forgets any pending bytes, for reuse with the next message.

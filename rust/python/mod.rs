@@ -11,7 +11,6 @@ mod sink;
 
 use pyo3::prelude::*;
 
-
 /// Payload size above which the binding releases the GIL around core work,
 /// so that other threads run while a large frame is masked, inflated or
 /// validated. Below it, releasing and reacquiring costs more than it saves.
