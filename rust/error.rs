@@ -6,12 +6,9 @@
 
 use std::fmt;
 
-/// Close codes used by the core (RFC 6455 section 7.4.1).
+/// Close codes the core sends or reports (RFC 6455 section 7.4.1); the
+/// Python layer has the full list (`ferrows.frames.CloseCode`).
 pub mod close_code {
-    /// 1000: normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// 1001: endpoint going away.
-    pub const GOING_AWAY: u16 = 1001;
     /// 1002: protocol error.
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// 1005: no status code in the close frame (never sent).
@@ -22,8 +19,6 @@ pub mod close_code {
     pub const INVALID_DATA: u16 = 1007;
     /// 1009: message too big.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// 1011: internal error.
-    pub const INTERNAL_ERROR: u16 = 1011;
 }
 
 /// A violation of RFC 6455 or RFC 7692 by the peer: the connection fails with
