@@ -209,6 +209,9 @@ def test_send_in_wrong_state() -> None:
         (lambda c: c.send_close(1005), "invalid status code 1005"),
         (lambda c: c.send_close(None, "why"), "cannot send a reason without a code"),
         (lambda c: c.send_ping(b"x" * 126), "control frame too long: 126 bytes"),
+        (lambda c: (c.send_text(b"a", False), c.send_binary(b"b")), "expected a continuation frame"),
+        (lambda c: c.send_frame(PING, b"", True, 0), "send_frame sends data frames only"),
+        (lambda c: c.send_close(1000, "x" * 124), "close reason too long: 124 bytes"),
     ],
 )
 def test_send_protocol_error(send: object, message: str) -> None:
