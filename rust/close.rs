@@ -38,8 +38,11 @@ impl CloseFrame {
                     return Err(Violation::InvalidCloseCode(code));
                 }
                 let reason = &payload[2..];
+                // Positions count from the start of the reason, as Python's
+                // `data[2:].decode()` would report them.
                 utf8::validate(reason).map_err(|e| Violation::InvalidUtf8 {
-                    position: e.position + 2,
+                    data: reason.to_vec(),
+                    position: e.position.unsigned_abs(),
                 })?;
                 // Validated just above.
                 let reason = String::from_utf8(reason.to_vec()).unwrap_or_default();
@@ -91,7 +94,13 @@ mod tests {
     #[test]
     fn reason_must_be_utf8() {
         let err = CloseFrame::parse(b"\x03\xe8ab\xff").unwrap_err();
-        assert_eq!(err, Violation::InvalidUtf8 { position: 4 });
+        assert_eq!(
+            err,
+            Violation::InvalidUtf8 {
+                data: b"ab\xff".to_vec(),
+                position: 2
+            }
+        );
         assert_eq!(err.close_code(), 1007);
         let ok = CloseFrame::parse("\x03\u{e8}".as_bytes());
         assert!(ok.is_err(), "U+00E8 encodes as two bytes making code 0x03C3");

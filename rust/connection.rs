@@ -14,7 +14,7 @@ use crate::error::{close_code, SendError, Violation};
 use crate::extension::{DataFrame, Extension};
 use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::{copy_masked, extend_masked};
-use crate::message::{MessageState, Utf8Check};
+use crate::message::{invalid_utf8, MessageState, Utf8Check};
 use crate::sink::{PayloadSink, SinkFactory};
 use crate::utf8::into_string;
 
@@ -569,9 +569,8 @@ impl Connection {
                         // Section 8.1: fail as soon as the text is known
                         // invalid, not when the frame is complete.
                         if let Err(e) = self.message.feed_text(&buf[start..]) {
-                            self.fail_with(Violation::InvalidUtf8 {
-                                position: start as isize + e.position,
-                            });
+                            let v = invalid_utf8(self.message.utf8_pending(), buf, start as isize + e.position);
+                            self.fail_with(v);
                             break;
                         }
                     }
@@ -1096,7 +1095,7 @@ fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Ev
     }
     into_string(data)
         .map(Event::Text)
-        .map_err(|e| Violation::InvalidUtf8 { position: e.position })
+        .map_err(|(data, e)| invalid_utf8(&[], &data, e.position))
 }
 
 /// Cuts a close reason to the 123 bytes a close frame can carry, at a

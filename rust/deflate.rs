@@ -8,6 +8,12 @@
 //! as the output passes the message's remaining allowance: a small frame
 //! that would inflate to gigabytes fails with 1009 after producing at most
 //! `max_size + 1` bytes.
+//!
+//! zlib has no raw deflate with an 8-bit window (it widens it to 9 bits,
+//! and the peer could not inflate the result). An endpoint whose own window
+//! was limited to 8 bits (RFC 7692 section 7.1.2 allows it) therefore sends
+//! its messages uncompressed, with RSV1 clear, which section 6 allows for
+//! any message, and still inflates what the peer sends.
 
 use std::mem::MaybeUninit;
 
@@ -28,9 +34,11 @@ pub struct DeflateParams {
     pub remote_no_context_takeover: bool,
     /// We reset our compressor after each message.
     pub local_no_context_takeover: bool,
-    /// Window of the peer's compressor (9-15): size of our decompressor's.
+    /// Window of the peer's compressor (8-15): size of our decompressor's,
+    /// at least 9 bits, which inflates an 8-bit window's output too.
     pub remote_max_window_bits: u8,
-    /// Window of our compressor (9-15).
+    /// Window of our compressor (9-15), or 8 to send every message
+    /// uncompressed.
     pub local_max_window_bits: u8,
     /// Compression level, 0-9 (zlib's `level`).
     pub level: i32,
@@ -40,8 +48,10 @@ pub struct DeflateParams {
 }
 
 impl Default for DeflateParams {
-    /// websockets' defaults for servers and clients it configures: 12-bit
-    /// windows and memLevel 5 keep each connection's state small.
+    /// RFC 7692's defaults (section 7.1: context takeover, 15-bit windows)
+    /// and zlib's (level 6, memLevel 8). The Python layer passes what was
+    /// negotiated and configured; its servers default to 12-bit windows and
+    /// memLevel 5.
     fn default() -> Self {
         DeflateParams {
             remote_no_context_takeover: false,
@@ -53,6 +63,9 @@ impl Default for DeflateParams {
         }
     }
 }
+
+/// Smallest window zlib compresses with.
+const MIN_COMPRESS_BITS: u8 = 9;
 
 /// A compressor for raw deflate with the given window and memory settings.
 fn new_compressor(window_bits: u8, level: i32, mem_level: i32) -> zlib_rs::Deflate {
@@ -93,7 +106,16 @@ fn compress_into(encoder: &mut zlib_rs::Deflate, input: &[u8], out: &mut Vec<u8>
 /// (no takeover): the same bytes are valid on every connection that
 /// negotiated `server_no_context_takeover` with this window size, which is
 /// what lets a broadcast compress once.
+///
+/// With an 8-bit window, which zlib cannot compress with, the payload goes
+/// into stored blocks (level 0): they refer to no earlier bytes, so any
+/// window inflates them.
 pub fn compress_message(payload: &[u8], window_bits: u8, level: i32, mem_level: i32) -> Vec<u8> {
+    let (window_bits, level) = if window_bits < MIN_COMPRESS_BITS {
+        (MIN_COMPRESS_BITS, 0)
+    } else {
+        (window_bits, level)
+    };
     let mut encoder = new_compressor(window_bits, level, mem_level);
     let mut out = Vec::with_capacity(payload.len() / 2 + 64);
     compress_into(&mut encoder, payload, &mut out);
@@ -183,14 +205,10 @@ impl PerMessageDeflate {
             decoder: None,
             decoding: false,
             encoding: false,
-            sent: (!params.local_no_context_takeover).then(|| Window::new(params.local_max_window_bits)),
+            sent: (!params.local_no_context_takeover && params.local_max_window_bits >= MIN_COMPRESS_BITS)
+                .then(|| Window::new(params.local_max_window_bits)),
             received: (!params.remote_no_context_takeover).then(|| Window::new(params.remote_max_window_bits)),
         }
-    }
-
-    /// Parameters in use.
-    pub fn params(&self) -> &DeflateParams {
-        &self.params
     }
 
     /// Whether the compressor or decompressor currently holds state (memory).
@@ -200,7 +218,7 @@ impl PerMessageDeflate {
 
     fn inflate(&mut self, input: &[u8], fin: bool, limit: Option<usize>) -> Result<Vec<u8>, Violation> {
         // zlib inflates what a raw 8-bit window produced with 9 bits.
-        let window = self.params.remote_max_window_bits.max(9);
+        let window = self.params.remote_max_window_bits.max(MIN_COMPRESS_BITS);
         let history = &self.received;
         let decoder = self.decoder.get_or_insert_with(|| {
             let mut decoder = Inflate::new(false, window);
@@ -326,6 +344,10 @@ impl Extension for PerMessageDeflate {
     }
 
     fn encode(&mut self, frame: &mut DataFrame) {
+        if self.params.local_max_window_bits < MIN_COMPRESS_BITS {
+            // See the module documentation: uncompressed, RSV1 clear.
+            return;
+        }
         if frame.opcode != OpCode::Continuation {
             self.encoding = true;
             frame.rsv |= RSV1;

@@ -6,12 +6,9 @@
 
 use std::fmt;
 
-/// Close codes used by the core (RFC 6455 section 7.4.1).
+/// Close codes the core sends or reports (RFC 6455 section 7.4.1); the
+/// Python layer has the full list (`ferrows.frames.CloseCode`).
 pub mod close_code {
-    /// 1000: normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// 1001: endpoint going away.
-    pub const GOING_AWAY: u16 = 1001;
     /// 1002: protocol error.
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// 1005: no status code in the close frame (never sent).
@@ -22,8 +19,6 @@ pub mod close_code {
     pub const INVALID_DATA: u16 = 1007;
     /// 1009: message too big.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// 1011: internal error.
-    pub const INTERNAL_ERROR: u16 = 1011;
 }
 
 /// A violation of RFC 6455 or RFC 7692 by the peer: the connection fails with
@@ -48,16 +43,20 @@ pub enum Violation {
     UnexpectedContinuation,
     /// New data frame while a fragmented message is in progress (section 5.4).
     ExpectedContinuation,
-    /// Close frame arrived in the middle of a fragmented message.
-    IncompleteFragmentedMessage,
     /// Close frame with a one-byte payload (section 5.5.1).
     CloseFrameTooShort,
     /// Close code not allowed on the wire (section 7.4).
     InvalidCloseCode(u16),
     /// Text or close reason that is not UTF-8 (section 8.1).
     InvalidUtf8 {
-        /// Offset of the first invalid byte within the frame payload.
-        position: isize,
+        /// The bytes that failed to decode: the frame's payload (for a
+        /// close frame, its reason), preceded by the bytes of a character
+        /// begun in the previous frame when the invalid sequence started
+        /// there. The Python binding builds its `UnicodeDecodeError` from
+        /// them; errors are rare, so the copy costs nothing that matters.
+        data: Vec<u8>,
+        /// Offset of the first byte of the invalid sequence within `data`.
+        position: usize,
     },
     /// Message over the size limit.
     MessageTooBig {
@@ -115,10 +114,9 @@ impl fmt::Display for Violation {
             Violation::InvalidLength => write!(f, "invalid payload length"),
             Violation::UnexpectedContinuation => write!(f, "unexpected continuation frame"),
             Violation::ExpectedContinuation => write!(f, "expected a continuation frame"),
-            Violation::IncompleteFragmentedMessage => write!(f, "incomplete fragmented message"),
             Violation::CloseFrameTooShort => write!(f, "close frame too short"),
             Violation::InvalidCloseCode(c) => write!(f, "invalid status code {c}"),
-            Violation::InvalidUtf8 { position } => {
+            Violation::InvalidUtf8 { position, .. } => {
                 write!(f, "invalid UTF-8 at position {position}")
             }
             Violation::MessageTooBig { size, max_size } => {
@@ -255,7 +253,11 @@ mod tests {
     fn violations_map_to_their_close_codes() {
         assert_eq!(Violation::UnmaskedFrame.close_code(), 1002);
         assert_eq!(Violation::ReservedBits(4).close_code(), 1002);
-        assert_eq!(Violation::InvalidUtf8 { position: 3 }.close_code(), 1007);
+        let invalid = Violation::InvalidUtf8 {
+            data: b"abc\xff".to_vec(),
+            position: 3,
+        };
+        assert_eq!(invalid.close_code(), 1007);
         assert_eq!(Violation::MessageTooBig { size: 10, max_size: 5 }.close_code(), 1009);
         assert_eq!(Violation::TooManyFragments { max_fragments: 4 }.close_code(), 1009);
         assert_eq!(Violation::UnexpectedEof.close_code(), 1006);

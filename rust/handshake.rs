@@ -450,31 +450,6 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Appends a request head to `out`.
-pub fn write_request(out: &mut Vec<u8>, path: &str, headers: &[(String, String)]) {
-    out.extend_from_slice(b"GET ");
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_headers(out, headers);
-}
-
-/// Appends a response (head and body) to `out`.
-pub fn write_response(out: &mut Vec<u8>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
-    write_headers(out, headers);
-    out.extend_from_slice(body);
-}
-
-fn write_headers(out: &mut Vec<u8>, headers: &[(String, String)]) {
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,25 +643,5 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
                 assert_eq!(p.feed(&valid[..n]), Ok(None), "prefix of {n} bytes");
             }
         }
-    }
-
-    #[test]
-    fn writes_heads() {
-        let mut out = Vec::new();
-        write_response(
-            &mut out,
-            403,
-            "Forbidden",
-            &[("Content-Length".into(), "2".into())],
-            b"no",
-        );
-        assert_eq!(out, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno");
-        let Some(Message::Response(r)) = parse(Kind::Response, &out).unwrap() else {
-            panic!()
-        };
-        assert_eq!(r.body, b"no");
-        out.clear();
-        write_request(&mut out, "/x", &[("Host".into(), "a".into())]);
-        assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     }
 }

@@ -56,6 +56,12 @@ impl MessageState {
         self.end_checked = false;
     }
 
+    /// The bytes of a character left unfinished by the text fed so far
+    /// (see [`invalid_utf8`]).
+    pub fn utf8_pending(&self) -> &[u8] {
+        self.utf8.pending()
+    }
+
     /// Validates the next bytes of a text frame before the frame is
     /// complete, so that a frame arriving in several reads fails with the
     /// read that makes it invalid (RFC 6455 section 8.1: fail "as soon as"
@@ -98,12 +104,12 @@ impl MessageState {
             if check == Utf8Check::Payload {
                 self.utf8
                     .feed(payload)
-                    .map_err(|e| Violation::InvalidUtf8 { position: e.position })?;
+                    .map_err(|e| invalid_utf8(self.utf8.pending(), payload, e.position))?;
             }
             if fin {
-                self.utf8.finish().map_err(|e| Violation::InvalidUtf8 {
-                    position: payload.len() as isize + e.position,
-                })?;
+                self.utf8
+                    .finish()
+                    .map_err(|e| invalid_utf8(self.utf8.pending(), payload, payload.len() as isize + e.position))?;
                 self.end_checked = true;
             }
         }
@@ -131,6 +137,26 @@ impl MessageState {
     /// Remaining decoded bytes allowed for this message.
     pub fn remaining(&self, max_size: Option<usize>) -> Option<usize> {
         max_size.map(|m| (m as u64).saturating_sub(self.size) as usize)
+    }
+}
+
+/// The violation for an invalid sequence at `position` in `payload`, with
+/// the bytes it is reported with. A negative position means the sequence
+/// began `-position` bytes before the payload: those bytes are the first
+/// ones `carried` over by the validator from the previous frames.
+pub(crate) fn invalid_utf8(carried: &[u8], payload: &[u8], position: isize) -> Violation {
+    match usize::try_from(position) {
+        Ok(position) => Violation::InvalidUtf8 {
+            data: payload.to_vec(),
+            position,
+        },
+        Err(_) => {
+            let before = position.unsigned_abs().min(carried.len());
+            let mut data = Vec::with_capacity(before + payload.len());
+            data.extend_from_slice(&carried[..before]);
+            data.extend_from_slice(payload);
+            Violation::InvalidUtf8 { data, position: 0 }
+        }
     }
 }
 
@@ -210,5 +236,38 @@ mod tests {
         m.start(OpCode::Text);
         assert!(m.account(b"a", false, None, None, Utf8Check::Payload).is_ok());
         assert!(!m.finish().2);
+    }
+
+    #[test]
+    fn invalid_utf8_carries_the_bytes_that_failed() {
+        let invalid = |data: &[u8], position| Violation::InvalidUtf8 {
+            data: data.to_vec(),
+            position,
+        };
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        assert_eq!(
+            m.account(b"ok\xff", true, None, None, Utf8Check::Payload),
+            Err(invalid(b"ok\xff", 2))
+        );
+        // A character begun in the previous frame and broken in this one.
+        m.start(OpCode::Text);
+        m.account(b"ab\xe2\x82", false, None, None, Utf8Check::Payload).unwrap();
+        assert_eq!(
+            m.account(b"x", true, None, None, Utf8Check::Payload),
+            Err(invalid(b"\xe2\x82x", 0))
+        );
+        // Truncated at the end of the message, partly in the last frame.
+        m.start(OpCode::Text);
+        m.account(b"\xf0\x9d", false, None, None, Utf8Check::Payload).unwrap();
+        assert_eq!(
+            m.account(b"\x84", true, None, None, Utf8Check::Payload),
+            Err(invalid(b"\xf0\x9d\x84", 0))
+        );
+        m.start(OpCode::Text);
+        assert_eq!(
+            m.account(b"abc\xf0\x9d", true, None, None, Utf8Check::Payload),
+            Err(invalid(b"abc\xf0\x9d", 3))
+        );
     }
 }

@@ -89,14 +89,24 @@ impl Utf8Validator {
     }
 
     /// Ends the stream: an unfinished character is an error.
+    ///
+    /// Its bytes stay readable with [`Utf8Validator::pending`] until
+    /// [`Utf8Validator::reset`], so that the error can be reported with them.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         if self.pending_len == 0 {
             Ok(())
         } else {
-            let position = -(self.pending_len as isize);
-            self.pending_len = 0;
-            Err(InvalidUtf8 { position })
+            Err(InvalidUtf8 {
+                position: -(self.pending_len as isize),
+            })
         }
+    }
+
+    /// The bytes of the character left unfinished by the previous chunks:
+    /// after an error at a negative position, the first `-position` of them
+    /// are where the invalid sequence began.
+    pub fn pending(&self) -> &[u8] {
+        &self.pending[..self.pending_len]
     }
 
     /// Forgets any pending bytes, for reuse with the next message.
@@ -121,10 +131,13 @@ pub fn validate(data: &[u8]) -> Result<(), InvalidUtf8> {
 /// of earlier checks. The check costs one more pass over the text, at the
 /// speed of `simdutf8`, which is small next to the copy every consumer of
 /// the message makes anyway.
-pub fn into_string(data: Vec<u8>) -> Result<String, InvalidUtf8> {
+///
+/// On failure, the bytes come back with the error, for the caller to report.
+pub fn into_string(data: Vec<u8>) -> Result<String, (Vec<u8>, InvalidUtf8)> {
     if simdutf8::basic::from_utf8(&data).is_err() {
         // The error path only: find the position with the slower check.
-        return Err(validate(&data).err().unwrap_or(InvalidUtf8 { position: 0 }));
+        let error = validate(&data).err().unwrap_or(InvalidUtf8 { position: 0 });
+        return Err((data, error));
     }
     // SAFETY: `simdutf8::basic::from_utf8` accepted exactly these bytes on the
     // line above (it returns `Ok` only for valid UTF-8), and nothing changed
@@ -222,8 +235,14 @@ mod tests {
     fn into_string_checks_what_it_converts() {
         assert_eq!(into_string("κόσμε".as_bytes().to_vec()).unwrap(), "κόσμε");
         assert_eq!(into_string(Vec::new()).unwrap(), "");
-        assert_eq!(into_string(b"ab\xff".to_vec()), Err(InvalidUtf8 { position: 2 }));
-        assert_eq!(into_string(b"\xe2\x82".to_vec()), Err(InvalidUtf8 { position: 0 }));
+        assert_eq!(
+            into_string(b"ab\xff".to_vec()),
+            Err((b"ab\xff".to_vec(), InvalidUtf8 { position: 2 }))
+        );
+        assert_eq!(
+            into_string(b"\xe2\x82".to_vec()),
+            Err((b"\xe2\x82".to_vec(), InvalidUtf8 { position: 0 }))
+        );
     }
 
     #[test]

@@ -258,7 +258,21 @@ class SecurityError(InvalidHandshake):
     The limits come from ``WEBSOCKETS_MAX_LINE_LENGTH``,
     ``WEBSOCKETS_MAX_NUM_HEADERS`` and ``WEBSOCKETS_MAX_BODY_SIZE``; see
     :mod:`ferrows.http11`.
+
+    Args:
+        status: See :attr:`status` (keyword-only).
     """
+
+    status: int | None = None
+    """HTTP status a server answers this failure with (a ferrows addition,
+    like :attr:`InvalidMessage.status`). The subclasses declare theirs,
+    such as :class:`RequestLineTooLong` (414); the handshake parser gives
+    413 for a body too large."""
+
+    def __init__(self, *args: Any, status: int | None = None) -> None:
+        super().__init__(*args)
+        if status is not None:
+            self.status = status
 
 
 def _limit_init(self: Any, limit: int | str | None = None) -> None:
@@ -292,6 +306,7 @@ class RequestLineTooLong(SecurityError):
 
     what = "request line too long"
     unit = " bytes"
+    status = 414  # URI Too Long (RFC 9110 section 15.5.15)
     limit: int | None
     __init__ = _limit_init
     __str__ = _limit_str
@@ -322,6 +337,7 @@ class HeaderLineTooLong(SecurityError):
 
     what = "header line too long"
     unit = " bytes"
+    status = 431  # Request Header Fields Too Large (RFC 6585 section 5)
     limit: int | None
     __init__ = _limit_init
     __str__ = _limit_str
@@ -336,6 +352,7 @@ class TooManyHeaders(SecurityError):
 
     what = "too many headers"
     unit = ""
+    status = 431  # Request Header Fields Too Large (RFC 6585 section 5)
     limit: int | None
     __init__ = _limit_init
     __str__ = _limit_str
@@ -371,7 +388,22 @@ class InvalidMessage(InvalidHandshake):
     """The handshake request or response is not well-formed HTTP/1.1.
 
     The parse error, when there is one, is chained as ``__cause__``.
+
+    Args:
+        status: See :attr:`status` (keyword-only).
     """
+
+    status: int | None = None
+    """HTTP status a server answers this failure with (a ferrows addition,
+    like :attr:`SecurityError.status`), or :obj:`None` when it closes the
+    connection without answering: the peer did not speak HTTP, or the
+    failure does not say. The handshake parser gives the status of the
+    particular error, such as 501 for ``Transfer-Encoding``."""
+
+    def __init__(self, *args: Any, status: int | None = None) -> None:
+        super().__init__(*args)
+        if status is not None:
+            self.status = status
 
 
 class InvalidMethod(InvalidHandshake):
@@ -401,6 +433,8 @@ class InvalidProtocol(InvalidHandshake):
     Attributes:
         protocol: See Args.
     """
+
+    status = 505  # HTTP Version Not Supported (RFC 9110 section 15.6.6)
 
     def __init__(self, protocol: str) -> None:
         super().__init__(protocol)

@@ -970,13 +970,13 @@ fn text_fails_inside_a_frame_as_soon_as_it_is_invalid() {
                 // The read carrying the bad byte fails, long before the
                 // frame is complete.
                 assert_eq!(first, vec![Event::Failed], "cut={cut}");
-                assert_eq!(c.failure(), Some(&Violation::InvalidUtf8 { position: 3 }));
+                assert!(matches!(c.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })));
                 assert_failed(&mut c, 1007);
                 assert!(feed(&mut c, &data[cut..]).is_empty());
             } else {
                 assert!(first.is_empty() && c.failure().is_none(), "cut={cut}");
                 assert_eq!(feed(&mut c, &data[cut..]), vec![Event::Failed]);
-                assert_eq!(c.failure(), Some(&Violation::InvalidUtf8 { position: 3 }));
+                assert!(matches!(c.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })));
             }
         }
     }
@@ -993,7 +993,7 @@ fn text_split_inside_a_character_passes_and_truncated_text_fails_at_the_end() {
         let mut s = server();
         assert!(feed(&mut s, &truncated[..cut]).is_empty(), "cut={cut}");
         assert_eq!(feed(&mut s, &truncated[cut..]), vec![Event::Failed]);
-        assert_eq!(s.failure(), Some(&Violation::InvalidUtf8 { position: 5 }));
+        assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { position: 5, .. })));
     }
     // The same bytes in a non-final fragment are fine so far.
     let (s, events, _, _) = feed_every_split(
@@ -1018,7 +1018,7 @@ fn deferred_failure_inside_a_frame() {
     let mut s = Connection::new(deferring(Role::Server));
     let events = feed(&mut s, &data[..data.len() - 200]);
     assert_eq!(events, vec![frame(OpCode::Text, true, b"first"), Event::Failed]);
-    assert_eq!(s.failure(), Some(&Violation::InvalidUtf8 { position: 4 }));
+    assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { position: 4, .. })));
     assert!(!s.has_output());
     assert!(feed(&mut s, &data[data.len() - 200..]).is_empty());
     assert!(s.fail_pending());

@@ -432,3 +432,74 @@ fn compaction_round_trips_random_traffic_for_every_window() {
         }
     }
 }
+
+/// Inflates raw deflate with exactly `window_bits`, as a peer whose
+/// decompressor has that window would (zlib-rs accepts 8 when inflating).
+fn inflate_with_window(data: &[u8], window_bits: u8) -> Vec<u8> {
+    let mut decoder = Inflate::new(false, window_bits);
+    let mut input = data.to_vec();
+    input.extend_from_slice(&TAIL);
+    let mut out = vec![0u8; data.len() * 4 + 1024];
+    decoder.decompress(&input, &mut out, InflateFlush::SyncFlush).unwrap();
+    out.truncate(decoder.total_out() as usize);
+    out
+}
+
+#[test]
+fn an_8_bit_local_window_sends_uncompressed_and_still_inflates() {
+    // RFC 7692 section 7.1.2.2: the server may answer client_max_window_bits=8.
+    let client_side = DeflateParams {
+        local_max_window_bits: 8,
+        ..params()
+    };
+    let server_side = DeflateParams {
+        remote_max_window_bits: 8,
+        ..params()
+    };
+    let (mut c, mut s) = pair(client_side, server_side);
+    let message = b"repeat after me, repeat after me, repeat after me".to_vec();
+    for _ in 0..2 {
+        c.send_text(&message, false).unwrap();
+        c.send_continuation(b"!", true).unwrap();
+        let (out, _) = c.take_output();
+        let (h1, n1) = FrameHeader::parse(&out).unwrap().unwrap();
+        assert_eq!(h1.rsv, 0, "no RSV1: sent uncompressed");
+        assert_eq!(h1.payload_len as usize, message.len());
+        let rest = &out[n1 + h1.payload_len as usize..];
+        assert_eq!(FrameHeader::parse(rest).unwrap().unwrap().0.rsv, 0);
+        s.receive_data(&out).unwrap();
+        let mut expected = message.clone();
+        expected.push(b'!');
+        assert_eq!(s.take_events(), vec![Event::Text(String::from_utf8(expected).unwrap())]);
+        // The other way, compressed as usual.
+        s.send_text(&message, true).unwrap();
+        let (out, _) = s.take_output();
+        let (h, _) = FrameHeader::parse(&out).unwrap().unwrap();
+        assert_eq!(h.rsv, RSV1);
+        c.receive_data(&out).unwrap();
+        assert_eq!(
+            c.take_events(),
+            vec![Event::Text(String::from_utf8(message.clone()).unwrap())]
+        );
+    }
+    let client_ext = PerMessageDeflate::new(client_side);
+    assert!(
+        client_ext.sent.is_none(),
+        "no history to keep for a compressor never used"
+    );
+}
+
+#[test]
+fn compress_message_with_an_8_bit_window_stores() {
+    // Repeats 300 bytes apart, which a compressor with a wider window
+    // could refer back to: stored blocks refer to nothing.
+    let block: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let payload = [block.as_slice(), block.as_slice()].concat();
+    let compressed = compress_message(&payload, 8, 6, 8);
+    assert!(compressed.windows(payload.len()).any(|w| w == payload), "stored as is");
+    assert_eq!(inflate_with_window(&compressed, 8), payload);
+    assert!(
+        compress_message(&payload, 9, 6, 8).len() < payload.len(),
+        "9 bits compress"
+    );
+}

@@ -498,9 +498,12 @@ pub fn encode_frame<'py>(
     })?
 }
 
+/// Window bits 8-15 (RFC 7692 section 7.1.2): the core sends uncompressed
+/// with an 8-bit window of its own, which zlib cannot compress with, and
+/// inflates an 8-bit peer's output with 9 bits.
 fn check_deflate_settings(window_bits: &[u8], level: i32, mem_level: i32) -> PyResult<()> {
-    if window_bits.iter().any(|b| !(9..=15).contains(b)) {
-        return Err(PyValueError::new_err("max_window_bits must be between 9 and 15"));
+    if window_bits.iter().any(|b| !(8..=15).contains(b)) {
+        return Err(PyValueError::new_err("max_window_bits must be between 8 and 15"));
     }
     if !(0..=9).contains(&level) || !(1..=9).contains(&mem_level) {
         return Err(PyValueError::new_err("level must be 0-9 and memLevel 1-9"));

@@ -1,80 +1,128 @@
 //! The one place where core errors become Python exceptions.
 //!
 //! Exception classes live in `ferrows.exceptions` (Python), so that users can
-//! subclass and catch them like websockets' own; this module looks them up
-//! by name. These paths only run on errors, never on the hot path.
+//! subclass and catch them like websockets' own. Each class is imported once,
+//! on its first use, and kept in a [`PyOnceLock`]: a connection failing with
+//! a protocol error does not look up a module and an attribute by name.
 
 use pyo3::exceptions::{PyEOFError, PyUnicodeDecodeError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
 use crate::error::{HttpError, SendError, Violation};
 
-fn exception<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    py.import("ferrows.exceptions")?.getattr(name)
+/// A class of `ferrows.exceptions`, imported on first use.
+struct Class {
+    name: &'static str,
+    cell: PyOnceLock<Py<PyType>>,
 }
 
-fn make<'py, A>(py: Python<'py>, name: &str, args: A) -> PyErr
-where
-    A: pyo3::call::PyCallArgs<'py>,
-{
-    match exception(py, name).and_then(|cls| cls.call1(args)) {
-        Ok(value) => PyErr::from_value(value),
-        Err(err) => err,
+impl Class {
+    const fn new(name: &'static str) -> Self {
+        Class {
+            name,
+            cell: PyOnceLock::new(),
+        }
+    }
+
+    /// An instance built with positional `args` and, if given, the HTTP
+    /// `status` keyword of the handshake exceptions that take it.
+    fn make<'py, A>(&self, py: Python<'py>, args: A, status: Option<Option<u16>>) -> PyErr
+    where
+        A: pyo3::call::PyCallArgs<'py>,
+    {
+        let result = self.cell.import(py, "ferrows.exceptions", self.name).and_then(|cls| {
+            let kwargs = match status {
+                Some(status) => {
+                    let kwargs = PyDict::new(py);
+                    kwargs.set_item("status", status)?;
+                    Some(kwargs)
+                }
+                None => None,
+            };
+            cls.call(args, kwargs.as_ref())
+        });
+        match result {
+            Ok(value) => PyErr::from_value(value),
+            Err(err) => err,
+        }
     }
 }
+
+static PROTOCOL_ERROR: Class = Class::new("ProtocolError");
+static PAYLOAD_TOO_BIG: Class = Class::new("PayloadTooBig");
+static TOO_MANY_FRAGMENTS: Class = Class::new("TooManyFragments");
+static INVALID_STATE: Class = Class::new("InvalidState");
+static REQUEST_LINE_TOO_LONG: Class = Class::new("RequestLineTooLong");
+static STATUS_LINE_TOO_LONG: Class = Class::new("StatusLineTooLong");
+static HEADER_LINE_TOO_LONG: Class = Class::new("HeaderLineTooLong");
+static TOO_MANY_HEADERS: Class = Class::new("TooManyHeaders");
+static SECURITY_ERROR: Class = Class::new("SecurityError");
+static INVALID_PROTOCOL: Class = Class::new("InvalidProtocol");
+static INVALID_MESSAGE: Class = Class::new("InvalidMessage");
 
 /// The exception that explains why the connection failed, as websockets
 /// reports it in `Protocol.parser_exc` and `ConnectionClosed.__cause__`.
 pub fn violation(py: Python<'_>, v: &Violation) -> PyErr {
     match v {
-        Violation::MessageTooBig { size, max_size } => make(py, "PayloadTooBig", (*size, *max_size)),
-        Violation::TooManyFragments { max_fragments } => make(py, "TooManyFragments", (*max_fragments,)),
+        Violation::MessageTooBig { size, max_size } => PAYLOAD_TOO_BIG.make(py, (*size, *max_size), None),
+        Violation::TooManyFragments { max_fragments } => TOO_MANY_FRAGMENTS.make(py, (*max_fragments,), None),
         Violation::UnexpectedEof => PyEOFError::new_err("unexpected EOF"),
-        Violation::InvalidUtf8 { position } => {
-            let pos = (*position).max(0) as usize;
-            let placeholder = PyBytes::new(py, &vec![0u8; pos + 1]);
-            match PyUnicodeDecodeError::new(py, c"utf-8", placeholder.as_bytes(), pos..pos + 1, c"invalid UTF-8") {
-                Ok(e) => PyErr::from_value(e.into_any()),
-                Err(e) => e,
-            }
-        }
-        other => make(py, "ProtocolError", (other.to_string(),)),
+        Violation::InvalidUtf8 { data, position } => unicode_decode_error(py, data, *position),
+        other => PROTOCOL_ERROR.make(py, (other.to_string(),), None),
+    }
+}
+
+/// The `UnicodeDecodeError` that `data.decode()` raises in Python: the
+/// bytes that failed, the span of the invalid sequence and CPython's reason
+/// for it, so that `exc.object[exc.start:exc.end]` is the offending bytes.
+fn unicode_decode_error(py: Python<'_>, data: &[u8], position: usize) -> PyErr {
+    let start = position.min(data.len());
+    let (end, reason) = match std::str::from_utf8(&data[start..]) {
+        // The core reports the first invalid sequence, so decoding from it
+        // fails at once; the arms after this one cover the rest.
+        Err(e) if e.valid_up_to() == 0 => match e.error_len() {
+            None => (data.len(), c"unexpected end of data"),
+            Some(len) if matches!(data[start], 0x80..=0xc1 | 0xf5..=0xff) => (start + len, c"invalid start byte"),
+            Some(len) => (start + len, c"invalid continuation byte"),
+        },
+        _ => ((start + 1).min(data.len()), c"invalid utf-8"),
+    };
+    match PyUnicodeDecodeError::new(py, c"utf-8", data, start..end, reason) {
+        Ok(e) => PyErr::from_value(e.into_any()),
+        Err(e) => e,
     }
 }
 
 /// Misuse of the sending API: `InvalidState` or `ProtocolError`.
 pub fn send_error(py: Python<'_>, e: SendError) -> PyErr {
     match e {
-        SendError::InvalidState(_) => make(py, "InvalidState", (e.to_string(),)),
-        SendError::Protocol(msg) => make(py, "ProtocolError", (msg,)),
+        SendError::InvalidState(_) => INVALID_STATE.make(py, (e.to_string(),), None),
+        SendError::Protocol(msg) => PROTOCOL_ERROR.make(py, (msg,), None),
     }
 }
 
-/// A handshake message that cannot be accepted. The exception carries the
-/// HTTP status a server answers with in its `status` attribute.
+/// A handshake message that cannot be accepted. The exception's `status`
+/// attribute (declared by `InvalidHandshake`) is the HTTP status a server
+/// answers with: the limit classes and `InvalidProtocol` declare theirs,
+/// the others receive it from here. Garbage (not HTTP at all) gets the
+/// connection closed without an answer: `status` None.
 pub fn http_error(py: Python<'_>, e: &HttpError) -> PyErr {
-    let msg = e.to_string();
-    let err = match e {
-        HttpError::RequestLineTooLong { .. } => make(py, "RequestLineTooLong", (msg,)),
-        HttpError::StatusLineTooLong { .. } => make(py, "StatusLineTooLong", (msg,)),
-        HttpError::HeaderLineTooLong { .. } => make(py, "HeaderLineTooLong", (msg,)),
-        HttpError::TooManyHeaders { .. } => make(py, "TooManyHeaders", (msg,)),
-        HttpError::BodyTooLarge { .. } => make(py, "SecurityError", (msg,)),
-        HttpError::UnsupportedProtocol(p) => make(py, "InvalidProtocol", (p.clone(),)),
-        HttpError::Eof(_) => PyEOFError::new_err(msg),
-        _ => make(py, "InvalidMessage", (msg,)),
-    };
-    // Garbage (not HTTP at all) gets the connection closed without an
-    // answer; a well-formed request over a limit gets its status.
-    let garbage = matches!(
-        e,
-        HttpError::InvalidLine(_)
-            | HttpError::InvalidRequestLine(_)
-            | HttpError::InvalidStatusLine(_)
-            | HttpError::Eof(_)
-    );
-    let status = if garbage { None } else { Some(e.status()) };
-    let _ = err.value(py).setattr("status", status);
-    err
+    match e {
+        HttpError::RequestLineTooLong { limit } => REQUEST_LINE_TOO_LONG.make(py, (*limit,), None),
+        HttpError::StatusLineTooLong { limit } => STATUS_LINE_TOO_LONG.make(py, (*limit,), None),
+        HttpError::HeaderLineTooLong { limit } => HEADER_LINE_TOO_LONG.make(py, (*limit,), None),
+        HttpError::TooManyHeaders { limit } => TOO_MANY_HEADERS.make(py, (*limit,), None),
+        HttpError::BodyTooLarge { .. } => SECURITY_ERROR.make(py, (e.to_string(),), Some(Some(e.status()))),
+        HttpError::UnsupportedProtocol(p) => INVALID_PROTOCOL.make(py, (p.clone(),), None),
+        HttpError::Eof(_) => PyEOFError::new_err(e.to_string()),
+        HttpError::InvalidLine(_) | HttpError::InvalidRequestLine(_) | HttpError::InvalidStatusLine(_) => {
+            INVALID_MESSAGE.make(py, (e.to_string(),), Some(None))
+        }
+        HttpError::InvalidHeader(_)
+        | HttpError::RequestBody
+        | HttpError::TransferEncoding
+        | HttpError::InvalidContentLength(_) => INVALID_MESSAGE.make(py, (e.to_string(),), Some(Some(e.status()))),
+    }
 }

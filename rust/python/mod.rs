@@ -4,8 +4,6 @@
 //! `ferrows.exceptions` (in `errors`). Calls cross once per network read and
 //! once per frame sent; large payloads are processed with the GIL released.
 
-#[cfg(target_os = "linux")]
-mod alloc;
 mod connection;
 mod errors;
 mod events;
@@ -13,10 +11,6 @@ mod handshake;
 mod sink;
 
 use pyo3::prelude::*;
-
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static GLOBAL: alloc::LargePagesToTheSystem = alloc::LargePagesToTheSystem;
 
 /// Payload size above which the binding releases the GIL around core work,
 /// so that other threads run while a large frame is masked, inflated or

@@ -71,6 +71,8 @@ impl SinkFactory for BytesSinkFactory {
             }
             // SAFETY: `ptr` is a new, owned reference to a bytes object.
             let data = unsafe { ffi::PyBytes_AsString(ptr) }.cast::<u8>();
+            // SAFETY: `ptr` is that owned, non-NULL reference, and the
+            // object is a bytes object: the cast checks nothing it needs.
             let obj = unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyBytes>() }.unbind();
             Some(Box::new(BytesSink { obj, data, len }) as Box<dyn PayloadSink>)
         })

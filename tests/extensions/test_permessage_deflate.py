@@ -120,7 +120,7 @@ def test_client_offer(kwargs: dict[str, Any], params: list[ExtensionParameter]) 
     [
         {"server_max_window_bits": 7},
         {"server_max_window_bits": 16},
-        {"client_max_window_bits": 8},
+        {"client_max_window_bits": 7},
         {"client_max_window_bits": 16},
         {"client_max_window_bits": 0},
         {"client_max_window_bits": False},
@@ -148,6 +148,9 @@ def test_client_factory_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
         # The client offered a bare client_max_window_bits: any limit goes.
         ({}, [cmwb(9)], (False, False, 15, 9)),
         ({}, [cmwb(15)], (False, False, 15, 15)),
+        # Section 7.1.2.2 allows 8: the client then sends uncompressed.
+        ({}, [cmwb(8)], (False, False, 15, 8)),
+        ({"client_max_window_bits": 8}, [], (False, False, 15, 8)),
         ({}, [smwb(10), cmwb(11)], (False, False, 10, 11)),
         ({"server_no_context_takeover": True}, [SNCT], (True, False, 15, 15)),
         # client_no_context_takeover is a promise: no echo needed.
@@ -184,8 +187,6 @@ def test_client_accepts_response(
         ({"client_max_window_bits": None}, [cmwb(10)]),
         ({"client_max_window_bits": None}, [cmwb(15)]),
         ({"client_max_window_bits": 11}, [cmwb(12)]),
-        # zlib has no raw 8-bit compressor.
-        ({}, [cmwb(8)]),
     ],
 )
 def test_client_rejects_response(offer: dict[str, Any], response: list[ExtensionParameter]) -> None:
@@ -251,7 +252,7 @@ def test_client_rejects_duplicate_extension() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"server_max_window_bits": 8},
+        {"server_max_window_bits": 7},
         {"server_max_window_bits": 16},
         {"client_max_window_bits": 7},
         {"client_max_window_bits": 16},
@@ -274,6 +275,9 @@ def test_server_factory_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
         ({}, [SNCT, CNCT], [SNCT, CNCT], (True, True, 15, 15)),
         ({}, [smwb(9)], [smwb(9)], (False, False, 15, 9)),
         ({}, [smwb(15)], [smwb(15)], (False, False, 15, 15)),
+        # A client may ask for 8 bits: the server then sends uncompressed.
+        ({}, [smwb(8)], [smwb(8)], (False, False, 15, 8)),
+        ({"server_max_window_bits": 12}, [smwb(8)], [smwb(8)], (False, False, 15, 8)),
         ({}, [CMWB], [], (False, False, 15, 15)),
         # The client limits its own window; the server inflates with it.
         ({}, [cmwb(10)], [], (False, False, 10, 15)),
@@ -330,9 +334,6 @@ def test_server_accepts_offer(
 @pytest.mark.parametrize(
     ("config", "offer", "exc_type"),
     [
-        # zlib has no raw 8-bit compressor: decline rather than corrupt.
-        ({}, [smwb(8)], NegotiationError),
-        ({"server_max_window_bits": 12}, [smwb(8)], NegotiationError),
         ({"client_max_window_bits": 12, "require_client_max_window_bits": True}, [], NegotiationError),
         ({"client_max_window_bits": 12, "require_client_max_window_bits": True}, [SNCT], NegotiationError),
         ({}, [SNCT, SNCT], DuplicateParameter),
@@ -381,7 +382,7 @@ def test_per_message_deflate_attributes() -> None:
     assert "remote_max_window_bits=10" in repr(ext)
 
 
-@pytest.mark.parametrize(("remote", "local"), [(7, 15), (16, 15), (15, 8), (15, 16)])
+@pytest.mark.parametrize(("remote", "local"), [(7, 15), (16, 15), (15, 7), (15, 16)])
 def test_per_message_deflate_rejects_windows(remote: int, local: int) -> None:
     with pytest.raises(ValueError):
         PerMessageDeflate(False, False, remote, local)
@@ -791,7 +792,7 @@ def test_context_takeover_shrinks_repeated_messages() -> None:
     ("offer", "params"),
     [
         # The first offer is unacceptable: the server takes the next one.
-        ("permessage-deflate; server_max_window_bits=8, permessage-deflate", []),
+        ("permessage-deflate; server_max_window_bits=16, permessage-deflate", []),
         ("permessage-deflate; x-unknown, permessage-deflate; server_no_context_takeover", [SNCT]),
         ("permessage-deflate; server_max_window_bits=16, permessage-deflate; client_max_window_bits", []),
         (
@@ -817,7 +818,7 @@ def test_server_takes_next_offer(offer: str, params: list[ExtensionParameter]) -
 @pytest.mark.parametrize(
     "offer",
     [
-        "permessage-deflate; server_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits=7",
         "permessage-deflate; unknown=1, permessage-deflate; client_max_window_bits=08",
         "permessage-deflate; client_no_context_takeover=1",
         "x-webkit-deflate-frame",
@@ -845,19 +846,37 @@ def test_server_requires_client_max_window_bits() -> None:
     assert settings(client.extensions[0])[3] == 10  # type: ignore[arg-type]
 
 
-def test_server_offer_with_client_window_8() -> None:
-    # The server asks for an 8-bit client window: ferrows' client cannot
-    # compress with it, so it fails the handshake, as websockets does.
-    client = ClientProtocol("ws://localhost/", extensions=[ClientPerMessageDeflateFactory()])
-    server = ServerProtocol(extensions=[ServerPerMessageDeflateFactory(client_max_window_bits=8)])
-    client.send_request(client.connect())
-    transfer(client, server)
-    [request] = server.events_received()
-    assert isinstance(request, Request)
-    server.send_response(server.accept(request))
-    transfer(server, client)
-    assert isinstance(client.handshake_exc, NegotiationError)
-    assert client.state is not OPEN
+@pytest.mark.parametrize(
+    ("client_factory", "server_factory"),
+    [
+        # The server limits the client's window to 8 bits.
+        (ClientPerMessageDeflateFactory(), ServerPerMessageDeflateFactory(client_max_window_bits=8)),
+        # The client asks for an 8-bit server window.
+        (ClientPerMessageDeflateFactory(server_max_window_bits=8), ServerPerMessageDeflateFactory()),
+    ],
+)
+def test_8_bit_window_sends_uncompressed(
+    client_factory: ClientPerMessageDeflateFactory, server_factory: ServerPerMessageDeflateFactory
+) -> None:
+    # RFC 7692 section 7.1.2 allows 8 bits, which zlib cannot compress with:
+    # the side limited to 8 bits sends uncompressed (RSV1 clear), and the
+    # other side compresses as usual, every message going through.
+    client, server, _ = open_pair([client_factory], [server_factory])
+    [client_ext] = client.extensions
+    assert isinstance(client_ext, PerMessageDeflate)
+    client_bits, server_bits = client_ext.local_max_window_bits, client_ext.remote_max_window_bits
+    assert 8 in (client_bits, server_bits)
+    for sender, receiver, bits in [(client, server, client_bits), (server, client, server_bits)]:
+        for _ in range(2):
+            sender.send_text("repeat after me, repeat after me, repeat after me")
+            sender.send_binary(b"\x00" * 1000)
+            wire = transfer(sender, receiver)
+            compressed = [bool(rsv & 4) for _, _, _, rsv in parse_frames(wire)]
+            assert compressed == [bits > 8] * 2
+            assert messages_of(receiver.events_received()) == [
+                (Opcode.TEXT, b"repeat after me, repeat after me, repeat after me"),
+                (Opcode.BINARY, b"\x00" * 1000),
+            ]
 
 
 def handshake_response_to(client: ClientProtocol, extensions: str) -> None:
@@ -1316,3 +1335,47 @@ def test_each_message_gets_the_whole_max_size(python_path: bool) -> None:
         transfer(client, server)
         assert messages_of(server.events_received()) == [(Opcode.BINARY, message)]
     assert close_sent(server) is None
+
+
+@pytest.mark.parametrize(
+    ("offer", "response", "message"),
+    [
+        (
+            {"server_no_context_takeover": True},
+            [],
+            "expected server_no_context_takeover: offered, missing from the response",
+        ),
+        (
+            {"server_max_window_bits": 10},
+            [],
+            "expected server_max_window_bits: offered 10, missing from the response",
+        ),
+        (
+            {"server_max_window_bits": 10},
+            [smwb(12)],
+            "unsupported server_max_window_bits: 12, offered at most 10",
+        ),
+        ({"client_max_window_bits": None}, [cmwb(10)], "unexpected client_max_window_bits: 10, not offered"),
+        (
+            {"client_max_window_bits": 11},
+            [cmwb(12)],
+            "unsupported client_max_window_bits: 12, offered at most 11",
+        ),
+    ],
+)
+def test_client_negotiation_errors_name_the_parameter(
+    offer: dict[str, Any], response: list[ExtensionParameter], message: str
+) -> None:
+    # websockets' wording, then the values at stake.
+    with pytest.raises(NegotiationError) as raised:
+        ClientPerMessageDeflateFactory(**offer).process_response_params(response, [])
+    assert str(raised.value) == message
+
+
+def test_server_negotiation_error_names_the_parameter() -> None:
+    factory = ServerPerMessageDeflateFactory(client_max_window_bits=10, require_client_max_window_bits=True)
+    with pytest.raises(NegotiationError) as raised:
+        factory.process_request_params([], [])
+    assert str(raised.value) == (
+        "required client_max_window_bits: the offer lacks it, this server limits clients to 10"
+    )

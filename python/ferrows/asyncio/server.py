@@ -20,6 +20,7 @@ from ..extensions.permessage_deflate import server_extensions
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
+from ..memory import release_after_closes
 from ..protocol import CONNECTING, OPEN
 from ..server import (
     COMPACT_INTERVAL,
@@ -155,6 +156,7 @@ class Server:
         self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
         self._close_task: asyncio.Task[None] | None = None
         self._compact_handle: asyncio.TimerHandle | None = None
+        self._closed_since_trim = 0
 
     def wrap(self, server: asyncio.Server) -> None:
         """Attaches the listening :class:`asyncio.Server`."""
@@ -172,6 +174,7 @@ class Server:
     def _compact(self) -> None:
         """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`)."""
         compact_idle(self._handlers)
+        self._closed_since_trim = release_after_closes(self._closed_since_trim, len(self._handlers))
         if not self._closing:
             self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
 
@@ -182,6 +185,7 @@ class Server:
 
     def _unregister(self, connection: ServerConnection) -> None:
         self._handlers.discard(connection)
+        self._closed_since_trim += 1
 
     @property
     def connections(self) -> set[ServerConnection]:

@@ -6,6 +6,11 @@ protocol hands its parameters to the Rust core, which compresses and
 inflates without crossing back into Python. The Python ``encode`` and
 ``decode`` methods remain for code that calls them directly, and for
 connections that also use extensions written in Python.
+
+A window of 8 bits is valid for either side (RFC 7692 section 7.1.2), but
+zlib cannot compress with it. An endpoint whose own window was limited to 8
+bits sends its messages uncompressed (RSV1 clear, which section 6 allows for
+any message) and still inflates what the peer sends.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ class PerMessageDeflate(Extension):
         local_no_context_takeover: This side resets its compressor after
             each message.
         remote_max_window_bits: Window of the peer's compressor (8-15).
-        local_max_window_bits: Window of this side's compressor (9-15).
+        local_max_window_bits: Window of this side's compressor (8-15); with
+            8, this side sends uncompressed.
         compress_settings: ``level`` and ``memLevel`` for the compressor.
     """
 
@@ -85,9 +91,8 @@ class PerMessageDeflate(Extension):
     ) -> None:
         if not 8 <= remote_max_window_bits <= 15:
             raise ValueError("remote_max_window_bits must be between 8 and 15")
-        # zlib (and zlib-rs) has no raw deflate with an 8-bit window.
-        if not 9 <= local_max_window_bits <= 15:
-            raise ValueError("local_max_window_bits must be between 9 and 15")
+        if not 8 <= local_max_window_bits <= 15:
+            raise ValueError("local_max_window_bits must be between 8 and 15")
         self.remote_no_context_takeover = remote_no_context_takeover
         self.local_no_context_takeover = local_no_context_takeover
         self.remote_max_window_bits = remote_max_window_bits
@@ -96,7 +101,6 @@ class PerMessageDeflate(Extension):
         self._decoder: Any = None
         self._encoder: Any = None
         self._decoding = False
-        self._encoding = False
 
     def __repr__(self) -> str:
         return (
@@ -156,11 +160,10 @@ class PerMessageDeflate(Extension):
         return Frame(frame.opcode, out, frame.fin, False, frame.rsv2, frame.rsv3)
 
     def encode(self, frame: Frame) -> Frame:
-        """Compresses a frame about to be sent (Python path)."""
-        if frame.opcode in CTRL_OPCODES:
+        """Compresses a frame about to be sent (Python path); leaves it as
+        is with an 8-bit window (see the module documentation)."""
+        if frame.opcode in CTRL_OPCODES or self.local_max_window_bits < 9:
             return frame
-        if frame.opcode is not OP_CONT:
-            self._encoding = True
         if self._encoder is None:
             self._encoder = zlib.compressobj(
                 level=self.compress_settings["level"],
@@ -171,7 +174,6 @@ class PerMessageDeflate(Extension):
         if frame.fin:
             if data.endswith(_TAIL):
                 data = data[:-4]
-            self._encoding = False
             if self.local_no_context_takeover:
                 self._encoder = None
         return Frame(frame.opcode, data, frame.fin, frame.opcode is not OP_CONT, frame.rsv2, frame.rsv3)
@@ -240,7 +242,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         server_max_window_bits: Ask the server for a window of at most this
             many bits (8-15).
         client_max_window_bits: :obj:`True` to accept a limit from the
-            server, or a limit of 9-15 bits for the client's own window.
+            server, or a limit of 8-15 bits for the client's own window.
         compress_settings: ``level`` and ``memLevel`` for the compressor.
 
     Raises:
@@ -262,9 +264,9 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         if not (
             client_max_window_bits is None
             or client_max_window_bits is True
-            or (type(client_max_window_bits) is int and 9 <= client_max_window_bits <= 15)
+            or (type(client_max_window_bits) is int and 8 <= client_max_window_bits <= 15)
         ):
-            raise ValueError("client_max_window_bits must be between 9 and 15")
+            raise ValueError("client_max_window_bits must be between 8 and 15")
         self.server_no_context_takeover = server_no_context_takeover
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
@@ -300,29 +302,33 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
             raise NegotiationError(f"received duplicate {NAME}")
         server_nct, client_nct, server_bits, client_bits = _parse_params(params, is_server=False)
 
+        # The messages start with websockets' wording and add the values.
         if self.server_no_context_takeover and not server_nct:
-            raise NegotiationError("expected server_no_context_takeover")
+            raise NegotiationError("expected server_no_context_takeover: offered, missing from the response")
         # client_no_context_takeover: the server may ask for it even if the
         # client did not offer it; the client then complies.
         client_nct = client_nct or self.client_no_context_takeover
 
         if self.server_max_window_bits is not None:
             if server_bits is None:
-                raise NegotiationError("expected server_max_window_bits")
+                raise NegotiationError(
+                    f"expected server_max_window_bits: offered {self.server_max_window_bits}, missing from the response"
+                )
             if server_bits > self.server_max_window_bits:
-                raise NegotiationError("unsupported server_max_window_bits")
+                raise NegotiationError(
+                    f"unsupported server_max_window_bits: {server_bits}, offered at most {self.server_max_window_bits}"
+                )
 
         if self.client_max_window_bits is None:
             if client_bits is not None:
-                raise NegotiationError("unexpected client_max_window_bits")
+                raise NegotiationError(f"unexpected client_max_window_bits: {client_bits}, not offered")
         elif client_bits is None:
             client_bits = 15 if self.client_max_window_bits is True else self.client_max_window_bits
         elif self.client_max_window_bits is not True and client_bits > self.client_max_window_bits:
-            raise NegotiationError("unsupported client_max_window_bits")
-        if client_bits == 8:
-            # zlib silently widens a raw 8-bit window to 9 bits, which the
-            # server could not inflate: refuse rather than corrupt.
-            raise NegotiationError("unsupported client_max_window_bits: 8")
+            raise NegotiationError(
+                f"unsupported client_max_window_bits: {client_bits}, offered at most {self.client_max_window_bits}"
+            )
+        # client_bits may be 8: the client then sends uncompressed.
 
         return PerMessageDeflate(
             server_nct,
@@ -339,7 +345,8 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
     Args:
         server_no_context_takeover: Don't keep context between messages.
         client_no_context_takeover: Ask clients not to keep context.
-        server_max_window_bits: Limit of the server's window (9-15).
+        server_max_window_bits: Limit of the server's window (8-15); with 8
+            the server sends uncompressed.
         client_max_window_bits: Limit asked of clients' windows (8-15),
             when they support the parameter.
         compress_settings: ``level`` and ``memLevel`` for the compressor.
@@ -361,8 +368,8 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         compress_settings: dict[str, Any] | None = None,
         require_client_max_window_bits: bool = False,
     ) -> None:
-        if server_max_window_bits is not None and not 9 <= server_max_window_bits <= 15:
-            raise ValueError("server_max_window_bits must be between 9 and 15")
+        if server_max_window_bits is not None and not 8 <= server_max_window_bits <= 15:
+            raise ValueError("server_max_window_bits must be between 8 and 15")
         if client_max_window_bits is not None and not 8 <= client_max_window_bits <= 15:
             raise ValueError("client_max_window_bits must be between 8 and 15")
         if require_client_max_window_bits and client_max_window_bits is None:
@@ -402,8 +409,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         if self.server_max_window_bits is not None:
             bits = self.server_max_window_bits
         if server_bits is not None:
-            if server_bits < 9:
-                raise NegotiationError("unsupported server_max_window_bits: 8")
+            # 8 bits included: the server then sends uncompressed.
             bits = min(bits, server_bits)
         if server_bits is not None or self.server_max_window_bits is not None:
             response.append(("server_max_window_bits", str(bits)))
@@ -412,7 +418,10 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         remote_bits = 15
         if client_bits is None:
             if self.require_client_max_window_bits:
-                raise NegotiationError("required client_max_window_bits")
+                raise NegotiationError(
+                    f"required client_max_window_bits: the offer lacks it, this server limits clients to "
+                    f"{self.client_max_window_bits}"
+                )
         else:
             offered = 15 if client_bits is True else int(client_bits)
             remote_bits = offered

@@ -30,6 +30,7 @@ from ..extensions.permessage_deflate import server_extensions
 from ..frames import CloseCode
 from ..headers import validate_subprotocols
 from ..http11 import SERVER, Request, Response
+from ..memory import release_after_closes
 from ..protocol import CONNECTING, OPEN
 from ..server import (
     COMPACT_INTERVAL,
@@ -192,6 +193,7 @@ class Server:
         self._closing = False
         self._accepting = False
         self._accept_stopped = threading.Event()
+        self._closed_since_trim = 0
         self._shutdown_done = threading.Event()
         self._wakeup_r, self._wakeup_w = _socketpair()
 
@@ -264,7 +266,11 @@ class Server:
         from the accepting thread between two accepts."""
         with self._lock:
             connections = list(self._all)
+            closed, self._closed_since_trim = self._closed_since_trim, 0
         compact_idle(connections)
+        closed = release_after_closes(closed, len(connections))
+        with self._lock:
+            self._closed_since_trim += closed
 
     def _log_listening(self) -> None:
         try:
@@ -309,6 +315,7 @@ class Server:
             with self._lock:
                 if connection is not None:
                     self._all.discard(connection)
+                    self._closed_since_trim += 1
                 self._threads.discard(threading.current_thread())
 
     def _handshake_response(self, connection: ServerConnection, request: Request) -> Response:

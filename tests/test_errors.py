@@ -1,0 +1,346 @@
+"""The error boundary: every error of the Rust core, as the Python class and
+attributes the binding raises (rust/python/errors.rs).
+
+One test per core error: each ``Violation`` of the peer (reported in
+``parser_exc``), each misuse of the sending API, and each handshake parse
+error of ``HttpParser``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import pytest
+
+from ferrows import _core
+from ferrows.exceptions import (
+    HeaderLineTooLong,
+    InvalidMessage,
+    InvalidProtocol,
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+    RequestLineTooLong,
+    SecurityError,
+    StatusLineTooLong,
+    TooManyFragments,
+    TooManyHeaders,
+)
+from frame_utils import BINARY, CLOSE, CONT, MASK, PING, TEXT, client_frame, close_payload, frame
+
+
+def server(**kwargs: object) -> _core.Connection:
+    return _core.Connection(False, **kwargs)  # type: ignore[arg-type]
+
+
+def client() -> _core.Connection:
+    conn = _core.Connection(True)
+    conn.set_fixed_mask(MASK)
+    return conn
+
+
+def failure(conn: _core.Connection, data: bytes) -> tuple[Exception, int | None]:
+    """Feeds bytes that violate the protocol; returns the exception and the
+    close code the connection failed with."""
+    events = conn.receive_data(data)
+    assert isinstance(events[-1], _core.ProtocolViolation)
+    assert events[-1].code == conn.failure_code
+    exc = conn.parser_exc
+    assert exc is not None
+    return exc, conn.failure_code
+
+
+def protocol_error(conn: _core.Connection, data: bytes, message: str) -> None:
+    exc, code = failure(conn, data)
+    assert type(exc) is ProtocolError
+    assert str(exc) == message
+    assert exc.args == (message,)
+    assert code == 1002
+
+
+# ------------------------------------------------------------- violations
+
+
+def test_reserved_bits() -> None:
+    protocol_error(server(), client_frame(TEXT, b"x", rsv=0b110), "reserved bits must be 0: RSV1, RSV2")
+
+
+def test_reserved_opcode() -> None:
+    protocol_error(server(), client_frame(0x3, b"x"), "invalid opcode: 3")
+
+
+def test_fragmented_control_frame() -> None:
+    protocol_error(server(), client_frame(PING, b"x", fin=False), "fragmented control frame")
+
+
+def test_control_frame_too_long() -> None:
+    protocol_error(server(), client_frame(PING, b"x" * 126), "control frame too long: 126 bytes")
+
+
+def test_unmasked_frame() -> None:
+    protocol_error(server(), frame(TEXT, b"x"), "incorrect masking: client frame not masked")
+
+
+def test_masked_frame() -> None:
+    protocol_error(client(), frame(TEXT, b"x", mask=MASK), "incorrect masking: server frame masked")
+
+
+def test_invalid_length() -> None:
+    # A 64-bit length with its most significant bit set (RFC 6455 §5.2).
+    head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 2**63) + MASK
+    protocol_error(server(), head, "invalid payload length")
+
+
+def test_unexpected_continuation() -> None:
+    protocol_error(server(), client_frame(CONT, b"x"), "unexpected continuation frame")
+
+
+def test_expected_continuation() -> None:
+    data = client_frame(TEXT, b"a", fin=False) + client_frame(BINARY, b"b")
+    protocol_error(server(), data, "expected a continuation frame")
+
+
+def test_close_frame_too_short() -> None:
+    protocol_error(server(), client_frame(CLOSE, b"\x03"), "close frame too short")
+
+
+def test_invalid_close_code() -> None:
+    protocol_error(server(), client_frame(CLOSE, close_payload(1005)), "invalid status code 1005")
+
+
+@pytest.mark.parametrize(
+    ("frames", "data"),
+    [
+        pytest.param([b"ok\xff"], b"ok\xff", id="invalid start byte"),
+        pytest.param([b"caf\xc3\x28"], b"caf\xc3\x28", id="invalid continuation byte"),
+        pytest.param([b"ab\xed\xa0\x80"], b"ab\xed\xa0\x80", id="surrogate"),
+        pytest.param([b"abc\xe2\x82"], b"abc\xe2\x82", id="unexpected end of data"),
+        # Begun in one frame, broken in the next: reported with the bytes
+        # carried over, as decoding the message would find them.
+        pytest.param([b"ab\xe2\x82", b"x!"], b"\xe2\x82x!", id="across frames"),
+        pytest.param([b"\xf0\x9d", b"\x84"], b"\xf0\x9d\x84", id="truncated across frames"),
+        pytest.param([b"\xe2\x82\xac", b"\xac ok"], b"\xac ok", id="after a complete character"),
+    ],
+)
+def test_invalid_utf8(frames: list[bytes], data: bytes) -> None:
+    conn = server()
+    wire = b"".join(
+        client_frame(TEXT if i == 0 else CONT, payload, fin=i == len(frames) - 1) for i, payload in enumerate(frames)
+    )
+    exc, code = failure(conn, wire)
+    assert code == 1007
+    assert type(exc) is UnicodeDecodeError
+    # What Python itself reports for the same bytes: the real bytes, the
+    # span of the invalid sequence and CPython's wording.
+    with pytest.raises(UnicodeDecodeError) as expected:
+        data.decode()
+    assert exc.encoding == "utf-8"
+    assert exc.object == data
+    assert (exc.start, exc.end, exc.reason) == (expected.value.start, expected.value.end, expected.value.reason)
+
+
+def test_invalid_utf8_in_close_reason() -> None:
+    exc, code = failure(server(), client_frame(CLOSE, b"\x03\xe8ab\xff"))
+    assert code == 1007
+    assert type(exc) is UnicodeDecodeError
+    # Positions count from the start of the reason, like websockets'
+    # ``data[2:].decode()``.
+    assert (exc.object, exc.start, exc.end, exc.reason) == (b"ab\xff", 2, 3, "invalid start byte")
+
+
+def test_message_too_big() -> None:
+    exc, code = failure(server(max_size=10), client_frame(BINARY, b"x" * 11))
+    assert type(exc) is PayloadTooBig
+    assert (exc.size, exc.max_size, exc.current_size) == (11, 10, None)
+    assert code == 1009
+
+
+def test_too_many_fragments() -> None:
+    data = b"".join(client_frame(TEXT if i == 0 else CONT, b"x", fin=False) for i in range(3))
+    exc, code = failure(server(max_fragments=2), data)
+    assert type(exc) is TooManyFragments
+    assert exc.max_fragments == 2
+    assert exc.args == (2,)
+    assert code == 1009
+
+
+def test_extension_rejected_the_frame() -> None:
+    conn = server()
+    conn.enable_deflate(False, False, 15, 15)
+    exc, code = failure(conn, client_frame(TEXT, b"\xff\xff\xff\xff", rsv=0b100))
+    assert type(exc) is ProtocolError
+    assert str(exc) == "decompression failed: invalid deflate data"
+    assert code == 1002
+
+
+def test_unexpected_eof() -> None:
+    conn = server()
+    conn.receive_data(client_frame(TEXT, b"a", fin=False))
+    conn.receive_eof()
+    assert type(conn.parser_exc) is EOFError
+    assert str(conn.parser_exc) == "unexpected EOF"
+    assert conn.failure_code == 1006
+
+
+# ------------------------------------------------------------ send errors
+
+
+def test_send_in_wrong_state() -> None:
+    conn = server()
+    conn.send_close(1000)
+    with pytest.raises(InvalidState) as raised:
+        conn.send_text(b"late")
+    assert type(raised.value) is InvalidState
+    assert str(raised.value) == "connection is closing"
+    assert isinstance(raised.value, AssertionError)
+
+
+@pytest.mark.parametrize(
+    ("send", "message"),
+    [
+        (lambda c: c.send_continuation(b"x", True), "unexpected continuation frame"),
+        (lambda c: c.send_close(1005), "invalid status code 1005"),
+        (lambda c: c.send_close(None, "why"), "cannot send a reason without a code"),
+        (lambda c: c.send_ping(b"x" * 126), "control frame too long: 126 bytes"),
+        (lambda c: (c.send_text(b"a", False), c.send_binary(b"b")), "expected a continuation frame"),
+        (lambda c: c.send_frame(PING, b"", True, 0), "send_frame sends data frames only"),
+        (lambda c: c.send_close(1000, "x" * 124), "close reason too long: 124 bytes"),
+    ],
+)
+def test_send_protocol_error(send: object, message: str) -> None:
+    conn = server()
+    with pytest.raises(ProtocolError) as raised:
+        send(conn)  # type: ignore[operator]
+    assert type(raised.value) is ProtocolError
+    assert raised.value.args == (message,)
+
+
+# ------------------------------------------------------ handshake parsing
+
+
+def parse(data: bytes, *, response: bool = False, eof: bool = False, **limits: int) -> BaseException:
+    parser = _core.HttpParser(response, **limits)
+    # Any exception: each test checks the class.
+    with pytest.raises(Exception) as raised:
+        parser.feed(data)
+        if eof:
+            parser.feed_eof()
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("data", "response", "cls", "limit", "status"),
+    [
+        (b"GET /" + b"a" * 100, False, RequestLineTooLong, 64, 414),
+        (b"HTTP/1.1 200 " + b"O" * 100, True, StatusLineTooLong, 64, None),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 100, False, HeaderLineTooLong, 64, 431),
+    ],
+)
+def test_line_too_long(data: bytes, response: bool, cls: type[SecurityError], limit: int, status: int | None) -> None:
+    exc = parse(data, response=response, max_line=limit)
+    assert type(exc) is cls
+    assert exc.limit == limit  # type: ignore[attr-defined]
+    assert exc.status == status  # type: ignore[attr-defined]
+    assert str(exc).endswith(f"limit is {limit} bytes")
+
+
+def test_too_many_headers() -> None:
+    exc = parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n", max_headers=2)
+    assert type(exc) is TooManyHeaders
+    assert (exc.limit, exc.status) == (2, 431)
+    assert str(exc) == "too many headers: limit is 2"
+
+
+def test_body_too_large() -> None:
+    exc = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", response=True, max_body=10)
+    assert type(exc) is SecurityError
+    assert exc.status == 413
+    assert str(exc) == "body too large: over 10 bytes"
+
+
+def test_unsupported_protocol() -> None:
+    # A request's version is checked by the server, a response's by the parser.
+    exc = parse(b"HTTP/1.0 200 OK\r\n\r\n", response=True)
+    assert type(exc) is InvalidProtocol
+    assert (exc.protocol, exc.status) == ("HTTP/1.0", 505)
+
+
+@pytest.mark.parametrize(
+    ("data", "response", "message"),
+    [
+        (b"GET / HTTP/1.1\nHost: x\n\n", False, "invalid HTTP line"),
+        (b"GET /\r\n\r\n", False, "invalid HTTP request line: GET /"),
+        (b"HTTP/1.1 2OO OK\r\n\r\n", True, "invalid HTTP status line: HTTP/1.1 2OO OK"),
+    ],
+)
+def test_not_http(data: bytes, response: bool, message: str) -> None:
+    # Garbage: a server closes the connection without answering.
+    exc = parse(data, response=response)
+    assert type(exc) is InvalidMessage
+    assert exc.status is None
+    assert str(exc).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("data", "message", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nnot a header\r\n\r\n", "invalid HTTP header line: not a header", 400),
+        (b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", "unsupported request body", 400),
+        (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "transfer codings aren't supported", 501),
+    ],
+)
+def test_invalid_request(data: bytes, message: str, status: int) -> None:
+    exc = parse(data)
+    assert type(exc) is InvalidMessage
+    assert exc.status == status
+    assert str(exc) == message
+
+
+def test_invalid_content_length() -> None:
+    exc = parse(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", response=True)
+    assert type(exc) is InvalidMessage
+    assert exc.status == 400
+    assert str(exc) == "invalid Content-Length: ten"
+
+
+def test_eof_in_handshake() -> None:
+    exc = parse(b"GET / HTTP/1.1\r\n", eof=True)
+    assert type(exc) is EOFError
+    assert str(exc) == "connection closed while reading HTTP request"
+
+
+# ------------------------------------------------------------ the classes
+
+
+def test_status_is_declared() -> None:
+    # A declared attribute, not one the binding adds: every exception the
+    # handshake parser raises has it, None unless the failure implies one.
+    assert InvalidMessage.status is None
+    assert InvalidMessage("x").status is None
+    assert InvalidMessage("x", status=400).status == 400
+    assert SecurityError("x", status=413).status == 413
+    assert RequestLineTooLong(8192).status == 414
+    assert InvalidProtocol("HTTP/1.0").status == 505
+
+
+def test_status_survives_pickle() -> None:
+    exc = parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is InvalidMessage
+    assert (copy.args, copy.status) == (exc.args, 501)
+
+
+def test_classes_are_looked_up_once() -> None:
+    # The binding keeps the classes it imported: replacing the module's
+    # attribute afterwards does not change what it raises.
+    import ferrows.exceptions as module
+
+    failure(server(), frame(TEXT, b"x"))
+    original = module.ProtocolError
+    try:
+        module.ProtocolError = type("Other", (Exception,), {})  # type: ignore[misc]
+        exc, _ = failure(server(), frame(TEXT, b"x"))
+    finally:
+        module.ProtocolError = original  # type: ignore[misc]
+    assert type(exc) is ProtocolError
