@@ -6,9 +6,12 @@ the handshake's ``request`` and ``response``; these properties read them.
 
 from __future__ import annotations
 
+import os
+import struct
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .exceptions import ConcurrencyError
 from .protocol import CLOSED, State
 
 if TYPE_CHECKING:
@@ -17,7 +20,16 @@ if TYPE_CHECKING:
     from .protocol import Protocol
     from .typing import Subprotocol
 
-__all__ = ["ConnectionBase", "decode_message", "invalid_utf8_reason", "limits"]
+__all__ = [
+    "ConnectionBase",
+    "acknowledged_pings",
+    "decode_message",
+    "invalid_utf8_reason",
+    "keepalive_payload",
+    "limits",
+    "ping_payload",
+    "pong_payload",
+]
 
 
 WRITE_APART = 64 * 1024
@@ -54,6 +66,63 @@ def decode_message(message: str | bytes, decode: bool) -> str | bytes:
 def invalid_utf8_reason(exc: UnicodeDecodeError) -> str:
     """The close reason for a message that is not valid UTF-8."""
     return f"{exc.reason} at position {exc.start}"
+
+
+def pong_payload(data: Any) -> bytes:
+    """The payload of ``pong(data)``: a str encoded as UTF-8, or bytes.
+
+    Raises:
+        TypeError: For anything else (websockets raises it for ``[]``).
+    """
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError("data must be str or bytes-like")
+
+
+def ping_payload(data: Any, pings: dict[bytes, Any]) -> bytes:
+    """The payload of ``ping(data)``: as :func:`pong_payload`, or 4 random
+    bytes that no ping awaiting its pong uses, for :obj:`None`.
+
+    Raises:
+        ConcurrencyError: If a ping with the same payload awaits its pong.
+        TypeError: For a payload neither str nor bytes-like.
+    """
+    if data is None:
+        while (payload := os.urandom(4)) in pings:
+            pass
+        return payload
+    payload = pong_payload(data)
+    if payload in pings:
+        raise ConcurrencyError("already waiting for a pong with the same data")
+    return payload
+
+
+def keepalive_payload(pings: dict[bytes, Any], now: float) -> bytes:
+    """A keepalive ping's payload: the time in milliseconds, as websockets'
+    peers see it in their logs, or random bytes if a ping still uses it."""
+    payload = struct.pack("!I", int(now * 1000) & 0xFFFFFFFF)
+    while payload in pings:
+        payload = os.urandom(4)
+    return payload
+
+
+_Entry = TypeVar("_Entry")
+
+
+def acknowledged_pings(pings: dict[bytes, _Entry], payload: bytes) -> list[tuple[bytes, _Entry]]:
+    """Removes and returns, oldest first, the pings a pong with ``payload``
+    acknowledges: its own and every one sent before it (RFC 6455 section
+    5.5.3 allows answering only the latest). None for an unknown payload."""
+    if payload not in pings:
+        return []
+    acked = []
+    for key in pings:
+        acked.append(key)
+        if key == payload:
+            break
+    return [(key, pings.pop(key)) for key in acked]
 
 
 class ConnectionBase:

@@ -473,3 +473,14 @@ async def test_wait_closed(side: str) -> None:
         await remote.close()
         await waiting
         assert local.closed
+
+
+@pytest.mark.parametrize("data", [[], {}, 42])
+async def test_ping_and_pong_refuse_other_types(side: str, data: Any) -> None:
+    """As websockets: a payload is a str or bytes-like, nothing else."""
+    async with connection_pair(side) as (local, _remote):
+        with pytest.raises(TypeError):
+            await local.ping(data)
+        with pytest.raises(TypeError):
+            await local.pong(data)
+        assert local.state is State.OPEN

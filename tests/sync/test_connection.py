@@ -429,3 +429,14 @@ def test_decode_invalid_utf8_fails_with_1007() -> None:
             ws.recv(TIMEOUT, decode=True)
         assert raised.value.sent is not None and raised.value.sent.code == 1007
         assert isinstance(raised.value.__cause__, UnicodeDecodeError)
+
+
+@pytest.mark.parametrize("data", [[], {}, 42])
+def test_ping_and_pong_refuse_other_types(data: Any) -> None:
+    """As websockets: a payload is a str or bytes-like, nothing else."""
+    with serving(echo) as server, connect(uri_of(server)) as ws:
+        with pytest.raises(TypeError):
+            ws.ping(data)
+        with pytest.raises(TypeError):
+            ws.pong(data)
+        assert ws.state is State.OPEN

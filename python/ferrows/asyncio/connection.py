@@ -22,14 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import struct
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, cast, overload
 
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, decode_message, invalid_utf8_reason, limits
+from ..connection import (
+    COALESCE_LIMIT,
+    WRITE_APART,
+    ConnectionBase,
+    acknowledged_pings,
+    decode_message,
+    invalid_utf8_reason,
+    keepalive_payload,
+    limits,
+    ping_payload,
+    pong_payload,
+)
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import (
     ConcurrencyError,
@@ -650,18 +659,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConnectionClosed: When the connection is closed.
             ConcurrencyError: If a ping with the same payload awaits its pong.
         """
-        if isinstance(data, str):
-            payload = data.encode()
-        elif data is None:
-            while True:
-                payload = os.urandom(4)
-                if payload not in self._pings:
-                    break
-        else:
-            payload = bytes(data)
-        if payload in self._pings:
-            raise ConcurrencyError("already waiting for a pong with the same data")
-        future = self._send_ping(payload)
+        future = self._send_ping(ping_payload(data, self._pings))
         if self._writing_paused or self.transport.is_closing():
             await self._drain()
         return future
@@ -679,27 +677,21 @@ class Connection(ConnectionBase, asyncio.Protocol):
         Raises:
             ConnectionClosed: When the connection is closed.
         """
-        payload = data.encode() if isinstance(data, str) else bytes(data)
-        self._write(self._send_frame(_PONG, payload, True))
+        self._write(self._send_frame(_PONG, pong_payload(data), True))
         if self._writing_paused or self.transport.is_closing():
             await self._drain()
 
     def _acknowledge_pings(self, payload: bytes) -> None:
         """A pong acknowledges its ping and every ping sent before it
         (RFC 6455 section 5.5.3 allows answering only the latest)."""
-        if payload not in self._pings:
+        acked = acknowledged_pings(self._pings, payload)
+        if not acked:
             return
         now = time.monotonic()
-        acked = []
-        for key, (future, sent_at) in self._pings.items():
-            acked.append(key)
+        for _, (future, sent_at) in acked:
             if not future.done():
                 future.set_result(now - sent_at)
-            if key == payload:
-                self.latency = now - sent_at
-                break
-        for key in acked:
-            del self._pings[key]
+        self.latency = now - acked[-1][1][1]
 
     # ------------------------------------------------------------ keepalive
 
@@ -712,11 +704,8 @@ class Connection(ConnectionBase, asyncio.Protocol):
         ``ping_timeout`` is closed with 1011."""
         if self.protocol.state is not OPEN or self._violation:
             return
-        payload = struct.pack("!I", int(time.monotonic() * 1000) & 0xFFFFFFFF)
-        while payload in self._pings:
-            payload = os.urandom(4)
         try:
-            future = self._send_ping(payload)
+            future = self._send_ping(keepalive_payload(self._pings, time.monotonic()))
         except ConnectionClosed:
             return
         if self.debug:

@@ -30,11 +30,9 @@ out before the close frame.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections import deque
@@ -42,7 +40,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from ..connection import COALESCE_LIMIT, WRITE_APART, ConnectionBase, decode_message, invalid_utf8_reason, limits
+from ..connection import (
+    COALESCE_LIMIT,
+    WRITE_APART,
+    ConnectionBase,
+    acknowledged_pings,
+    decode_message,
+    invalid_utf8_reason,
+    keepalive_payload,
+    limits,
+    ping_payload,
+    pong_payload,
+)
 from ..events import PongReceived, ProtocolViolation
 from ..exceptions import (
     ConcurrencyError,
@@ -441,20 +450,9 @@ class Connection(ConnectionBase):
             ConnectionClosed: When the connection is closed.
             ConcurrencyError: If a ping with the same payload awaits its pong.
         """
-        if isinstance(data, str):
-            payload: bytes | None = data.encode()
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
-        elif data is None:
-            payload = None
-        else:
-            raise TypeError("data must be str or bytes-like")
         event = threading.Event()
         with self._cond:
-            if payload is not None and payload in self._pings:
-                raise ConcurrencyError("already waiting for a pong with the same data")
-            while payload is None or payload in self._pings:
-                payload = os.urandom(4)
+            payload = ping_payload(data, self._pings)
             try:
                 frame = self._control_locked(_PING, payload)
             except InvalidState:
@@ -474,12 +472,7 @@ class Connection(ConnectionBase):
         Raises:
             ConnectionClosed: When the connection is closed.
         """
-        if isinstance(data, str):
-            payload = data.encode()
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
-        else:
-            raise TypeError("data must be str or bytes-like")
+        payload = pong_payload(data)
         with self._cond:
             try:
                 frame = self._control_locked(_PONG, payload)
@@ -899,21 +892,15 @@ class Connection(ConnectionBase):
     def _acknowledge_pings_locked(self, payload: bytes) -> None:
         """A pong acknowledges its ping and every ping sent before it
         (RFC 6455 section 5.5.3 allows answering only the latest)."""
-        if payload not in self._pings:
+        acked = acknowledged_pings(self._pings, payload)
+        if not acked:
             return
-        now = time.monotonic()
-        acked = []
-        for key, (event, sent_at, _) in self._pings.items():
-            acked.append(key)
+        for key, (event, _, _) in acked:
             event.set()
             if key == self._keepalive_payload:
                 self._keepalive_payload = None
                 self._keepalive_deadline = None
-            if key == payload:
-                self.latency = now - sent_at
-                break
-        for key in acked:
-            del self._pings[key]
+        self.latency = time.monotonic() - acked[-1][1][1]
 
     def _handshake_event_locked(self, event: Any) -> None:
         """A :class:`Request` or :class:`Response`; see subclasses."""
@@ -980,9 +967,7 @@ class Connection(ConnectionBase):
         return (max(0.0, min(delays)) if delays else None), out
 
     def _keepalive_ping_locked(self, now: float) -> bytes:
-        payload = struct.pack("!I", int(now * 1000) & 0xFFFFFFFF)
-        while payload in self._pings:
-            payload = os.urandom(4)
+        payload = keepalive_payload(self._pings, now)
         frame = self._control_locked(_PING, payload)
         self._pings[payload] = (threading.Event(), now, False)
         self._keepalive_payload = payload
