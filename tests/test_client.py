@@ -424,6 +424,22 @@ def test_extension_refused_by_factory() -> None:
     client = ClientProtocol("ws://h/", extensions=[Factory("x-a", accept=False)])
     client.receive_data(response_bytes(client, Sec_WebSocket_Extensions="x-a; bad"))
     check_failed(client, NegotiationError)
+    # websockets' words, then why the factory refused.
+    assert str(client.handshake_exc) == (
+        "Unsupported extension: name = x-a, params = [('bad', None)]: x-a refuses [('bad', None)]"
+    )
+    assert isinstance(client.handshake_exc.__cause__, NegotiationError)
+
+
+def test_permessage_deflate_refusal_names_the_parameter() -> None:
+    from ferrows.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    client = ClientProtocol("ws://h/", extensions=[ClientPerMessageDeflateFactory()])
+    client.receive_data(
+        response_bytes(client, Sec_WebSocket_Extensions="permessage-deflate; server_max_window_bits=16")
+    )
+    check_failed(client, NegotiationError)
+    assert "server_max_window_bits" in str(client.handshake_exc)
 
 
 def test_extension_second_factory_accepts() -> None:

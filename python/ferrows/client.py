@@ -187,17 +187,24 @@ class ClientProtocol(Protocol):
             if self.available_extensions is None:
                 raise NegotiationError("no extensions supported")
             for name, params in parse_all(headers, "Sec-WebSocket-Extensions", parse_extension):
+                refused: NegotiationError | None = None
                 for factory in self.available_extensions:
                     if factory.name != name:
                         continue
                     try:
                         extension = factory.process_response_params(params, accepted)
-                    except NegotiationError:
+                    except NegotiationError as exc:
+                        refused = exc
                         continue
                     accepted.append(extension)
                     break
                 else:
-                    raise NegotiationError(f"Unsupported extension: name = {name}, params = {params}")
+                    # websockets' words, then why our factory refused, if it
+                    # did: which parameter was missing or wrong.
+                    message = f"Unsupported extension: name = {name}, params = {params}"
+                    if refused is not None:
+                        raise NegotiationError(f"{message}: {refused}") from refused
+                    raise NegotiationError(message)
         return accepted
 
     def process_subprotocol(self, headers: Headers) -> Subprotocol | None:
