@@ -926,3 +926,41 @@ async def test_send_loop_ends_when_peer_resets(size: int) -> None:
         peer.append(sock)
         await wait_for(lambda: bool(outcome))
     assert isinstance(outcome[0], ConnectionClosedError), outcome[0]
+
+
+async def test_serve_forever_returns_when_the_server_is_closed() -> None:
+    """As websockets: ``close()`` ends ``serve_forever()`` normally."""
+    async with serving(echo) as server:
+        forever = asyncio.ensure_future(server.serve_forever())
+        await asyncio.sleep(10 * MS)
+        server.close()
+        async with asyncio.timeout(TIMEOUT):
+            assert await forever is None
+
+
+async def test_cancelling_serve_forever_closes_the_server() -> None:
+    async with serving(echo) as server:
+        forever = asyncio.ensure_future(server.serve_forever())
+        await asyncio.sleep(10 * MS)
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        async with asyncio.timeout(TIMEOUT):
+            await server.wait_closed()
+
+
+async def test_select_subprotocol_gets_the_connection() -> None:
+    seen: list[Any] = []
+
+    def select(connection: Any, offered: Any) -> Any:
+        seen.append(connection)
+        return offered[-1]
+
+    async def handler(ws: Any) -> None:
+        await ws.send(ws.subprotocol)
+
+    async with serving(handler, subprotocols=["a", "b"], select_subprotocol=select) as server:
+        async with ferrows.connect(uri_of(server), subprotocols=["a", "b"]) as ws:
+            assert await ws.recv() == "b"
+    (connection,) = seen
+    assert isinstance(connection, ServerConnection)

@@ -325,10 +325,17 @@ class Server:
         await self.server.start_serving()
 
     async def serve_forever(self) -> None:
-        """Accepts connections until cancelled; cancelling closes the server."""
+        """Accepts connections until :meth:`close` is called, then returns
+        once the server is closed, as websockets' does; cancelling it closes
+        the server too, then raises :exc:`asyncio.CancelledError`.
+
+        It waits for the close itself rather than for the event loop's
+        ``serve_forever()``, which uvloop does not end on ``close()``.
+        """
         assert self.server is not None
+        await self.server.start_serving()
         try:
-            await self.server.serve_forever()
+            await self.wait_closed()
         except asyncio.CancelledError:
             self.close()
             await self.wait_closed()
@@ -444,15 +451,25 @@ class serve:
             kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
 
         def factory() -> ServerConnection:
+            # select_subprotocol gets the connection, as in websockets, not
+            # the protocol the Sans-I/O layer calls it with.
+            holder: list[ServerConnection] = []
+            protocol_select: Any = None
+            if select_subprotocol is not None:
+
+                def protocol_select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+                    assert select_subprotocol is not None
+                    return select_subprotocol(holder[0], offered)
+
             protocol = ServerProtocol(
                 origins=origins,
                 extensions=extensions,
                 subprotocols=subprotocols,
-                select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
+                select_subprotocol=protocol_select,
                 max_size=max_size,
                 logger=logger if logger is not None else self.server.logger,
             )
-            return create_connection(
+            connection = create_connection(
                 protocol,
                 self.server,
                 ping_interval=ping_interval,
@@ -462,6 +479,8 @@ class serve:
                 read_limit=read_limit,
                 write_limit=write_limit,
             )
+            holder.append(connection)
+            return connection
 
         self._factory = factory
         self._unix = unix
