@@ -189,6 +189,15 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     _record({"id": "", "outcome": "finished"})
 
 
+def pytest_unconfigure(config: Any) -> None:
+    """Ends the process once pytest is done: a failing test may leave a
+    non-daemon thread blocked forever (websockets' tests start some), and the
+    interpreter would wait for it at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if os.environ.get(ENV_ALIAS) and __name__ != "__main__":
     install_alias("websockets", os.environ[ENV_ALIAS])
 

@@ -37,6 +37,7 @@ from .http11 import MAX_BODY_SIZE, MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Re
 from .protocol import CLIENT, CONNECTING, Protocol, State
 from .typing import LoggerLike, Origin, Subprotocol
 from .uri import WebSocketURI, parse_uri
+from .utils import generate_key
 
 __all__ = ["ClientProtocol", "backoff", "process_exception"]
 
@@ -71,7 +72,7 @@ class ClientProtocol(Protocol):
         self.origin = origin
         self.available_extensions = extensions
         self.available_subprotocols = subprotocols
-        self.key = _core.generate_key()
+        self.key = generate_key()
         self._http: _core.HttpParser | None = _core.HttpParser(
             True, max_line=MAX_LINE_LENGTH, max_headers=MAX_NUM_HEADERS, max_body=MAX_BODY_SIZE
         )

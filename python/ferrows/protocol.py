@@ -161,6 +161,7 @@ class Protocol:
         self._py_size = 0
         self._py_text: codecs.IncrementalDecoder | None = None
         self._py_fragments: list[bytes] = []
+        self._py_message_text = False
         # A violation found in Python (by an extension) waiting for
         # fail_pending(), as the core keeps its own; and whether input is
         # now ignored.
@@ -238,7 +239,8 @@ class Protocol:
         core = self._core
         if core is None:
             return
-        fast = self._assemble and not self._py_extensions
+        # A subclass that extends recv_frame() gets every frame.
+        fast = self._assemble and not self._py_extensions and type(self).recv_frame is Protocol.recv_frame
         core.assemble = fast
         core.defer_failure = self._assemble
         if fast:
@@ -409,7 +411,7 @@ class Protocol:
         ``assemble`` mode without Python extensions, frames otherwise."""
         core = self._core
         assert core is not None
-        if self._assemble and not self._py_extensions:
+        if core.assemble:
             self.events.extend(items)  # the core's output waits in the core
             return
         # The core's answers first: close replies, pongs without Python
@@ -443,17 +445,32 @@ class Protocol:
             frame = decoded
             if frame.opcode is Opcode.PING and self._py_answer_pings:
                 self._answer_ping(bytes(frame.data))
+        self.recv_frame(frame)
+
+    def recv_frame(self, frame: Frame) -> None:
+        """Reports a frame received, once extensions decoded it and the core
+        checked it and answered it (pong, close reply): as a frame, or when
+        assembling, as part of a message or as a control event.
+
+        websockets' method of that name; a subclass may extend it (to record
+        frames, say), at the cost of the fast path: frames then cross into
+        Python one by one.
+        """
         if not self._assemble:
             self.events.append(frame)
             return
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if opcode is not Opcode.CONT:
+                self._py_fragments = []
+                self._py_message_text = opcode is Opcode.TEXT
             self._py_fragments.append(bytes(frame.data))
             if frame.fin:
                 data = b"".join(self._py_fragments)
                 self._py_fragments = []
-                # The incremental decoder validated the text already.
-                self.events.append(data.decode() if self._py_text is not None else data)
+                # The core, or the incremental decoder with Python
+                # extensions, validated the text already.
+                self.events.append(data.decode() if self._py_message_text else data)
         else:
             self.events.append(_CONTROL_EVENTS[opcode](bytes(frame.data)))
 

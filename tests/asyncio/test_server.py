@@ -35,6 +35,7 @@ from ..frame_utils import CLOSE, PING, PONG, TEXT, client_frame, close_payload
 from .utils import (
     MS,
     TIMEOUT,
+    RecordingTransport,
     captured_logs,
     echo,
     handshake_request,
@@ -738,6 +739,35 @@ async def test_broadcast() -> None:
                 broadcast(server.connections, {"not": "data"})
 
 
+async def test_a_lone_broadcast_is_on_the_transport_when_broadcast_returns() -> None:
+    async with serving(lambda ws: ws.wait_closed(), compression=None) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server)):
+            await wait_for(lambda: len(server.connections) == 1)
+            (connection,) = server.connections
+            writes = recording_writes(connection)
+            broadcast(server.connections, "now")
+            assert writes == [b"\x81\x03now"]
+
+
+async def test_broadcast_raises_an_exception_group_of_write_failures() -> None:
+    async with serving(lambda ws: ws.wait_closed(), compression=None) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server)):
+            await wait_for(lambda: len(server.connections) == 1)
+            (connection,) = server.connections
+
+            def failing_write(data: Any) -> None:
+                raise OSError("write failed")
+
+            recorder = RecordingTransport(connection.transport)
+            recorder.write = failing_write  # type: ignore[method-assign]
+            connection.transport = recorder  # type: ignore[assignment]
+            with pytest.raises(ExceptionGroup) as raised:
+                broadcast(server.connections, "x", raise_exceptions=True)
+            (error,) = raised.value.exceptions
+            assert isinstance(error, RuntimeError) and isinstance(error.__cause__, OSError)
+            connection.transport = recorder.transport
+
+
 async def test_broadcasts_of_one_loop_iteration_are_written_together() -> None:
     async with serving(lambda ws: ws.wait_closed(), compression=None) as server, asyncio.timeout(TIMEOUT):
         async with ferrows.connect(uri_of(server)) as one, ferrows.connect(uri_of(server)) as two:
@@ -758,10 +788,12 @@ async def test_broadcasts_of_one_loop_iteration_are_written_together() -> None:
             with pytest.raises(ConnectionClosedOK):
                 await one.recv()
             assert [await two.recv() for _ in range(23)] == [*expected, "last"]
-            # Twenty small frames in one write, then the big one at once.
+            # The first frame at once, as websockets writes it; the next
+            # nineteen small frames in one write, then the big one at once.
             for connection in (first, second):
-                assert len(writes[connection][0]) == sum(2 + len(f"m{i}") for i in range(20))
-                assert writes[connection][1] == b"\x82\x7e\x40\x00" + big
+                assert writes[connection][0] == b"\x81\x02m0"
+                assert len(writes[connection][1]) == sum(2 + len(f"m{i}") for i in range(1, 20))
+                assert writes[connection][2] == b"\x82\x7e\x40\x00" + big
 
 
 async def test_broadcast_skips_closed_and_fragmenting_connections() -> None:

@@ -116,6 +116,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         # _send_data().
         self._corked: list[bytes] = []
         self._uncork_handle: asyncio.Handle | None = None
+        # A broadcast frame was written in this loop iteration; the next ones
+        # are held until its end (see write_broadcast_frame()).
+        self._broadcast_wrote = False
         # Pings awaiting their pong: payload -> (future, time sent).
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
@@ -830,7 +833,7 @@ def broadcast(
             data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
             if data is None:
                 data = connection._send_frame(opcode, payload, True)
-            write_at_end_of_iteration(connection, data, pending)
+            write_broadcast_frame(connection, data, pending)
         except Exception as error:
             broadcast_skipped(connection, error, raise_exceptions, exceptions)
     for loop, held in pending.items():
@@ -839,29 +842,35 @@ def broadcast(
         raise ExceptionGroup("skipped broadcast", exceptions)
 
 
-def write_at_end_of_iteration(
+def write_broadcast_frame(
     connection: Connection, data: bytes, pending: dict[asyncio.AbstractEventLoop, list[Connection]]
 ) -> None:
-    """Holds a broadcast frame until the end of the loop iteration.
+    """Writes a broadcast frame: at once if it is the connection's first
+    broadcast in this loop iteration, else held until the end of it.
 
-    A server broadcasting several messages in a row (a batch of updates)
-    then makes one ``send()`` system call per connection instead of one per
-    message and connection, which was most of its time; a lone broadcast
-    waits only for the end of the current iteration. The frames join the
-    connection's held-back answers (``_send_data``), so any write of the
-    connection flushes them first and the order is kept. A connection that
-    starts holding frames goes into ``pending``, for which the caller
-    schedules :func:`_flush_broadcast`. Large frames are written at once, as
-    joining them would copy them.
+    A lone broadcast (a chat message, a price tick) is then on the transport
+    when :func:`broadcast` returns, as in websockets. A server broadcasting
+    several messages in a row (a batch of updates) makes two ``send()``
+    system calls per connection instead of one per message, which was most
+    of its time. Held frames join the connection's held-back answers
+    (``_send_data``), so any write of the connection flushes them first and
+    the order is kept. A connection's first broadcast of the iteration puts
+    it in ``pending``, for which the caller schedules :func:`_flush_broadcast`.
+    Large frames are written at once, as joining them would copy them.
     """
+    if not connection._broadcast_wrote:
+        connection._broadcast_wrote = True
+        pending.setdefault(connection.loop, []).append(connection)
+        if not connection._corked:
+            connection._write(data)
+            return
     if len(data) >= COALESCE_LIMIT:
         connection._write(data)
         return
-    if not connection._corked:
-        pending.setdefault(connection.loop, []).append(connection)
     connection._corked.append(data)
 
 
 def _flush_broadcast(connections: list[Connection]) -> None:
     for connection in connections:
+        connection._broadcast_wrote = False
         connection._uncork()
