@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConnectionBase",
     "acknowledged_pings",
+    "closed_exception",
     "decode_message",
     "invalid_utf8_reason",
     "keepalive_payload",
@@ -123,6 +124,20 @@ def acknowledged_pings(pings: dict[bytes, _Entry], payload: bytes) -> list[tuple
         if key == payload:
             break
     return [(key, pings.pop(key)) for key in acked]
+
+
+def closed_exception(protocol: Protocol, connection_exc: BaseException | None) -> BaseException:
+    """The exception for using a closing or closed connection, with its cause.
+
+    The cause is the peer's protocol violation if there was one; else what
+    broke the transport (a close timeout, a failed read or write), as
+    websockets reports it, rather than the "unexpected EOF" that follows
+    when ferrows drops the connection itself.
+    """
+    exc = protocol.close_exc
+    if connection_exc is not None and (exc.__cause__ is None or isinstance(exc.__cause__, EOFError)):
+        exc.__cause__ = connection_exc
+    return exc
 
 
 class ConnectionBase:

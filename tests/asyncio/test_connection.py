@@ -484,3 +484,28 @@ async def test_ping_and_pong_refuse_other_types(side: str, data: Any) -> None:
         with pytest.raises(TypeError):
             await local.pong(data)
         assert local.state is State.OPEN
+
+
+async def test_pong_after_write_eof_raises_connection_closed_with_the_cause(side: str) -> None:
+    """As websockets: a write the transport refuses closes the connection,
+    and the ConnectionClosedError says why."""
+    async with connection_pair(side) as (local, _remote):
+        local.transport.write_eof()
+        with pytest.raises(ConnectionClosedError) as raised:
+            await local.pong()
+        assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+async def test_close_timeout_is_the_cause() -> None:
+    """A peer that never answers the close frame: close() gives up after
+    close_timeout, and the exception's cause is the TimeoutError."""
+    from ..sync.utils import raw_server
+
+    with raw_server("ignore") as (port, _received):
+        async with asyncio.timeout(TIMEOUT):
+            ws = await ferrows.connect(f"ws://127.0.0.1:{port}/", close_timeout=50 * MS)
+            await ws.close()
+            with pytest.raises(ConnectionClosedError) as raised:
+                await ws.recv()
+    assert str(raised.value) == "sent 1000 (OK); no close frame received"
+    assert isinstance(raised.value.__cause__, TimeoutError)

@@ -440,3 +440,15 @@ def test_ping_and_pong_refuse_other_types(data: Any) -> None:
         with pytest.raises(TypeError):
             ws.pong(data)
         assert ws.state is State.OPEN
+
+
+def test_close_timeout_is_the_cause() -> None:
+    """A peer that never answers the close frame: close() gives up after
+    close_timeout, and the exception's cause is the TimeoutError."""
+    with raw_server("ignore") as (port, _received):
+        ws = connect(f"ws://127.0.0.1:{port}/", close_timeout=50 * MS)
+        ws.close()
+        with pytest.raises(ConnectionClosedError) as raised:
+            ws.recv(TIMEOUT)
+    assert str(raised.value) == "sent 1000 (OK); no close frame received"
+    assert isinstance(raised.value.__cause__, TimeoutError)

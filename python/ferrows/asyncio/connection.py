@@ -32,6 +32,7 @@ from ..connection import (
     WRITE_APART,
     ConnectionBase,
     acknowledged_pings,
+    closed_exception,
     decode_message,
     invalid_utf8_reason,
     keepalive_payload,
@@ -124,6 +125,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         self._lost = False
+        self._connection_exc: BaseException | None = None
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
 
     # ------------------------------------------------------------ properties
@@ -155,9 +157,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if receive is None:
             self._handshake_data(data)
             return
-        events = receive(data)
-        if events:
-            self._deliver(events)
+        try:
+            events = receive(data)
+            if events:
+                self._deliver(events)
+        except Exception as exc:
+            # A safety net: answering the peer failed (the transport), or a
+            # bug. The connection closes and reports it as the cause.
+            self._transport_failed(exc)
 
     def _deliver(self, events: list[Any]) -> None:
         """Queues the messages and handles the control events of one read."""
@@ -329,30 +336,54 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 self._corked.append(data)
                 data = b"".join(self._corked)
                 self._corked.clear()
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except Exception as exc:
+            raise self._transport_failed(exc)
 
     def _uncork(self) -> None:
-        """Writes the frames held by _send_data()."""
+        """Writes the frames held by _send_data(); a failure closes the
+        connection, and the next call on it reports the error."""
         self._uncork_handle = None
         if self._corked:
             data = b"".join(self._corked)
             self._corked.clear()
             if not self._lost:
-                self.transport.write(data)
+                try:
+                    self.transport.write(data)
+                except Exception as exc:
+                    self._transport_failed(exc)
 
     def _write(self, data: bytes) -> None:
         # Frames held back go first, to keep the order of the core's output.
         if self._corked:
             self._uncork()
         transport = self.transport
-        if data:
-            transport.write(data)
-        elif transport.can_write_eof():
-            # Half-close: the peer sees EOF and closes its side.
-            transport.write_eof()
-        else:
-            # TLS cannot half-close: close once the buffer is flushed.
-            transport.close()
+        try:
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                # Half-close: the peer sees EOF and closes its side.
+                transport.write_eof()
+            else:
+                # TLS cannot half-close: close once the buffer is flushed.
+                transport.close()
+        except Exception as exc:
+            raise self._transport_failed(exc)
+
+    def _transport_failed(self, exc: Exception) -> BaseException:
+        """Records why the transport failed (a write after ``write_eof()``, a
+        bug), drops the connection, and returns the exception to raise: the
+        closed connection's, with that failure as its cause, as in websockets."""
+        if self._connection_exc is None:
+            # Without its traceback, which would keep this connection alive
+            # through the frames it holds.
+            self._connection_exc = exc.with_traceback(None)
+        if self.debug:
+            self.logger.debug("! transport failed", exc_info=exc)
+        if not self._lost:
+            self.transport.abort()
+        return self._closed_exception()
 
     def _arm_close_timer(self) -> None:
         """Bounds the closing handshake and TCP close by ``close_timeout``."""
@@ -365,6 +396,8 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if not self._lost:
             if self.debug:
                 self.logger.debug("! timed out waiting for TCP close")
+            if self._connection_exc is None:
+                self._connection_exc = TimeoutError("timed out while closing connection")
             self.transport.abort()
 
     # ------------------------------------------------------------ receiving
@@ -501,8 +534,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
         A new one for each raise. One kept on the connection would keep,
         through its traceback, the frames that raised it and with them the
         connection: every closed connection would then wait for the cyclic
-        garbage collector instead of being freed at once."""
-        return self.protocol.close_exc
+        garbage collector instead of being freed at once.
+
+        See :func:`~ferrows.connection.closed_exception` for its cause.
+        """
+        return closed_exception(self.protocol, self._connection_exc)
 
     # -------------------------------------------------------------- sending
 
@@ -746,20 +782,23 @@ class Connection(ConnectionBase, asyncio.Protocol):
         Raises:
             ProtocolError: If ``code`` is not a valid close code.
         """
-        if self._violation:
-            # The peer broke the protocol: fail with its close code.
-            self._fail_pending()
-        elif self.protocol.state is OPEN:
-            if self._fragmented_send is not None:
-                # Closing in the middle of a fragmented message is an error.
-                self._fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
-            else:
-                try:
-                    self.protocol.send_close(code, reason)
-                except InvalidState:
-                    pass
-                self._flush()
-                self._arm_close_timer()
+        try:
+            if self._violation:
+                # The peer broke the protocol: fail with its close code.
+                self._fail_pending()
+            elif self.protocol.state is OPEN:
+                if self._fragmented_send is not None:
+                    # Closing in the middle of a fragmented message is an error.
+                    self._fail(CloseCode.INTERNAL_ERROR, "close during fragmented message")
+                else:
+                    try:
+                        self.protocol.send_close(code, reason)
+                    except InvalidState:
+                        pass
+                    self._flush()
+                    self._arm_close_timer()
+        except ConnectionClosed:
+            pass  # the transport failed: it is being dropped already
         await asyncio.shield(self.connection_lost_waiter)
 
     async def wait_closed(self) -> None:
@@ -834,6 +873,9 @@ def broadcast(
             if data is None:
                 data = connection._send_frame(opcode, payload, True)
             write_broadcast_frame(connection, data, pending)
+        except ConnectionClosed as closed:
+            # The write failed and closed the connection: report why.
+            broadcast_skipped(connection, closed.__cause__ or closed, raise_exceptions, exceptions)
         except Exception as error:
             broadcast_skipped(connection, error, raise_exceptions, exceptions)
     for loop, held in pending.items():

@@ -45,6 +45,7 @@ from ..connection import (
     WRITE_APART,
     ConnectionBase,
     acknowledged_pings,
+    closed_exception,
     decode_message,
     invalid_utf8_reason,
     keepalive_payload,
@@ -664,10 +665,7 @@ class Connection(ConnectionBase):
         raise self._closed_exception()
 
     def _closed_exception(self) -> BaseException:
-        exc = self.protocol.close_exc
-        if exc.__cause__ is None and self._connection_exc is not None:
-            exc.__cause__ = self._connection_exc
-        return exc
+        return closed_exception(self.protocol, self._connection_exc)
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Waits until the connection is closed; False if ``timeout`` expired."""
