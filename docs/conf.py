@@ -12,7 +12,7 @@ import ferrows
 
 project = "ferrows"
 author = "the ferrows authors"
-copyright = "the ferrows authors"  # noqa: A001 (Sphinx's name)
+copyright = "the ferrows authors"
 release = ferrows.__version__
 version = ".".join(release.split(".")[:2])
 
