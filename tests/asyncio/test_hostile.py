@@ -532,7 +532,7 @@ async def test_200_clients_500_messages_each_exactly_once_in_order(no_tracebacks
             for i in range(count):
                 await ws.send(str(i))
 
-    async with serving(handler, compression=None) as server, asyncio.timeout(10):
+    async with serving(handler, compression=None) as server, asyncio.timeout(30):
         await asyncio.gather(*[client(port_of(server), n) for n in range(clients)])
         await wait_for(lambda: len(received) == clients and all(len(v) == count for v in received.values()))
     assert received == {n: list(range(count)) for n in range(clients)}

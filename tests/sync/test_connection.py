@@ -310,10 +310,14 @@ def test_close_timeout_aborts_when_peer_ignores_close() -> None:
 
 def test_flow_control_pauses_reading_and_loses_nothing() -> None:
     count = 200
+    # 1 KiB each: more than one read of the socket (64 KiB) can carry, so
+    # the reader must pause before the end even if the server wrote them
+    # all before the client read any.
+    padding = "x" * 1024
 
     def producer(ws: Any) -> None:
         for i in range(count):
-            ws.send(f"{i}")
+            ws.send(f"{i}{padding}")
         ws.recv()  # wait for the client to finish
 
     with serving(producer) as server:
@@ -327,7 +331,7 @@ def test_flow_control_pauses_reading_and_loses_nothing() -> None:
             queued = len(ws._messages)
             time.sleep(20 * MS)
             assert len(ws._messages) == queued < count
-            assert [ws.recv(TIMEOUT) for _ in range(count)] == [f"{i}" for i in range(count)]
+            assert [ws.recv(TIMEOUT) for _ in range(count)] == [f"{i}{padding}" for i in range(count)]
             ws.send("done")
 
 
