@@ -182,6 +182,12 @@ def test_send_frame_and_send_eof(side: Side) -> None:
         proto.send_eof()
 
 
+@both_sides
+def test_send_frame_refuses_a_fragmented_control_frame(side: Side) -> None:
+    with pytest.raises(ProtocolError, match="fragmented control frame"):
+        assembling(side).send_frame(Frame(Opcode.PING, b"", fin=False))
+
+
 # ------------------------------------------------------------------ failures
 
 VIOLATIONS = {

@@ -653,6 +653,8 @@ class Protocol:
             ProtocolError: For a frame out of sequence or a bad close frame.
             InvalidState: If the connection is not open.
         """
+        if frame.opcode.value >= 8 and not frame.fin:
+            raise ProtocolError("fragmented control frame")  # RFC 6455 section 5.5
         if frame.opcode is Opcode.CLOSE:
             close = Close.parse(frame.data) if frame.data else None
             if close is None:
