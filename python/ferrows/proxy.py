@@ -138,26 +138,32 @@ def get_proxy(wsuri: WebSocketURI) -> str | None:
 def select_proxy(proxy: str | bool | None, wsuri: WebSocketURI, kwargs: dict[str, Any]) -> Proxy | None:
     """The proxy to connect through, given ``connect()``'s arguments.
 
-    A socket or address given by the caller (``sock``, ``host``, ``port``,
-    ``address``) says where to connect: the environment's proxy is then
-    ignored, as websockets ignores it with ``sock``. Otherwise ``proxy=True``
-    reads the environment, a string names the proxy, and :obj:`None` (or
-    :obj:`False`) connects directly. The ``proxy_*`` arguments are dropped
-    from ``kwargs`` when no proxy is used, so that a configuration written
-    for a proxy still works without one.
+    ``proxy=True`` reads the environment, a string names the proxy, and
+    :obj:`None` (or :obj:`False`) connects directly. A connected ``sock``
+    means no proxy, as in websockets; so does an address given by the
+    caller (``host``, ``port``, ``address``) unless a proxy is named too,
+    which is an error: the connection can go to only one place. The
+    ``proxy_*`` arguments are dropped from ``kwargs`` when no proxy is
+    used, so that a configuration written for a proxy works without one.
 
     Raises:
         InvalidProxy: If the proxy address isn't valid.
+        ValueError: For a named proxy with ``host``, ``port`` or ``address``.
     """
-    explicit_target = any(kwargs.get(key) is not None for key in ("sock", "host", "port", "address"))
-    if proxy is True:
+    explicit_target = any(kwargs.get(key) is not None for key in ("host", "port", "address"))
+    if kwargs.get("sock") is not None:
+        proxy = None
+    elif proxy is True:
         proxy = None if explicit_target else get_proxy(wsuri)
     if not proxy:
         for key in [key for key in kwargs if key.startswith("proxy_")]:
             del kwargs[key]
         return None
     assert isinstance(proxy, str)
-    return parse_proxy(proxy)
+    parsed = parse_proxy(proxy)
+    if explicit_target:
+        raise ValueError("host, port and address arguments are incompatible with a proxy")
+    return parsed
 
 
 def prepare_connect_request(

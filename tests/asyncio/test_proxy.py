@@ -417,3 +417,29 @@ async def test_invalid_proxy_in_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9/some/path")
     with pytest.raises(InvalidProxy, match="path is meaningless"):
         await ferrows.connect("ws://127.0.0.1:9/")
+
+
+async def test_other_arguments_apply_to_the_proxy_connection() -> None:
+    async with serving(echo) as server:
+        with HTTPProxy() as proxy:
+            ws = await roundtrip(ws_uri(server), proxy=proxy.url, local_addr=("127.0.0.1", 0))
+    assert ws.remote_address[1] == proxy.port
+
+
+async def test_wss_through_proxy_uses_default_context(tls: dict[str, ssl.SSLContext]) -> None:
+    """Without ssl, the system's trust store checks the server, which the
+    test CA isn't in."""
+    async with serving(echo, ssl=tls["server"]) as server:
+        with HTTPProxy() as proxy:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                async with asyncio.timeout(TIMEOUT):
+                    await ferrows.connect(ws_uri(server, scheme="wss"), proxy=proxy.url)
+    assert proxy.tunnels == 1
+
+
+async def test_socks_drops_other_proxy_arguments() -> None:
+    """TLS settings for an HTTPS proxy don't apply to a SOCKS proxy."""
+    async with serving(echo) as server:
+        with SOCKSProxy() as proxy:
+            await roundtrip(ws_uri(server), proxy=proxy.url, proxy_ssl_handshake_timeout=5)
+    assert proxy.tunnels == 1
