@@ -443,3 +443,12 @@ async def test_socks_drops_other_proxy_arguments() -> None:
         with SOCKSProxy() as proxy:
             await roundtrip(ws_uri(server), proxy=proxy.url, proxy_ssl_handshake_timeout=5)
     assert proxy.tunnels == 1
+
+
+async def test_tunnel_closed_after_answer() -> None:
+    """A proxy that says 200 then hangs up: the handshake sees the EOF at once."""
+    with HTTPProxy(answer=b"HTTP/1.1 200 OK\r\n\r\n") as proxy:
+        with pytest.raises(ferrows.InvalidMessage) as raised:
+            async with asyncio.timeout(TIMEOUT):
+                await ferrows.connect("ws://127.0.0.1:9/", proxy=proxy.url, open_timeout=TIMEOUT)
+    assert isinstance(raised.value.__cause__, EOFError)

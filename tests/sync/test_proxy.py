@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trustme
 
-from ferrows.exceptions import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
-from ferrows.proxy import Proxy, get_proxy, parse_proxy, prepare_connect_request, select_proxy
+from ferrows.exceptions import InvalidMessage, InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
+from ferrows.proxy import ConnectResponseParser, Proxy, get_proxy, parse_proxy, prepare_connect_request, select_proxy
 from ferrows.sync.client import connect
 from ferrows.uri import parse_uri
 
@@ -366,3 +366,21 @@ def test_source_address_applies_to_the_proxy_connection() -> None:
             assert ws.remote_address == ("127.0.0.1", proxy.port)
             ws.send("hi")
             assert ws.recv(TIMEOUT) == "hi"
+
+
+def test_tunnel_closed_after_answer() -> None:
+    with HTTPProxy(answer=b"HTTP/1.1 200 OK\r\n\r\n") as proxy:
+        with pytest.raises(InvalidMessage) as raised:
+            connect("ws://127.0.0.1:9/", proxy=proxy.url, open_timeout=TIMEOUT)
+    assert isinstance(raised.value.__cause__, EOFError)
+
+
+def test_connect_response_in_pieces() -> None:
+    parser = ConnectResponseParser()
+    answer = b"HTTP/1.1 200 Connection established\r\nVia: test\r\n\r\n"
+    for byte in answer[:-1]:
+        assert parser.feed(bytes([byte])) is None
+    response = parser.feed(answer[-1:])
+    assert response is not None
+    assert response.status_code == 200
+    assert response.headers["Via"] == "test"
