@@ -452,3 +452,23 @@ async def test_tunnel_closed_after_answer() -> None:
             async with asyncio.timeout(TIMEOUT):
                 await ferrows.connect("ws://127.0.0.1:9/", proxy=proxy.url, open_timeout=TIMEOUT)
     assert isinstance(raised.value.__cause__, EOFError)
+
+
+async def test_redirect_through_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hop of a redirect goes through the proxy configured for it."""
+
+    def redirect(connection: Any, request: Any) -> Any:
+        return ferrows.Response(302, "Found", ferrows.Headers({"Location": target_uri}))
+
+    async def hello(ws: Any) -> None:
+        await ws.send(f"hello {ws.request.path}")
+
+    async with serving(hello) as target, serving(echo, process_request=redirect) as origin:
+        target_uri = ws_uri(target) + "landed"
+        with HTTPProxy() as proxy:
+            monkeypatch.setenv("http_proxy", proxy.url)
+            async with asyncio.timeout(TIMEOUT):
+                async with ferrows.connect(ws_uri(origin)) as ws:
+                    assert await ws.recv() == "hello /landed"
+            targets = [line.split(" ")[1] for line, _ in proxy.requests]
+            assert targets == [f"127.0.0.1:{port_of(origin)}", f"127.0.0.1:{port_of(target)}"]

@@ -384,3 +384,23 @@ def test_connect_response_in_pieces() -> None:
     assert response is not None
     assert response.status_code == 200
     assert response.headers["Via"] == "test"
+
+
+def test_redirect_through_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ferrows import Headers, Response
+
+    def hello(ws: Any) -> None:
+        ws.send(f"hello {ws.request.path}")
+
+    with serving(hello) as target:
+        target_uri = ws_uri(target) + "landed"
+
+        def redirect(connection: Any, request: Any) -> Any:
+            return Response(302, "Found", Headers({"Location": target_uri}))
+
+        with serving(echo, process_request=redirect) as origin, HTTPProxy() as proxy:
+            monkeypatch.setenv("http_proxy", proxy.url)
+            with connect(ws_uri(origin), open_timeout=TIMEOUT) as ws:
+                assert ws.recv(TIMEOUT) == "hello /landed"
+            targets = [line.split(" ")[1] for line, _ in proxy.requests]
+            assert targets == [f"127.0.0.1:{port_of(origin)}", f"127.0.0.1:{port_of(target)}"]
