@@ -404,3 +404,30 @@ def test_redirect_through_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
                 assert ws.recv(TIMEOUT) == "hello /landed"
             targets = [line.split(" ")[1] for line, _ in proxy.requests]
             assert targets == [f"127.0.0.1:{port_of(origin)}", f"127.0.0.1:{port_of(target)}"]
+
+
+def test_server_closes_through_tls_in_tls(tls: dict[str, ssl.SSLContext]) -> None:
+    """The server's close crosses the relay, and the relay then ends."""
+    from ferrows.exceptions import ConnectionClosedOK
+
+    def bye(ws: Any) -> None:
+        ws.send("bye")
+        ws.close(1001)
+
+    with serving(bye, ssl=tls["server"]) as server, HTTPProxy(ssl_context=tls["proxy"]) as proxy:
+        with connect(
+            ws_uri(server, scheme="wss"),
+            proxy=proxy.url,
+            proxy_ssl=tls["client"],
+            ssl=tls["client"],
+            open_timeout=TIMEOUT,
+        ) as ws:
+            relays = [thread for thread in threading.enumerate() if thread.name == "ferrows-proxy-tls"]
+            assert relays
+            assert ws.recv(TIMEOUT) == "bye"
+            with pytest.raises(ConnectionClosedOK):
+                ws.recv(TIMEOUT)
+        assert ws.close_code == 1001
+        for relay in relays:
+            relay.join(TIMEOUT)
+            assert not relay.is_alive()
