@@ -288,16 +288,6 @@ MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 REDIRECT_STATUSES = (300, 301, 302, 303, 307, 308)
 
 
-def get_proxy(wsuri: WebSocketURI) -> str | None:
-    """The proxy that the environment configures for ``wsuri``, if any."""
-    scheme = "https" if wsuri.secure else "http"
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get("wss" if wsuri.secure else "ws") or proxies.get(scheme) or proxies.get("all")
-    if proxy is None or urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
-        return None
-    return proxy
-
-
 def process_redirect(
     wsuri: WebSocketURI,
     exc: InvalidStatus,

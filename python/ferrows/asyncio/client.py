@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..client import MAX_REDIRECTS, ClientProtocol, backoff, get_proxy, process_exception, process_redirect
+from ..client import MAX_REDIRECTS, ClientProtocol, backoff, process_exception, process_redirect
 from ..datastructures import Headers, HeadersLike
-from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
+from ..exceptions import InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
 from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
+from ..proxy import connect_proxy_async, select_proxy
 from ..typing import LoggerLike, Origin, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
@@ -55,9 +56,6 @@ class ClientConnection(Connection):
             self.response_rcvd.set_result(None)
 
 
-_proxy_for = get_proxy
-
-
 class connect:
     """Connects to a WebSocket server.
 
@@ -75,8 +73,17 @@ class connect:
         compression: ``"deflate"`` (default) or :obj:`None`.
         additional_headers: Extra request headers.
         user_agent_header: ``User-Agent`` value; :obj:`None` omits it.
-        proxy: :obj:`True` for the environment's proxy settings, :obj:`None`
-            to connect directly.
+        proxy: :obj:`True` (default) uses the proxy the environment
+            configures for ``uri``, as websockets does (``wss_proxy`` or
+            ``ws_proxy``, a system SOCKS proxy, ``https_proxy``, then
+            ``http_proxy`` for ``ws://``; ``no_proxy`` exempts hosts);
+            :obj:`None` connects directly; a string is the proxy's address:
+            ``http://``, ``https://`` (TLS to the proxy), ``socks5h://``,
+            ``socks5://``, ``socks4a://`` or ``socks4://`` (these need
+            ``pip install 'ferrows[socks]'``). ``user:pass@`` in it
+            authenticates (``Proxy-Authorization: Basic`` for HTTP). The
+            environment's proxy is ignored when ``sock``, ``host`` or
+            ``port`` says where to connect.
         process_exception: Decides which failures to retry when iterating.
         open_timeout: Seconds for TCP, TLS, redirects and the handshake.
         ping_interval: Seconds between keepalive pings; :obj:`None` disables.
@@ -89,13 +96,26 @@ class connect:
         logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
         create_connection: :class:`ClientConnection` subclass to use.
         kwargs: Passed to :meth:`~asyncio.loop.create_connection` (``ssl``,
-            ``server_hostname``, ``sock``, ``host``, ``port``...).
+            ``server_hostname``, ``sock``, ``host``, ``port``...). Through
+            an HTTP proxy, ``ssl*`` and ``server_hostname`` still configure
+            TLS to the server (inside the tunnel), ``proxy_ssl``,
+            ``proxy_server_hostname``, ``proxy_ssl_handshake_timeout`` and
+            other ``proxy_``-prefixed arguments configure TLS to an
+            ``https://`` proxy, ``proxy_headers`` adds headers to the
+            ``CONNECT`` request, and other arguments apply to the
+            connection to the proxy. Through a SOCKS proxy, ``local_addr``
+            applies to the connection to the proxy.
 
     Raises:
         InvalidURI: If ``uri`` is not a WebSocket URI.
-        InvalidHandshake: If the handshake fails.
+        InvalidProxy: If the proxy's address isn't valid.
+        InvalidHandshake: If the handshake fails; :exc:`InvalidProxyStatus`
+            if an HTTP proxy refuses the tunnel (407, 403...),
+            :exc:`InvalidProxyMessage` if it answers nonsense,
+            :exc:`ProxyError` if a SOCKS proxy refuses.
         TimeoutError: If the handshake takes longer than ``open_timeout``.
-        OSError: If the TCP connection fails.
+        OSError: If the TCP connection (to the server or the proxy) fails.
+        ImportError: For a SOCKS proxy without python-socks.
     """
 
     def __init__(
@@ -181,13 +201,12 @@ class connect:
         def factory() -> ClientConnection:
             return self.create_connection(protocol, **self.connection_kwargs)
 
+        proxy = None if self.unix else select_proxy(self.proxy, wsuri, kwargs)
         if self.unix:
             _, connection = await loop.create_unix_connection(factory, self.path, **kwargs)
+        elif proxy is not None:
+            connection = await connect_proxy_async(proxy, wsuri, factory, kwargs, self.user_agent_header)
         else:
-            if self.proxy is not None and kwargs.get("sock") is None:
-                proxy = self.proxy if isinstance(self.proxy, str) else _proxy_for(wsuri)
-                if proxy is not None:
-                    raise InvalidProxy(proxy, "connecting through a proxy isn't supported yet")
             if kwargs.get("sock") is None:
                 host = kwargs.pop("host", wsuri.host)
                 port = kwargs.pop("port", wsuri.port)

@@ -17,16 +17,16 @@ from ..client import (
     MAX_REDIRECTS,
     ClientProtocol,
     backoff,
-    get_proxy,
     process_exception,
     process_redirect,
 )
 from ..datastructures import HeadersLike
-from ..exceptions import InvalidProxy, InvalidStatus, SecurityError
+from ..exceptions import InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
 from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
+from ..proxy import connect_proxy_sync, select_proxy
 from ..typing import LoggerLike, Origin, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
@@ -123,6 +123,7 @@ class reconnect:
         proxy: str | bool | None = True,
         proxy_ssl: ssl_module.SSLContext | None = None,
         proxy_server_hostname: str | None = None,
+        proxy_headers: HeadersLike | None = None,
         process_exception: Callable[[Exception], Exception | None] = process_exception,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
@@ -153,6 +154,7 @@ class reconnect:
         self.proxy = proxy
         self.proxy_ssl = proxy_ssl
         self.proxy_server_hostname = proxy_server_hostname
+        self.proxy_headers = proxy_headers
         self.process_exception = process_exception
         self.open_timeout = open_timeout
         self.reconnect_delays = reconnect_delays
@@ -242,11 +244,19 @@ class reconnect:
                 sock.close()
                 raise
             return sock
-        if self.proxy is not None:
-            proxy = self.proxy if isinstance(self.proxy, str) else get_proxy(wsuri)
-            if proxy is not None:
-                raise InvalidProxy(proxy, "connecting through a proxy isn't supported yet")
         kwargs = dict(self.kwargs)
+        proxy = select_proxy(self.proxy, wsuri, kwargs)
+        if proxy is not None:
+            return connect_proxy_sync(
+                proxy,
+                wsuri,
+                deadline,
+                user_agent_header=self.user_agent_header,
+                proxy_headers=self.proxy_headers,
+                proxy_ssl=self.proxy_ssl,
+                proxy_server_hostname=self.proxy_server_hostname,
+                **kwargs,
+            )
         kwargs.setdefault("address", (wsuri.host, wsuri.port))
         kwargs.setdefault("timeout", _remaining(deadline))
         return socket.create_connection(**kwargs)
@@ -331,8 +341,24 @@ def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
         compression: ``"deflate"`` (default) or :obj:`None`.
         additional_headers: Extra request headers.
         user_agent_header: ``User-Agent`` value; :obj:`None` omits it.
-        proxy: :obj:`True` for the environment's proxy settings, :obj:`None`
-            to connect directly.
+        proxy: :obj:`True` (default) uses the proxy the environment
+            configures for ``uri``, as websockets does (``wss_proxy`` or
+            ``ws_proxy``, a system SOCKS proxy, ``https_proxy``, then
+            ``http_proxy`` for ``ws://``; ``no_proxy`` exempts hosts);
+            :obj:`None` connects directly; a string is the proxy's address:
+            ``http://``, ``https://`` (TLS to the proxy), ``socks5h://``,
+            ``socks5://``, ``socks4a://`` or ``socks4://`` (these need
+            ``pip install 'ferrows[socks]'``). ``user:pass@`` in it
+            authenticates (``Proxy-Authorization: Basic`` for HTTP). The
+            environment's proxy is ignored when ``sock`` or ``address``
+            says where to connect. ``ssl`` and ``server_hostname`` still
+            configure TLS to the server, inside the tunnel.
+        proxy_ssl: TLS context for an ``https://`` proxy (default: the
+            system's).
+        proxy_server_hostname: Host name for TLS to the proxy instead of
+            the proxy address's.
+        proxy_headers: Extra headers for the ``CONNECT`` request to an
+            HTTP proxy.
         open_timeout: Seconds for TCP, TLS, redirects and the handshake.
         ping_interval: Seconds between keepalive pings; :obj:`None` disables.
         ping_timeout: Seconds to wait for a pong before closing with 1011.
@@ -344,14 +370,21 @@ def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
         legacy: :obj:`False` returns a :class:`reconnect` object instead of
             connecting; other values connect at once.
         kwargs: Passed to :func:`socket.create_connection` (``address``,
-            ``source_address``...).
+            ``source_address``...), to the proxy's address when connecting
+            through an HTTP proxy; a SOCKS proxy uses ``source_address``.
 
     Raises:
         InvalidURI: If ``uri`` is not a WebSocket URI.
-        InvalidHandshake: If the handshake fails.
+        InvalidProxy: If the proxy's address isn't valid.
+        InvalidHandshake: If the handshake fails; :exc:`InvalidProxyStatus`
+            if an HTTP proxy refuses the tunnel (407, 403...),
+            :exc:`InvalidProxyMessage` if it answers nonsense,
+            :exc:`ProxyError` if a SOCKS proxy refuses.
         TimeoutError: If the handshake takes longer than ``open_timeout``.
-        OSError: If the TCP connection fails.
-        ValueError: For ``ssl`` with a ``ws://`` URI.
+        OSError: If the TCP connection (to the server or the proxy) fails.
+        ImportError: For a SOCKS proxy without python-socks.
+        ValueError: For ``ssl`` with a ``ws://`` URI, or ``proxy_ssl``
+            with an ``http://`` proxy.
     """
     connecter = reconnect(uri, **kwargs)
     if legacy is False:
