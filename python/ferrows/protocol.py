@@ -180,7 +180,7 @@ class Protocol:
         one call. In ``assemble`` mode without Python extensions this is the
         core's own method, so that a read crosses into Rust once and runs no
         Python code in between."""
-        self.send_data: Callable[[int, Any, bool], bytes] = self._send_data
+        self.send_data: Callable[..., bytes] = self._send_data
         """``send_data(opcode, data, fin=True)`` frames a data frame (text,
         binary, continuation), a ping or a pong, and returns the bytes to
         write, after whatever the core had queued before. It raises

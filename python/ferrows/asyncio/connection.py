@@ -567,7 +567,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 data = self._send_frame(_BINARY, message, True, apart=True)
             else:
                 try:
-                    data = self._send(_BINARY, message, True)
+                    data = self._send(_BINARY, message)
                 except InvalidState:
                     raise self._closed_exception() from None
         else:
