@@ -7,8 +7,9 @@ import os
 import random
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Generator, Sequence
-from typing import cast
+from typing import Any, cast
 
 from . import _core
 from .datastructures import Headers, HeadersLike
@@ -346,3 +347,11 @@ def process_redirect(
                 del headers[name]
         additional_headers = headers
     return new, additional_headers, location
+
+
+class ClientConnection(ClientProtocol):
+    """websockets' deprecated name of :class:`ClientProtocol`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("ClientConnection was renamed to ClientProtocol", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)

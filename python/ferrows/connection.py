@@ -140,6 +140,23 @@ def closed_exception(protocol: Protocol, connection_exc: BaseException | None) -
     return exc
 
 
+def __getattr__(name: str) -> Any:
+    """``Connection``: websockets' deprecated name of
+    :class:`~ferrows.protocol.Protocol` in this module, with its warning."""
+    if name == "Connection":
+        import warnings
+
+        from .protocol import Protocol
+
+        warnings.warn(
+            "websockets.connection was renamed to websockets.protocol and Connection was renamed to Protocol",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Protocol
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class ConnectionBase:
     """State of a connection, read from its protocol and handshake."""
 

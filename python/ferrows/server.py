@@ -7,6 +7,7 @@ import http
 import re
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -384,6 +385,14 @@ class ServerProtocol(Protocol):
                 self.handshake_exc = InvalidStatus(response)
             if not self._eof_sent:
                 self._send_eof()
+
+
+class ServerConnection(ServerProtocol):
+    """websockets' deprecated name of :class:`ServerProtocol`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("ServerConnection was renamed to ServerProtocol", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
 
 
 class _Reject(InvalidHandshake):

@@ -509,3 +509,21 @@ async def test_close_timeout_is_the_cause() -> None:
                 await ws.recv()
     assert str(raised.value) == "sent 1000 (OK); no close frame received"
     assert isinstance(raised.value.__cause__, TimeoutError)
+
+
+async def test_recv_streaming_during_recv_names_itself(side: str) -> None:
+    async with connection_pair(side) as (local, _remote):
+        receiving = asyncio.ensure_future(local.recv())
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError, match="cannot call recv_streaming while"):
+            async for _ in local.recv_streaming():
+                pass
+        receiving.cancel()
+
+
+async def test_write_limit_reaches_the_transport_as_given(side: str) -> None:
+    """As websockets: ``write_limit=(high, low)``, or ``high`` alone, goes to
+    ``set_write_buffer_limits`` unchanged."""
+    for limit, expected in [(4096, (4096, None)), ((4096, 2048), (4096, 2048))]:
+        async with connection_pair(side, write_limit=limit) as (local, _remote):
+            assert local.transport.get_write_buffer_limits() == (expected[1] or 1024, expected[0])

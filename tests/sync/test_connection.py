@@ -456,3 +456,16 @@ def test_close_timeout_is_the_cause() -> None:
             ws.recv(TIMEOUT)
     assert str(raised.value) == "sent 1000 (OK); no close frame received"
     assert isinstance(raised.value.__cause__, TimeoutError)
+
+
+def test_recv_streaming_during_recv_names_itself() -> None:
+    with serving(echo) as server, connect(uri_of(server)) as ws:
+        receiver = threading.Thread(target=lambda: ws.recv(TIMEOUT))
+        receiver.start()
+        deadline = time.monotonic() + TIMEOUT
+        while not ws._recv_busy and time.monotonic() < deadline:
+            time.sleep(MS)
+        with pytest.raises(ConcurrencyError, match="cannot call recv_streaming while"):
+            list(ws.recv_streaming())
+        ws.send("wake up")
+        receiver.join(TIMEOUT)

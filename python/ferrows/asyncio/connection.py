@@ -146,8 +146,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
         # No isinstance check: uvloop's transports implement the interface
         # without subclassing asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
-        high, low = limits(self.write_limit)
-        self.transport.set_write_buffer_limits(high=high, low=low)
+        # As given: asyncio puts the low-water mark at a quarter of the high
+        # one when it is missing, as limits() would.
+        high, low = self.write_limit if isinstance(self.write_limit, tuple) else (self.write_limit, None)
+        self.transport.set_write_buffer_limits(high, low)
         if self.protocol.state is not CONNECTING and self._receive is None:
             # A protocol opened elsewhere (the caller did the handshake).
             self._start()
@@ -506,6 +508,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConnectionClosed: When the connection is closed.
             ConcurrencyError: If two coroutines receive concurrently.
         """
+        if self._recv_busy:
+            raise ConcurrencyError(
+                "cannot call recv_streaming while another coroutine is already running recv or recv_streaming"
+            )
         yield await self.recv(decode)
 
     def __aiter__(self) -> AsyncIterator[Data]:

@@ -303,6 +303,11 @@ class Connection(ConnectionBase):
             ConnectionClosed: When the connection is closed.
             ConcurrencyError: If two threads receive concurrently.
         """
+        with self._cond:
+            if self._recv_busy:
+                raise ConcurrencyError(
+                    "cannot call recv_streaming while another thread is already running recv or recv_streaming"
+                )
         yield self.recv(None, decode)
 
     def __iter__(self) -> Iterator[Data]:
