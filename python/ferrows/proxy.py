@@ -33,7 +33,7 @@ from .exceptions import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, P
 from .headers import build_authorization_basic, build_host
 from .http11 import USER_AGENT, Response
 from .streams import StreamReader
-from .uri import WebSocketURI
+from .uri import WebSocketURI, credentials, idna_host
 
 __all__ = ["Proxy", "get_proxy", "parse_proxy", "prepare_connect_request"]
 
@@ -94,21 +94,11 @@ def parse_proxy(proxy: str) -> Proxy:
         raise InvalidProxy(proxy, "fragment is meaningless")
     if port is None:
         port = 443 if parts.scheme == "https" else 80
-    username, password = parts.username, parts.password
-    if username is not None:
-        # urllib accepts "user@proxy", which is useless for Basic auth.
-        if password is None:
-            raise InvalidProxy(proxy, "username provided without password")
-        try:
-            username = urllib.parse.unquote(username, errors="strict")
-            password = urllib.parse.unquote(password, errors="strict")
-        except UnicodeDecodeError as exc:
-            raise InvalidProxy(proxy, "user information isn't valid UTF-8") from exc
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidProxy(proxy, "hostname can't be encoded with IDNA") from exc
+    try:
+        username, password = credentials(parts)
+        host = idna_host(host)
+    except ValueError as exc:
+        raise InvalidProxy(proxy, str(exc)) from exc
     return Proxy(parts.scheme, host, port, username, password)
 
 

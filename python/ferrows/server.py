@@ -387,6 +387,23 @@ class ServerProtocol(Protocol):
                 self._send_eof()
 
 
+def connection_selector(
+    select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None, holder: list[Any]
+) -> SelectSubprotocol | None:
+    """``select_subprotocol`` as the servers take it, ``f(connection,
+    offered)`` as in websockets, adapted to the Sans-I/O protocol, which
+    calls it with itself: the connection is ``holder[0]``, put there by the
+    server once the connection exists."""
+    if select_subprotocol is None:
+        return None
+    select = select_subprotocol
+
+    def protocol_select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        return select(holder[0], offered)
+
+    return protocol_select
+
+
 class ServerConnection(ServerProtocol):
     """websockets' deprecated name of :class:`ServerProtocol`."""
 

@@ -56,6 +56,39 @@ class WebSocketURI:
         return self.username, self.password
 
 
+def credentials(parts: urllib.parse.SplitResult) -> tuple[str | None, str | None]:
+    """The ``user:password@`` of a URI or a proxy URL, percent-decoded.
+
+    Raises:
+        ValueError: For a username without a password (urllib accepts
+            ``user@host``, which is useless for Basic authentication), or
+            user information that is not UTF-8.
+    """
+    username, password = parts.username, parts.password
+    if username is None:
+        return None, None
+    if password is None:
+        raise ValueError("username provided without password")
+    try:
+        return urllib.parse.unquote(username, errors="strict"), urllib.parse.unquote(password, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ValueError("user information isn't valid UTF-8") from exc
+
+
+def idna_host(host: str) -> str:
+    """A host name in ASCII, IDNA-encoded (RFC 3490) if it is not ASCII.
+
+    Raises:
+        ValueError: If it can't be encoded.
+    """
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError("hostname can't be encoded with IDNA") from exc
+
+
 def parse_uri(uri: str) -> WebSocketURI:
     """Parse and check a WebSocket URI.
 
@@ -95,22 +128,12 @@ def parse_uri(uri: str) -> WebSocketURI:
         port = 443 if secure else 80
     path, query = parts.path, parts.query
 
-    username, password = parts.username, parts.password
-    if username is not None:
-        # urllib accepts "user@host", which is useless for Basic Auth.
-        if password is None:
-            raise InvalidURI(uri, "username provided without password")
-        try:
-            username = urllib.parse.unquote(username, errors="strict")
-            password = urllib.parse.unquote(password, errors="strict")
-        except UnicodeDecodeError as exc:
-            raise InvalidURI(uri, "user information isn't valid UTF-8") from exc
-
+    try:
+        username, password = credentials(parts)
+        host = idna_host(host)
+    except ValueError as exc:
+        raise InvalidURI(uri, str(exc)) from exc
     if not uri.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidURI(uri, "hostname can't be encoded with IDNA") from exc
         path = urllib.parse.quote(path, safe=_KEEP)
         query = urllib.parse.quote(query, safe=_KEEP)
 

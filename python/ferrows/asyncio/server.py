@@ -27,6 +27,7 @@ from ..server import (
     ServerProtocol,
     add_response_headers,
     compact_idle,
+    connection_selector,
 )
 from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection, broadcast
@@ -454,13 +455,7 @@ class serve:
             # select_subprotocol gets the connection, as in websockets, not
             # the protocol the Sans-I/O layer calls it with.
             holder: list[ServerConnection] = []
-            protocol_select: Any = None
-            if select_subprotocol is not None:
-
-                def protocol_select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-                    assert select_subprotocol is not None
-                    return select_subprotocol(holder[0], offered)
-
+            protocol_select = connection_selector(select_subprotocol, holder)
             protocol = ServerProtocol(
                 origins=origins,
                 extensions=extensions,

@@ -37,6 +37,7 @@ from ..server import (
     ServerProtocol,
     add_response_headers,
     compact_idle,
+    connection_selector,
 )
 from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection, broadcast
@@ -542,13 +543,7 @@ def serve(
 
     def connection_factory(conn_sock: socket.socket, server: Server) -> ServerConnection:
         holder: list[ServerConnection] = []
-        protocol_select: Any = None
-        if select_subprotocol is not None:
-
-            def protocol_select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-                assert select_subprotocol is not None
-                return select_subprotocol(holder[0], offered)
-
+        protocol_select = connection_selector(select_subprotocol, holder)
         protocol = ServerProtocol(
             origins=origins,
             extensions=extensions,
