@@ -7,6 +7,7 @@ import base64
 import itertools
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -428,7 +429,6 @@ def test_extension_refused_by_factory() -> None:
     assert str(client.handshake_exc) == (
         "Unsupported extension: name = x-a, params = [('bad', None)]: x-a refuses [('bad', None)]"
     )
-    assert isinstance(client.handshake_exc.__cause__, NegotiationError)
 
 
 def test_permessage_deflate_refusal_names_the_parameter() -> None:
@@ -549,3 +549,49 @@ def test_empty_subprotocol(value: str) -> None:
     client = ClientProtocol("ws://h/", subprotocols=[Subprotocol("v1")])
     client.receive_data(response_bytes(client, Sec_WebSocket_Protocol=value))
     check_failed(client, InvalidHeader)
+
+
+def _redirect(location: str) -> Any:
+    from ferrows.exceptions import InvalidStatus
+
+    response = Response(302, "Found", Headers([("Location", location)]), b"")
+    return InvalidStatus(response)
+
+
+@pytest.mark.parametrize(
+    ("uri", "location", "target", "error", "message"),
+    [
+        ("ws://invalid/", "/", "sock", ValueError, "cannot follow redirect to ws://invalid/ with a preexisting socket"),
+        (
+            "ws://localhost/",
+            "ws://other/",
+            "unix",
+            ValueError,
+            "cannot follow cross-origin redirect to ws://other/ with a Unix socket",
+        ),
+        (
+            "ws://overridden/",
+            "ws://other/",
+            "host",
+            ValueError,
+            "cannot follow cross-origin redirect to ws://other/ with an explicit host or port",
+        ),
+        ("wss://h/", "ws://h:8080/", None, SecurityError, "cannot follow redirect to non-secure URI ws://h:8080/"),
+    ],
+)
+def test_redirect_refusals_say_where_to(uri: str, location: str, target: str | None, error: type, message: str) -> None:
+    """websockets' words, which name the redirect's target."""
+    from ferrows.client import process_redirect
+    from ferrows.uri import parse_uri
+
+    with pytest.raises(error) as raised:
+        process_redirect(parse_uri(uri), _redirect(location), None, target=target)
+    assert str(raised.value) == message
+
+
+def test_same_origin_redirect_with_a_unix_socket_is_followed() -> None:
+    from ferrows.client import process_redirect
+    from ferrows.uri import parse_uri
+
+    new, _, location = process_redirect(parse_uri("ws://localhost/a"), _redirect("/b"), None, target="unix")
+    assert location == "ws://localhost/b" and new.path == "/b"

@@ -204,8 +204,8 @@ class ClientProtocol(Protocol):
                     # websockets' words, then why our factory refused, if it
                     # did: which parameter was missing or wrong.
                     message = f"Unsupported extension: name = {name}, params = {params}"
-                    if refused is not None:
-                        raise NegotiationError(f"{message}: {refused}") from refused
+                    if refused is not None and str(refused):
+                        message = f"{message}: {refused}"
                     raise NegotiationError(message)
         return accepted
 
@@ -294,7 +294,7 @@ def process_redirect(
     exc: InvalidStatus,
     additional_headers: HeadersLike | None,
     *,
-    fixed_target: bool,
+    target: str | None = None,
 ) -> tuple[WebSocketURI, HeadersLike | None, str]:
     """Follows a 3xx answer to the opening handshake.
 
@@ -302,8 +302,10 @@ def process_redirect(
         wsuri: URI that answered ``exc``.
         exc: The handshake failure carrying the response.
         additional_headers: Extra request headers in use.
-        fixed_target: Whether the connection goes to a preconnected socket
-            or a Unix socket, which cannot follow a redirect.
+        target: What fixes where the connection goes, if anything: ``"sock"``
+            (a socket connected already: no redirect can be followed),
+            ``"unix"`` (a Unix socket) or ``"host"`` (an explicit host or
+            port): with these two, only a redirect to the same origin.
 
     Returns:
         The new URI, the request headers to use there (``Authorization``,
@@ -313,18 +315,17 @@ def process_redirect(
     Raises:
         InvalidStatus: ``exc`` itself, if it is not a redirect.
         SecurityError: For a redirect from ``wss://`` to ``ws://``.
-        ValueError: For a redirect with a fixed target.
+        ValueError: For a redirect that ``target`` rules out.
     """
     response = exc.response
     if response.status_code not in REDIRECT_STATUSES or "Location" not in response.headers:
         raise exc
-    if fixed_target:
-        raise ValueError("cannot follow redirect with a preconnected socket or Unix socket") from exc
     scheme = "wss" if wsuri.secure else "ws"
     host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
-    location = urllib.parse.urljoin(
-        f"{scheme}://{host}:{wsuri.port}{wsuri.resource_name}", response.headers["Location"]
-    )
+    netloc = host if wsuri.port == (443 if wsuri.secure else 80) else f"{host}:{wsuri.port}"
+    location = urllib.parse.urljoin(f"{scheme}://{netloc}{wsuri.resource_name}", response.headers["Location"])
+    if target == "sock":
+        raise ValueError(f"cannot follow redirect to {location} with a preexisting socket")
     if wsuri.user_info is not None:
         # The URI's credentials survive a same-origin relative redirect, as
         # urljoin() on the original URI would have it; the returned location,
@@ -338,8 +339,12 @@ def process_redirect(
     else:
         new = parse_uri(location)
     if wsuri.secure and not new.secure:
-        raise SecurityError("cannot follow redirect to non-secure URI")
-    if (new.secure, new.host, new.port) != (wsuri.secure, wsuri.host, wsuri.port) and additional_headers:
+        raise SecurityError(f"cannot follow redirect to non-secure URI {location}")
+    cross_origin = (new.secure, new.host, new.port) != (wsuri.secure, wsuri.host, wsuri.port)
+    if cross_origin and target in ("unix", "host"):
+        fixed_by = "a Unix socket" if target == "unix" else "an explicit host or port"
+        raise ValueError(f"cannot follow cross-origin redirect to {location} with {fixed_by}")
+    if cross_origin and additional_headers:
         headers = Headers(additional_headers)
         for name in ("Authorization", "Cookie", "Proxy-Authorization"):
             # Headers raise KeyError when deleting an absent name.

@@ -246,10 +246,20 @@ class connect:
         except TimeoutError as exc:
             raise TimeoutError("timed out during opening handshake") from exc
 
+    def _target(self) -> str | None:
+        """What fixes where the connection goes (see ``process_redirect``)."""
+        if self.kwargs.get("sock") is not None:
+            return "sock"
+        if self.unix:
+            return "unix"
+        if "host" in self.kwargs or "port" in self.kwargs:
+            return "host"
+        return None
+
     def _redirect(self, wsuri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI:
         """Follows a 3xx answer, or re-raises the error."""
         new, self.additional_headers, location = process_redirect(
-            wsuri, exc, self.additional_headers, fixed_target=self.unix or self.kwargs.get("sock") is not None
+            wsuri, exc, self.additional_headers, target=self._target()
         )
         self.logger.info("redirecting to %s", location)
         return new
@@ -261,7 +271,7 @@ class connect:
 
     async def __aenter__(self) -> ClientConnection:
         if self.connection is not None:
-            raise RuntimeError("connect() object entered twice")
+            raise RuntimeError("connect() isn't reentrant")
         self.connection = await self
         return self.connection
 

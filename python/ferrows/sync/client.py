@@ -84,7 +84,7 @@ class ClientConnection(Connection):
             while self.response is None and not self._reader_done:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError("timed out while waiting for handshake response")
+                    raise TimeoutError(_HANDSHAKE_TIMEOUT)
                 self._cond.wait(remaining)
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
@@ -191,11 +191,13 @@ class reconnect:
                 try:
                     return self._connect_once(wsuri, headers, deadline)
                 except InvalidStatus as exc:
-                    fixed = self.unix or self.sock is not None
-                    wsuri, headers, location = process_redirect(wsuri, exc, headers, fixed_target=fixed)
+                    target = "sock" if self.sock is not None else "unix" if self.unix else None
+                    wsuri, headers, location = process_redirect(wsuri, exc, headers, target=target)
                     self.logger.info("redirecting to %s", location)
             raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
+            if str(exc) == _HANDSHAKE_TIMEOUT:
+                raise  # websockets' words for a response that never came
             raise TimeoutError("timed out during opening handshake") from exc
 
     def _connect_once(
@@ -310,6 +312,9 @@ class reconnect:
                 connection.close()
 
 
+_HANDSHAKE_TIMEOUT = "timed out while waiting for handshake response"
+
+
 def _remaining(deadline: float | None) -> float | None:
     """Seconds left before ``deadline``.
 
@@ -320,7 +325,7 @@ def _remaining(deadline: float | None) -> float | None:
         return None
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise TimeoutError("timed out during opening handshake")
+        raise TimeoutError(_HANDSHAKE_TIMEOUT)
     return remaining
 
 

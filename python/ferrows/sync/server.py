@@ -534,8 +534,10 @@ def serve(
             sock = socket.create_server(os.fspath(path), **kwargs)
         else:
             sock = socket.create_server(("" if host is None else host, 0 if port is None else port), **kwargs)
-    elif host is not None or port is not None or path is not None:
-        raise ValueError("host, port and path are incompatible with sock")
+    else:
+        for name, value in (("host", host), ("port", port), ("path", path)):
+            if value is not None:
+                raise ValueError(f"{name} is incompatible with sock")
     if ssl is not None:
         sock = ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
 
