@@ -52,7 +52,7 @@ class ClientProtocol(Protocol):
         subprotocols: Subprotocols to offer, in order of preference.
         state: Initial state.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.client")``.
     """
 
     def __init__(
@@ -64,7 +64,7 @@ class ClientProtocol(Protocol):
         subprotocols: Sequence[Subprotocol] | None = None,
         state: State = CONNECTING,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         super().__init__(side=CLIENT, state=state, max_size=max_size, logger=logger)
         self.uri = parse_uri(uri) if isinstance(uri, str) else uri

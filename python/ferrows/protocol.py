@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _core
+from ._logging import CLIENT_LOGGER, SERVER_LOGGER, get_logger
 from .events import CloseReceived, PingReceived, PongReceived, ProtocolViolation
 from .exceptions import (
     ConnectionClosed,
@@ -116,8 +117,9 @@ class Protocol:
         max_size: Largest incoming message in bytes, after decompression;
             :obj:`None` for no limit. ``(message, frame)`` also bounds each
             frame.
-        logger: Logger for this connection; defaults to
-            ``logging.getLogger("ferrows.client")`` or ``"ferrows.server"``.
+        logger: Logger for this connection, or its name; defaults to
+            ``logging.getLogger("websockets.client")`` or
+            ``"websockets.server"`` (see :mod:`ferrows._logging`).
         extensions: Extensions already negotiated, when ``state`` is OPEN.
         assemble: Deliver messages and typed control events, as above.
     """
@@ -128,13 +130,12 @@ class Protocol:
         *,
         state: State = OPEN,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         extensions: Sequence[Extension] | None = None,
         assemble: bool = False,
     ) -> None:
         self._id: uuid.UUID | None = None
-        if logger is None:
-            logger = logging.getLogger(f"ferrows.{side.name.lower()}")
+        logger = get_logger(logger, CLIENT_LOGGER if side is Side.CLIENT else SERVER_LOGGER)
         self.logger: LoggerLike = logger
         """Logger for this connection."""
         self.debug = logger.isEnabledFor(logging.DEBUG)

@@ -69,7 +69,7 @@ class ServerProtocol(Protocol):
             (the first of ``subprotocols`` that the client offers).
         state: Initial state.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
     """
 
     def __init__(
@@ -81,7 +81,7 @@ class ServerProtocol(Protocol):
         select_subprotocol: SelectSubprotocol | None = None,
         state: State = CONNECTING,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         super().__init__(side=SERVER, state=state, max_size=max_size, logger=logger)
         self.origins = origins

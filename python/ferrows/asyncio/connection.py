@@ -27,6 +27,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, M
 from types import TracebackType
 from typing import Any, Literal, cast, overload
 
+from .._logging import connection_logger
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -86,7 +87,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.read_limit_high, self.read_limit_low = limits(read_limit)
         self.write_limit = write_limit
         self.loop = asyncio.get_running_loop()
-        self.logger: LoggerLike = protocol.logger
+        # Records carry this connection as ``websocket``, as in websockets.
+        self.logger: LoggerLike = connection_logger(protocol.logger, self)
+        protocol.logger = self.logger
         self.debug = protocol.debug
         self.request: Request | None = None
         self.response: Response | None = None

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import http
-import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import SERVER_LOGGER, get_logger
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -134,7 +134,7 @@ class Server:
         server_header: str | None = SERVER,
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
         open_timeout: float | None = 10,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.handler = handler
@@ -146,9 +146,7 @@ class Server:
         self.server_header = server_header
         self.extra_headers = extra_headers
         self.open_timeout = open_timeout
-        if logger is None:
-            logger = logging.getLogger("ferrows.server")
-        self.logger: LoggerLike = logger
+        self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self.server: asyncio.Server | None = None
         self._handlers: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -385,7 +383,7 @@ class serve:
             reading pauses above it too.
         write_limit: High-water mark of the write buffer (or ``(high,
             low)``); ``send()`` waits for it to drain above it.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
         create_connection: :class:`ServerConnection` subclass to use.
         kwargs: Passed to :meth:`~asyncio.loop.create_server` (``ssl``,
             ``sock``, ``reuse_port``, ``backlog``...).
@@ -418,7 +416,7 @@ class serve:
         max_queue: int | tuple[int, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         create_connection: type[ServerConnection] | None = None,
         **kwargs: Any,
     ) -> None:

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
+from .._logging import connection_logger
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -115,8 +116,10 @@ class Connection(ConnectionBase):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue_high, self.max_queue_low = limits(max_queue)
-        self.logger: LoggerLike = protocol.logger
+        # Records carry this connection as ``websocket``, as in websockets.
+        self.logger: LoggerLike = connection_logger(protocol.logger, self)
         """Logger for this connection."""
+        protocol.logger = self.logger
         self.debug = protocol.debug
         self.request: Request | None = None
         """Opening handshake request."""

@@ -10,7 +10,6 @@ the connection's own reading thread handles the network meanwhile.
 from __future__ import annotations
 
 import http
-import logging
 import os
 import re
 import select
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import SERVER_LOGGER, get_logger
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -163,7 +163,7 @@ class Server:
         self,
         socket: socket.socket,
         handler: Callable[[ServerConnection], None],
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         *,
         process_request: Callable[[ServerConnection, Request], Response | None] | None = None,
         process_response: Callable[[ServerConnection, Request, Response], Response | None] | None = None,
@@ -183,9 +183,7 @@ class Server:
         self.server_header = server_header
         self.extra_headers = extra_headers
         self.open_timeout = open_timeout
-        if logger is None:
-            logger = logging.getLogger("ferrows.server")
-        self.logger: LoggerLike = logger
+        self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self._connection_factory = connection_factory
         self._lock = threading.Lock()
         self._all: set[ServerConnection] = set()
@@ -472,7 +470,7 @@ def serve(
     close_timeout: float | None = 10,
     max_size: int | tuple[int | None, int | None] | None = 2**20,
     max_queue: int | tuple[int | None, int | None] | None = 16,
-    logger: LoggerLike | None = None,
+    logger: LoggerLike | str | None = None,
     create_connection: type[ServerConnection] | None = None,
     **kwargs: Any,
 ) -> Server:
@@ -508,7 +506,7 @@ def serve(
         close_timeout: Seconds for the closing handshake before aborting.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
         max_queue: High-water mark of unread messages (or ``(high, low)``).
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
         create_connection: :class:`ServerConnection` subclass to use.
         kwargs: Passed to :func:`socket.create_server` (``family``,
             ``backlog``, ``reuse_port``...).
