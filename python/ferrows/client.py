@@ -100,6 +100,8 @@ class ClientProtocol(Protocol):
         """Sends the handshake request."""
         if self.debug:
             self.logger.debug("> GET %s HTTP/1.1", request.path)
+            for name, value in request.headers.raw_items():
+                self.logger.debug("> %s: %s", name, value)
         self.writes.append(request.serialize())
 
     # ------------------------------------------------------------ input
@@ -134,6 +136,10 @@ class ClientProtocol(Protocol):
         response = Response(status, reason, Headers._trusted(raw_headers), body)
         if self.debug:
             self.logger.debug("< HTTP/1.1 %d %s", status, reason)
+            for name, value in raw_headers:
+                self.logger.debug("< %s: %s", name, value)
+            if body:
+                self.logger.debug("< [body] (%d bytes)", len(body))
         try:
             self.process_response(response)
         except InvalidHandshake as exc:
@@ -153,6 +159,8 @@ class ClientProtocol(Protocol):
         if cause is not None:
             exc.__cause__ = cause
         self.handshake_exc = exc
+        if self.debug:
+            self.logger.debug("! opening handshake failed: %s", exc, exc_info=exc)
         if not self._eof_sent:
             self._send_eof()
 

@@ -152,6 +152,8 @@ class Protocol:
         self.events: list[Event] = []
         self.writes: list[bytes] = []
         self._state = state
+        self._logged_state = state
+        self._pongs_held = False
         self._eof_sent = False
         self._eof_rcvd = False
         self._core: _core.Connection | None = None
@@ -231,6 +233,8 @@ class Protocol:
                 self._core.enable_deflate(*ext.core_settings())
         self._state = OPEN
         self._configure()
+        if self.debug:
+            self._log_state()
 
     def _configure(self) -> None:
         """Sets the core's mode from :attr:`assemble` and picks the entry
@@ -252,6 +256,8 @@ class Protocol:
             core.hold_pongs(True)
         else:
             self.send_data = core.send_data_frame
+        if self.debug:
+            self._debug_entry_points(fast)
 
     @property
     def assemble(self) -> bool:
@@ -374,6 +380,11 @@ class Protocol:
         core = self._core
         if core is None:
             self._receive_handshake(bytes(data))
+        elif self.debug:
+            sent = core.close_sent
+            self._py_answer_pings = core.state == OPEN
+            self._dispatch(core.receive_data(data))
+            self._log_close_sent(sent)
         else:
             self._py_answer_pings = core.state == OPEN
             self._dispatch(core.receive_data(data))
@@ -391,11 +402,19 @@ class Protocol:
         if self._eof_rcvd:
             return
         self._eof_rcvd = True
+        if self.debug:
+            self.logger.debug("< EOF")
         if self._core is None:
             self._receive_handshake_eof()
         else:
             self._py_answer_pings = False
             self._dispatch(self._core.receive_eof())
+        if self.debug:
+            self._log_state()
+        if self.side is SERVER:
+            # The TCP connection is over, as websockets logs it, rejected
+            # handshakes included.
+            self.logger.info("connection closed")
 
     def _receive_handshake(self, data: bytes) -> None:
         """Parses the opening handshake; bytes after a failed one are ignored."""
@@ -527,14 +546,21 @@ class Protocol:
             self.fail(code, reason)
             return True
         core = self._core
-        if core is None or not core.fail_pending():
+        if core is None:
+            return False
+        sent = self.debug and core.close_sent
+        if not core.fail_pending():
             return False
         self.writes.extend(core.data_to_send())
+        if self.debug:
+            self._log_close_sent(sent)
         return True
 
     def events_received(self) -> list[Event]:
         """Returns and forgets the events received since the last call."""
         events, self.events = self.events, []
+        if self.debug:
+            self._log_received(events)
         return events
 
     def data_to_send(self) -> list[bytes]:
@@ -547,6 +573,10 @@ class Protocol:
         core = self._core
         if core is not None:
             writes.extend(core.data_to_send())
+        if self.debug:
+            if SEND_EOF in writes:
+                self.logger.debug("> EOF")
+            self._log_state()
         return writes
 
     def close_expected(self) -> bool:
@@ -573,6 +603,7 @@ class Protocol:
         core = self._core
         if core is None:
             return False
+        self._pongs_held = hold
         if not self._py_extensions:
             return core.hold_pongs(hold)
         self._py_pongs_held = hold
@@ -627,7 +658,10 @@ class Protocol:
         """
         if self._py_extensions:
             return None
-        return self._require_core().send_header(opcode, length, fin)
+        header = self._require_core().send_header(opcode, length, fin)
+        if self.debug and header is not None:
+            self.logger.debug("> %s [%d bytes%s]", _OPCODES[opcode].name, length, "" if fin else ", continued")
+        return header
 
     def send_frame(self, frame: Frame) -> None:
         """Sends a frame, as websockets' method of that name: through the
@@ -685,6 +719,9 @@ class Protocol:
             InvalidState: If the connection is not open.
         """
         self.writes.append(self._require_core().send_close(code, reason))
+        if self.debug:
+            self.logger.debug("> %s", _close_frame(code, reason))
+            self._log_state()
 
     def send_ping(self, data: bytes | str) -> None:
         """Sends a ping (allowed while closing, too).
@@ -725,13 +762,89 @@ class Protocol:
             if not self._eof_sent:
                 self._send_eof()
             return
+        sent = self.debug and self._core.close_sent
         self._core.fail(code, reason)
         self.writes.extend(self._core.data_to_send())
+        if self.debug:
+            self._log_close_sent(sent)
 
     def _send_eof(self) -> None:
         assert not self._eof_sent
         self._eof_sent = True
         self.writes.append(SEND_EOF)
+
+    # ---------------------------------------------------- debug logging
+    # websockets logs every frame, state change and EOF at DEBUG. Nothing
+    # below runs unless the logger had DEBUG enabled when the protocol was
+    # created: the entry points of the I/O layers are then wrapped once, so
+    # that the path of a frame gains no call when DEBUG is off.
+
+    def _debug_entry_points(self, fast: bool) -> None:
+        """Wraps :attr:`send_data`, and :attr:`receive_events` when it is
+        the core's own method (:meth:`events_received` and
+        :meth:`receive_data` log the other path), with logging versions."""
+        core, send = self._core, self.send_data
+        assert core is not None
+
+        def receive_events(data: bytes | bytearray | memoryview) -> list[Any]:
+            sent = core.close_sent
+            events = core.receive_data(data)
+            self._log_received(events)
+            self._log_close_sent(sent)
+            return events
+
+        def send_data(opcode: int, data: Any, fin: bool = True) -> bytes:
+            output = send(opcode, data, fin)
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            self.logger.debug("> %s", Frame(_OPCODES[opcode], payload, fin))
+            return output
+
+        if fast:
+            self.receive_events = receive_events
+        self.send_data = send_data
+
+    def _log_received(self, events: list[Any]) -> None:
+        """Logs received frames, or messages and control frames in
+        ``assemble`` mode, with the answers the core queued for them."""
+        for event in events:
+            kind = type(event)
+            if kind is Frame:
+                self.logger.debug("< %s", event)
+            elif kind is str:
+                self.logger.debug("< %s", Frame(Opcode.TEXT, event.encode()))
+            elif kind is bytes:
+                self.logger.debug("< %s", Frame(Opcode.BINARY, event))
+            elif kind in _CONTROL:
+                self.logger.debug("< %s", Frame(_CONTROL[kind], event.data))
+                if kind is PingReceived and not self._pongs_held and self.state is OPEN:
+                    self.logger.debug("> %s", Frame(Opcode.PONG, event.data))
+            elif kind is ProtocolViolation:
+                self.logger.debug("! protocol error: %s", self.parser_exc)
+        self._log_state()
+
+    def _log_close_sent(self, before: object) -> None:
+        """Logs the close frame the core sent on its own (a reply, or a
+        failure), if it sent one since ``before``, its earlier
+        ``close_sent``."""
+        if not before:
+            close = self.close_sent
+            if close is not None:
+                self.logger.debug("> %s", _close_frame(close.code, close.reason))
+        self._log_state()
+
+    def _log_state(self) -> None:
+        state = self.state
+        if state is not self._logged_state:
+            self._logged_state = state
+            self.logger.debug("= connection is %s", state.name)
+
+
+def _close_frame(code: int | None, reason: str) -> Frame:
+    """The close frame sent with ``code`` and ``reason``, for logs; 1005
+    stands for no code, as in :attr:`Protocol.close_sent`."""
+    if code is None or code == CloseCode.NO_STATUS_RCVD:
+        return Frame(Opcode.CLOSE, b"")
+    return Frame(Opcode.CLOSE, Close(code, reason).serialize())
 
 
 _CONTROL: dict[type, Opcode] = {

@@ -95,6 +95,10 @@ class ServerProtocol(Protocol):
         )
         self._pending = b""
         self._request: Request | None = None
+        self._accept_called = False
+        self.server_header: str | None = None
+        """``Server`` header of the error responses this protocol sends on
+        its own (a request over a parser limit); the I/O layers set it."""
 
     # ------------------------------------------------------------ input
 
@@ -146,8 +150,23 @@ class ServerProtocol(Protocol):
         else:
             self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
             self.handshake_exc.__cause__ = exc
+        if self.debug:
+            # The client's doing, worth DEBUG, never ERROR. The cause on one
+            # line, control characters escaped (a TLS hello on a plain port
+            # is binary), and no traceback, which would repeat it raw and
+            # show only the parser's call.
+            cause = repr(str(exc))[1:-1]
+            if len(cause) > _MAX_CAUSE:
+                cause = cause[:_MAX_CAUSE] + "..."
+            if status is None:
+                self.logger.debug("! no valid HTTP request: %s", cause)
+            else:
+                self.logger.debug("! %s", cause)
         if status is not None and not self._eof_sent:
-            self.writes.append(self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n").serialize())
+            response = self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
+            self.send_response(response)
         if not self._eof_sent:
             self._send_eof()
 
@@ -160,6 +179,7 @@ class ServerProtocol(Protocol):
         On failure, the response is an HTTP error and :attr:`handshake_exc`
         says why. Send the response with :meth:`send_response`.
         """
+        self._accept_called = True
         try:
             (
                 accept_header,
@@ -168,6 +188,8 @@ class ServerProtocol(Protocol):
             ) = self.process_request(request)
         except _Reject as exc:
             self.handshake_exc = exc.cause
+            if self.debug:
+                self.logger.debug("! invalid %s: %s", _REJECTED.get(type(exc.cause), "handshake"), exc.cause)
             response = self.reject(exc.status, f"Failed to open a WebSocket connection: {exc.cause}.\n")
             for name, value in exc.headers:
                 response.headers[name] = value
@@ -175,12 +197,12 @@ class ServerProtocol(Protocol):
         except InvalidOrigin as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid origin", exc_info=True)
+                self.logger.debug("! invalid origin: %s", exc, exc_info=True)
             return self.reject(http.HTTPStatus.FORBIDDEN, f"Failed to open a WebSocket connection: {exc}.\n")
         except InvalidUpgrade as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid upgrade", exc_info=True)
+                self.logger.debug("! invalid upgrade: %s", exc, exc_info=True)
             response = self.reject(
                 http.HTTPStatus.UPGRADE_REQUIRED,
                 f"Failed to open a WebSocket connection: {exc}.\n\n"
@@ -191,7 +213,7 @@ class ServerProtocol(Protocol):
         except InvalidHandshake as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid handshake", exc_info=True)
+                self.logger.debug("! invalid handshake: %s", exc, exc_info=True)
             cause = f"; {exc.__cause__}" if exc.__cause__ is not None else ""
             return self.reject(http.HTTPStatus.BAD_REQUEST, f"Failed to open a WebSocket connection: {exc}{cause}.\n")
         except Exception as exc:
@@ -370,10 +392,15 @@ class ServerProtocol(Protocol):
         """
         if self.debug:
             self.logger.debug("> HTTP/1.1 %d %s", response.status_code, response.reason_phrase)
+            for name, value in response.headers.raw_items():
+                self.logger.debug("> %s: %s", name, value)
+            if response.body:
+                self.logger.debug("> [body] (%d bytes)", len(response.body))
         self.writes.append(response.serialize())
         if response.status_code == 101:
             assert self._state is CONNECTING
             self._open()
+            self.logger.info("connection open")
             pending, self._pending = self._pending, b""
             if pending:
                 self.receive_data(pending)
@@ -382,8 +409,22 @@ class ServerProtocol(Protocol):
                 from .exceptions import InvalidStatus
 
                 self.handshake_exc = InvalidStatus(response)
+            # As websockets: "rejected" once accept() refused the request,
+            # "HTTP response sent" for a response of process_request.
+            self.logger.info(
+                "connection rejected (%d %s)" if self._accept_called else "HTTP response sent (%d %s)",
+                response.status_code,
+                response.reason_phrase,
+            )
             if not self._eof_sent:
                 self._send_eof()
+
+
+_MAX_CAUSE = 200
+"""Longest cause of a failed parse shown in the debug log, in characters."""
+
+_REJECTED: dict[type[Exception], str] = {InvalidMethod: "method", InvalidProtocol: "protocol"}
+"""What the debug log calls a request refused with a specific status."""
 
 
 class _Reject(InvalidHandshake):

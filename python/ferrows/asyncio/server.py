@@ -105,9 +105,8 @@ class ServerConnection(Connection):
         if self._open_handle is not None:
             self._open_handle.cancel()
         # 101 opened the connection, even if early frames (a close frame)
-        # already moved the state past OPEN.
+        # already moved the state past OPEN. send_response() logged either.
         if response.status_code != 101:
-            self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
             return
         self._start()
         await self.server._run_handler(self)
@@ -218,7 +217,7 @@ class Server:
                     response = result
                     break
         except Exception as exc:
-            response = self._internal_error(protocol, exc)
+            response = self._internal_error(protocol, exc, "process_request failed")
         if response is None:
             # A failing extra_headers callable must not leave the client
             # waiting for an answer: it gets a 500 like a failing hook.
@@ -238,15 +237,20 @@ class Server:
                 if result is not None:
                     response = result
             except Exception as exc:
-                response = self._internal_error(protocol, exc)
+                response = self._internal_error(protocol, exc, "process_response failed")
         if self._closing and response.status_code == 101:
             response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
         return response
 
-    def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
-        """Logs a failure of user code during the handshake; returns a 500."""
+    def _internal_error(
+        self, protocol: ServerProtocol, exc: Exception, what: str = "opening handshake failed"
+    ) -> Response:
+        """Logs a failure of user code during the handshake, with
+        websockets' words for its hooks; returns a 500."""
         protocol.handshake_exc = exc
-        protocol.logger.error("opening handshake failed", exc_info=True)
+        protocol.logger.error(what, exc_info=True)
         return protocol.reject(
             http.HTTPStatus.INTERNAL_SERVER_ERROR,
             "Failed to open a WebSocket connection.\nSee server log for more information.\n",
@@ -450,6 +454,7 @@ class serve:
                 max_size=max_size,
                 logger=logger if logger is not None else self.server.logger,
             )
+            protocol.server_header = server_header
             return create_connection(
                 protocol,
                 self.server,

@@ -140,12 +140,7 @@ class ServerConnection(Connection):
         except ConnectionClosed:
             return False
         if not opened:
-            if response.status_code != 101:
-                self.logger.info(
-                    "connection rejected (%d %s)",
-                    response.status_code,
-                    response.reason_phrase,
-                )
+            # send_response() logged the rejection.
             self._wait_closed()
             return False
         return True
@@ -328,7 +323,7 @@ class Server:
                     if response is not None:
                         break
         except Exception as exc:
-            response = self._internal_error(protocol, exc)
+            response = self._internal_error(protocol, exc, "process_request failed")
         if response is None:
             try:
                 response = protocol.accept(request)
@@ -350,15 +345,20 @@ class Server:
                 if result is not None:
                     response = result
             except Exception as exc:
-                response = self._internal_error(protocol, exc)
+                response = self._internal_error(protocol, exc, "process_response failed")
         if self._closing and response.status_code == 101:
             response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
         return response
 
-    def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
-        """Logs a failure of user code during the handshake; returns a 500."""
+    def _internal_error(
+        self, protocol: ServerProtocol, exc: Exception, what: str = "opening handshake failed"
+    ) -> Response:
+        """Logs a failure of user code during the handshake, with
+        websockets' words for its hooks; returns a 500."""
         protocol.handshake_exc = exc
-        protocol.logger.error("opening handshake failed", exc_info=True)
+        protocol.logger.error(what, exc_info=True)
         return protocol.reject(http.HTTPStatus.INTERNAL_SERVER_ERROR, _HOOK_FAILED)
 
     def _run_handler(self, connection: ServerConnection) -> None:
@@ -555,6 +555,7 @@ def serve(
             max_size=max_size,
             logger=logger if logger is not None else server.logger,
         )
+        protocol.server_header = server_header
         connection = factory(
             conn_sock,
             protocol,
