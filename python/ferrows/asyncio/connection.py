@@ -349,9 +349,13 @@ class Connection(ConnectionBase, asyncio.Protocol):
             transport.write(data)
         elif transport.can_write_eof():
             # Half-close: the peer sees EOF and closes its side.
+            if self.debug:
+                self.logger.debug("x half-closing TCP connection")
             transport.write_eof()
         else:
             # TLS cannot half-close: close once the buffer is flushed.
+            if self.debug:
+                self.logger.debug("x closing TCP connection")
             transport.close()
 
     def _arm_close_timer(self) -> None:
@@ -713,6 +717,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return
         if self.debug:
             self.logger.debug("% sent keepalive ping")
+            future.add_done_callback(self._log_keepalive_pong)
         if self.protocol.side is CLIENT:
             # Servers free idle compression state in their sweep, clients
             # here: one caller per connection, since each call resets the
@@ -722,6 +727,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
             timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
             future.add_done_callback(lambda _: timeout_handle.cancel())
         self._schedule_keepalive()
+
+    def _log_keepalive_pong(self, future: asyncio.Future[float]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.logger.debug("% received keepalive pong")
 
     def _keepalive_timeout(self, future: asyncio.Future[float]) -> None:
         if not future.done() and self.protocol.state is OPEN:

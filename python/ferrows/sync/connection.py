@@ -583,6 +583,8 @@ class Connection(ConnectionBase):
                         _send_tls(sock, tls_lock, chunk)
                 else:
                     # Half-close: the peer sees EOF and closes its side.
+                    if self.debug:
+                        self.logger.debug("x half-closing TCP connection")
                     try:
                         sock.shutdown(socket.SHUT_WR)
                     except OSError:
@@ -903,6 +905,8 @@ class Connection(ConnectionBase):
             if key == self._keepalive_payload:
                 self._keepalive_payload = None
                 self._keepalive_deadline = None
+                if self.debug:
+                    self.logger.debug("% received keepalive pong")
         self.latency = time.monotonic() - acked[-1][1][1]
 
     def _handshake_event_locked(self, event: Any) -> None:

@@ -109,8 +109,10 @@ class ServerConnection(Connection):
                     break
                 self._cond.wait(remaining)
             request = self.request
+            ended = self._reader_done
         if request is None:
-            if self.debug:
+            # Unless the reader ended first: the protocol logged why.
+            if self.debug and not ended:
                 self.logger.debug("! timed out during opening handshake")
             self._abort(TimeoutError("timed out while waiting for handshake request"))
             self._wait_closed()

@@ -1,0 +1,480 @@
+"""What ferrows logs, and where: websockets' loggers and records, on real
+sockets with the asyncio and threading servers and clients.
+
+A websockets user's logging configuration (a level or a handler on
+``"websockets"``) must see ferrows' records, with websockets' messages and
+levels: handshake lines and headers, frames, state changes and EOF at DEBUG,
+connections opening and closing at INFO on the server, failed handshakes at
+DEBUG once, never at ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import ferrows
+import ferrows.sync.client
+import ferrows.sync.server
+from ferrows import Protocol, Side
+from ferrows.frames import Frame, Opcode
+from ferrows.http11 import SERVER
+
+from .asyncio.utils import TIMEOUT, ListHandler, echo, handshake_request, port_of, serving, uri_of, wait_for
+from .sync import utils as sync_utils
+
+
+@contextlib.contextmanager
+def websockets_logs(level: int = logging.DEBUG) -> Iterator[list[logging.LogRecord]]:
+    """Records of every ``websockets.*`` logger, configured as a websockets
+    user would: a level and a handler on the parent ``"websockets"``."""
+    logger = logging.getLogger("websockets")
+    handler = ListHandler()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def lines(records: list[logging.LogRecord], name: str, level: int | None = None) -> list[str]:
+    """Messages of the records of logger ``name`` (at ``level``)."""
+    return [r.getMessage() for r in records if r.name == name and (level is None or r.levelno == level)]
+
+
+def in_order(messages: list[str], expected: list[str]) -> bool:
+    """Whether ``expected`` appear in ``messages`` in this order."""
+    it = iter(messages)
+    return all(any(m == e for m in it) for e in expected)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Sends ``data`` on a new connection and reads until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+# Requests a server must refuse before the WebSocket handshake: what the
+# debug log says about each, and the status of the response, if any.
+BAD_REQUESTS = [
+    pytest.param(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(40), None, "no valid HTTP request", id="tls"),
+    pytest.param(b"hello\r\n\r\n", None, "no valid HTTP request", id="not-http"),
+    pytest.param(b"GET /\r\n\r\n", None, "no valid HTTP request", id="request-line"),
+    pytest.param(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414, "request line too long", id="414"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",
+        431,
+        "too many headers",
+        id="431",
+    ),
+]
+
+
+def check_refused(records: list[logging.LogRecord], response: bytes, status: int | None, cause: str) -> None:
+    failures = [r for r in records if r.getMessage().startswith("! ")]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    (failure,) = failures
+    assert failure.name == "websockets.server"
+    assert failure.levelno == logging.DEBUG
+    assert cause in failure.getMessage()
+    assert failure.exc_info is None
+    assert "\x16" not in failure.getMessage()  # control characters escaped
+    assert not [r for r in records if r.levelno >= logging.WARNING]
+    if status is None:
+        assert response == b""
+        assert not [m for m in lines(records, "websockets.server", logging.INFO) if "HTTP response" in m]
+    else:
+        assert response.startswith(b"HTTP/1.1 %d " % status)
+        assert f"\r\nServer: {SERVER}\r\n".encode() in response.split(b"\r\n\r\n")[0] + b"\r\n"
+        assert any(m.startswith(f"HTTP response sent ({status} ") for m in lines(records, "websockets.server"))
+
+
+# ----------------------------------------------------------------- asyncio
+
+
+async def test_default_loggers_have_websockets_names() -> None:
+    """``import ferrows as websockets`` users configured these names."""
+    async with serving(echo) as server, ferrows.connect(uri_of(server)) as client:
+        assert server.logger.name == "websockets.server"
+        assert client.logger.name == "websockets.client"
+        (connection,) = server.connections
+        assert connection.logger.name == "websockets.server"
+
+
+async def test_asyncio_server_records() -> None:
+    async with serving(echo) as server:
+        port = port_of(server)
+        with websockets_logs() as records:
+            async with ferrows.connect(uri_of(server)) as client:
+                await client.send("hello")
+                assert await client.recv() == "hello"
+            await wait_for(lambda: "connection closed" in lines(records, "websockets.server"))
+    server_lines = lines(records, "websockets.server")
+    assert in_order(
+        server_lines,
+        [
+            "< GET / HTTP/1.1",
+            f"< Host: 127.0.0.1:{port}",
+            "< Upgrade: websocket",
+            "> HTTP/1.1 101 Switching Protocols",
+            "> Upgrade: websocket",
+            f"> Server: {SERVER}",
+            "= connection is OPEN",
+            "connection open",
+            "< TEXT 'hello' [5 bytes]",
+            "> TEXT 'hello' [5 bytes]",
+            "< CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSING",
+            "> CLOSE 1000 (OK) [2 bytes]",
+            "> EOF",
+            "x half-closing TCP connection",
+            "< EOF",
+            "= connection is CLOSED",
+            "connection closed",
+        ],
+    ), server_lines
+    assert lines(records, "websockets.server", logging.INFO) == [
+        "connection open",
+        "connection closed",
+    ]
+    # Every connection record carries its connection, as in websockets.
+    connection_records = [r for r in records if r.name == "websockets.server"]
+    assert all(type(r.websocket).__name__ == "ServerConnection" for r in connection_records)  # type: ignore[attr-defined]
+
+
+async def test_asyncio_client_records() -> None:
+    async with serving(echo) as server:
+        port = port_of(server)
+        with websockets_logs() as records:
+            async with ferrows.connect(uri_of(server)) as client:
+                await client.send(b"\x00\xff")
+                assert await client.recv() == b"\x00\xff"
+    client_lines = lines(records, "websockets.client")
+    assert in_order(
+        client_lines,
+        [
+            "> GET / HTTP/1.1",
+            f"> Host: 127.0.0.1:{port}",
+            "> Sec-WebSocket-Version: 13",
+            "< HTTP/1.1 101 Switching Protocols",
+            f"< Server: {SERVER}",
+            "= connection is OPEN",
+            "> BINARY 00 ff [2 bytes]",
+            "< BINARY 00 ff [2 bytes]",
+            "> CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSING",
+            "< CLOSE 1000 (OK) [2 bytes]",
+            "< EOF",
+            "= connection is CLOSED",
+        ],
+    ), client_lines
+    assert all(r.levelno == logging.DEBUG for r in records if r.name == "websockets.client")
+    assert all(r.websocket is client for r in records if r.name == "websockets.client")  # type: ignore[attr-defined]
+
+
+async def test_asyncio_pings_and_keepalive_are_logged() -> None:
+    async with serving(echo) as server:
+        with websockets_logs() as records:
+            async with ferrows.connect(uri_of(server), ping_interval=0.02) as client:
+                await client.ping(b"abc")
+                await wait_for(lambda: "% received keepalive pong" in lines(records, "websockets.client"))
+    client_lines = lines(records, "websockets.client")
+    assert in_order(client_lines, ["> PING 'abc' [text, 3 bytes]", "< PONG 'abc' [text, 3 bytes]"])
+    assert in_order(client_lines, ["% sent keepalive ping", "% received keepalive pong"])
+    assert in_order(
+        lines(records, "websockets.server"), ["< PING 'abc' [text, 3 bytes]", "> PONG 'abc' [text, 3 bytes]"]
+    )
+
+
+async def test_asyncio_process_request_response_is_sent_not_rejected() -> None:
+    """websockets' words: a response of ``process_request`` is "sent"; a
+    request that ``accept()`` refused is "rejected"."""
+
+    def process_request(connection: Any, request: Any) -> Any:
+        if request.path == "/forbidden":
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "No\n")
+        return None
+
+    async with serving(echo, process_request=process_request) as server:
+        with websockets_logs(logging.INFO) as records:
+            with pytest.raises(ferrows.InvalidStatus):
+                await ferrows.connect(uri_of(server, "/forbidden"))
+            port = port_of(server)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert (await reader.read()).startswith(b"HTTP/1.1 426 ")
+            writer.close()
+            await wait_for(lambda: lines(records, "websockets.server").count("connection closed") == 2)
+    info = lines(records, "websockets.server", logging.INFO)
+    assert "HTTP response sent (403 Forbidden)" in info
+    assert "connection rejected (426 Upgrade Required)" in info
+    assert not [m for m in info if m == "connection open"]
+    assert not [r for r in records if r.levelno >= logging.WARNING]
+
+
+async def test_asyncio_failing_hooks_use_websockets_words() -> None:
+    def process_request(connection: Any, request: Any) -> None:
+        if request.path == "/request":
+            raise RuntimeError("boom")
+
+    def process_response(connection: Any, request: Any, response: Any) -> None:
+        if request.path == "/response":
+            raise RuntimeError("bang")
+
+    async with serving(echo, process_request=process_request, process_response=process_response) as server:
+        with websockets_logs(logging.ERROR) as records:
+            for path in ("/request", "/response"):
+                with pytest.raises(ferrows.InvalidStatus) as info:
+                    await ferrows.connect(uri_of(server, path))
+                assert info.value.response.status_code == 500
+    assert [(r.getMessage(), r.levelno) for r in records] == [
+        ("process_request failed", logging.ERROR),
+        ("process_response failed", logging.ERROR),
+    ]
+    assert all(r.exc_info is not None for r in records)
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "cause"), BAD_REQUESTS)
+async def test_asyncio_refused_requests_are_logged_once_at_debug(
+    request_bytes: bytes, status: int | None, cause: str
+) -> None:
+    async with serving(echo) as server:
+        with websockets_logs() as records:
+            response = await asyncio.to_thread(exchange, port_of(server), request_bytes)
+            await wait_for(lambda: "connection closed" in lines(records, "websockets.server"))
+    check_refused(records, response, status, cause)
+
+
+async def test_asyncio_503_of_a_closing_server_has_the_server_header() -> None:
+    started = asyncio.Event()
+
+    async def process_request(connection: Any, request: Any) -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+
+    server = await ferrows.serve(echo, "127.0.0.1", 0, process_request=process_request)
+    port = port_of(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(handshake_request(port))
+    async with asyncio.timeout(TIMEOUT):
+        await started.wait()
+        server.close()
+        response = await reader.read()
+        writer.close()
+        await server.wait_closed()
+    assert response.startswith(b"HTTP/1.1 503 ")
+    assert f"\r\nServer: {SERVER}\r\n".encode() in response
+
+
+async def test_debug_off_logs_nothing_and_keeps_the_cores_entry_points() -> None:
+    """With DEBUG off, frames go straight to the core: no Python wrapper,
+    no DEBUG record; with DEBUG on, the wrappers log."""
+    async with serving(echo) as server:
+        with websockets_logs(logging.INFO) as records:
+            async with ferrows.connect(uri_of(server)) as client:
+                await client.send("hi")
+                assert await client.recv() == "hi"
+                assert not client.debug
+                assert type(client.protocol.receive_events).__name__ == "builtin_function_or_method"
+                assert type(client.protocol.send_data).__name__ == "builtin_function_or_method"
+        assert not [r for r in records if r.levelno < logging.INFO]
+        with websockets_logs(logging.DEBUG):
+            async with ferrows.connect(uri_of(server)) as client:
+                assert client.debug
+                assert type(client.protocol.receive_events).__name__ == "function"
+
+
+async def test_logger_argument_takes_a_name_or_an_adapter() -> None:
+    seen: list[Any] = []
+
+    class Adapter(logging.LoggerAdapter[logging.Logger]):
+        def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+            # Records about the server itself carry no connection.
+            seen.append(kwargs.get("extra", {}).get("websocket"))
+            return f"[adapted] {msg}", kwargs
+
+    custom = logging.getLogger("ferrows-test.custom")
+    handler = ListHandler()
+    custom.addHandler(handler)
+    custom.setLevel(logging.INFO)
+    try:
+        async with serving(echo, logger=Adapter(custom)) as server:
+            async with ferrows.connect(uri_of(server), logger="ferrows-test.client") as client:
+                assert client.logger.name == "ferrows-test.client"
+                await client.send("x")
+                await client.recv()
+            await wait_for(lambda: any(r.getMessage() == "[adapted] connection closed" for r in handler.records))
+    finally:
+        custom.removeHandler(handler)
+        custom.setLevel(logging.NOTSET)
+    messages = [r.getMessage() for r in handler.records]
+    assert "[adapted] connection open" in messages
+    assert any(m.startswith("[adapted] server listening on 127.0.0.1:") for m in messages)
+    assert any(type(ws).__name__ == "ServerConnection" for ws in seen)
+
+
+async def test_connection_logger_does_not_keep_the_connection_alive() -> None:
+    """The adapter refers to its connection weakly: a closed connection is
+    freed by reference counting, and a record logged afterwards (by code
+    still holding the adapter) says ``websocket=None``."""
+    async with serving(echo) as server:
+        async with ferrows.connect(uri_of(server)) as client:
+            logger = client.logger
+        del client
+        handler = ListHandler()
+        logging.getLogger("websockets.client").addHandler(handler)
+        try:
+            logger.warning("late")
+        finally:
+            logging.getLogger("websockets.client").removeHandler(handler)
+    assert handler.records[0].websocket is None  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------- threading
+
+
+def test_sync_server_and_client_records() -> None:
+    with websockets_logs() as records:
+        with sync_utils.serving(sync_utils.echo) as server:
+            with ferrows.sync.client.connect(sync_utils.uri_of(server), ping_interval=0.02) as client:
+                client.send("hello")
+                assert client.recv() == "hello"
+                deadline = time.monotonic() + TIMEOUT
+                while "% received keepalive pong" not in lines(records, "websockets.client"):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.005)
+            deadline = time.monotonic() + TIMEOUT
+            while "connection closed" not in lines(records, "websockets.server"):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+    server_lines = lines(records, "websockets.server")
+    assert in_order(
+        server_lines,
+        [
+            "< GET / HTTP/1.1",
+            "> HTTP/1.1 101 Switching Protocols",
+            f"> Server: {SERVER}",
+            "= connection is OPEN",
+            "connection open",
+            "< TEXT 'hello' [5 bytes]",
+            "> TEXT 'hello' [5 bytes]",
+            "< CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSING",
+            "> CLOSE 1000 (OK) [2 bytes]",
+            "> EOF",
+            "x half-closing TCP connection",
+            "= connection is CLOSED",
+            "connection closed",
+        ],
+    ), server_lines
+    client_lines = lines(records, "websockets.client")
+    assert in_order(
+        client_lines,
+        [
+            "> GET / HTTP/1.1",
+            "< HTTP/1.1 101 Switching Protocols",
+            "= connection is OPEN",
+            "> TEXT 'hello' [5 bytes]",
+            "< TEXT 'hello' [5 bytes]",
+            "> CLOSE 1000 (OK) [2 bytes]",
+            "< CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSED",
+        ],
+    ), client_lines
+    assert in_order(client_lines, ["% sent keepalive ping", "% received keepalive pong"])
+    assert all(r.websocket is client for r in records if r.name == "websockets.client")  # type: ignore[attr-defined]
+
+
+def test_sync_process_request_response_is_sent() -> None:
+    def process_request(connection: Any, request: Any) -> Any:
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "Nope\n")
+
+    with websockets_logs(logging.INFO) as records:
+        with sync_utils.serving(sync_utils.echo, process_request=process_request) as server:
+            with pytest.raises(ferrows.InvalidStatus):
+                ferrows.sync.client.connect(sync_utils.uri_of(server))
+            deadline = time.monotonic() + TIMEOUT
+            while "connection closed" not in lines(records, "websockets.server"):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+    info = lines(records, "websockets.server", logging.INFO)
+    assert "HTTP response sent (404 Not Found)" in info
+    assert not [m for m in info if m.startswith("connection rejected")]
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "cause"), BAD_REQUESTS)
+def test_sync_refused_requests_are_logged_once_at_debug(request_bytes: bytes, status: int | None, cause: str) -> None:
+    with websockets_logs() as records:
+        with sync_utils.serving(sync_utils.echo) as server:
+            response = exchange(sync_utils.port_of(server), request_bytes)
+            deadline = time.monotonic() + TIMEOUT
+            while "connection closed" not in lines(records, "websockets.server"):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+    check_refused(records, response, status, cause)
+
+
+def test_sync_failing_hook_is_logged_with_websockets_words() -> None:
+    def process_response(connection: Any, request: Any, response: Any) -> None:
+        raise RuntimeError("bang")
+
+    with websockets_logs(logging.ERROR) as records:
+        with sync_utils.serving(sync_utils.echo, process_response=process_response) as server:
+            with pytest.raises(ferrows.InvalidStatus):
+                ferrows.sync.client.connect(sync_utils.uri_of(server))
+    assert [r.getMessage() for r in records] == ["process_response failed"]
+
+
+# ---------------------------------------------------------------- Sans-I/O
+
+
+def test_sansio_frames_and_failure_are_logged() -> None:
+    """Frame mode (websockets' Protocol API): received frames, frames sent,
+    the close frame of a failure and the state changes."""
+    with websockets_logs() as records:
+        protocol = Protocol(Side.SERVER)
+        protocol.receive_data(Frame(Opcode.TEXT, b"hi").serialize(mask=True))
+        assert protocol.events_received() == [Frame(Opcode.TEXT, b"hi")]
+        protocol.send_text(b"yo")
+        protocol.receive_data(b"\x81\x05")  # unmasked: a protocol error
+        protocol.data_to_send()
+    messages = lines(records, "websockets.server")
+    assert in_order(
+        messages,
+        [
+            "< TEXT 'hi' [2 bytes]",
+            "> TEXT 'yo' [2 bytes]",
+            "> CLOSE 1002 (protocol error) incorrect masking: client frame not masked [44 bytes]",
+            "= connection is CLOSING",
+        ],
+    ), messages
+
+
+def test_sansio_close_without_code_and_held_pongs() -> None:
+    with websockets_logs() as records:
+        protocol = Protocol(Side.CLIENT, assemble=True)
+        protocol.hold_pongs(True)
+        protocol.receive_events(b"\x89\x01p")
+        protocol.hold_pongs(False)
+        protocol.send_close()
+        protocol.data_to_send()
+    messages = lines(records, "websockets.client")
+    assert "< PING 'p' [text, 1 byte]" in messages
+    assert "> PONG 'p' [text, 1 byte]" not in messages  # held, answered later
+    assert in_order(messages, ["> CLOSE '' [0 bytes]", "= connection is CLOSING"]), messages
