@@ -15,11 +15,13 @@ import contextlib
 import http
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trustme
 
 import ferrows
 import ferrows.sync.client
@@ -27,9 +29,11 @@ import ferrows.sync.server
 from ferrows import Protocol, Side
 from ferrows.frames import Frame, Opcode
 from ferrows.http11 import SERVER
+from ferrows.server import ServerProtocol
 
 from .asyncio.utils import TIMEOUT, ListHandler, echo, handshake_request, port_of, serving, uri_of, wait_for
 from .sync import utils as sync_utils
+from .xor_extension import connected_pair, pump
 
 
 @contextlib.contextmanager
@@ -140,8 +144,8 @@ async def test_asyncio_server_records() -> None:
             "< TEXT 'hello' [5 bytes]",
             "> TEXT 'hello' [5 bytes]",
             "< CLOSE 1000 (OK) [2 bytes]",
-            "= connection is CLOSING",
             "> CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSING",
             "> EOF",
             "x half-closing TCP connection",
             "< EOF",
@@ -375,8 +379,8 @@ def test_sync_server_and_client_records() -> None:
             "< TEXT 'hello' [5 bytes]",
             "> TEXT 'hello' [5 bytes]",
             "< CLOSE 1000 (OK) [2 bytes]",
-            "= connection is CLOSING",
             "> CLOSE 1000 (OK) [2 bytes]",
+            "= connection is CLOSING",
             "> EOF",
             "x half-closing TCP connection",
             "= connection is CLOSED",
@@ -478,3 +482,110 @@ def test_sansio_close_without_code_and_held_pongs() -> None:
     assert "< PING 'p' [text, 1 byte]" in messages
     assert "> PONG 'p' [text, 1 byte]" not in messages  # held, answered later
     assert in_order(messages, ["> CLOSE '' [0 bytes]", "= connection is CLOSING"]), messages
+
+
+def test_sansio_python_extensions_log_frames_and_close_replies() -> None:
+    """With an extension written in Python, frames go through Python:
+    what the I/O layers see is still logged, close replies included."""
+    with websockets_logs() as records:
+        client, server = connected_pair()
+        client.send_text(b"hi")
+        pump(client, server)
+        client.send_close(1000, "bye")
+        pump(client, server)
+        server.data_to_send()
+    messages = lines(records, "websockets.server")
+    assert in_order(
+        messages,
+        [
+            "= connection is OPEN",
+            "connection open",
+            "< TEXT 'hi' [2 bytes]",
+            "< CLOSE 1000 (OK) bye [5 bytes]",
+            "> CLOSE 1000 (OK) bye [5 bytes]",
+            "= connection is CLOSING",
+        ],
+    ), messages
+
+
+def test_sansio_assembled_violation_is_logged() -> None:
+    with websockets_logs() as records:
+        protocol = Protocol(Side.SERVER, assemble=True)
+        protocol.receive_events(b"\x81\x05hello")  # unmasked
+        assert protocol.fail_pending()
+    messages = lines(records, "websockets.server")
+    assert in_order(
+        messages,
+        [
+            "! protocol error: incorrect masking: client frame not masked",
+            "> CLOSE 1002 (protocol error) incorrect masking: client frame not masked [44 bytes]",
+        ],
+    ), messages
+
+
+@pytest.mark.parametrize(
+    ("request_head", "expected"),
+    [
+        ("POST / HTTP/1.1\r\nHost: h\r\n", "! invalid method: unsupported HTTP method: POST"),
+        ("GET / HTTP/1.1\r\nHost: h\r\n", "! invalid upgrade: missing Connection header"),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: https://evil\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+            "! invalid origin: invalid Origin header: https://evil",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\n",
+            "! invalid handshake: invalid Sec-WebSocket-Key header: x",
+        ),
+    ],
+)
+def test_sansio_refused_handshakes_are_logged_at_debug(request_head: str, expected: str) -> None:
+    with websockets_logs() as records:
+        server = ServerProtocol(origins=["https://good"] if "Origin" in request_head else None)
+        server.receive_data((request_head + "\r\n").encode())
+        (request,) = server.events_received()
+        response = server.accept(request)
+        server.send_response(response)
+    failures = [r for r in records if r.getMessage().startswith("! ")]
+    assert [r.getMessage() for r in failures] == [expected]
+    assert all(r.levelno == logging.DEBUG for r in failures)
+    assert f"connection rejected ({response.status_code} {response.reason_phrase})" in lines(
+        records, "websockets.server", logging.INFO
+    )
+
+
+async def test_asyncio_client_logs_a_refusal_and_its_body() -> None:
+    def process_request(connection: Any, request: Any) -> Any:
+        return connection.respond(http.HTTPStatus.FORBIDDEN, "No\n")
+
+    async with serving(echo, process_request=process_request) as server:
+        with websockets_logs() as records:
+            with pytest.raises(ferrows.InvalidStatus):
+                await ferrows.connect(uri_of(server))
+    client_lines = lines(records, "websockets.client")
+    assert in_order(
+        client_lines,
+        [
+            "< HTTP/1.1 403 Forbidden",
+            "< Content-Length: 3",
+            "< [body] (3 bytes)",
+            "! opening handshake failed: server rejected WebSocket connection: HTTP 403",
+        ],
+    ), client_lines
+    assert "> [body] (3 bytes)" in lines(records, "websockets.server")
+
+
+async def test_asyncio_tls_connections_close_tcp_instead_of_half_closing() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_context)
+    async with serving(echo, ssl=server_context) as server:
+        with websockets_logs() as records:
+            async with ferrows.connect(uri_of(server, scheme="wss"), ssl=client_context) as client:
+                await client.send("x")
+                await client.recv()
+            await wait_for(lambda: "connection closed" in lines(records, "websockets.server"))
+    assert "x closing TCP connection" in lines(records, "websockets.server")
+    assert "x half-closing TCP connection" not in lines(records, "websockets.server")

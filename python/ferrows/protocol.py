@@ -381,9 +381,10 @@ class Protocol:
         if core is None:
             self._receive_handshake(bytes(data))
         elif self.debug:
-            sent = core.close_sent
+            sent, count = core.close_sent, len(self.events)
             self._py_answer_pings = core.state == OPEN
             self._dispatch(core.receive_data(data))
+            self._log_received(self.events[count:])
             self._log_close_sent(sent)
         else:
             self._py_answer_pings = core.state == OPEN
@@ -404,12 +405,14 @@ class Protocol:
         self._eof_rcvd = True
         if self.debug:
             self.logger.debug("< EOF")
+        count = len(self.events)
         if self._core is None:
             self._receive_handshake_eof()
         else:
             self._py_answer_pings = False
             self._dispatch(self._core.receive_eof())
         if self.debug:
+            self._log_received(self.events[count:])
             self._log_state()
         if self.side is SERVER:
             # The TCP connection is over, as websockets logs it, rejected
@@ -559,8 +562,6 @@ class Protocol:
     def events_received(self) -> list[Event]:
         """Returns and forgets the events received since the last call."""
         events, self.events = self.events, []
-        if self.debug:
-            self._log_received(events)
         return events
 
     def data_to_send(self) -> list[bytes]:
@@ -781,8 +782,8 @@ class Protocol:
 
     def _debug_entry_points(self, fast: bool) -> None:
         """Wraps :attr:`send_data`, and :attr:`receive_events` when it is
-        the core's own method (:meth:`events_received` and
-        :meth:`receive_data` log the other path), with logging versions."""
+        the core's own method (:meth:`receive_data` logs the other path),
+        with logging versions."""
         core, send = self._core, self.send_data
         assert core is not None
 
@@ -820,7 +821,6 @@ class Protocol:
                     self.logger.debug("> %s", Frame(Opcode.PONG, event.data))
             elif kind is ProtocolViolation:
                 self.logger.debug("! protocol error: %s", self.parser_exc)
-        self._log_state()
 
     def _log_close_sent(self, before: object) -> None:
         """Logs the close frame the core sent on its own (a reply, or a
