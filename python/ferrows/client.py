@@ -160,7 +160,7 @@ class ClientProtocol(Protocol):
             exc.__cause__ = cause
         self.handshake_exc = exc
         if self.debug:
-            self.logger.debug("! opening handshake failed: %s", exc, exc_info=exc)
+            self.logger.debug("! opening handshake failed", exc_info=exc)
         if not self._eof_sent:
             self._send_eof()
 

@@ -151,17 +151,15 @@ class ServerProtocol(Protocol):
             self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
             self.handshake_exc.__cause__ = exc
         if self.debug:
-            # The client's doing, worth DEBUG, never ERROR. The cause on one
-            # line, control characters escaped (a TLS hello on a plain port
-            # is binary), and no traceback, which would repeat it raw and
-            # show only the parser's call.
-            cause = repr(str(exc))[1:-1]
-            if len(cause) > _MAX_CAUSE:
-                cause = cause[:_MAX_CAUSE] + "..."
-            if status is None:
-                self.logger.debug("! no valid HTTP request: %s", cause)
+            # websockets' records: the client's doing, worth DEBUG, never
+            # ERROR, with the parser's exception (the cause) attached.
+            if status == 414:
+                what = "request line too long"
+            elif status == 431:
+                what = "header fields too large"
             else:
-                self.logger.debug("! %s", cause)
+                what = "no valid HTTP request"
+            self.logger.debug("! %s", what, exc_info=exc)
         if status is not None and not self._eof_sent:
             response = self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n")
             if self.server_header is not None:
@@ -189,7 +187,7 @@ class ServerProtocol(Protocol):
         except _Reject as exc:
             self.handshake_exc = exc.cause
             if self.debug:
-                self.logger.debug("! invalid %s: %s", _REJECTED.get(type(exc.cause), "handshake"), exc.cause)
+                self.logger.debug("! invalid %s", _REJECTED.get(type(exc.cause), "handshake"), exc_info=exc.cause)
             response = self.reject(exc.status, f"Failed to open a WebSocket connection: {exc.cause}.\n")
             for name, value in exc.headers:
                 response.headers[name] = value
@@ -197,12 +195,12 @@ class ServerProtocol(Protocol):
         except InvalidOrigin as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid origin: %s", exc, exc_info=True)
+                self.logger.debug("! invalid origin", exc_info=True)
             return self.reject(http.HTTPStatus.FORBIDDEN, f"Failed to open a WebSocket connection: {exc}.\n")
         except InvalidUpgrade as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid upgrade: %s", exc, exc_info=True)
+                self.logger.debug("! invalid upgrade", exc_info=True)
             response = self.reject(
                 http.HTTPStatus.UPGRADE_REQUIRED,
                 f"Failed to open a WebSocket connection: {exc}.\n\n"
@@ -213,7 +211,7 @@ class ServerProtocol(Protocol):
         except InvalidHandshake as exc:
             self.handshake_exc = exc
             if self.debug:
-                self.logger.debug("! invalid handshake: %s", exc, exc_info=True)
+                self.logger.debug("! invalid handshake", exc_info=True)
             cause = f"; {exc.__cause__}" if exc.__cause__ is not None else ""
             return self.reject(http.HTTPStatus.BAD_REQUEST, f"Failed to open a WebSocket connection: {exc}{cause}.\n")
         except Exception as exc:
@@ -419,9 +417,6 @@ class ServerProtocol(Protocol):
             if not self._eof_sent:
                 self._send_eof()
 
-
-_MAX_CAUSE = 200
-"""Longest cause of a failed parse shown in the debug log, in characters."""
 
 _REJECTED: dict[type[Exception], str] = {InvalidMethod: "method", InvalidProtocol: "protocol"}
 """What the debug log calls a request refused with a specific status."""
