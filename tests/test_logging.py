@@ -57,6 +57,15 @@ def lines(records: list[logging.LogRecord], name: str, level: int | None = None)
     return [r.getMessage() for r in records if r.name == name and (level is None or r.levelno == level)]
 
 
+def about_connection(records: list[logging.LogRecord], name: str) -> list[logging.LogRecord]:
+    """Records of logger ``name`` logged once the connection exists: all but
+    the protocol's initial state, logged before (as in websockets)."""
+    records = [r for r in records if r.name == name]
+    assert records[0].getMessage() == "= connection is CONNECTING"
+    assert not hasattr(records[0], "websocket")
+    return records[1:]
+
+
 def in_order(messages: list[str], expected: list[str]) -> bool:
     """Whether ``expected`` appear in ``messages`` in this order."""
     it = iter(messages)
@@ -181,7 +190,7 @@ async def test_asyncio_server_records() -> None:
         "connection closed",
     ]
     # Every connection record carries its connection, as in websockets.
-    connection_records = [r for r in records if r.name == "websockets.server"]
+    connection_records = about_connection(records, "websockets.server")
     assert all(type(r.websocket).__name__ == "ServerConnection" for r in connection_records)  # type: ignore[attr-defined]
 
 
@@ -212,7 +221,7 @@ async def test_asyncio_client_records() -> None:
         ],
     ), client_lines
     assert all(r.levelno == logging.DEBUG for r in records if r.name == "websockets.client")
-    assert all(r.websocket is client for r in records if r.name == "websockets.client")  # type: ignore[attr-defined]
+    assert all(r.websocket is client for r in about_connection(records, "websockets.client"))  # type: ignore[attr-defined]
 
 
 async def test_asyncio_pings_and_keepalive_are_logged() -> None:
@@ -425,7 +434,7 @@ def test_sync_server_and_client_records() -> None:
         ],
     ), client_lines
     assert in_order(client_lines, ["% sent keepalive ping", "% received keepalive pong"])
-    assert all(r.websocket is client for r in records if r.name == "websockets.client")  # type: ignore[attr-defined]
+    assert all(r.websocket is client for r in about_connection(records, "websockets.client"))  # type: ignore[attr-defined]
 
 
 def test_sync_process_request_response_is_sent() -> None:
@@ -493,6 +502,22 @@ def test_sansio_frames_and_failure_are_logged() -> None:
             "= connection is CLOSING",
         ],
     ), messages
+
+
+@pytest.mark.parametrize("side", [Side.SERVER, Side.CLIENT])
+def test_sansio_initial_state_is_logged(side: Side) -> None:
+    """As websockets' protocols do, once, on creation, with a custom logger."""
+    logger = logging.getLogger("ferrows-test.initial")
+    handler = ListHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        ServerProtocol(logger=logger) if side is Side.SERVER else Protocol(side, logger=logger)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    expected = "CONNECTING" if side is Side.SERVER else "OPEN"
+    assert [r.getMessage() for r in handler.records] == [f"= connection is {expected}"]
 
 
 def test_sansio_close_without_code_and_held_pongs() -> None:

@@ -153,6 +153,9 @@ class Protocol:
         self.writes: list[bytes] = []
         self._state = state
         self._logged_state = state
+        if self.debug:
+            # The initial state too, as websockets logs it.
+            self.logger.debug("= connection is %s", state.name)
         self._pongs_held = False
         self._eof_sent = False
         self._eof_rcvd = False
