@@ -1,7 +1,8 @@
 """Where ferrows logs.
 
 ferrows logs to the ``websockets.client`` and ``websockets.server`` loggers,
-the names websockets uses, not to ``ferrows.*``. ferrows is meant to replace
+the names websockets uses (its asyncio and threading layers too: there is no
+``websockets.asyncio.*`` logger), not to ``ferrows.*``. ferrows is meant to replace
 websockets with ``import ferrows as websockets`` and nothing else: the logging
 configuration an application wrote for websockets (a level on
 ``"websockets"``, a handler on ``"websockets.server"``, the
@@ -17,6 +18,18 @@ apart passes ``logger=`` to :func:`~ferrows.asyncio.server.serve` or
 connection wraps it in a :class:`~logging.LoggerAdapter` whose ``extra`` is
 ``{"websocket": connection}``, so that records (and an application's own
 adapter, in its ``process()``) can tell which connection they are about.
+
+The records and their levels are websockets': ERROR for exceptions of the
+application's code (handler, ``process_request``, ``process_response``);
+WARNING for skipped broadcasts; INFO for a server starting and stopping and
+for each connection opening (``connection open``), refused (``connection
+rejected`` after :meth:`~ferrows.server.ServerProtocol.accept`, ``HTTP
+response sent`` for a response of ``process_request``) and closing
+(``connection closed``); DEBUG for the handshake's lines and headers, every
+frame, state change and EOF, keepalive pings, and failures handled without
+the application (a request that isn't HTTP, a limit exceeded). DEBUG
+records cost nothing unless DEBUG was enabled when the connection was
+created: that is checked once, as in websockets.
 """
 
 from __future__ import annotations
