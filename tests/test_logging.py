@@ -641,3 +641,20 @@ async def test_asyncio_tls_connections_close_tcp_instead_of_half_closing() -> No
             await wait_for(lambda: "connection closed" in lines(records, "websockets.server"))
     assert "x closing TCP connection" in lines(records, "websockets.server")
     assert "x half-closing TCP connection" not in lines(records, "websockets.server")
+
+
+async def test_asyncio_large_payload_written_apart_is_logged() -> None:
+    """A server writes a large ``bytes`` payload after its header, without
+    copying: the frame is still logged, by its size."""
+    payload = bytes(300_000)
+
+    async def handler(ws: Any) -> None:
+        await ws.recv()
+        await ws.send(payload)
+
+    async with serving(handler, compression=None) as server:
+        with websockets_logs() as records:
+            async with ferrows.connect(uri_of(server), compression=None, max_size=None) as client:
+                await client.send("go")
+                assert await client.recv() == payload
+    assert "> BINARY [300000 bytes]" in lines(records, "websockets.server")
