@@ -121,7 +121,7 @@ def test_attributes(side: Side) -> None:
     assert proto.handshake_exc is None
     assert proto.close_rcvd is None and proto.close_sent is None and proto.close_rcvd_then_sent is None
     assert proto.close_code is None and proto.close_reason is None
-    assert proto.logger.name == f"ferrows.{side.name.lower()}"
+    assert proto.logger.name == f"websockets.{side.name.lower()}"
     assert Protocol(side).id != proto.id
 
 
@@ -808,7 +808,7 @@ def test_extension_too_many_fragments() -> None:
 
 def test_extension_crash_is_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     _client, server = connected_pair()
-    with caplog.at_level(logging.ERROR, logger="ferrows.server"):
+    with caplog.at_level(logging.ERROR, logger="websockets.server"):
         check_failure(server, client_frame(BINARY, b"\x00boom", rsv=0b001), 1011, RuntimeError)
     assert "unexpected exception in extension" in caplog.text
 

@@ -508,7 +508,7 @@ def test_select_subprotocol_raises(caplog: pytest.LogCaptureFixture) -> None:
         raise RuntimeError("bug")
 
     server = ServerProtocol(select_subprotocol=select)
-    with caplog.at_level(logging.ERROR, logger="ferrows.server"):
+    with caplog.at_level(logging.ERROR, logger="websockets.server"):
         response = handshake(server, make_request(Sec_WebSocket_Protocol="a"))
     assert response.status_code == 500
     assert isinstance(server.handshake_exc, RuntimeError)

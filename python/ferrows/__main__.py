@@ -29,6 +29,18 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8765
 
 
+_SERVE_ENVIRONMENT = f"""\
+environment variables:
+  FERROWS_DEMO_HOST     default of --host ({DEMO_HOST} without it)
+  FERROWS_DEMO_PORT     default of --port ({DEMO_PORT} without it)
+  WEBSOCKETS_SERVER     Server header of the responses
+  WEBSOCKETS_MAX_LINE_LENGTH, WEBSOCKETS_MAX_NUM_HEADERS, WEBSOCKETS_MAX_BODY_SIZE,
+  WEBSOCKETS_MAX_FRAGMENTS, WEBSOCKETS_MAX_LOG_SIZE
+                        limits of the opening handshake and of messages, and the
+                        length of frames in debug logs, as in websockets
+"""
+
+
 def _print(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -55,7 +67,7 @@ async def _interactive(uri: str, insecure: bool) -> int:
     try:
         websocket: ClientConnection = await connect(uri, **kwargs)
     except Exception as exc:
-        _print(f"Failed to connect to {uri}: {exc}.")
+        _print(f"Failed to connect to {uri}: {_reason(exc)}.")
         return 1
     _print(f"Connected to {uri}.")
 
@@ -91,16 +103,30 @@ async def _interactive(uri: str, insecure: bool) -> int:
     return 0
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for a person: the message, or the exception's type
+    when it has none (a bare ``TimeoutError()``, some TLS and socket errors)."""
+    return str(exc) or type(exc).__name__
+
+
 async def _echo(websocket: ServerConnection) -> None:
     async for message in websocket:
         await websocket.send(message)
 
 
 async def _serve(host: str, port: int) -> int:
-    stop = asyncio.get_running_loop().create_future()
+    stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def request_stop() -> None:
+        # A second Ctrl-C (or SIGTERM) while the server closes its
+        # connections changes nothing: the shutdown is under way, bounded by
+        # the close timeout.
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+            asyncio.get_running_loop().add_signal_handler(sig, request_stop)
     async with serve(_echo, host, port) as server:
         address = server.sockets[0].getsockname()
         _print(f"Echo server on ws://{host}:{address[1]} (Ctrl-C to stop).")
@@ -113,9 +139,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ferrows`` and the ``ferrows`` script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["serve"]:
-        parser = argparse.ArgumentParser(prog="ferrows serve", description="Run a demo WebSocket echo server.")
-        parser.add_argument("--host", default=os.environ.get("FERROWS_DEMO_HOST", DEMO_HOST))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("FERROWS_DEMO_PORT", DEMO_PORT)))
+        parser = argparse.ArgumentParser(
+            prog="ferrows serve",
+            description="Run a demo WebSocket echo server; Ctrl-C (SIGINT) or SIGTERM stops it.",
+            epilog=_SERVE_ENVIRONMENT,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.add_argument(
+            "--host",
+            default=os.environ.get("FERROWS_DEMO_HOST", DEMO_HOST),
+            help="interface to listen on (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("FERROWS_DEMO_PORT", DEMO_PORT)),
+            help="TCP port to listen on; 0 picks a free one (default: %(default)s)",
+        )
         options = parser.parse_args(args[1:])
         return asyncio.run(_serve(options.host, options.port))
 

@@ -54,7 +54,7 @@ class ClientProtocol(Protocol):
         subprotocols: Subprotocols to offer, in order of preference.
         state: Initial state.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.client")``.
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class ClientProtocol(Protocol):
         subprotocols: Sequence[Subprotocol] | None = None,
         state: State = CONNECTING,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         super().__init__(side=CLIENT, state=state, max_size=max_size, logger=logger)
         self.uri = parse_uri(uri) if isinstance(uri, str) else uri
@@ -102,6 +102,8 @@ class ClientProtocol(Protocol):
         """Sends the handshake request."""
         if self.debug:
             self.logger.debug("> GET %s HTTP/1.1", request.path)
+            for name, value in request.headers.raw_items():
+                self.logger.debug("> %s: %s", name, value)
         self.writes.append(request.serialize())
 
     # ------------------------------------------------------------ input
@@ -136,6 +138,10 @@ class ClientProtocol(Protocol):
         response = Response(status, reason, Headers._trusted(raw_headers), body)
         if self.debug:
             self.logger.debug("< HTTP/1.1 %d %s", status, reason)
+            for name, value in raw_headers:
+                self.logger.debug("< %s: %s", name, value)
+            if body:
+                self.logger.debug("< [body] (%d bytes)", len(body))
         try:
             self.process_response(response)
         except InvalidHandshake as exc:
@@ -155,6 +161,8 @@ class ClientProtocol(Protocol):
         if cause is not None:
             exc.__cause__ = cause
         self.handshake_exc = exc
+        if self.debug:
+            self.logger.debug("! opening handshake failed", exc_info=exc)
         if not self._eof_sent:
             self._send_eof()
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _core
+from ._logging import CLIENT_LOGGER, SERVER_LOGGER, get_logger
 from .events import CloseReceived, PingReceived, PongReceived, ProtocolViolation
 from .exceptions import (
     ConnectionClosed,
@@ -116,8 +117,9 @@ class Protocol:
         max_size: Largest incoming message in bytes, after decompression;
             :obj:`None` for no limit. ``(message, frame)`` also bounds each
             frame.
-        logger: Logger for this connection; defaults to
-            ``logging.getLogger("ferrows.client")`` or ``"ferrows.server"``.
+        logger: Logger for this connection, or its name; defaults to
+            ``logging.getLogger("websockets.client")`` or
+            ``"websockets.server"`` (see :mod:`ferrows._logging`).
         extensions: Extensions already negotiated, when ``state`` is OPEN.
         assemble: Deliver messages and typed control events, as above.
     """
@@ -128,13 +130,12 @@ class Protocol:
         *,
         state: State = OPEN,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         extensions: Sequence[Extension] | None = None,
         assemble: bool = False,
     ) -> None:
         self._id: uuid.UUID | None = None
-        if logger is None:
-            logger = logging.getLogger(f"ferrows.{side.name.lower()}")
+        logger = get_logger(logger, CLIENT_LOGGER if side is Side.CLIENT else SERVER_LOGGER)
         self.logger: LoggerLike = logger
         """Logger for this connection."""
         self.debug = logger.isEnabledFor(logging.DEBUG)
@@ -151,6 +152,11 @@ class Protocol:
         self.events: list[Event] = []
         self.writes: list[bytes] = []
         self._state = state
+        self._logged_state = state
+        if self.debug:
+            # The initial state too, as websockets logs it.
+            self.logger.debug("= connection is %s", state.name)
+        self._pongs_held = False
         self._eof_sent = False
         self._eof_rcvd = False
         self._core: _core.Connection | None = None
@@ -231,6 +237,8 @@ class Protocol:
                 self._core.enable_deflate(*ext.core_settings())
         self._state = OPEN
         self._configure()
+        if self.debug:
+            self._log_state()
 
     def _configure(self) -> None:
         """Sets the core's mode from :attr:`assemble` and picks the entry
@@ -253,6 +261,8 @@ class Protocol:
             core.hold_pongs(True)
         else:
             self.send_data = core.send_data_frame
+        if self.debug:
+            self._debug_entry_points(fast)
 
     @property
     def assemble(self) -> bool:
@@ -375,6 +385,12 @@ class Protocol:
         core = self._core
         if core is None:
             self._receive_handshake(bytes(data))
+        elif self.debug:
+            sent, count = core.close_sent, len(self.events)
+            self._py_answer_pings = core.state == OPEN
+            self._dispatch(core.receive_data(data))
+            self._log_received(self.events[count:])
+            self._log_close_sent(sent)
         else:
             self._py_answer_pings = core.state == OPEN
             self._dispatch(core.receive_data(data))
@@ -392,11 +408,21 @@ class Protocol:
         if self._eof_rcvd:
             return
         self._eof_rcvd = True
+        if self.debug:
+            self.logger.debug("< EOF")
+        count = len(self.events)
         if self._core is None:
             self._receive_handshake_eof()
         else:
             self._py_answer_pings = False
             self._dispatch(self._core.receive_eof())
+        if self.debug:
+            self._log_received(self.events[count:])
+            self._log_state()
+        if self.side is SERVER:
+            # The TCP connection is over, as websockets logs it, rejected
+            # handshakes included.
+            self.logger.info("connection closed")
 
     def _receive_handshake(self, data: bytes) -> None:
         """Parses the opening handshake; bytes after a failed one are ignored."""
@@ -543,9 +569,14 @@ class Protocol:
             self.fail(code, reason)
             return True
         core = self._core
-        if core is None or not core.fail_pending():
+        if core is None:
+            return False
+        sent = self.debug and core.close_sent
+        if not core.fail_pending():
             return False
         self.writes.extend(core.data_to_send())
+        if self.debug:
+            self._log_close_sent(sent)
         return True
 
     def events_received(self) -> list[Event]:
@@ -563,6 +594,10 @@ class Protocol:
         core = self._core
         if core is not None:
             writes.extend(core.data_to_send())
+        if self.debug:
+            if SEND_EOF in writes:
+                self.logger.debug("> EOF")
+            self._log_state()
         return writes
 
     def close_expected(self) -> bool:
@@ -589,6 +624,7 @@ class Protocol:
         core = self._core
         if core is None:
             return False
+        self._pongs_held = hold
         if not self._py_extensions:
             return core.hold_pongs(hold)
         self._py_pongs_held = hold
@@ -643,7 +679,10 @@ class Protocol:
         """
         if self._py_extensions:
             return None
-        return self._require_core().send_header(opcode, length, fin)
+        header = self._require_core().send_header(opcode, length, fin)
+        if self.debug and header is not None:
+            self.logger.debug("> %s [%d bytes%s]", _OPCODES[opcode].name, length, "" if fin else ", continued")
+        return header
 
     def send_frame(self, frame: Frame) -> None:
         """Sends a frame, as websockets' method of that name: through the
@@ -703,6 +742,9 @@ class Protocol:
             InvalidState: If the connection is not open.
         """
         self.writes.append(self._require_core().send_close(code, reason))
+        if self.debug:
+            self.logger.debug("> %s", _close_frame(code, reason))
+            self._log_state()
 
     def send_ping(self, data: bytes | str) -> None:
         """Sends a ping (allowed while closing, too).
@@ -743,13 +785,88 @@ class Protocol:
             if not self._eof_sent:
                 self._send_eof()
             return
+        sent = self.debug and self._core.close_sent
         self._core.fail(code, reason)
         self.writes.extend(self._core.data_to_send())
+        if self.debug:
+            self._log_close_sent(sent)
 
     def _send_eof(self) -> None:
         assert not self._eof_sent
         self._eof_sent = True
         self.writes.append(SEND_EOF)
+
+    # ---------------------------------------------------- debug logging
+    # websockets logs every frame, state change and EOF at DEBUG. Nothing
+    # below runs unless the logger had DEBUG enabled when the protocol was
+    # created: the entry points of the I/O layers are then wrapped once, so
+    # that the path of a frame gains no call when DEBUG is off.
+
+    def _debug_entry_points(self, fast: bool) -> None:
+        """Wraps :attr:`send_data`, and :attr:`receive_events` when it is
+        the core's own method (:meth:`receive_data` logs the other path),
+        with logging versions."""
+        core, send = self._core, self.send_data
+        assert core is not None
+
+        def receive_events(data: bytes | bytearray | memoryview) -> list[Any]:
+            sent = core.close_sent
+            events = core.receive_data(data)
+            self._log_received(events)
+            self._log_close_sent(sent)
+            return events
+
+        def send_data(opcode: int, data: Any, fin: bool = True) -> bytes:
+            output = send(opcode, data, fin)
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            self.logger.debug("> %s", Frame(_OPCODES[opcode], payload, fin))
+            return output
+
+        if fast:
+            self.receive_events = receive_events
+        self.send_data = send_data
+
+    def _log_received(self, events: list[Any]) -> None:
+        """Logs received frames, or messages and control frames in
+        ``assemble`` mode, with the answers the core queued for them."""
+        for event in events:
+            kind = type(event)
+            if kind is Frame:
+                self.logger.debug("< %s", event)
+            elif kind is str:
+                self.logger.debug("< %s", Frame(Opcode.TEXT, event.encode()))
+            elif kind is bytes:
+                self.logger.debug("< %s", Frame(Opcode.BINARY, event))
+            elif kind in _CONTROL:
+                self.logger.debug("< %s", Frame(_CONTROL[kind], event.data))
+                if kind is PingReceived and not self._pongs_held and self.state is OPEN:
+                    self.logger.debug("> %s", Frame(Opcode.PONG, event.data))
+            elif kind is ProtocolViolation:
+                self.logger.debug("! protocol error: %s", self.parser_exc)
+
+    def _log_close_sent(self, before: object) -> None:
+        """Logs the close frame the core sent on its own (a reply, or a
+        failure), if it sent one since ``before``, its earlier
+        ``close_sent``."""
+        if not before:
+            close = self.close_sent
+            if close is not None:
+                self.logger.debug("> %s", _close_frame(close.code, close.reason))
+        self._log_state()
+
+    def _log_state(self) -> None:
+        state = self.state
+        if state is not self._logged_state:
+            self._logged_state = state
+            self.logger.debug("= connection is %s", state.name)
+
+
+def _close_frame(code: int | None, reason: str) -> Frame:
+    """The close frame sent with ``code`` and ``reason``, for logs; 1005
+    stands for no code, as in :attr:`Protocol.close_sent`."""
+    if code is None or code == CloseCode.NO_STATUS_RCVD:
+        return Frame(Opcode.CLOSE, b"")
+    return Frame(Opcode.CLOSE, Close(code, reason).serialize())
 
 
 _CONTROL: dict[type, Opcode] = {

@@ -70,7 +70,7 @@ class ServerProtocol(Protocol):
             (the first of ``subprotocols`` that the client offers).
         state: Initial state.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
     """
 
     def __init__(
@@ -82,7 +82,7 @@ class ServerProtocol(Protocol):
         select_subprotocol: SelectSubprotocol | None = None,
         state: State = CONNECTING,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         super().__init__(side=SERVER, state=state, max_size=max_size, logger=logger)
         self.origins = origins
@@ -96,6 +96,10 @@ class ServerProtocol(Protocol):
         )
         self._pending = b""
         self._request: Request | None = None
+        self._accept_called = False
+        self.server_header: str | None = None
+        """``Server`` header of the error responses this protocol sends on
+        its own (a request over a parser limit); the I/O layers set it."""
 
     # ------------------------------------------------------------ input
 
@@ -147,8 +151,21 @@ class ServerProtocol(Protocol):
         else:
             self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
             self.handshake_exc.__cause__ = exc
+        if self.debug:
+            # websockets' records: the client's doing, worth DEBUG, never
+            # ERROR, with the parser's exception (the cause) attached.
+            if status == 414:
+                what = "request line too long"
+            elif status == 431:
+                what = "header fields too large"
+            else:
+                what = "no valid HTTP request"
+            self.logger.debug("! %s", what, exc_info=exc)
         if status is not None and not self._eof_sent:
-            self.writes.append(self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n").serialize())
+            response = self.reject(status, f"Failed to open a WebSocket connection: {exc}.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
+            self.send_response(response)
         if not self._eof_sent:
             self._send_eof()
 
@@ -161,6 +178,7 @@ class ServerProtocol(Protocol):
         On failure, the response is an HTTP error and :attr:`handshake_exc`
         says why. Send the response with :meth:`send_response`.
         """
+        self._accept_called = True
         try:
             (
                 accept_header,
@@ -169,6 +187,8 @@ class ServerProtocol(Protocol):
             ) = self.process_request(request)
         except _Reject as exc:
             self.handshake_exc = exc.cause
+            if self.debug:
+                self.logger.debug("! invalid %s", _REJECTED.get(type(exc.cause), "handshake"), exc_info=exc.cause)
             response = self.reject(exc.status, f"Failed to open a WebSocket connection: {exc.cause}.\n")
             for name, value in exc.headers:
                 response.headers[name] = value
@@ -371,10 +391,15 @@ class ServerProtocol(Protocol):
         """
         if self.debug:
             self.logger.debug("> HTTP/1.1 %d %s", response.status_code, response.reason_phrase)
+            for name, value in response.headers.raw_items():
+                self.logger.debug("> %s: %s", name, value)
+            if response.body:
+                self.logger.debug("> [body] (%d bytes)", len(response.body))
         self.writes.append(response.serialize())
         if response.status_code == 101:
             assert self._state is CONNECTING
             self._open()
+            self.logger.info("connection open")
             pending, self._pending = self._pending, b""
             if pending:
                 self.receive_data(pending)
@@ -383,6 +408,13 @@ class ServerProtocol(Protocol):
                 from .exceptions import InvalidStatus
 
                 self.handshake_exc = InvalidStatus(response)
+            # As websockets: "rejected" once accept() refused the request,
+            # "HTTP response sent" for a response of process_request.
+            self.logger.info(
+                "connection rejected (%d %s)" if self._accept_called else "HTTP response sent (%d %s)",
+                response.status_code,
+                response.reason_phrase,
+            )
             if not self._eof_sent:
                 self._send_eof()
 
@@ -410,6 +442,10 @@ class ServerConnection(ServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         warnings.warn("ServerConnection was renamed to ServerProtocol", DeprecationWarning, stacklevel=2)
         super().__init__(*args, **kwargs)
+
+
+_REJECTED: dict[type[Exception], str] = {InvalidMethod: "method", InvalidProtocol: "protocol"}
+"""What the debug log calls a request refused with a specific status."""
 
 
 class _Reject(InvalidHandshake):

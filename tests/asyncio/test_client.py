@@ -103,7 +103,7 @@ async def test_client_connection_properties() -> None:
             assert ws.close_code is None and ws.close_reason is None
             assert ws.latency == 0.0
             assert isinstance(ws.id, uuid.UUID)
-            assert ws.logger.name == "ferrows.client"
+            assert ws.logger.name == "websockets.client"
             (server_side,) = server.connections
             assert server_side.remote_address == ws.local_address
         assert ws.closed
@@ -321,7 +321,7 @@ async def test_same_origin_redirect_keeps_uri_credentials() -> None:
             return Response(302, "Found", Headers({"Location": "/new"}))
         return None
 
-    with captured_logs("ferrows.client", logging.INFO) as records:
+    with captured_logs("websockets.client", logging.INFO) as records:
         async with serving(echo, process_request=process_request) as server, asyncio.timeout(TIMEOUT):
             async with connect(f"ws://alice:p%40ss@127.0.0.1:{port_of(server)}/old") as ws:
                 assert ws.request.path == "/new"

@@ -284,7 +284,7 @@ async def test_server_connection_properties() -> None:
     assert isinstance(info["id"], uuid.UUID)
     assert info["username"] is None
     assert info["server"] is server
-    assert info["logger"].name == "ferrows.server"
+    assert info["logger"].name == "websockets.server"
     assert seen["closed"] == (True, State.CLOSED, 4321, "bye")
 
 
@@ -321,7 +321,7 @@ async def test_handler_exception_is_logged_once_and_closes_with_1011() -> None:
     async def handler(ws: ServerConnection) -> None:
         raise RuntimeError("boom")
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         async with serving(handler) as server, asyncio.timeout(TIMEOUT):
             async with ferrows.connect(uri_of(server)) as ws:
                 with pytest.raises(ConnectionClosedError):
@@ -339,7 +339,7 @@ async def test_handler_ending_on_connection_closed_logs_no_error() -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         async with serving(handler) as server, asyncio.timeout(TIMEOUT):
             async with ferrows.connect(uri_of(server)):
                 pass
@@ -381,7 +381,7 @@ async def test_process_request_exception_gives_500() -> None:
     def process_request(connection: ServerConnection, request: Request) -> None:
         raise ValueError("bad hook")
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         async with serving(echo, process_request=process_request) as server, asyncio.timeout(TIMEOUT):
             with pytest.raises(InvalidStatus) as raised:
                 await ferrows.connect(uri_of(server))
@@ -420,7 +420,7 @@ async def test_process_response_exception_gives_500() -> None:
     def process_response(connection: ServerConnection, request: Request, response: Response) -> None:
         raise ValueError("bad hook")
 
-    with captured_logs("ferrows.server"):
+    with captured_logs("websockets.server"):
         async with serving(echo, process_response=process_response) as server, asyncio.timeout(TIMEOUT):
             with pytest.raises(InvalidStatus) as raised:
                 await ferrows.connect(uri_of(server))
@@ -469,7 +469,7 @@ async def test_extra_headers_callable_exception_gives_500() -> None:
     def extra(connection: ServerConnection, request: Request) -> dict[str, str]:
         raise ValueError("bad headers")
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         async with serving(echo, extra_headers=extra) as server, asyncio.timeout(TIMEOUT):
             with pytest.raises(InvalidStatus) as raised:
                 await ferrows.connect(uri_of(server))
@@ -481,7 +481,7 @@ async def test_process_request_returning_garbage_drops_connection() -> None:
     def process_request(connection: ServerConnection, request: Request) -> Any:
         return "not a response"
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         async with serving(echo, process_request=process_request) as server, asyncio.timeout(TIMEOUT):
             with pytest.raises(InvalidHandshake):
                 await ferrows.connect(uri_of(server))
@@ -819,7 +819,7 @@ async def test_broadcast_skips_closed_and_fragmenting_connections() -> None:
                 broadcast([second], "skipped", raise_exceptions=True)
             (exc,) = raised.value.exceptions
             assert isinstance(exc, ConcurrencyError)
-            with captured_logs("ferrows.server", logging.WARNING) as records:
+            with captured_logs("websockets.server", logging.WARNING) as records:
                 broadcast([second], "skipped")
             assert len(records) == 1
             release.set()

@@ -122,7 +122,7 @@ def test_redirect() -> None:
         return None
 
     with serving(lambda ws: ws.send(ws.request.path), process_request=process_request) as server:
-        with captured_logs("ferrows.client", logging.INFO) as records:
+        with captured_logs("websockets.client", logging.INFO) as records:
             with connect(uri_of(server, "/old")) as ws:
                 assert ws.recv(TIMEOUT) == "/new"
         assert any("redirecting to" in r.getMessage() for r in records)
@@ -161,7 +161,7 @@ def test_reconnect_retries_then_succeeds() -> None:
         return None
 
     with serving(echo, process_request=process_request) as server:
-        with captured_logs("ferrows.client", logging.INFO) as records:
+        with captured_logs("websockets.client", logging.INFO) as records:
             for ws in reconnect(uri_of(server), reconnect_delays=lambda: iter([10 * MS] * 5)):
                 ws.send("made it")
                 assert ws.recv(TIMEOUT) == "made it"

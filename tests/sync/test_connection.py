@@ -419,7 +419,7 @@ def test_properties() -> None:
             assert ws.request_headers is ws.request.headers
             assert ws.response_headers is ws.response.headers
             assert ws.id is not None
-            assert ws.logger.name == "ferrows.client"
+            assert ws.logger.name == "websockets.client"
         assert ws.close_reason == ""
 
 

@@ -200,7 +200,7 @@ def test_hook_exception_gives_500_and_one_log() -> None:
     def process_request(connection: ServerConnection, request: Request) -> None:
         raise ValueError("hook bug")
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         with serving(echo, process_request=process_request) as server:
             with pytest.raises(InvalidStatus) as raised:
                 connect(uri_of(server))
@@ -291,7 +291,7 @@ def test_handler_exception_closes_1011_and_logs_once() -> None:
         ws.recv()
         raise RuntimeError("handler bug")
 
-    with captured_logs("ferrows.server") as records:
+    with captured_logs("websockets.server") as records:
         with serving(handler) as server, connect(uri_of(server)) as ws:
             ws.send("trigger")
             with pytest.raises(ConnectionClosedError) as raised:

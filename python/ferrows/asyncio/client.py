@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import CLIENT_LOGGER, get_logger
 from ..client import MAX_REDIRECTS, ClientProtocol, backoff, process_exception, process_redirect
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import InvalidStatus, SecurityError
@@ -93,7 +93,7 @@ class connect:
         max_queue: High-water mark of unread messages (or ``(high, low)``).
         read_limit: High-water mark, in bytes, of unread received messages.
         write_limit: High-water mark of the write buffer (or ``(high, low)``).
-        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.client")``.
         create_connection: :class:`ClientConnection` subclass to use.
         kwargs: Passed to :meth:`~asyncio.loop.create_connection` (``ssl``,
             ``server_hostname``, ``sock``, ``host``, ``port``...). Through
@@ -138,7 +138,7 @@ class connect:
         max_queue: int | tuple[int, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         create_connection: type[ClientConnection] | None = None,
         reconnect_delays: Callable[[], Any] = backoff,
         **kwargs: Any,
@@ -162,7 +162,7 @@ class connect:
         self.process_exception = process_exception
         self.open_timeout = open_timeout
         self.max_size = max_size
-        self.logger = logger if logger is not None else logging.getLogger("ferrows.client")
+        self.logger = get_logger(logger, CLIENT_LOGGER)
         self.create_connection = create_connection or ClientConnection
         self.connection_kwargs: dict[str, Any] = dict(
             ping_interval=ping_interval,

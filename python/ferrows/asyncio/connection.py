@@ -27,6 +27,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, M
 from types import TracebackType
 from typing import Any, Literal, cast, overload
 
+from .._logging import connection_logger
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -87,7 +88,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self.read_limit_high, self.read_limit_low = limits(read_limit)
         self.write_limit = write_limit
         self.loop = asyncio.get_running_loop()
-        self.logger: LoggerLike = protocol.logger
+        # Records carry this connection as ``websocket``, as in websockets.
+        self.logger: LoggerLike = connection_logger(protocol.logger, self)
+        protocol.logger = self.logger
         self.debug = protocol.debug
         self.request: Request | None = None
         self.response: Response | None = None
@@ -366,9 +369,13 @@ class Connection(ConnectionBase, asyncio.Protocol):
                 transport.write(data)
             elif transport.can_write_eof():
                 # Half-close: the peer sees EOF and closes its side.
+                if self.debug:
+                    self.logger.debug("x half-closing TCP connection")
                 transport.write_eof()
             else:
                 # TLS cannot half-close: close once the buffer is flushed.
+                if self.debug:
+                    self.logger.debug("x closing TCP connection")
                 transport.close()
         except Exception as exc:
             raise self._transport_failed(exc)
@@ -755,6 +762,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return
         if self.debug:
             self.logger.debug("% sent keepalive ping")
+            future.add_done_callback(self._log_keepalive_pong)
         if self.protocol.side is CLIENT:
             # Servers free idle compression state in their sweep, clients
             # here: one caller per connection, since each call resets the
@@ -764,6 +772,10 @@ class Connection(ConnectionBase, asyncio.Protocol):
             timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
             future.add_done_callback(lambda _: timeout_handle.cancel())
         self._schedule_keepalive()
+
+    def _log_keepalive_pong(self, future: asyncio.Future[float]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.logger.debug("% received keepalive pong")
 
     def _keepalive_timeout(self, future: asyncio.Future[float]) -> None:
         if not future.done() and self.protocol.state is OPEN:

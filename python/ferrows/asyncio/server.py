@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import http
-import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import SERVER_LOGGER, get_logger
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -106,9 +106,8 @@ class ServerConnection(Connection):
         if self._open_handle is not None:
             self._open_handle.cancel()
         # 101 opened the connection, even if early frames (a close frame)
-        # already moved the state past OPEN.
+        # already moved the state past OPEN. send_response() logged either.
         if response.status_code != 101:
-            self.logger.info("connection rejected (%d %s)", response.status_code, response.reason_phrase)
             return
         self._start()
         await self.server._run_handler(self)
@@ -135,7 +134,7 @@ class Server:
         server_header: str | None = SERVER,
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
         open_timeout: float | None = 10,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.handler = handler
@@ -147,9 +146,7 @@ class Server:
         self.server_header = server_header
         self.extra_headers = extra_headers
         self.open_timeout = open_timeout
-        if logger is None:
-            logger = logging.getLogger("ferrows.server")
-        self.logger: LoggerLike = logger
+        self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self.server: asyncio.Server | None = None
         self._handlers: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -221,7 +218,7 @@ class Server:
                     response = result
                     break
         except Exception as exc:
-            response = self._internal_error(protocol, exc)
+            response = self._internal_error(protocol, exc, "process_request failed")
         if response is None:
             # A failing extra_headers callable must not leave the client
             # waiting for an answer: it gets a 500 like a failing hook.
@@ -241,15 +238,20 @@ class Server:
                 if result is not None:
                     response = result
             except Exception as exc:
-                response = self._internal_error(protocol, exc)
+                response = self._internal_error(protocol, exc, "process_response failed")
         if self._closing and response.status_code == 101:
             response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
         return response
 
-    def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
-        """Logs a failure of user code during the handshake; returns a 500."""
+    def _internal_error(
+        self, protocol: ServerProtocol, exc: Exception, what: str = "opening handshake failed"
+    ) -> Response:
+        """Logs a failure of user code during the handshake, with
+        websockets' words for its hooks; returns a 500."""
         protocol.handshake_exc = exc
-        protocol.logger.error("opening handshake failed", exc_info=True)
+        protocol.logger.error(what, exc_info=True)
         return protocol.reject(
             http.HTTPStatus.INTERNAL_SERVER_ERROR,
             "Failed to open a WebSocket connection.\nSee server log for more information.\n",
@@ -393,7 +395,7 @@ class serve:
             reading pauses above it too.
         write_limit: High-water mark of the write buffer (or ``(high,
             low)``); ``send()`` waits for it to drain above it.
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
         create_connection: :class:`ServerConnection` subclass to use.
         kwargs: Passed to :meth:`~asyncio.loop.create_server` (``ssl``,
             ``sock``, ``reuse_port``, ``backlog``...).
@@ -426,7 +428,7 @@ class serve:
         max_queue: int | tuple[int, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         create_connection: type[ServerConnection] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -464,6 +466,7 @@ class serve:
                 max_size=max_size,
                 logger=logger if logger is not None else self.server.logger,
             )
+            protocol.server_header = server_header
             connection = create_connection(
                 protocol,
                 self.server,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import ssl as ssl_module
@@ -13,6 +12,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import CLIENT_LOGGER, get_logger
 from ..client import (
     MAX_REDIRECTS,
     ClientProtocol,
@@ -132,7 +132,7 @@ class reconnect:
         reconnect_delays: Callable[[], Generator[float]] = backoff,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
         max_queue: int | tuple[int | None, int | None] | None = 16,
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         create_connection: type[ClientConnection] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -159,7 +159,7 @@ class reconnect:
         self.open_timeout = open_timeout
         self.reconnect_delays = reconnect_delays
         self.max_size = max_size
-        self.logger: LoggerLike = logger if logger is not None else logging.getLogger("ferrows.client")
+        self.logger: LoggerLike = get_logger(logger, CLIENT_LOGGER)
         self.create_connection = create_connection or ClientConnection
         self.connection_kwargs: dict[str, Any] = dict(
             ping_interval=ping_interval,
@@ -370,7 +370,7 @@ def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
         close_timeout: Seconds for the closing handshake before aborting.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
         max_queue: High-water mark of unread messages (or ``(high, low)``).
-        logger: Logger; defaults to ``logging.getLogger("ferrows.client")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.client")``.
         create_connection: :class:`ClientConnection` subclass to use.
         legacy: :obj:`False` returns a :class:`reconnect` object instead of
             connecting; other values connect at once.

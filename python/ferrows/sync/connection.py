@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
+from .._logging import connection_logger
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -116,8 +117,10 @@ class Connection(ConnectionBase):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue_high, self.max_queue_low = limits(max_queue)
-        self.logger: LoggerLike = protocol.logger
+        # Records carry this connection as ``websocket``, as in websockets.
+        self.logger: LoggerLike = connection_logger(protocol.logger, self)
         """Logger for this connection."""
+        protocol.logger = self.logger
         self.debug = protocol.debug
         self.request: Request | None = None
         """Opening handshake request."""
@@ -586,6 +589,8 @@ class Connection(ConnectionBase):
                         _send_tls(sock, tls_lock, chunk)
                 else:
                     # Half-close: the peer sees EOF and closes its side.
+                    if self.debug:
+                        self.logger.debug("x half-closing TCP connection")
                     try:
                         sock.shutdown(socket.SHUT_WR)
                     except OSError:
@@ -903,6 +908,8 @@ class Connection(ConnectionBase):
             if key == self._keepalive_payload:
                 self._keepalive_payload = None
                 self._keepalive_deadline = None
+                if self.debug:
+                    self.logger.debug("% received keepalive pong")
         self.latency = time.monotonic() - acked[-1][1][1]
 
     def _handshake_event_locked(self, event: Any) -> None:

@@ -10,7 +10,6 @@ the connection's own reading thread handles the network meanwhile.
 from __future__ import annotations
 
 import http
-import logging
 import os
 import re
 import select
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from .._logging import SERVER_LOGGER, get_logger
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -110,8 +110,10 @@ class ServerConnection(Connection):
                     break
                 self._cond.wait(remaining)
             request = self.request
+            ended = self._reader_done
         if request is None:
-            if self.debug:
+            # Unless the reader ended first: the protocol logged why.
+            if self.debug and not ended:
                 self.logger.debug("! timed out during opening handshake")
             self._abort(TimeoutError("timed out while waiting for handshake request"))
             self._wait_closed()
@@ -141,12 +143,7 @@ class ServerConnection(Connection):
         except ConnectionClosed:
             return False
         if not opened:
-            if response.status_code != 101:
-                self.logger.info(
-                    "connection rejected (%d %s)",
-                    response.status_code,
-                    response.reason_phrase,
-                )
+            # send_response() logged the rejection.
             self._wait_closed()
             return False
         return True
@@ -164,7 +161,7 @@ class Server:
         self,
         socket: socket.socket,
         handler: Callable[[ServerConnection], None],
-        logger: LoggerLike | None = None,
+        logger: LoggerLike | str | None = None,
         *,
         process_request: Callable[[ServerConnection, Request], Response | None] | None = None,
         process_response: Callable[[ServerConnection, Request, Response], Response | None] | None = None,
@@ -184,9 +181,7 @@ class Server:
         self.server_header = server_header
         self.extra_headers = extra_headers
         self.open_timeout = open_timeout
-        if logger is None:
-            logger = logging.getLogger("ferrows.server")
-        self.logger: LoggerLike = logger
+        self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self._connection_factory = connection_factory
         self._lock = threading.Lock()
         self._all: set[ServerConnection] = set()
@@ -331,7 +326,7 @@ class Server:
                     if response is not None:
                         break
         except Exception as exc:
-            response = self._internal_error(protocol, exc)
+            response = self._internal_error(protocol, exc, "process_request failed")
         if response is None:
             try:
                 response = protocol.accept(request)
@@ -353,15 +348,20 @@ class Server:
                 if result is not None:
                     response = result
             except Exception as exc:
-                response = self._internal_error(protocol, exc)
+                response = self._internal_error(protocol, exc, "process_response failed")
         if self._closing and response.status_code == 101:
             response = protocol.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n")
+            if self.server_header is not None:
+                response.headers["Server"] = self.server_header
         return response
 
-    def _internal_error(self, protocol: ServerProtocol, exc: Exception) -> Response:
-        """Logs a failure of user code during the handshake; returns a 500."""
+    def _internal_error(
+        self, protocol: ServerProtocol, exc: Exception, what: str = "opening handshake failed"
+    ) -> Response:
+        """Logs a failure of user code during the handshake, with
+        websockets' words for its hooks; returns a 500."""
         protocol.handshake_exc = exc
-        protocol.logger.error("opening handshake failed", exc_info=True)
+        protocol.logger.error(what, exc_info=True)
         return protocol.reject(http.HTTPStatus.INTERNAL_SERVER_ERROR, _HOOK_FAILED)
 
     def _run_handler(self, connection: ServerConnection) -> None:
@@ -473,7 +473,7 @@ def serve(
     close_timeout: float | None = 10,
     max_size: int | tuple[int | None, int | None] | None = 2**20,
     max_queue: int | tuple[int | None, int | None] | None = 16,
-    logger: LoggerLike | None = None,
+    logger: LoggerLike | str | None = None,
     create_connection: type[ServerConnection] | None = None,
     **kwargs: Any,
 ) -> Server:
@@ -509,7 +509,7 @@ def serve(
         close_timeout: Seconds for the closing handshake before aborting.
         max_size: Largest incoming message in bytes; :obj:`None` for no limit.
         max_queue: High-water mark of unread messages (or ``(high, low)``).
-        logger: Logger; defaults to ``logging.getLogger("ferrows.server")``.
+        logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
         create_connection: :class:`ServerConnection` subclass to use.
         kwargs: Passed to :func:`socket.create_server` (``family``,
             ``backlog``, ``reuse_port``...).
@@ -554,6 +554,7 @@ def serve(
             max_size=max_size,
             logger=logger if logger is not None else server.logger,
         )
+        protocol.server_header = server_header
         connection = factory(
             conn_sock,
             protocol,
