@@ -119,7 +119,7 @@ class Protocol:
             frame.
         logger: Logger for this connection, or its name; defaults to
             ``logging.getLogger("websockets.client")`` or
-            ``"websockets.server"`` (see :mod:`ferrows._logging`).
+            ``"websockets.server"``.
         extensions: Extensions already negotiated, when ``state`` is OPEN.
         assemble: Deliver messages and typed control events, as above.
     """
