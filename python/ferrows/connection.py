@@ -30,6 +30,7 @@ __all__ = [
     "limits",
     "ping_payload",
     "pong_payload",
+    "ssl_context_argument",
 ]
 
 
@@ -138,6 +139,18 @@ def closed_exception(protocol: Protocol, connection_exc: BaseException | None) -
     if connection_exc is not None and (exc.__cause__ is None or isinstance(exc.__cause__, EOFError)):
         exc.__cause__ = connection_exc
     return exc
+
+
+def ssl_context_argument(kwargs: dict[str, Any]) -> None:
+    """websockets' deprecated ``ssl_context=``, renamed ``ssl``, with its
+    warning: moved to ``ssl`` in ``kwargs`` unless ``ssl`` is given."""
+    if "ssl_context" in kwargs:
+        import warnings
+
+        context = kwargs.pop("ssl_context")
+        warnings.warn("ssl_context was renamed to ssl", DeprecationWarning, stacklevel=3)
+        if kwargs.get("ssl") is None:
+            kwargs["ssl"] = context
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ from ..client import (
     process_exception,
     process_redirect,
 )
+from ..connection import ssl_context_argument
 from ..datastructures import HeadersLike
 from ..exceptions import InvalidStatus, SecurityError
 from ..extensions.base import ClientExtensionFactory
@@ -391,6 +392,7 @@ def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
         ValueError: For ``ssl`` with a ``ws://`` URI, or ``proxy_ssl``
             with an ``http://`` proxy.
     """
+    ssl_context_argument(kwargs)
     connecter = reconnect(uri, **kwargs)
     if legacy is False:
         return connecter

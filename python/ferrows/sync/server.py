@@ -23,6 +23,7 @@ from typing import Any
 
 from .._logging import SERVER_LOGGER, get_logger
 from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..connection import ssl_context_argument
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
@@ -524,6 +525,9 @@ def serve(
     extensions = server_extensions(compression, extensions)
     if create_connection is None:
         create_connection = ServerConnection
+    if "ssl_context" in kwargs:
+        ssl_context_argument(kwargs)
+        ssl = kwargs.pop("ssl", ssl) if ssl is None else ssl
     unix: bool = kwargs.pop("unix", False)
     path: Any = kwargs.pop("path", None)
     if sock is None:
@@ -603,3 +607,13 @@ def basic_auth(*args: Any, **kwargs: Any) -> Any:
     sets ``connection.username``.
     """
     return dispatch_basic_auth(args, kwargs, allow_async=False)
+
+
+def __getattr__(name: str) -> Any:
+    """``WebSocketServer``: websockets' deprecated name of :class:`Server`."""
+    if name == "WebSocketServer":
+        import warnings
+
+        warnings.warn("WebSocketServer was renamed to Server", DeprecationWarning, stacklevel=2)
+        return Server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
