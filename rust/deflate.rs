@@ -415,12 +415,23 @@ impl Extension for PerMessageDeflate {
         };
         let mut out = Vec::new();
         let mut buf = DecodeBuf::new(&mut out);
-        self.decode_chunk(&frame.payload, &mut buf, max_size)?;
-        let left = max_size.map(|m| m.saturating_sub(buf.len()));
-        self.finish_frame(&mut buf, left)?;
-        frame.rsv = rsv;
-        frame.payload = out;
-        Ok(())
+        let result = self.decode_chunk(&frame.payload, &mut buf, max_size).and_then(|()| {
+            let left = max_size.map(|m| m.saturating_sub(buf.len()));
+            self.finish_frame(&mut buf, left)
+        });
+        match (result, max_size) {
+            // Over the frame's allowance, however the two calls shared it.
+            (Err(Violation::MessageTooBig { .. }), Some(max_size)) => Err(Violation::MessageTooBig {
+                size: out.len() as u64,
+                max_size,
+            }),
+            (Err(e), _) => Err(e),
+            (Ok(()), _) => {
+                frame.rsv = rsv;
+                frame.payload = out;
+                Ok(())
+            }
+        }
     }
 
     fn encode(&mut self, frame: &mut DataFrame) {

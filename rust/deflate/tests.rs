@@ -938,3 +938,20 @@ fn uncompressed_text_under_deflate_is_validated_as_it_arrives() {
     assert_eq!(s.take_events(), vec![Event::Failed]);
     assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })));
 }
+
+#[test]
+fn a_frame_over_its_allowance_because_of_the_tail_reports_the_allowance() {
+    // A stored block of 4 bytes with 3 in the payload: the tail's first
+    // byte is the fourth (found by fuzzing the streamed path against this one).
+    let mut ext = PerMessageDeflate::new(params());
+    let mut frame = DataFrame {
+        opcode: OpCode::Binary,
+        fin: true,
+        rsv: RSV1,
+        payload: vec![0x00, 0x04, 0x00, 0xfb, 0xff, b'a', b'b', b'c'],
+    };
+    assert_eq!(
+        ext.decode(&mut frame, Some(3)),
+        Err(Violation::MessageTooBig { size: 4, max_size: 3 })
+    );
+}
