@@ -196,6 +196,9 @@ pub struct PerMessageDeflate {
     frame_fin: bool,
     /// Its payload bytes not inflated yet.
     frame_left: u64,
+    /// Where its output begins in the buffer that decode_chunk and
+    /// finish_frame append to, once it produced some.
+    frame_start: Option<usize>,
     /// The message being sent is compressed.
     encoding: bool,
     /// History of the compressor, with context takeover.
@@ -214,6 +217,7 @@ impl PerMessageDeflate {
             decoding: false,
             frame_fin: false,
             frame_left: 0,
+            frame_start: None,
             encoding: false,
             sent: (!params.local_no_context_takeover && params.local_max_window_bits >= MIN_COMPRESS_BITS)
                 .then(|| Window::new(params.local_max_window_bits)),
@@ -318,25 +322,25 @@ fn inflate_into(
 }
 
 impl PerMessageDeflate {
-    /// Inflates into `out`, then records the output in the history, or on
-    /// failure drops the stream: the connection fails, the state is moot.
+    /// Inflates into `out`, or on failure drops the stream: the connection
+    /// fails, the state is moot.
     fn inflate(&mut self, input: &[u8], out: &mut DecodeBuf<'_>, limit: Option<usize>) -> Result<(), Violation> {
-        let start = out.len();
+        self.frame_start.get_or_insert(out.len());
         self.frame_left = self.frame_left.saturating_sub(input.len() as u64);
         let ahead = usize::try_from(self.frame_left).unwrap_or(usize::MAX);
         let decoder = ensure_decoder(&mut self.decoder, &self.params, self.received.as_ref());
-        match inflate_into(decoder, input, ahead, out, limit) {
-            Ok(()) => {
-                if let Some(history) = self.received.as_mut() {
-                    history.push(&out.as_slice()[start..]);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.decoder = None;
-                self.decoding = false;
-                Err(e)
-            }
+        inflate_into(decoder, input, ahead, out, limit).inspect_err(|_| {
+            self.decoder = None;
+            self.decoding = false;
+        })
+    }
+
+    /// Records the frame's output in the history, once per frame rather
+    /// than per chunk: only its last window of bytes is kept, and a frame
+    /// arriving in many reads would otherwise copy a window at each.
+    fn remember_frame(&mut self, out: &DecodeBuf<'_>) {
+        if let (Some(start), Some(history)) = (self.frame_start.take(), self.received.as_mut()) {
+            history.push(&out.as_slice()[start..]);
         }
     }
 }
@@ -384,6 +388,7 @@ impl Extension for PerMessageDeflate {
         }
         self.frame_fin = fin;
         self.frame_left = len;
+        self.frame_start = None;
         Ok(FrameDecoding::Streamed { rsv: rsv & !RSV1 })
     }
 
@@ -393,11 +398,13 @@ impl Extension for PerMessageDeflate {
 
     fn finish_frame(&mut self, out: &mut DecodeBuf<'_>, limit: Option<usize>) -> Result<(), Violation> {
         if !self.frame_fin {
+            self.remember_frame(out);
             return Ok(());
         }
         // Section 7.2.2: the end of the message restores the tail that the
         // sender removed.
         self.inflate(&TAIL, out, limit)?;
+        self.remember_frame(out);
         self.decoding = false;
         if self.params.remote_no_context_takeover {
             // Free the window between messages: the peer starts afresh.

@@ -162,7 +162,8 @@ pub trait Extension: Send + Sync {
 
     /// Decodes the next piece of the payload of a frame that
     /// [`Extension::begin_decode`] streams (unmasked), appending the output
-    /// to `out`.
+    /// to `out`: the same buffer for every piece of the frame and for
+    /// [`Extension::finish_frame`], so the frame's output is contiguous.
     /// `limit` bounds the bytes this call may append (what remains of the
     /// message's allowance): past it, the extension must stop and return
     /// [`Violation::MessageTooBig`], having appended at most `limit + 1`
