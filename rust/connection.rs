@@ -11,7 +11,7 @@
 
 use crate::close::{is_valid_code, CloseFrame};
 use crate::error::{close_code, SendError, Violation};
-use crate::extension::{DataFrame, Extension};
+use crate::extension::{DataFrame, DecodeBuf, Extension, FrameDecoding};
 use crate::frame::{write_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::{copy_masked, extend_masked};
 use crate::message::{invalid_utf8, MessageState, Utf8Check};
@@ -149,10 +149,15 @@ enum ReadState {
     Header,
     Payload {
         header: FrameHeader,
+        /// The payload unmasked; for a frame that the extension decodes as
+        /// it arrives, the decoded bytes instead (see [`Decoding`]).
         buf: Vec<u8>,
-        /// The payload is text validated as it arrives (see
-        /// [`MessageState::feed_text`]).
+        /// Payload bytes received so far.
+        received: usize,
+        /// The bytes going into `buf` are text validated as they arrive
+        /// (see [`MessageState::feed_text`]).
         fed: bool,
+        decoding: Decoding,
     },
     /// A large single-frame binary message going into a sink.
     Sink {
@@ -163,6 +168,26 @@ enum ReadState {
     /// After a close frame or a failure: input is ignored until EOF.
     Discard,
 }
+
+/// What extensions do to the payload of the frame being received.
+#[derive(Debug, Clone, Copy)]
+enum Decoding {
+    /// Nothing: the payload is the frame's data, with `rsv` left (no
+    /// extension, a control frame, or [`FrameDecoding::Unchanged`]).
+    Plain { rsv: u8 },
+    /// The extensions decode the complete frame ([`Extension::decode`]).
+    Whole,
+    /// The only extension decodes the payload as it arrives into `buf`
+    /// ([`FrameDecoding::Streamed`]), with `rsv` left. When messages are
+    /// assembled, `buf` is the message's buffer, taken for the time of the
+    /// frame: its bytes go where they belong at once, and this frame's
+    /// begin at `start`.
+    Streamed { rsv: u8, start: usize },
+}
+
+/// Largest piece of a masked payload unmasked at once for an extension
+/// decoding it as it arrives: the encoded payload is never copied whole.
+const UNMASK_PIECE: usize = 64 * 1024;
 
 /// Where masking keys come from.
 enum MaskSource {
@@ -526,24 +551,13 @@ impl Connection {
                                     sink,
                                     filled: 0,
                                 },
-                                None => {
-                                    if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
-                                        self.message.start(header.opcode);
+                                None => match self.start_payload(header) {
+                                    Ok(read) => read,
+                                    Err(v) => {
+                                        self.fail_with(v);
+                                        break;
                                     }
-                                    // Without extensions the bytes on the wire
-                                    // are the message's: validate them as they
-                                    // come. Extensions transform whole frames,
-                                    // validated once decoded.
-                                    let fed = self.config.check_text
-                                        && self.extensions.is_empty()
-                                        && !header.opcode.is_control()
-                                        && self.message.is_text();
-                                    ReadState::Payload {
-                                        header,
-                                        buf: Vec::with_capacity((header.payload_len as usize).min(PREALLOC_LIMIT)),
-                                        fed,
-                                    }
-                                }
+                                },
                             };
                             if header.payload_len == 0 {
                                 self.complete_frame();
@@ -555,24 +569,14 @@ impl Connection {
                         }
                     }
                 }
-                ReadState::Payload { header, buf, fed } => {
-                    let want = header.payload_len as usize - buf.len();
+                ReadState::Payload { header, received, .. } => {
+                    let want = header.payload_len as usize - *received;
                     let n = want.min(data.len() - pos);
-                    let chunk = &data[pos..pos + n];
-                    let start = buf.len();
-                    match header.mask {
-                        Some(key) => extend_masked(buf, chunk, key, start),
-                        None => buf.extend_from_slice(chunk),
-                    }
+                    let read = self.read_payload(&data[pos..pos + n]);
                     pos += n;
-                    if *fed {
-                        // Section 8.1: fail as soon as the text is known
-                        // invalid, not when the frame is complete.
-                        if let Err(e) = self.message.feed_text(&buf[start..]) {
-                            let v = invalid_utf8(self.message.utf8_pending(), buf, start as isize + e.position);
-                            self.fail_with(v);
-                            break;
-                        }
+                    if let Err(v) = read {
+                        self.fail_with(v);
+                        break;
                     }
                     if n == want {
                         self.complete_frame();
@@ -596,6 +600,102 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Takes the next bytes of the payload being read: unmasks them into
+    /// the frame's buffer, or hands them to the extension that decodes them
+    /// as they arrive, and validates the text that comes of them.
+    fn read_payload(&mut self, chunk: &[u8]) -> Result<(), Violation> {
+        let ReadState::Payload {
+            header,
+            buf,
+            received,
+            fed,
+            decoding,
+        } = &mut self.read
+        else {
+            return Ok(());
+        };
+        let before = buf.len();
+        let (start, decoded) = match *decoding {
+            Decoding::Streamed { start, .. } => {
+                self.extension_activity = true;
+                // What remains of the message's allowance after what this
+                // frame already produced.
+                let limit = self
+                    .message
+                    .remaining(self.config.max_size)
+                    .map(|r| r.saturating_sub(before - start));
+                let out = &mut DecodeBuf::new(buf);
+                let ext = self.extensions[0].as_mut();
+                (start, decode_chunk(ext, chunk, header.mask, *received, out, limit))
+            }
+            Decoding::Plain { .. } | Decoding::Whole => {
+                match header.mask {
+                    Some(key) => extend_masked(buf, chunk, key, *received),
+                    None => buf.extend_from_slice(chunk),
+                }
+                (0, Ok(()))
+            }
+        };
+        *received += chunk.len();
+        // Section 8.1: fail as soon as the text is known invalid, not when
+        // the frame is complete. A decoding error comes second: the bytes
+        // decoded before it are checked first, so that the outcome does not
+        // depend on the chunking.
+        if *fed {
+            self.message.feed_text(&buf[before..]).map_err(|e| {
+                let at = (before - start) as isize + e.position;
+                invalid_utf8(self.message.utf8_pending(), &buf[start..], at)
+            })?;
+        }
+        let frame_len = (buf.len() - start) as u64;
+        decoded.map_err(|v| message_too_big(v, self.message.size, frame_len, self.config.max_size))
+    }
+
+    /// The state that reads the payload of a frame other than one going
+    /// into a sink; starts a message with its first frame, and asks the
+    /// extension how it decodes a data frame.
+    fn start_payload(&mut self, header: FrameHeader) -> Result<ReadState, Violation> {
+        if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            self.message.start(header.opcode);
+        }
+        let decoding = match self.extensions.as_mut_slice() {
+            _ if header.opcode.is_control() => Decoding::Plain { rsv: header.rsv },
+            [] => Decoding::Plain { rsv: header.rsv },
+            // One extension may decode the payload as it arrives; chained
+            // ones each need the previous one's whole output.
+            [ext] => match ext.begin_decode(header.opcode, header.fin, header.rsv, header.payload_len)? {
+                FrameDecoding::Unchanged { rsv } => Decoding::Plain { rsv },
+                FrameDecoding::Streamed { rsv } => Decoding::Streamed {
+                    rsv,
+                    start: self.message.buffer.len(),
+                },
+                FrameDecoding::Whole => Decoding::Whole,
+            },
+            _ => Decoding::Whole,
+        };
+        let buf = match decoding {
+            // The decoded bytes go to the message at once; their size is
+            // unknown, so the buffer grows as they come.
+            Decoding::Streamed { .. } if self.config.assemble => std::mem::take(&mut self.message.buffer),
+            Decoding::Streamed { .. } => Vec::new(),
+            _ => Vec::with_capacity((header.payload_len as usize).min(PREALLOC_LIMIT)),
+        };
+        // The bytes that go into the buffer are the message's, but for
+        // frames decoded whole: validate them as they come, those once
+        // decoded.
+        let fed = self.config.check_text
+            && !header.opcode.is_control()
+            && self.message.is_text()
+            && !matches!(decoding, Decoding::Whole);
+        Ok(ReadState::Payload {
+            header,
+            buf,
+            received: 0,
+            fed,
+            decoding,
+        })
     }
 
     /// A sink for the payload of `h`, when the factory agrees and nothing
@@ -696,8 +796,14 @@ impl Connection {
     }
 
     fn complete_frame(&mut self) {
-        let (header, payload, fed) = match std::mem::replace(&mut self.read, ReadState::Header) {
-            ReadState::Payload { header, buf, fed } => (header, buf, fed),
+        let (header, payload, fed, decoding) = match std::mem::replace(&mut self.read, ReadState::Header) {
+            ReadState::Payload {
+                header,
+                buf,
+                fed,
+                decoding,
+                ..
+            } => (header, buf, fed, decoding),
             ReadState::Sink { sink, .. } => {
                 // A single-frame binary message: no UTF-8 or fragment state
                 // to update, and its size passed the limits with the header.
@@ -710,14 +816,24 @@ impl Connection {
                 return;
             }
         };
-        if let Err(v) = self.process_frame(header, payload, fed) {
+        if let Err(v) = self.process_frame(header, payload, fed, decoding) {
             self.fail_with(v);
         }
     }
 
-    fn process_frame(&mut self, h: FrameHeader, payload: Vec<u8>, fed: bool) -> Result<(), Violation> {
+    fn process_frame(
+        &mut self,
+        h: FrameHeader,
+        payload: Vec<u8>,
+        fed: bool,
+        decoding: Decoding,
+    ) -> Result<(), Violation> {
         match h.opcode {
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.process_data(h, payload, fed),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => match decoding {
+                Decoding::Plain { rsv } => self.process_data(h, payload, fed, Some(rsv)),
+                Decoding::Whole => self.process_data(h, payload, fed, None),
+                Decoding::Streamed { rsv, start } => self.finish_streamed(h, rsv, payload, start, fed),
+            },
             OpCode::Ping => {
                 // Section 5.5.2: answer with a pong carrying the same data.
                 if self.state == State::Open {
@@ -738,28 +854,38 @@ impl Connection {
         }
     }
 
-    /// A complete data frame; `fed` when its text was validated as it
-    /// arrived. The message was started with the header of its first frame.
-    fn process_data(&mut self, h: FrameHeader, payload: Vec<u8>, fed: bool) -> Result<(), Violation> {
+    /// A complete data frame kept as received: its data with `plain` RSV
+    /// bits left, or with `None` to be decoded whole by the extensions now;
+    /// `fed` when its text was validated as it arrived. The message was
+    /// started with the header of its first frame.
+    fn process_data(
+        &mut self,
+        h: FrameHeader,
+        payload: Vec<u8>,
+        fed: bool,
+        plain: Option<u8>,
+    ) -> Result<(), Violation> {
         let mut frame = DataFrame {
             opcode: h.opcode,
             fin: h.fin,
             rsv: h.rsv,
             payload,
         };
-        if !self.extensions.is_empty() {
-            self.extension_activity = true;
-            let remaining = self.message.remaining(self.config.max_size);
-            for ext in self.extensions.iter_mut().rev() {
-                ext.decode(&mut frame, remaining)
-                    .map_err(|e| match (e, self.config.max_size) {
-                        // Report the size of the whole message, not the frame.
-                        (Violation::MessageTooBig { size, .. }, Some(max_size)) => Violation::MessageTooBig {
-                            size: self.message.size + size,
-                            max_size,
-                        },
-                        (other, _) => other,
+        self.extension_activity |= !self.extensions.is_empty();
+        match plain {
+            Some(rsv) => frame.rsv = rsv,
+            None => {
+                let remaining = self.message.remaining(self.config.max_size);
+                let (earlier, max_size) = (self.message.size, self.config.max_size);
+                for ext in self.extensions.iter_mut().rev() {
+                    ext.decode(&mut frame, remaining).map_err(|e| {
+                        let size = match e {
+                            Violation::MessageTooBig { size, .. } => size,
+                            _ => 0,
+                        };
+                        message_too_big(e, earlier, size, max_size)
                     })?;
+                }
             }
         }
         self.message.account(
@@ -767,16 +893,7 @@ impl Connection {
             frame.fin,
             self.config.max_size,
             self.config.max_fragments,
-            match (self.config.check_text, fed, self.extensions.is_empty()) {
-                (false, _, _) => Utf8Check::Off,
-                (true, false, _) => Utf8Check::Payload,
-                (true, true, true) => Utf8Check::Fed,
-                // An extension added while the frame arrived decoded it: the
-                // bytes validated are not the payload. Never in practice
-                // (extensions come with the handshake); the text is then
-                // checked as a whole message, if assembled.
-                (true, true, false) => Utf8Check::Off,
-            },
+            self.utf8_check(fed),
         )?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
@@ -802,6 +919,71 @@ impl Connection {
             });
         }
         Ok(())
+    }
+
+    /// A complete data frame that the only extension decoded as it arrived
+    /// into `buf`, from `start` on (after the message's earlier frames when
+    /// assembling); `fed` when its text was validated as it came out.
+    fn finish_streamed(
+        &mut self,
+        h: FrameHeader,
+        rsv: u8,
+        mut buf: Vec<u8>,
+        start: usize,
+        fed: bool,
+    ) -> Result<(), Violation> {
+        self.extension_activity = true;
+        let before = buf.len();
+        let limit = self
+            .message
+            .remaining(self.config.max_size)
+            .map(|r| r.saturating_sub(before - start));
+        let finished = self.extensions[0].finish_frame(&mut DecodeBuf::new(&mut buf), limit);
+        // As in read_payload: the bytes decoded are checked first.
+        if fed {
+            self.message.feed_text(&buf[before..]).map_err(|e| {
+                let at = (before - start) as isize + e.position;
+                invalid_utf8(self.message.utf8_pending(), &buf[start..], at)
+            })?;
+        }
+        let frame_len = (buf.len() - start) as u64;
+        finished.map_err(|v| message_too_big(v, self.message.size, frame_len, self.config.max_size))?;
+        self.message.account(
+            &buf[start..],
+            h.fin,
+            self.config.max_size,
+            self.config.max_fragments,
+            self.utf8_check(fed),
+        )?;
+        if self.config.assemble {
+            self.message.buffer = buf;
+            if h.fin {
+                let (opcode, data, utf8_checked) = self.message.finish();
+                self.events.push(message_event(opcode, data, utf8_checked)?);
+            }
+        } else {
+            if h.fin {
+                self.message.finish();
+            }
+            self.events.push(Event::Frame {
+                opcode: h.opcode,
+                fin: h.fin,
+                rsv,
+                payload: buf,
+            });
+        }
+        Ok(())
+    }
+
+    /// How [`MessageState::account`] checks the text of a complete frame:
+    /// not at all with `check_text` off, only its end if it was `fed` as it
+    /// arrived, the whole frame otherwise.
+    fn utf8_check(&self, fed: bool) -> Utf8Check {
+        match (self.config.check_text, fed) {
+            (false, _) => Utf8Check::Off,
+            (true, true) => Utf8Check::Fed,
+            (true, false) => Utf8Check::Payload,
+        }
     }
 
     fn process_close(&mut self, payload: Vec<u8>) -> Result<(), Violation> {
@@ -1086,16 +1268,61 @@ fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Ev
         // every byte of each of its frames, in order, and its end
         // (MessageState::account, never with Utf8Check::Off). The bytes
         // validated are the payloads as the message holds them: decoded
-        // payloads with Utf8Check::Payload; with Utf8Check::Fed, the bytes
-        // fed in receive_data as they were unmasked, which no extension
-        // changed (`fed` needs none at the header, and Fed none at the end;
-        // extensions are never removed). `data` is those payloads joined in
-        // order (process_data), unchanged since.
+        // payloads with Utf8Check::Payload (process_data); with
+        // Utf8Check::Fed, the bytes fed in receive_data (and, for the last
+        // output of a streamed frame, finish_streamed) right after they
+        // were appended to the frame's buffer: unmasked by the connection
+        // for Decoding::Plain, or appended by the extension through a
+        // DecodeBuf, which cannot change bytes already in the buffer, for
+        // Decoding::Streamed. `data` is those payloads joined in order
+        // (process_data), or the buffer they were appended to in order
+        // (finish_streamed), unchanged since.
         return Ok(Event::Text(unsafe { String::from_utf8_unchecked(data) }));
     }
     into_string(data)
         .map(Event::Text)
         .map_err(|(data, e)| invalid_utf8(&[], &data, e.position))
+}
+
+/// Reports a message over the size limit with the size of the whole
+/// message rather than of what an extension decoded: `earlier` bytes in the
+/// message's previous frames, `frame` in this one so far.
+fn message_too_big(v: Violation, earlier: u64, frame: u64, max_size: Option<usize>) -> Violation {
+    match (v, max_size) {
+        (Violation::MessageTooBig { .. }, Some(max_size)) => Violation::MessageTooBig {
+            size: earlier + frame,
+            max_size,
+        },
+        (other, _) => other,
+    }
+}
+
+/// Hands the next piece of a frame's payload to the extension decoding it
+/// as it arrives. A masked piece is unmasked on the stack, a slice at a
+/// time, rather than into a copy of the payload; `offset` is where `chunk`
+/// starts in the payload, for the phase of the key. `limit` bounds what the
+/// whole chunk may add to `out`.
+fn decode_chunk(
+    ext: &mut dyn Extension,
+    chunk: &[u8],
+    mask: Option<[u8; 4]>,
+    offset: usize,
+    out: &mut DecodeBuf<'_>,
+    limit: Option<usize>,
+) -> Result<(), Violation> {
+    let Some(key) = mask else {
+        return ext.decode_chunk(chunk, out, limit);
+    };
+    let start = out.len();
+    // Not zeroed first: extend_masked writes every byte.
+    let mut piece = Vec::with_capacity(chunk.len().min(UNMASK_PIECE));
+    for (i, masked) in chunk.chunks(UNMASK_PIECE).enumerate() {
+        piece.clear();
+        extend_masked(&mut piece, masked, key, offset + i * UNMASK_PIECE);
+        let left = limit.map(|l| l.saturating_sub(out.len() - start));
+        ext.decode_chunk(&piece, out, left)?;
+    }
+    Ok(())
 }
 
 /// Cuts a close reason to the 123 bytes a close frame can carry, at a

@@ -4,10 +4,14 @@
 //! removed from the last frame of a message on send and restored on
 //! receive (section 7.2.1-7.2.2). The compressor and decompressor are
 //! allocated on first use, so an idle connection costs nothing, and dropped
-//! after each message when context takeover is off. Inflating stops as soon
-//! as the output passes the message's remaining allowance: a small frame
-//! that would inflate to gigabytes fails with 1009 after producing at most
-//! `max_size + 1` bytes.
+//! after each message when context takeover is off.
+//!
+//! A compressed frame is inflated as its payload arrives, chunk by chunk
+//! (see [`Extension::begin_decode`]), so the connection can validate the
+//! text as it comes out, and the compressed payload is never kept whole.
+//! Inflating stops as soon as the output passes the message's remaining
+//! allowance: a small frame that would inflate to gigabytes fails with 1009
+//! after producing at most `max_size + 1` bytes.
 //!
 //! zlib has no raw deflate with an 8-bit window (it widens it to 9 bits,
 //! and the peer could not inflate the result). An endpoint whose own window
@@ -20,7 +24,7 @@ use std::mem::MaybeUninit;
 use zlib_rs::{DeflateConfig, DeflateFlush, Inflate, InflateFlush, Method, Status, Strategy};
 
 use crate::error::{close_code, Violation};
-use crate::extension::{DataFrame, Extension};
+use crate::extension::{DataFrame, DecodeBuf, Extension, FrameDecoding};
 use crate::frame::{OpCode, RSV1};
 
 /// Empty stored block produced by a sync flush (section 7.2.1).
@@ -188,6 +192,13 @@ pub struct PerMessageDeflate {
     decoder: Option<Inflate>,
     /// The message being received is compressed (RSV1 on its first frame).
     decoding: bool,
+    /// The compressed frame being received is the last of its message.
+    frame_fin: bool,
+    /// Its payload bytes not inflated yet.
+    frame_left: u64,
+    /// Where its output begins in the buffer that decode_chunk and
+    /// finish_frame append to, once it produced some.
+    frame_start: Option<usize>,
     /// The message being sent is compressed.
     encoding: bool,
     /// History of the compressor, with context takeover.
@@ -204,6 +215,9 @@ impl PerMessageDeflate {
             encoder: None,
             decoder: None,
             decoding: false,
+            frame_fin: false,
+            frame_left: 0,
+            frame_start: None,
             encoding: false,
             sent: (!params.local_no_context_takeover && params.local_max_window_bits >= MIN_COMPRESS_BITS)
                 .then(|| Window::new(params.local_max_window_bits)),
@@ -215,70 +229,119 @@ impl PerMessageDeflate {
     pub fn is_allocated(&self) -> (bool, bool) {
         (self.encoder.is_some(), self.decoder.is_some())
     }
+}
 
-    fn inflate(&mut self, input: &[u8], fin: bool, limit: Option<usize>) -> Result<Vec<u8>, Violation> {
+/// The decompressor, created on first use; after compaction it starts with
+/// the previous messages as its dictionary, as if it had never been dropped.
+fn ensure_decoder<'a>(
+    decoder: &'a mut Option<Inflate>,
+    params: &DeflateParams,
+    history: Option<&Window>,
+) -> &'a mut Inflate {
+    decoder.get_or_insert_with(|| {
         // zlib inflates what a raw 8-bit window produced with 9 bits.
-        let window = self.params.remote_max_window_bits.max(MIN_COMPRESS_BITS);
-        let history = &self.received;
-        let decoder = self.decoder.get_or_insert_with(|| {
-            let mut decoder = Inflate::new(false, window);
-            if let Some(history) = history.as_ref().filter(|h| !h.buf.is_empty()) {
-                // Rebuilt after compaction: restore the previous messages.
-                let _ = decoder.set_dictionary(&history.linear());
-            }
-            decoder
-        });
-        let mut out: Vec<u8> = Vec::new();
-        let tail: &[u8] = if fin { &TAIL } else { &[] };
-        for chunk in [input, tail] {
-            let mut consumed = 0usize;
-            loop {
-                if out.len() == out.capacity() {
-                    // Grow geometrically, but never past the allowance + 1
-                    // byte: one byte over is enough to know it is too big.
-                    let mut extra = (chunk.len() * 4).max(out.len()).max(4096);
-                    if let Some(limit) = limit {
-                        extra = extra.min(limit + 1 - out.len().min(limit + 1));
-                    }
-                    out.reserve_exact(extra.max(1));
-                }
-                let spare: &mut [MaybeUninit<u8>] = out.spare_capacity_mut();
-                let spare_len = spare.len();
-                let (in_before, out_before) = (decoder.total_in(), decoder.total_out());
-                let status = decoder.decompress_uninit(&chunk[consumed..], spare, InflateFlush::SyncFlush);
-                let produced = (decoder.total_out() - out_before) as usize;
-                let used = (decoder.total_in() - in_before) as usize;
-                consumed += used;
-                // SAFETY: the decompressor initialised exactly `produced`
-                // bytes at the start of the spare capacity.
-                unsafe { out.set_len(out.len() + produced) };
-                if let Some(limit) = limit {
-                    if out.len() > limit {
-                        return Err(Violation::MessageTooBig {
-                            size: out.len() as u64,
-                            max_size: limit,
-                        });
-                    }
-                }
-                match status {
-                    Err(_) => {
-                        return Err(Violation::Extension {
-                            code: close_code::PROTOCOL_ERROR,
-                            reason: "decompression failed: invalid deflate data".into(),
-                        })
-                    }
-                    Ok(Status::StreamEnd) => break,
-                    Ok(_) => {}
-                }
-                if consumed == chunk.len() && produced < spare_len {
-                    break;
-                }
-                if used == 0 && produced == 0 && produced < spare_len {
-                    break;
-                }
+        let mut decoder = Inflate::new(false, params.remote_max_window_bits.max(MIN_COMPRESS_BITS));
+        if let Some(history) = history.filter(|h| !h.buf.is_empty()) {
+            let _ = decoder.set_dictionary(&history.linear());
+        }
+        decoder
+    })
+}
+
+/// Input of a frame still to come that the output buffer is sized for, at
+/// most: a frame arriving in many reads then grows its output once rather
+/// than doubling at each read (each doubling copies it), and a header
+/// announcing a large frame reserves no more than this, times four, before
+/// its bytes come.
+const AHEAD_LIMIT: usize = 1 << 20;
+
+/// Inflates `input`, appending the output to `out`, and fails as soon as
+/// this call produced more than `limit` bytes: a small input that would
+/// inflate to gigabytes stops after `limit + 1` bytes, and `out` never
+/// grows past that (whatever capacity it had already is used, not more).
+/// `ahead` is how much more input this frame announced after `input`.
+fn inflate_into(
+    decoder: &mut Inflate,
+    input: &[u8],
+    ahead: usize,
+    out: &mut DecodeBuf<'_>,
+    limit: Option<usize>,
+) -> Result<(), Violation> {
+    let start = out.len();
+    // One byte over the allowance is enough to know it is too big.
+    let cap = limit.map_or(usize::MAX, |l| start.saturating_add(l).saturating_add(1));
+    let mut consumed = 0usize;
+    loop {
+        // Below the cap here: reaching it returned the error below.
+        if out.len() == out.capacity() {
+            // Room for the rest of the frame, guessing a ratio of 4 as
+            // zlib does, or else grow geometrically; never past the cap.
+            let extra = (input.len() - consumed)
+                .saturating_add(ahead.min(AHEAD_LIMIT))
+                .saturating_mul(4)
+                .max(out.len())
+                .max(4096)
+                .min(cap - out.len());
+            out.reserve_exact(extra);
+        }
+        let room = (out.capacity() - out.len()).min(cap - out.len());
+        let spare: &mut [MaybeUninit<u8>] = &mut out.spare_capacity_mut()[..room];
+        let (in_before, out_before) = (decoder.total_in(), decoder.total_out());
+        let status = decoder.decompress_uninit(&input[consumed..], spare, InflateFlush::SyncFlush);
+        let produced = (decoder.total_out() - out_before) as usize;
+        let used = (decoder.total_in() - in_before) as usize;
+        consumed += used;
+        // SAFETY: the decompressor initialised exactly `produced` bytes at
+        // the start of the spare capacity (at most `room` bytes of it).
+        unsafe { out.add_len(produced) };
+        if let Some(limit) = limit {
+            if out.len() - start > limit {
+                return Err(Violation::MessageTooBig {
+                    size: (out.len() - start) as u64,
+                    max_size: limit,
+                });
             }
         }
-        Ok(out)
+        match status {
+            Err(_) => {
+                return Err(Violation::Extension {
+                    code: close_code::PROTOCOL_ERROR,
+                    reason: "decompression failed: invalid deflate data".into(),
+                })
+            }
+            Ok(Status::StreamEnd) => return Ok(()),
+            Ok(_) => {}
+        }
+        // With output space left over, the input is all inflated (zlib's
+        // contract for inflate with Z_SYNC_FLUSH); no progress at all means
+        // the rest is buffered inside the decompressor.
+        if (consumed == input.len() && produced < room) || (used == 0 && produced == 0) {
+            return Ok(());
+        }
+    }
+}
+
+impl PerMessageDeflate {
+    /// Inflates into `out`, or on failure drops the stream: the connection
+    /// fails, the state is moot.
+    fn inflate(&mut self, input: &[u8], out: &mut DecodeBuf<'_>, limit: Option<usize>) -> Result<(), Violation> {
+        self.frame_start.get_or_insert(out.len());
+        self.frame_left = self.frame_left.saturating_sub(input.len() as u64);
+        let ahead = usize::try_from(self.frame_left).unwrap_or(usize::MAX);
+        let decoder = ensure_decoder(&mut self.decoder, &self.params, self.received.as_ref());
+        inflate_into(decoder, input, ahead, out, limit).inspect_err(|_| {
+            self.decoder = None;
+            self.decoding = false;
+        })
+    }
+
+    /// Records the frame's output in the history, once per frame rather
+    /// than per chunk: only its last window of bytes is kept, and a frame
+    /// arriving in many reads would otherwise copy a window at each.
+    fn remember_frame(&mut self, out: &DecodeBuf<'_>) {
+        if let (Some(start), Some(history)) = (self.frame_start.take(), self.received.as_mut()) {
+            history.push(&out.as_slice()[start..]);
+        }
     }
 }
 
@@ -311,36 +374,71 @@ impl Extension for PerMessageDeflate {
         decoded_limit.saturating_add(decoded_limit / 1024 * 5 + 1024)
     }
 
-    fn decode(&mut self, frame: &mut DataFrame, max_size: Option<usize>) -> Result<(), Violation> {
-        if frame.opcode == OpCode::Continuation {
+    fn begin_decode(&mut self, opcode: OpCode, fin: bool, rsv: u8, len: u64) -> Result<FrameDecoding, Violation> {
+        if opcode == OpCode::Continuation {
             // RFC 7692 section 6.1: RSV1 is set on the first frame only.
-            if frame.rsv & RSV1 != 0 {
+            if rsv & RSV1 != 0 {
                 return Err(Violation::ReservedBits(RSV1));
             }
         } else {
-            self.decoding = frame.rsv & RSV1 != 0;
+            self.decoding = rsv & RSV1 != 0;
         }
         if !self.decoding {
+            return Ok(FrameDecoding::Unchanged { rsv });
+        }
+        self.frame_fin = fin;
+        self.frame_left = len;
+        self.frame_start = None;
+        Ok(FrameDecoding::Streamed { rsv: rsv & !RSV1 })
+    }
+
+    fn decode_chunk(&mut self, input: &[u8], out: &mut DecodeBuf<'_>, limit: Option<usize>) -> Result<(), Violation> {
+        self.inflate(input, out, limit)
+    }
+
+    fn finish_frame(&mut self, out: &mut DecodeBuf<'_>, limit: Option<usize>) -> Result<(), Violation> {
+        if !self.frame_fin {
+            self.remember_frame(out);
             return Ok(());
         }
-        frame.rsv &= !RSV1;
-        let payload = std::mem::take(&mut frame.payload);
-        let result = self.inflate(&payload, frame.fin, max_size);
-        if let (Ok(out), Some(history)) = (&result, self.received.as_mut()) {
-            history.push(out);
-        }
-        if frame.fin {
-            self.decoding = false;
-            if self.params.remote_no_context_takeover {
-                // Free the window between messages: the peer starts afresh.
-                self.decoder = None;
-            }
-        }
-        if result.is_err() {
+        // Section 7.2.2: the end of the message restores the tail that the
+        // sender removed.
+        self.inflate(&TAIL, out, limit)?;
+        self.remember_frame(out);
+        self.decoding = false;
+        if self.params.remote_no_context_takeover {
+            // Free the window between messages: the peer starts afresh.
             self.decoder = None;
         }
-        frame.payload = result?;
         Ok(())
+    }
+
+    fn decode(&mut self, frame: &mut DataFrame, max_size: Option<usize>) -> Result<(), Violation> {
+        // The frame as one chunk: the same path as a frame streamed.
+        let FrameDecoding::Streamed { rsv } =
+            self.begin_decode(frame.opcode, frame.fin, frame.rsv, frame.payload.len() as u64)?
+        else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let mut buf = DecodeBuf::new(&mut out);
+        let result = self.decode_chunk(&frame.payload, &mut buf, max_size).and_then(|()| {
+            let left = max_size.map(|m| m.saturating_sub(buf.len()));
+            self.finish_frame(&mut buf, left)
+        });
+        match (result, max_size) {
+            // Over the frame's allowance, however the two calls shared it.
+            (Err(Violation::MessageTooBig { .. }), Some(max_size)) => Err(Violation::MessageTooBig {
+                size: out.len() as u64,
+                max_size,
+            }),
+            (Err(e), _) => Err(e),
+            (Ok(()), _) => {
+                frame.rsv = rsv;
+                frame.payload = out;
+                Ok(())
+            }
+        }
     }
 
     fn encode(&mut self, frame: &mut DataFrame) {

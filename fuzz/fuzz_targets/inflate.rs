@@ -6,15 +6,40 @@
 //!
 //! Documented outcomes only: decompressed payloads never exceed the allowance;
 //! failures are MessageTooBig (1009), invalid deflate data (1002) or RSV1 on
-//! a continuation frame (1002); and what decodes, recompressed, decodes to
-//! the same bytes.
+//! a continuation frame (1002); what decodes, recompressed, decodes to the
+//! same bytes; and a second extension decoding the same frames as they
+//! arrive, in pieces of `1 + kind >> 3` bytes, gives the same outcome.
 #![no_main]
 
 use ferrows::deflate::{compress_message, DeflateParams, PerMessageDeflate};
 use ferrows::error::Violation;
-use ferrows::extension::{DataFrame, Extension};
+use ferrows::extension::{DataFrame, DecodeBuf, Extension, FrameDecoding};
 use ferrows::frame::{OpCode, RSV1};
 use libfuzzer_sys::fuzz_target;
+
+/// Decodes one frame as the connection does when it arrives in pieces.
+fn decode_streamed(
+    ext: &mut PerMessageDeflate,
+    frame: &DataFrame,
+    limit: Option<usize>,
+    piece: usize,
+) -> Result<Vec<u8>, Violation> {
+    let len = frame.payload.len() as u64;
+    if !matches!(
+        ext.begin_decode(frame.opcode, frame.fin, frame.rsv, len)?,
+        FrameDecoding::Streamed { .. }
+    ) {
+        return Ok(frame.payload.clone());
+    }
+    let mut out = Vec::new();
+    for chunk in frame.payload.chunks(piece) {
+        let left = limit.map(|l| l.saturating_sub(out.len()));
+        ext.decode_chunk(chunk, &mut DecodeBuf::new(&mut out), left)?;
+    }
+    let left = limit.map(|l| l.saturating_sub(out.len()));
+    ext.finish_frame(&mut DecodeBuf::new(&mut out), left)?;
+    Ok(out)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, mut rest)) = data.split_first() else {
@@ -33,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         ..DeflateParams::default()
     };
     let mut ext = PerMessageDeflate::new(params);
+    let mut streamed = PerMessageDeflate::new(params);
     let mut in_message = false;
     // Uncompressed messages pass through untouched; the connection, not the
     // extension, checks their size.
@@ -61,7 +87,14 @@ fuzz_target!(|data: &[u8]| {
             rsv,
             payload: payload.to_vec(),
         };
-        match ext.decode(&mut frame, remaining) {
+        let in_pieces = decode_streamed(&mut streamed, &frame, remaining, 1 + usize::from(kind >> 3));
+        let whole = ext.decode(&mut frame, remaining);
+        match (&whole, &in_pieces) {
+            (Ok(()), Ok(payload)) => assert_eq!(&frame.payload, payload, "streamed differently"),
+            (Err(a), Err(b)) => assert_eq!(a.close_code(), b.close_code(), "{a:?} / {b:?}"),
+            (a, b) => panic!("whole: {a:?}, in pieces: {b:?}"),
+        }
+        match whole {
             Ok(()) => {
                 assert_eq!(frame.rsv & RSV1, 0, "RSV1 consumed");
                 if let (true, Some(r)) = (compressed, remaining) {

@@ -1113,3 +1113,71 @@ fn text_is_valid_whatever_check_text_says() {
     let (_, events, _, _) = feed_every_split(&frames, &unmasked(true, 0, OpCode::Text, b"\xff"));
     assert_eq!(events, vec![frame(OpCode::Text, true, b"\xff")]);
 }
+
+/// An extension that streams frames with RSV2 through the trait's default
+/// methods, which pass the bytes through.
+struct Passthrough;
+
+impl Extension for Passthrough {
+    fn name(&self) -> &str {
+        "x-passthrough"
+    }
+    fn rsv_bits(&self) -> u8 {
+        RSV2
+    }
+    fn begin_decode(&mut self, _: OpCode, _: bool, rsv: u8, _: u64) -> Result<FrameDecoding, Violation> {
+        Ok(match rsv & RSV2 {
+            0 => FrameDecoding::Unchanged { rsv },
+            _ => FrameDecoding::Streamed { rsv: rsv & !RSV2 },
+        })
+    }
+    fn decode(&mut self, _: &mut DataFrame, _: Option<usize>) -> Result<(), Violation> {
+        Err(Violation::Extension {
+            code: close_code::PROTOCOL_ERROR,
+            reason: "a streamed frame is never decoded whole".into(),
+        })
+    }
+    fn encode(&mut self, _: &mut DataFrame) {}
+}
+
+#[test]
+fn a_streaming_extension_sees_the_payload_as_it_arrives() {
+    let config = Config {
+        assemble: true,
+        ..Config::new(Role::Server)
+    };
+    let mut payload = b"ok \xff".to_vec();
+    payload.resize(1000, b'a');
+    for rsv in [0, RSV2] {
+        let data = masked(true, rsv, OpCode::Text, &payload);
+        let mut s = Connection::new(config.clone());
+        s.add_extension(Box::new(Passthrough));
+        assert_eq!(feed(&mut s, &data[..100]), vec![Event::Failed], "rsv={rsv}");
+        assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })));
+    }
+    let data = [
+        masked(false, RSV2, OpCode::Text, "κό".as_bytes()),
+        masked(true, 0, OpCode::Continuation, "σμε".as_bytes()),
+    ]
+    .concat();
+    let mk = || {
+        let mut s = Connection::new(config.clone());
+        s.add_extension(Box::new(Passthrough));
+        s
+    };
+    for cut in 0..=data.len() {
+        let mut s = mk();
+        let mut events = feed(&mut s, &data[..cut]);
+        events.extend(feed(&mut s, &data[cut..]));
+        assert_eq!(events, vec![Event::Text("κόσμε".into())], "cut={cut}");
+    }
+    // The default decode_chunk keeps to the limit it is given.
+    let mut out = b"earlier".to_vec();
+    let mut ext = Passthrough;
+    assert_eq!(
+        ext.decode_chunk(b"abcdef", &mut DecodeBuf::new(&mut out), Some(3)),
+        Err(Violation::MessageTooBig { size: 4, max_size: 3 })
+    );
+    assert_eq!(out, b"earlierabcd");
+    assert_eq!(ext.finish_frame(&mut DecodeBuf::new(&mut out), Some(0)), Ok(()));
+}

@@ -503,3 +503,455 @@ fn compress_message_with_an_8_bit_window_stores() {
         "9 bits compress"
     );
 }
+
+// ------------------------------------------------ inflating as frames arrive
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A connection of `role` that inflates what its peer compressed with
+/// `peer` (seen from the peer).
+fn inflating(role: Role, peer: DeflateParams, assemble: bool, max_size: Option<usize>) -> Connection {
+    let mut c = Connection::new(Config {
+        assemble,
+        max_size,
+        ..Config::new(role)
+    });
+    c.add_extension(Box::new(PerMessageDeflate::new(DeflateParams {
+        remote_no_context_takeover: peer.local_no_context_takeover,
+        local_no_context_takeover: peer.remote_no_context_takeover,
+        remote_max_window_bits: peer.local_max_window_bits,
+        local_max_window_bits: peer.remote_max_window_bits,
+        ..peer
+    })));
+    c.set_fixed_mask(KEY);
+    c
+}
+
+/// The bytes that the peer of a `role` connection sends for `script`,
+/// compressing with `peer`.
+fn sent_by_peer(role: Role, peer: DeflateParams, script: impl FnOnce(&mut Connection)) -> Vec<u8> {
+    let other = match role {
+        Role::Server => Role::Client,
+        Role::Client => Role::Server,
+    };
+    let mut c = Connection::new(Config::new(other));
+    c.set_fixed_mask(KEY);
+    c.add_extension(Box::new(PerMessageDeflate::new(peer)));
+    script(&mut c);
+    c.take_output().0
+}
+
+/// What a connection reports after `pieces`: its events, output, and
+/// failure, as the peer sees it (its close code and reason: the bytes that
+/// come with invalid text are those decoded so far, which depend on the
+/// reads, as without compression).
+type Outcome = (Vec<Event>, (Vec<u8>, bool), Option<(u16, String)>);
+
+fn receive_in(mut c: Connection, pieces: &[&[u8]]) -> Outcome {
+    let mut events = Vec::new();
+    for piece in pieces {
+        c.receive_data(piece).unwrap();
+        events.extend(c.take_events());
+    }
+    let failure = c.failure().map(|v| (v.close_code(), v.to_string()));
+    (events, c.take_output(), failure)
+}
+
+/// Feeds `data` whole, split in two at every byte, and byte by byte, to
+/// fresh connections from `make`; asserts that all give the same outcome,
+/// and returns it.
+fn same_whatever_the_chunking(make: impl Fn() -> Connection, data: &[u8]) -> Outcome {
+    let whole = receive_in(make(), &[data]);
+    for cut in 0..=data.len() {
+        assert_eq!(receive_in(make(), &[&data[..cut], &data[cut..]]), whole, "cut={cut}");
+    }
+    let bytes: Vec<&[u8]> = data.chunks(1).collect();
+    assert_eq!(receive_in(make(), &bytes), whole, "byte by byte");
+    whole
+}
+
+fn takeover_params(no_takeover: bool) -> DeflateParams {
+    DeflateParams {
+        local_no_context_takeover: no_takeover,
+        remote_no_context_takeover: no_takeover,
+        local_max_window_bits: 10,
+        ..params()
+    }
+}
+
+#[test]
+fn compressed_messages_give_the_same_events_in_any_chunking() {
+    let euro = "€".as_bytes();
+    for role in [Role::Server, Role::Client] {
+        for no_takeover in [false, true] {
+            let peer = takeover_params(no_takeover);
+            let data = sent_by_peer(role, peer, |c| {
+                c.send_text("héllo wörld".as_bytes(), true).unwrap();
+                // The same again: with takeover, it refers to the first.
+                c.send_text("héllo wörld".as_bytes(), true).unwrap();
+                // A character split between compressed fragments, and a
+                // ping between them.
+                c.send_text(&euro[..1], false).unwrap();
+                c.send_ping(b"p").unwrap();
+                c.send_continuation(&euro[1..], false).unwrap();
+                c.send_continuation(b"", true).unwrap();
+                c.send_binary(&[0u8; 300], true).unwrap();
+                c.send_text(b"", true).unwrap();
+            });
+            for assemble in [true, false] {
+                let (events, _, failure) =
+                    same_whatever_the_chunking(|| inflating(role, peer, assemble, Some(1000)), &data);
+                assert_eq!(failure, None);
+                let texts: Vec<Event> = if assemble {
+                    vec![
+                        Event::Text("héllo wörld".into()),
+                        Event::Text("héllo wörld".into()),
+                        Event::Ping(b"p".to_vec()),
+                        Event::Text("€".into()),
+                        Event::Binary(vec![0u8; 300]),
+                        Event::Text(String::new()),
+                    ]
+                } else {
+                    let f = |opcode, fin, payload: &[u8]| Event::Frame {
+                        opcode,
+                        fin,
+                        rsv: 0,
+                        payload: payload.to_vec(),
+                    };
+                    vec![
+                        f(OpCode::Text, true, "héllo wörld".as_bytes()),
+                        f(OpCode::Text, true, "héllo wörld".as_bytes()),
+                        f(OpCode::Text, false, &euro[..1]),
+                        Event::Ping(b"p".to_vec()),
+                        f(OpCode::Continuation, false, &euro[1..]),
+                        f(OpCode::Continuation, true, b""),
+                        f(OpCode::Binary, true, &[0u8; 300]),
+                        f(OpCode::Text, true, b""),
+                    ]
+                };
+                assert_eq!(
+                    events, texts,
+                    "role={role:?} no_takeover={no_takeover} assemble={assemble}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn compressed_violations_are_the_same_in_any_chunking() {
+    let zeros = [0u8; 5000];
+    let mut bad_then_zeros = b"\xff".to_vec();
+    bad_then_zeros.extend_from_slice(&zeros);
+    for role in [Role::Server, Role::Client] {
+        let peer = takeover_params(false);
+        let cases: Vec<(Vec<u8>, Violation)> = vec![
+            (
+                sent_by_peer(role, peer, |c| c.send_text(b"ok \xff rest", true).unwrap()),
+                Violation::InvalidUtf8 {
+                    data: b"ok \xff rest".to_vec(),
+                    position: 3,
+                },
+            ),
+            (
+                // Begun in the first frame, broken in the second.
+                sent_by_peer(role, peer, |c| {
+                    c.send_text(b"ok \xe2\x82", false).unwrap();
+                    c.send_continuation(b"(", true).unwrap();
+                }),
+                Violation::InvalidUtf8 {
+                    data: b"\xe2\x82(".to_vec(),
+                    position: 0,
+                },
+            ),
+            (
+                // Unfinished at the end of the message.
+                sent_by_peer(role, peer, |c| c.send_text(b"trunc\xe2\x82", true).unwrap()),
+                Violation::InvalidUtf8 {
+                    data: b"trunc\xe2\x82".to_vec(),
+                    position: 5,
+                },
+            ),
+            (
+                sent_by_peer(role, peer, |c| c.send_binary(&zeros, true).unwrap()),
+                Violation::MessageTooBig {
+                    size: 1001,
+                    max_size: 1000,
+                },
+            ),
+            (
+                // Over the limit in the second frame of the message.
+                sent_by_peer(role, peer, |c| {
+                    c.send_binary(&zeros[..600], false).unwrap();
+                    c.send_continuation(&zeros[..600], true).unwrap();
+                }),
+                Violation::MessageTooBig {
+                    size: 1001,
+                    max_size: 1000,
+                },
+            ),
+            (
+                // Invalid before the limit: invalid, whatever the chunking.
+                sent_by_peer(role, peer, |c| c.send_text(&bad_then_zeros, true).unwrap()),
+                Violation::InvalidUtf8 {
+                    data: bad_then_zeros[..1001].to_vec(),
+                    position: 0,
+                },
+            ),
+        ];
+        for (data, violation) in cases {
+            for assemble in [true, false] {
+                let make = || inflating(role, peer, assemble, Some(1000));
+                let (events, _, failure) = same_whatever_the_chunking(make, &data);
+                assert_eq!(events.last(), Some(&Event::Failed));
+                let expected = (violation.close_code(), violation.to_string());
+                assert_eq!(failure, Some(expected), "role={role:?} assemble={assemble}");
+                // In one read, the violation carries the bytes as whole
+                // frames would; the close frame says what it says.
+                let mut c = make();
+                c.receive_data(&data).unwrap();
+                assert_eq!(c.failure(), Some(&violation));
+                assert_eq!(close_code_sent(&mut c), violation.close_code());
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_deflate_data_and_rsv1_on_a_continuation_fail_in_any_chunking() {
+    let mut data = Vec::new();
+    write_frame(
+        &mut data,
+        true,
+        RSV1,
+        OpCode::Binary,
+        &[0x00, 0x01, 0x00, 0xfe, 0xff, b'a', 0x06, 0xff, 0xff],
+        Some(KEY),
+    );
+    let (_, _, failure) = same_whatever_the_chunking(|| inflating(Role::Server, params(), true, None), &data);
+    assert_eq!(failure.map(|f| f.0), Some(1002));
+    // RFC 7692 section 6.1: RSV1 on the first frame only. Refused from the
+    // header, before the payload comes.
+    let mut data = Vec::new();
+    write_frame(
+        &mut data,
+        false,
+        RSV1,
+        OpCode::Text,
+        &compress_message(b"a", 15, 6, 8),
+        Some(KEY),
+    );
+    let payload = vec![b'x'; 200];
+    write_frame(&mut data, true, RSV1, OpCode::Continuation, &payload, Some(KEY));
+    let (_, _, failure) = same_whatever_the_chunking(|| inflating(Role::Server, params(), true, None), &data);
+    let rsv1 = Violation::ReservedBits(RSV1);
+    assert_eq!(failure, Some((rsv1.close_code(), rsv1.to_string())));
+    let mut s = inflating(Role::Server, params(), true, None);
+    s.receive_data(&data[..data.len() - payload.len()]).unwrap();
+    assert_eq!(s.take_events(), vec![Event::Failed]);
+}
+
+/// Raw deflate of `before`, flushed, then of `after`, without the tail:
+/// and the length of the part that inflates to `before`.
+fn flushed_in_two(before: &[u8], after: &[u8]) -> (Vec<u8>, usize) {
+    let mut encoder = new_compressor(15, 6, 8);
+    let mut payload = Vec::new();
+    compress_into(&mut encoder, before, &mut payload);
+    let first = payload.len();
+    compress_into(&mut encoder, after, &mut payload);
+    payload.truncate(payload.len() - TAIL.len());
+    (payload, first)
+}
+
+#[test]
+fn compressed_text_invalid_early_in_a_long_frame_fails_before_the_end() {
+    let mut seed = 7u32;
+    let rest: Vec<u8> = (0..300_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            b"abcdefghijklmnopqrstuvwxyz ,."[(seed >> 16) as usize % 29]
+        })
+        .collect();
+    let (payload, first) = flushed_in_two(b"ok \xff", &rest);
+    assert!(first * 100 < payload.len(), "{first} of {}", payload.len());
+    for role in [Role::Server, Role::Client] {
+        let mask = (role == Role::Server).then_some(KEY);
+        let mut data = Vec::new();
+        write_frame(&mut data, true, RSV1, OpCode::Text, &payload, mask);
+        let bad_by = data.len() - payload.len() + first;
+        // Whatever the reads before, the one that brings the compressed bad
+        // byte fails: the rest of the frame never matters.
+        for cut in 0..=bad_by {
+            let mut c = inflating(role, params(), true, Some(1 << 20));
+            let mut events = Vec::new();
+            for piece in [&data[..cut], &data[cut..bad_by]] {
+                c.receive_data(piece).unwrap();
+                events.extend(c.take_events());
+            }
+            assert_eq!(events, vec![Event::Failed], "cut={cut}");
+            assert!(
+                matches!(c.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })),
+                "{:?}",
+                c.failure()
+            );
+            c.receive_data(&data[bad_by..]).unwrap();
+            assert!(c.take_events().is_empty());
+            assert_eq!(close_code_sent(&mut c), 1007);
+        }
+        // And valid text in the same shape arrives whole.
+        let (payload, _) = flushed_in_two(b"ok !", &rest);
+        let mut data = Vec::new();
+        write_frame(&mut data, true, RSV1, OpCode::Text, &payload, mask);
+        let mut c = inflating(role, params(), true, Some(1 << 20));
+        for piece in data.chunks(4096) {
+            c.receive_data(piece).unwrap();
+        }
+        let mut expected = b"ok !".to_vec();
+        expected.extend_from_slice(&rest);
+        assert_eq!(c.take_events(), vec![Event::Text(String::from_utf8(expected).unwrap())]);
+    }
+}
+
+fn close_code_sent(c: &mut Connection) -> u16 {
+    let (out, _) = c.take_output();
+    let (h, n) = FrameHeader::parse(&out).unwrap().unwrap();
+    assert_eq!(h.opcode, OpCode::Close);
+    let mut payload = out[n..n + 2].to_vec();
+    if let Some(k) = h.mask {
+        apply_mask(&mut payload, k, 0);
+    }
+    u16::from_be_bytes([payload[0], payload[1]])
+}
+
+#[test]
+fn a_bomb_arriving_in_pieces_stops_at_the_limit() {
+    let bomb = compress_message(&vec![0u8; 64 << 20], 15, 9, 9);
+    let limit = 1 << 20;
+    // The extension alone: at most limit + 1 bytes out, and no more room.
+    for piece in [1usize, 100, 4096, bomb.len()] {
+        let mut ext = PerMessageDeflate::new(params());
+        let decoding = ext.begin_decode(OpCode::Binary, true, RSV1, bomb.len() as u64);
+        assert_eq!(decoding, Ok(FrameDecoding::Streamed { rsv: 0 }));
+        let mut out = Vec::new();
+        let mut fed = 0;
+        let err = loop {
+            let chunk = &bomb[fed..(fed + piece).min(bomb.len())];
+            fed += chunk.len();
+            let left = limit - out.len();
+            if let Err(e) = ext.decode_chunk(chunk, &mut DecodeBuf::new(&mut out), Some(left)) {
+                break e;
+            }
+            assert!(fed < bomb.len(), "piece={piece}: the whole bomb inflated");
+        };
+        assert!(matches!(err, Violation::MessageTooBig { .. }), "{err:?}");
+        assert_eq!(out.len(), limit + 1, "piece={piece}");
+        assert!(
+            out.capacity() <= limit + 1,
+            "piece={piece}: {} reserved",
+            out.capacity()
+        );
+        if piece < bomb.len() {
+            assert!(fed * 8 < bomb.len(), "piece={piece}: {fed} of {} read", bomb.len());
+        }
+        assert!(!ext.is_allocated().1, "the stream is dropped");
+    }
+    // Through the connection, in network-sized reads: 1009 with the size of
+    // the whole message, before the rest of the frame arrives.
+    let mut data = Vec::new();
+    write_frame(&mut data, true, RSV1, OpCode::Binary, &bomb, Some(KEY));
+    for read in [1000usize, 4096] {
+        let mut s = inflating(Role::Server, params(), true, Some(limit));
+        let mut fed = 0;
+        while s.failure().is_none() {
+            let piece = &data[fed..(fed + read).min(data.len())];
+            s.receive_data(piece).unwrap();
+            fed += piece.len();
+        }
+        assert!(fed * 8 < data.len(), "read={read}: {fed} of {} read", data.len());
+        assert_eq!(
+            s.failure(),
+            Some(&Violation::MessageTooBig {
+                size: limit as u64 + 1,
+                max_size: limit
+            })
+        );
+        assert_eq!(s.take_events(), vec![Event::Failed]);
+        assert_eq!(close_code_sent(&mut s), 1009);
+    }
+}
+
+#[test]
+fn context_takeover_across_messages_arriving_in_pieces() {
+    // Each message refers to the previous ones; the receiver's history is
+    // the same whatever the reads, compaction between messages included.
+    let text = b"the quick brown fox jumps over the lazy dog; ".repeat(50);
+    for no_takeover in [false, true] {
+        let peer = takeover_params(no_takeover);
+        let data = sent_by_peer(Role::Server, peer, |c| {
+            for i in 0..5u8 {
+                let mut m = text.clone();
+                m.push(b'0' + i);
+                c.send_text(&m, true).unwrap();
+            }
+        });
+        let per_message = data.len() / 5;
+        if no_takeover {
+            assert!(per_message > 100, "{per_message}");
+        } else {
+            assert!(
+                per_message < 100,
+                "{per_message}: messages do not refer to earlier ones"
+            );
+        }
+        for read in [1usize, 3, 17, 64, 1000] {
+            let mut s = inflating(Role::Server, peer, true, None);
+            let mut events = Vec::new();
+            for (i, piece) in data.chunks(read).enumerate() {
+                s.receive_data(piece).unwrap();
+                events.extend(s.take_events());
+                if i % 5 == 0 {
+                    // Mid-frame, compaction keeps the stream; between
+                    // messages it restores it from the window.
+                    s.compact_if_idle();
+                    s.compact_if_idle();
+                }
+            }
+            assert_eq!(s.failure(), None, "read={read}");
+            assert_eq!(events.len(), 5);
+            for (i, e) in events.iter().enumerate() {
+                let mut m = text.clone();
+                m.push(b'0' + i as u8);
+                assert_eq!(e, &Event::Text(String::from_utf8(m).unwrap()), "read={read}");
+            }
+        }
+    }
+}
+
+#[test]
+fn uncompressed_text_under_deflate_is_validated_as_it_arrives() {
+    let mut payload = b"ok \xff".to_vec();
+    payload.resize(1000, b'a');
+    let mut data = Vec::new();
+    write_frame(&mut data, true, 0, OpCode::Text, &payload, Some(KEY));
+    let mut s = inflating(Role::Server, params(), true, None);
+    s.receive_data(&data[..data.len() - 900]).unwrap();
+    assert_eq!(s.take_events(), vec![Event::Failed]);
+    assert!(matches!(s.failure(), Some(Violation::InvalidUtf8 { position: 3, .. })));
+}
+
+#[test]
+fn a_frame_over_its_allowance_because_of_the_tail_reports_the_allowance() {
+    // A stored block of 4 bytes with 3 in the payload: the tail's first
+    // byte is the fourth (found by fuzzing the streamed path against this one).
+    let mut ext = PerMessageDeflate::new(params());
+    let mut frame = DataFrame {
+        opcode: OpCode::Binary,
+        fin: true,
+        rsv: RSV1,
+        payload: vec![0x00, 0x04, 0x00, 0xfb, 0xff, b'a', b'b', b'c'],
+    };
+    assert_eq!(
+        ext.decode(&mut frame, Some(3)),
+        Err(Violation::MessageTooBig { size: 4, max_size: 3 })
+    );
+}
