@@ -30,7 +30,8 @@ pub enum Role {
 /// Connection state (RFC 6455 section 4 and 7); values match `ferrows.State`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Opening handshake in progress.
+    /// Opening handshake in progress: the Python layer's state before the
+    /// core exists; a core connection is never in it.
     Connecting = 0,
     /// Messages flow both ways.
     Open = 1,
@@ -451,12 +452,7 @@ impl Connection {
     /// Whether the I/O layer should expect the TCP connection to close soon
     /// and arm its close timer: true once a close frame was sent.
     pub fn close_expected(&self) -> bool {
-        match self.state {
-            State::Open => false,
-            State::Closing => true,
-            State::Closed => false,
-            State::Connecting => self.eof_sent,
-        }
+        self.state == State::Closing
     }
 
     /// True when the outgoing side is in the middle of a fragmented message.
