@@ -11,13 +11,11 @@ DEBUG once, never at ERROR.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,25 +29,25 @@ from ferrows.frames import Frame, Opcode
 from ferrows.http11 import SERVER
 from ferrows.server import ServerProtocol
 
-from .asyncio.utils import TIMEOUT, ListHandler, echo, handshake_request, port_of, serving, uri_of, wait_for
+from .asyncio.utils import (
+    TIMEOUT,
+    ListHandler,
+    captured_logs,
+    echo,
+    handshake_request,
+    port_of,
+    serving,
+    uri_of,
+    wait_for,
+)
 from .sync import utils as sync_utils
 from .xor_extension import connected_pair, pump
 
 
-@contextlib.contextmanager
-def websockets_logs(level: int = logging.DEBUG) -> Iterator[list[logging.LogRecord]]:
+def websockets_logs(level: int = logging.DEBUG) -> Any:
     """Records of every ``websockets.*`` logger, configured as a websockets
     user would: a level and a handler on the parent ``"websockets"``."""
-    logger = logging.getLogger("websockets")
-    handler = ListHandler()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    return captured_logs("websockets", level)
 
 
 def lines(records: list[logging.LogRecord], name: str, level: int | None = None) -> list[str]:

@@ -177,7 +177,6 @@ class Protocol:
         # by the core: a violation only Python sees must stop the answers to
         # the frames after it, which the core parsed already. Pongs held back
         # (hold_pongs) keep the latest ping's payload.
-        self._py_pongs_held = False
         self._py_held_ping: bytes | None = None
         self._py_answer_pings = False
         self.receive_events: Callable[[bytes | bytearray | memoryview], list[Any]] = self._receive_events
@@ -502,7 +501,7 @@ class Protocol:
 
     def _answer_ping(self, payload: bytes) -> None:
         """Section 5.5.2: a pong with the ping's data (Python extensions)."""
-        if self._py_pongs_held:
+        if self._pongs_held:
             self._py_held_ping = payload
         else:
             self.writes.append(self._send_data(Opcode.PONG.value, payload, True))
@@ -512,7 +511,6 @@ class Protocol:
         data_frame = frame.opcode.value < 8
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.BINARY:
             self._py_size = 0
-            self._py_fragments = []
             self._py_text = codecs.getincrementaldecoder("utf-8")() if frame.opcode is Opcode.TEXT else None
         remaining = None if self.max_size is None or not data_frame else self.max_size - self._py_size
         try:
@@ -627,7 +625,6 @@ class Protocol:
         self._pongs_held = hold
         if not self._py_extensions:
             return core.hold_pongs(hold)
-        self._py_pongs_held = hold
         if not hold and self._py_held_ping is not None:
             payload, self._py_held_ping = self._py_held_ping, None
             if self.state is OPEN:
