@@ -159,7 +159,7 @@ async def test_app_closes(client: str, code: int | None, reason: str | None) -> 
             message["reason"] = reason
         await send(message)
         after.append(await receive())
-        with pytest.raises(RuntimeError, match="after sending 'websocket.close'"):
+        with pytest.raises(RuntimeError, match=r"after sending 'websocket\.close'"):
             await send({"type": "websocket.send", "text": "too late"})
         after.append("raised")
 
