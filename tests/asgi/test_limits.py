@@ -258,3 +258,137 @@ async def test_pongs_held_while_the_client_does_not_read() -> None:
         writer.close()
     assert 1 <= len(pongs) < 50
     assert pongs[-1] == struct.pack("!I", 49)
+
+
+async def test_early_frames_are_bounded() -> None:
+    """A client that floods frames before the application accepts gets its
+    reading paused above 64 KiB; all of it arrives once accepted."""
+    events: list[Any] = []
+    accept = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await accept.wait()
+        await recording_app(events)(scope, _connected(receive), send)
+
+    count, size = 100, 8192
+    async with serving(app) as server, asyncio.timeout(TIMEOUT):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(handshake_request(port_of(server)))
+        await asyncio.sleep(0.05)
+        for i in range(count):
+            writer.write(client_frame(BINARY, bytes([i]) * size))
+        connection = connection_of(server)
+        await wait_for(lambda: connection._reading_paused)
+        assert connection._early_size <= 2**16 + 2**18  # a read or so past the limit
+        accept.set()
+        await reader.readuntil(b"\r\n\r\n")
+        await wait_for(lambda: len(events) == count)
+        writer.close()
+        await wait_for(lambda: len(events) == count + 1)
+    assert [e.get("bytes") for e in events[:count]] == [bytes([i]) * size for i in range(count)]
+
+
+async def test_close_resumes_paused_reading() -> None:
+    """Closing while reading is paused (the app did not receive) resumes it,
+    so that the client's close frame arrives: no wait for close_timeout."""
+    paused = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await paused.wait()
+        await send({"type": "websocket.close", "code": 4003})
+
+    async with serving(app, ws_max_queue=1) as server, asyncio.timeout(1):
+        async with ferrows.connect(uri_of(server)) as ws:
+            for _ in range(3):
+                await ws.send("unread")
+            await wait_for(lambda: connection_of(server)._reading_paused)
+            paused.set()
+            await ws.wait_closed()
+    assert ws.close_code == 4003
+
+
+async def test_messages_after_the_app_closed_are_dropped() -> None:
+    events: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4004})
+        await asyncio.sleep(0.1)
+        events.append(await receive())
+
+    async with serving(app) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        assert await read_close(reader) == (4004, "")
+        writer.write(client_frame(TEXT, b"crossed the close") + client_frame(PONG, b"unsolicited"))
+        writer.write(client_frame(CLOSE, close_payload(4004)))
+        assert await reader.read() == b""
+        writer.close()
+        await wait_for(lambda: events)
+    assert events == [{"type": "websocket.disconnect", "code": 4004, "reason": ""}]
+
+
+async def test_close_timeout_when_the_client_does_not_answer() -> None:
+    closed = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await closed.wait()
+        await send({"type": "websocket.close"})
+
+    async with serving(app) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        connection = connection_of(server)
+        connection.close_timeout = 0.05
+        closed.set()
+        assert await read_close(reader) == (1000, "")
+        assert await reader.read() == b""  # no answer from us: closed anyway
+        writer.close()
+        await wait_for(lambda: connection.close_timer is None)
+
+
+async def test_abort_when_the_buffer_cannot_drain() -> None:
+    """Shutting down with a client that reads nothing: the transport is
+    aborted after close_timeout instead of waiting for its buffer forever."""
+    big = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": b"\x00" * 32 * 2**20})
+        big.set()
+        await receive()
+
+    async with asyncio.timeout(TIMEOUT):
+        async with serving(app, ws_per_message_deflate=False) as server:
+            _reader, writer, _ = await raw_connect(port_of(server))
+            await big.wait()
+            connection = connection_of(server)
+            connection.close_timeout = 0.05
+        assert connection.transport.is_closing()
+        assert server.server_state.connections == set()
+        writer.close()
+
+
+async def test_client_disconnected_ends_the_app_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """An app that lets ``ClientDisconnected`` propagate is not an error."""
+    ended = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await receive()
+            await send({"type": "websocket.send", "text": "to nobody"})
+        finally:
+            ended.set()
+
+    async with serving(app) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server)):
+            pass
+        await ended.wait()
+    assert not [r for r in caplog.records if r.levelno >= 40]
