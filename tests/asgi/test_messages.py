@@ -338,3 +338,27 @@ async def test_receive_after_disconnect_from_several_tasks() -> None:
             await ws.close(1001)
         await wait_for(lambda: events)
     assert events == [{"type": "websocket.disconnect", "code": 1001, "reason": ""}] * 2
+
+
+@pytest.mark.parametrize("proxy_headers", [True, False])
+async def test_proxy_headers(proxy_headers: bool) -> None:
+    """uvicorn's ProxyHeadersMiddleware rewrites the scope from a trusted
+    proxy's X-Forwarded-* headers; ``--no-proxy-headers`` leaves it."""
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await echo_app(scope, receive, send)
+
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    async with serving(app, proxy_headers=proxy_headers, forwarded_allow_ips="127.0.0.1") as server:
+        async with asyncio.timeout(TIMEOUT), ferrows.connect(uri_of(server), additional_headers=headers) as ws:
+            await ws.send("via proxy")
+            assert await ws.recv() == "via proxy"
+    (scope,) = scopes
+    if proxy_headers:
+        assert scope["client"] == ("203.0.113.7", 0)
+        assert scope["scheme"] == "wss"
+    else:
+        assert scope["client"][0] == "127.0.0.1"
+        assert scope["scheme"] == "ws"
