@@ -362,3 +362,32 @@ async def test_proxy_headers(proxy_headers: bool) -> None:
     else:
         assert scope["client"][0] == "127.0.0.1"
         assert scope["scheme"] == "ws"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        {"type": "websocket.accept", "headers": [(b"x-bad", b"split\r\ninjected: yes")]},
+        {"type": "websocket.accept", "subprotocol": "bad\nprotocol"},
+    ],
+)
+async def test_accept_with_invalid_header_is_500(accept: dict[str, Any]) -> None:
+    """A header value that would split the response raises in the app, and
+    the upgrade, still unanswered, gets 500."""
+    errors: list[BaseException] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        try:
+            await send(accept)
+        except ferrows.InvalidHeaderValue as exc:
+            errors.append(exc)
+            raise
+
+    async with serving(app) as server, asyncio.timeout(TIMEOUT):
+        with pytest.raises(InvalidStatus) as exc_info:
+            async with websockets.connect(uri_of(server)):
+                pass
+    assert exc_info.value.response.status_code == 500
+    assert b"injected" not in exc_info.value.response.body
+    assert [type(e).__name__ for e in errors] == ["InvalidHeaderValue"]

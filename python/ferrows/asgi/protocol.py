@@ -287,12 +287,11 @@ class WebSocketProtocol(asyncio.Protocol):
         """``websocket.accept``: the 101 with uvicorn's default headers, the
         application's headers and subprotocol, then the frames that came
         early."""
-        self._log_access("[accepted]")
-        self._answered = True
         response = self._response
         assert response is not None
-        self._response = None
-        headers = response.headers
+        # On a copy: a header the application got wrong (a CR, say) raises
+        # here, and the upgrade is still unanswered for the 500.
+        headers = response.headers.copy()
         del headers["Date"]
         for name, value in asgi_headers(self.server_state.default_headers):
             headers[name] = value
@@ -301,7 +300,11 @@ class WebSocketProtocol(asyncio.Protocol):
         subprotocol = message.get("subprotocol")
         if subprotocol:
             headers["Sec-WebSocket-Protocol"] = subprotocol
-            self.protocol.subprotocol = subprotocol
+        self._log_access("[accepted]")
+        self._answered = True
+        self._response = None
+        response.headers = headers
+        self.protocol.subprotocol = subprotocol or None
         if self.transport.is_closing():
             self._closing = True  # the client left while the app decided
             return
