@@ -94,6 +94,7 @@ def tables(
     modes: list[str],
     scenarios: list[str],
     libs: list[str],
+    baseline: str = "websockets",
 ) -> str:
     stats = summarise(records)
     lines: list[str] = []
@@ -108,9 +109,9 @@ def tables(
             head = ["library"]
             for m in sc_modes:
                 label = "same lib" if m == "same" else "server only"
-                head += [f"{label}: median", f"min{DASH}max", f"{TIMES} websockets"]
+                head += [f"{label}: median", f"min{DASH}max", f"{TIMES} {baseline}"]
                 if sc.kind != "memory":
-                    head += ["CPU µs", f"CPU {TIMES} ws"]
+                    head += ["CPU µs", f"CPU {TIMES} {baseline}"]
             lines.append("| " + " | ".join(head) + " |")
             lines.append("|" + "---|" * len(head))
             footnotes: list[str] = []
@@ -118,7 +119,7 @@ def tables(
                 row = [lib]
                 for m in sc_modes:
                     s = stats.get((loop, m, name, lib))
-                    ref = stats.get((loop, m, name, "websockets"))
+                    ref = stats.get((loop, m, name, baseline))
                     width = 3 if sc.kind == "memory" else 5
                     if s is None:
                         row += ["not run"] + [""] * (width - 1)
@@ -159,22 +160,24 @@ def summary(
     modes: list[str],
     scenarios: list[str],
     libs: list[str],
+    baseline: str = "websockets",
 ) -> str:
     """One line per scenario and mode: each library's median as a ratio to
-    websockets' (and server CPU per op as a ratio, in brackets)."""
+    the baseline's, websockets' by default (and server CPU per op as a
+    ratio, in brackets)."""
     stats = summarise(records)
-    others = [lib for lib in libs if lib != "websockets"]
+    others = [lib for lib in libs if lib != baseline]
     lines = []
     for loop in loops:
-        lines.append(f"**{loop}** — median ÷ websockets' median [server CPU per op ÷ websockets']\n")
-        lines.append("| scenario | mode | websockets | " + " | ".join(others) + " |")
+        lines.append(f"**{loop}** — median ÷ {baseline}'s median [server CPU per op ÷ {baseline}'s]\n")
+        lines.append(f"| scenario | mode | {baseline} | " + " | ".join(others) + " |")
         lines.append("|---|---|---|" + "---|" * len(others))
         for name in scenarios:
             sc = SCENARIOS[name]
             for m in modes:
                 if m not in sc.modes:
                     continue
-                ref = stats.get((loop, m, name, "websockets"))
+                ref = stats.get((loop, m, name, baseline))
                 if ref is None:
                     continue
                 cells = [f"{fmt(ref['median'])} {sc.unit}" if ref["median"] is not None else "FAILED"]

@@ -245,7 +245,7 @@ def machine(libs: list[str], root: str = "") -> dict[str, Any]:
     except (OSError, StopIteration):
         pass
     versions = {}
-    for dist in ["ferrows", "websockets", "picows", "aiohttp", "uvloop"]:
+    for dist in ["ferrows", "websockets", "picows", "aiohttp", "uvloop", "uvicorn", "starlette", "wsproto"]:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -278,6 +278,11 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--modes", default="same,server")
     parser.add_argument("--libs", default=",".join(LIBS))
+    parser.add_argument(
+        "--baseline",
+        default="websockets",
+        help="library the ratios divide by (uvicorn-websockets-sansio for the uvicorn servers)",
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per trial")
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per trial")
@@ -387,7 +392,7 @@ def measure(
         "idle_conns": cfg.idle_conns or IDLE_CONNS,
         "broadcast_conns": cfg.broadcast_conns or BROADCAST_CONNS,
     }
-    text = render(info, records, loops, modes, scenarios, libs)
+    text = render(info, records, loops, modes, scenarios, libs, cfg.baseline)
     print()
     print(text)
     os.makedirs(cfg.output, exist_ok=True)
@@ -405,6 +410,7 @@ def render(
     modes: list[str],
     scenarios: list[str],
     libs: list[str],
+    baseline: str = "websockets",
 ) -> str:
     s = info["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
@@ -420,9 +426,9 @@ def render(
         [
             head,
             "## Summary\n",
-            summary(records, loops, modes, scenarios, libs),
+            summary(records, loops, modes, scenarios, libs, baseline),
             "## Details\n",
-            tables(records, loops, modes, scenarios, libs),
+            tables(records, loops, modes, scenarios, libs, baseline),
         ]
     )
 

@@ -208,9 +208,58 @@ async def serve_tcp(kind: str, sock: socket.socket) -> None:
         await server.serve_forever()
 
 
+# -- uvicorn with each of its WebSocket implementations, and ferrows' --------
+
+UVICORN_WS = {
+    "uvicorn-websockets": "websockets",
+    "uvicorn-websockets-sansio": "websockets-sansio",
+    "uvicorn-wsproto": "wsproto",
+    "uvicorn-ferrows": "ferrows.asgi:WebSocketProtocol",
+}
+"""The ``uvicorn-*`` servers: the same Starlette echo endpoint on uvicorn,
+with the value of its ``ws`` setting. ``websockets-sansio`` is what uvicorn
+picks by default (``ws="auto"``) when websockets is installed."""
+
+
+async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    if kind != "echo":
+        raise SystemExit("the uvicorn servers only echo")
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+
+    app = Starlette(routes=[WebSocketRoute("/", echo)])
+    # Without the INFO line per handshake that uvicorn logs by default, as
+    # a production server logs at WARNING.
+    config = uvicorn.Config(app, ws=UVICORN_WS[lib], ws_max_size=MAX_SIZE, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    ready(sock)
+    await task
+
+
 async def main(lib: str, kind: str, lifetime: float) -> None:
     sock = listening_socket()
-    if lib in ("ferrows", "websockets"):
+    if lib in UVICORN_WS:
+        coro = serve_uvicorn(lib, kind, sock)
+    elif lib in ("ferrows", "websockets"):
         coro = serve_websockets_like(lib, kind, sock)
     elif lib == "picows":
         coro = serve_picows(kind, sock)
@@ -237,4 +286,7 @@ if __name__ == "__main__":
     # Import the library before announcing the port, so it isn't measured.
     if args.lib in ("ferrows", "websockets", "picows", "aiohttp"):
         __import__(args.lib)
+    elif args.lib in UVICORN_WS:
+        __import__("uvicorn")
+        __import__("starlette.applications")
     run(main(args.lib, args.kind, args.lifetime), args.loop)
