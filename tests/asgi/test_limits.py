@@ -13,7 +13,7 @@ import pytest
 import ferrows
 from frame_utils import BINARY, CLOSE, PING, PONG, TEXT, client_frame, close_payload, frame
 
-from ..asyncio.utils import handshake_request, parse_close, raw_connect, read_frame
+from ..asyncio.utils import handshake_request, parse_close, raw_connect, read_frame, recording_writes
 from .utils import MS, TIMEOUT, connection_of, echo_app, port_of, serving, uri_of, wait_for
 
 
@@ -392,3 +392,18 @@ async def test_client_disconnected_ends_the_app_quietly(caplog: pytest.LogCaptur
             pass
         await ended.wait()
     assert not [r for r in caplog.records if r.levelno >= 40]
+
+
+async def test_answers_to_a_burst_are_written_together() -> None:
+    """50 messages in one read, each echoed by the app: the echoes go out in
+    a few writes, in order, not in 50."""
+    async with serving(echo_app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        await asyncio.sleep(0.05)
+        connection = connection_of(server)
+        writes = recording_writes(connection)
+        writer.write(b"".join(client_frame(BINARY, i.to_bytes(2, "big")) for i in range(50)))
+        for i in range(50):
+            assert await read_frame(reader) == (True, BINARY, i.to_bytes(2, "big"))
+        assert len(writes) < 10
+        writer.close()
