@@ -58,6 +58,10 @@ reading pauses, besides ``ws_max_queue`` messages: 32 messages of 16 MiB each
 would otherwise be half a gigabyte per connection. Also bounds what a client
 sends before the application accepts it."""
 
+# Built once: a server shares its extension factories between connections.
+_DEFLATE = enable_server_permessage_deflate(None)
+_LOGGER = logging.getLogger("uvicorn.error")
+
 _DISCONNECT_LOST: dict[str, Any] = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
 
 
@@ -90,7 +94,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
-        self.logger = logging.getLogger("uvicorn.error")
+        self.logger = _LOGGER
         self.root_path = config.root_path
         self.app_state = app_state
         self.server_state = server_state
@@ -103,7 +107,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.scheme: Literal["ws", "wss"] = "ws"
         self.scope: dict[str, Any] | None = None
 
-        extensions = enable_server_permessage_deflate(None) if config.ws_per_message_deflate else None
+        extensions = _DEFLATE if config.ws_per_message_deflate else None
         self.protocol = ServerProtocol(
             extensions=extensions,
             max_size=config.ws_max_size,
