@@ -136,7 +136,7 @@ def outcomes(report: pathlib.Path) -> dict[tuple[str, str], dict[str, str]]:
 def compare(results: dict[tuple[str, str], dict[str, str]]) -> int:
     """Prints the comparison; returns the exit status."""
     unexpected, deviating, fixed = [], set(), []
-    passed = 0
+    passed = failed = 0
     for (test, rest), by_impl in sorted(results.items()):
         ours = by_impl.get("ferrows")
         theirs = [by_impl.get(i) for i in IMPLEMENTATIONS[1:]]
@@ -145,11 +145,12 @@ def compare(results: dict[tuple[str, str], dict[str, str]]) -> int:
             if test in DEVIATIONS:
                 fixed.append(f"{test}[{rest}]")
         elif ours == "failed":
+            failed += 1
             if test in DEVIATIONS:
                 deviating.add(test)
             elif "passed" in theirs:
                 unexpected.append(f"{test}[{rest}]")
-    print(f"\nferrows: {passed} passed; listed deviations:")
+    print(f"\nferrows: {passed} passed, {failed} failed; listed deviations:")
     for test in sorted(deviating):
         print(f"  {test}: {DEVIATIONS[test]}")
     for name in fixed:

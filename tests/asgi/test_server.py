@@ -274,12 +274,17 @@ def test_trace_log(caplog: pytest.LogCaptureFixture) -> None:
                 await ws.send("traced")
                 await ws.recv()
 
+    names = ["uvicorn.error", "uvicorn.access", "uvicorn.asgi"]  # the levels uvicorn sets
+    levels = [logging.getLogger(name).level for name in names]
     caplog.set_level(1)
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        for name, level in zip(names, levels, strict=True):
+            logging.getLogger(name).setLevel(level)
     messages = caplog.messages
     assert any(m.endswith(" - WebSocket connection made") for m in messages)
     assert any(m.endswith(" - WebSocket connection lost") for m in messages)
-    logging.getLogger("uvicorn.error").setLevel(logging.NOTSET)
 
 
 def test_command_line(tmp_path: Path) -> None:
