@@ -49,10 +49,13 @@ async def test_deflate_can_be_disabled(client: str) -> None:
             assert await ws.recv() == "plain"
 
 
-async def test_import_string() -> None:
-    """The ``ws`` setting as a string, as ``--ws`` gives it."""
-    async with serving(echo_app, ws="ferrows.asgi:WebSocketProtocol") as server, asyncio.timeout(TIMEOUT):
-        async with ferrows.connect(uri_of(server)) as ws:
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_import_string(http: str) -> None:
+    """The ``ws`` setting as a string, as ``--ws`` gives it, behind both of
+    uvicorn's HTTP protocols (which replay the upgrade request to it)."""
+    settings = {"ws": "ferrows.asgi:WebSocketProtocol", "http": http}
+    async with serving(echo_app, **settings) as server, asyncio.timeout(TIMEOUT):
+        async with ferrows.connect(uri_of(server, "/path?query=1")) as ws:
             await ws.send("by name")
             assert await ws.recv() == "by name"
 
