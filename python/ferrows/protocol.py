@@ -35,7 +35,7 @@ from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
 from .http11 import Request, Response
 from .typing import LoggerLike, Subprotocol
 
-__all__ = ["SEND_EOF", "Event", "Protocol", "Side", "State"]
+__all__ = ["SEND_EOF", "Protocol", "Side", "State"]
 
 
 class Side(enum.IntEnum):

@@ -31,6 +31,7 @@ from ..proxy import connect_proxy_sync, select_proxy
 from ..typing import LoggerLike, Origin, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
+from .utils import Deadline
 
 __all__ = ["ClientConnection", "connect", "reconnect", "unix_connect", "unix_reconnect"]
 
@@ -58,7 +59,7 @@ class ClientConnection(Connection):
         self,
         additional_headers: HeadersLike | None,
         user_agent_header: str | None,
-        deadline: float | None,
+        deadline: Deadline,
     ) -> None:
         """Sends the request and waits for the response.
 
@@ -83,10 +84,7 @@ class ClientConnection(Connection):
             self._start_reading()
         with self._cond:
             while self.response is None and not self._reader_done:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(_HANDSHAKE_TIMEOUT)
-                self._cond.wait(remaining)
+                self._cond.wait(deadline.timeout())
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
         if self.response is None:
@@ -184,7 +182,7 @@ class reconnect:
             TimeoutError: If it takes longer than ``open_timeout``.
             OSError: If the TCP connection fails.
         """
-        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        deadline = Deadline(self.open_timeout, message=_HANDSHAKE_TIMEOUT)
         wsuri = self.wsuri
         headers = self.additional_headers
         try:
@@ -201,9 +199,7 @@ class reconnect:
                 raise  # websockets' words for a response that never came
             raise TimeoutError("timed out during opening handshake") from exc
 
-    def _connect_once(
-        self, wsuri: WebSocketURI, headers: HeadersLike | None, deadline: float | None
-    ) -> ClientConnection:
+    def _connect_once(self, wsuri: WebSocketURI, headers: HeadersLike | None, deadline: Deadline) -> ClientConnection:
         sock = self._open_socket(wsuri, deadline)
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -211,7 +207,7 @@ class reconnect:
             if wsuri.secure:
                 context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
                 server_hostname = self.server_hostname if self.server_hostname is not None else wsuri.host
-                sock.settimeout(_remaining(deadline))
+                sock.settimeout(deadline.timeout())
                 sock = context.wrap_socket(sock, server_hostname=server_hostname)
             sock.settimeout(None)
             protocol = ClientProtocol(
@@ -233,7 +229,7 @@ class reconnect:
             raise
         return connection
 
-    def _open_socket(self, wsuri: WebSocketURI, deadline: float | None) -> socket.socket:
+    def _open_socket(self, wsuri: WebSocketURI, deadline: Deadline) -> socket.socket:
         if self.sock is not None:
             return self.sock
         if self.unix:
@@ -241,7 +237,7 @@ class reconnect:
                 raise ValueError("missing path argument")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(_remaining(deadline))
+                sock.settimeout(deadline.timeout())
                 sock.connect(os.fspath(self.path))
             except BaseException:
                 sock.close()
@@ -261,7 +257,7 @@ class reconnect:
                 **kwargs,
             )
         kwargs.setdefault("address", (wsuri.host, wsuri.port))
-        kwargs.setdefault("timeout", _remaining(deadline))
+        kwargs.setdefault("timeout", deadline.timeout())
         return socket.create_connection(**kwargs)
 
     # ----------------------------------------------------------- protocols
@@ -314,20 +310,6 @@ class reconnect:
 
 
 _HANDSHAKE_TIMEOUT = "timed out while waiting for handshake response"
-
-
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds left before ``deadline``.
-
-    Raises:
-        TimeoutError: If it passed.
-    """
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError(_HANDSHAKE_TIMEOUT)
-    return remaining
 
 
 def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:

@@ -42,6 +42,7 @@ from ..server import (
 )
 from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
 from .connection import Connection, broadcast
+from .utils import Deadline
 
 __all__ = [
     "Server",
@@ -98,7 +99,7 @@ class ServerConnection(Connection):
             self.request = event
             self._cond.notify_all()
 
-    def _handshake(self, deadline: float | None) -> bool:
+    def _handshake(self, deadline: Deadline) -> bool:
         """Receives the request, runs the hooks and sends the response.
 
         Returns:
@@ -106,7 +107,7 @@ class ServerConnection(Connection):
         """
         with self._cond:
             while self.request is None and not self._reader_done:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = deadline.timeout(raise_if_elapsed=False)
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -286,12 +287,13 @@ class Server:
         """Serves one TCP connection: TLS, handshake, handler."""
         connection: ServerConnection | None = None
         try:
-            deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+            deadline = Deadline(self.open_timeout)
             try:
                 if sock.family in (socket.AF_INET, socket.AF_INET6):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                 if isinstance(sock, ssl_module.SSLSocket):
-                    sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
+                    remaining = deadline.timeout(raise_if_elapsed=False)
+                    sock.settimeout(None if remaining is None else max(0.001, remaining))
                     sock.do_handshake()
                     sock.settimeout(None)
                 assert self._connection_factory is not None
