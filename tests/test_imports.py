@@ -33,7 +33,7 @@ def test_relative_alias_resolves_against_the_package():
     module = namespace("tests.lazy_child")
     lazy_import(vars(module), aliases={"served": "..test_imports", "missing": ".test_imports"})
     assert module.served is served
-    with pytest.raises(ModuleNotFoundError, match="tests.lazy_child"):
+    with pytest.raises(ModuleNotFoundError, match=r"tests\.lazy_child"):
         _ = module.missing
 
 
@@ -65,7 +65,7 @@ def test_dir_lists_lazy_names():
 def test_unknown_name():
     module = namespace()
     lazy_import(vars(module))
-    with pytest.raises(AttributeError, match="^module 'ferrows_tests_lazy.child' has no attribute 'nope'$"):
+    with pytest.raises(AttributeError, match=r"^module 'ferrows_tests_lazy.child' has no attribute 'nope'$"):
         _ = module.nope
 
 

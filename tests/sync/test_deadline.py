@@ -20,7 +20,7 @@ def test_time_left_shrinks_and_stays_below_the_timeout():
 
 def test_passed_deadline_raises_its_message():
     deadline = Deadline(-0.001, message="timed out while waiting for handshake response")
-    with pytest.raises(TimeoutError, match="^timed out while waiting for handshake response$"):
+    with pytest.raises(TimeoutError, match=r"^timed out while waiting for handshake response$"):
         deadline.timeout()
 
 
@@ -35,5 +35,5 @@ def test_no_limit():
 
 
 def test_default_message_is_websockets():
-    with pytest.raises(TimeoutError, match="^timed out$"):
+    with pytest.raises(TimeoutError, match=r"^timed out$"):
         Deadline(0).timeout()
