@@ -379,6 +379,32 @@ async def test_redirect_without_location_is_invalid_status() -> None:
             await connect(uri_of(server))
 
 
+async def test_process_redirect_decides_whether_to_follow() -> None:
+    """connect.process_redirect is websockets' policy hook: a subclass that
+    answers with the exception stops at the redirect; the default follows it."""
+
+    class NoRedirects(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            assert isinstance(super().process_redirect(exc), str)
+            return exc
+
+    class Refuse(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            return PermissionError("redirects are not allowed here")
+
+    async with serving(echo) as target, asyncio.timeout(TIMEOUT):
+        async with serving(echo, process_request=redirect_to(uri_of(target, "/landed"))) as origin:
+            with pytest.raises(InvalidStatus) as raised:
+                await NoRedirects(uri_of(origin))
+            assert raised.value.response.headers["Location"] == uri_of(target, "/landed")
+            with pytest.raises(PermissionError) as refused:
+                await Refuse(uri_of(origin))
+            assert isinstance(refused.value.__cause__, InvalidStatus)
+            # What the default policy answers for a non-redirect.
+            other = ValueError("not a redirect")
+            assert connect(uri_of(origin)).process_redirect(other) is other
+
+
 # ------------------------------------------------------------- reconnection
 
 

@@ -365,6 +365,8 @@ def test_shutdown_answers_503_to_pending_handshake() -> None:
 
     def process_request(connection: ServerConnection, request: Request) -> None:
         in_hook.set()
+        # The hook outlives the listening socket: the shutdown is under way.
+        assert connection.server.socket_closed.wait(TIMEOUT)
         release.wait(TIMEOUT)
 
     server = serve(echo, "127.0.0.1", 0, process_request=process_request)
@@ -383,9 +385,7 @@ def test_shutdown_answers_503_to_pending_handshake() -> None:
     assert in_hook.wait(TIMEOUT)
     shutdown_thread = threading.Thread(target=server.shutdown)
     shutdown_thread.start()
-    deadline = time.monotonic() + TIMEOUT
-    while not server._closing and time.monotonic() < deadline:
-        time.sleep(MS)
+    assert server.socket_closed.wait(TIMEOUT)
     release.set()
     for t in (client_thread, shutdown_thread, thread):
         t.join(TIMEOUT)

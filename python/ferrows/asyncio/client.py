@@ -12,7 +12,7 @@ from typing import Any
 from .._logging import CLIENT_LOGGER, get_logger
 from ..client import MAX_REDIRECTS, ClientProtocol, backoff, process_exception, process_redirect
 from ..datastructures import Headers, HeadersLike
-from ..exceptions import InvalidStatus, SecurityError
+from ..exceptions import InvalidStatus, InvalidURI, SecurityError
 from ..extensions.base import ClientExtensionFactory
 from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
@@ -177,6 +177,8 @@ class connect:
         self.path = kwargs.pop("path", None)
         self.kwargs = kwargs
         self.connection: ClientConnection | None = None
+        # The URI being connected to, which redirects change (set by _create).
+        self._wsuri: WebSocketURI
 
     async def _connect_once(self, wsuri: WebSocketURI) -> ClientConnection:
         """Opens TCP (and TLS), then performs the handshake."""
@@ -234,14 +236,20 @@ class connect:
         return connection
 
     async def _create(self) -> ClientConnection:
-        wsuri = parse_uri(self.uri)
+        wsuri = self._wsuri = parse_uri(self.uri)
         try:
             async with asyncio.timeout(self.open_timeout):
                 for _ in range(MAX_REDIRECTS + 1):
                     try:
                         return await self._connect_once(wsuri)
                     except InvalidStatus as exc:
-                        wsuri = self._redirect(wsuri, exc)
+                        target = self.process_redirect(exc)
+                        if isinstance(target, Exception):
+                            if target is exc:
+                                raise
+                            raise target from exc
+                        self.logger.info("redirecting to %s", target)
+                        wsuri = self._wsuri
                 raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
             raise TimeoutError("timed out during opening handshake") from exc
@@ -256,13 +264,24 @@ class connect:
             return "host"
         return None
 
-    def _redirect(self, wsuri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI:
-        """Follows a 3xx answer, or re-raises the error."""
-        new, self.additional_headers, location = process_redirect(
-            wsuri, exc, self.additional_headers, target=self._target()
-        )
-        self.logger.info("redirecting to %s", location)
-        return new
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        """Whether a failed handshake is a redirect to follow, as websockets decides.
+
+        Returns:
+            The absolute location to connect to (``exc`` was a 3xx answer
+            that may be followed), or the exception to raise: ``exc`` itself,
+            or why the redirect may not be followed (:exc:`SecurityError`,
+            :exc:`ValueError`). Override or patch it to change the policy.
+        """
+        if not isinstance(exc, InvalidStatus):
+            return exc
+        try:
+            self._wsuri, self.additional_headers, location = process_redirect(
+                self._wsuri, exc, self.additional_headers, target=self._target()
+            )
+        except (InvalidStatus, InvalidURI, SecurityError, ValueError) as error:
+            return error
+        return location
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._create().__await__()

@@ -135,6 +135,8 @@ class reconnect:
         create_connection: type[ClientConnection] | None = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("unix") and kwargs.get("path") is not None and sock is not None:
+            raise ValueError("path is incompatible with sock")
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if not self.wsuri.secure and ssl is not None:

@@ -193,6 +193,9 @@ class Server:
         self._accept_stopped = threading.Event()
         self._closed_since_trim = 0
         self._shutdown_done = threading.Event()
+        self.socket_closed = threading.Event()
+        """Set once :meth:`shutdown` closed the listening socket, as in websockets:
+        code that must not start work during a shutdown can wait for it."""
         self._wakeup_r, self._wakeup_w = _socketpair()
 
     # ---------------------------------------------------------- properties
@@ -415,6 +418,7 @@ class Server:
             self.socket.close()
         except OSError:  # pragma: no cover
             pass
+        self.socket_closed.set()
         while True:
             with self._lock:
                 threads = list(self._threads)
