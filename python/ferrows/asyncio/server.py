@@ -336,8 +336,8 @@ class Server:
         ``serve_forever()``, which uvloop does not end on ``close()``.
         """
         assert self.server is not None
-        await self.server.start_serving()
         try:
+            await self.server.start_serving()
             await self.wait_closed()
         except asyncio.CancelledError:
             self.close()
