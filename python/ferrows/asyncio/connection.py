@@ -195,9 +195,15 @@ class Connection(ConnectionBase, asyncio.Protocol):
         protocol.receive_eof()
         events = protocol.events_received()
         if self._receive is not None:
-            self._deliver(events)
+            # Answering may fail (the peer reset right after its EOF): the
+            # connection closes with that as the cause, and nothing escapes
+            # into the transport.
+            try:
+                self._deliver(events)
+            except ConnectionClosed:
+                pass
         else:
-            self._flush()
+            self._flush_quietly()
         # Returning None closes the transport: the peer is done writing and,
         # by then, so are we (the close frames were exchanged or never will be).
         return None
@@ -308,7 +314,17 @@ class Connection(ConnectionBase, asyncio.Protocol):
             self._close_handle = None
         if self.protocol.fail_pending() and not self._lost:
             self.transport.resume_reading()
-        self._flush()
+        self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        """:meth:`_flush` for the event loop's callbacks (timers, transport
+        events): a failed write has closed the connection and recorded why
+        already, and nothing may escape into the loop, which would log it
+        as an unexpected error."""
+        try:
+            self._flush()
+        except ConnectionClosed:
+            pass
 
     def _flush(self) -> None:
         """Writes what the protocol queued (pongs, close frames, EOF) and
@@ -781,7 +797,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if not future.done() and self.protocol.state is OPEN:
             if self.debug:
                 self.logger.debug("- timed out waiting for keepalive pong")
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush_quietly()
+            self._arm_close_timer()
 
     # -------------------------------------------------------------- closing
 
