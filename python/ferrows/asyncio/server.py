@@ -538,13 +538,9 @@ def unix_serve(
 
 
 @overload
-def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
-
-
-@overload
 def basic_auth(
     realm: str = ...,
-    credentials: None = None,
+    credentials: None = ...,
     *,
     check_credentials: Callable[[str, str], Awaitable[bool]],
 ) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]: ...
@@ -556,6 +552,10 @@ def basic_auth(
     credentials: Credentials | None = ...,
     check_credentials: Callable[[str, str], bool] | None = ...,
 ) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

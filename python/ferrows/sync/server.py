@@ -595,15 +595,15 @@ def unix_serve(handler: Callable[[ServerConnection], None], path: PathLike | Non
 
 
 @overload
-def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
-
-
-@overload
 def basic_auth(
     realm: str = ...,
     credentials: Credentials | None = ...,
     check_credentials: Callable[[str, str], bool] | None = ...,
 ) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:
