@@ -188,3 +188,9 @@ def sans_io() -> None:
     headers["B"] = "2"
     assert_type(headers.get_all("A"), list[str])
     assert_type(headers.get("C"), str | None)
+    refusal = protocol.reject(http.HTTPStatus.FORBIDDEN, "no\n")
+    assert_type(refusal, Response)
+    assert_type(refusal.body, bytes | bytearray)
+    assert_type(refusal.reason_phrase, str)
+    assert_type(protocol.close_exc, ConnectionClosed)
+    assert_type(Close(websockets.CloseCode.NORMAL_CLOSURE, "").code, int)
