@@ -7,6 +7,7 @@ import base64
 import itertools
 import logging
 import os
+import pathlib
 import re
 import tempfile
 import time
@@ -513,3 +514,14 @@ async def test_unix_connect() -> None:
             async with unix_connect(path, uri="ws://example.com/chat") as ws:
                 assert ws.request.path == "/chat"
                 assert ws.request_headers["Host"] == "example.com"
+
+
+async def test_unix_socket_path_like() -> None:
+    """A pathlib.Path names the socket on both sides, as the PathLike
+    annotations say."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = pathlib.Path(directory) / "ws.sock"
+        async with asyncio.timeout(TIMEOUT), unix_serve(echo, path):
+            async with unix_connect(path) as ws:
+                await ws.send("by path")
+                assert await ws.recv() == "by path"

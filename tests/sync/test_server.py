@@ -8,6 +8,7 @@ import asyncio
 import http
 import logging
 import os
+import pathlib
 import socket
 import ssl
 import tempfile
@@ -35,6 +36,7 @@ from ferrows.sync import (
     unix_connect,
     unix_serve,
 )
+from ferrows.sync.client import ClientConnection, reconnect
 
 from ..frame_utils import CLOSE, TEXT, client_frame, close_payload
 from .utils import (
@@ -143,6 +145,22 @@ def test_unix_socket() -> None:
                 ws.send("over unix")
                 assert ws.recv(TIMEOUT) == "over unix"
                 assert ws.request is not None and ws.request.headers["Host"] == "localhost"
+
+
+def test_unix_socket_path_like_and_reconnect() -> None:
+    """A pathlib.Path names the socket on both sides, as the PathLike
+    annotations say; ``legacy=False`` gives a reconnect object that
+    connects on ``with``."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        path = pathlib.Path(directory) / "ws.sock"
+        with running(unix_serve(echo, path)):
+            connecter = unix_connect(path, legacy=False)
+            assert isinstance(connecter, reconnect)
+            with connecter as ws:
+                ws.send("by path")
+                assert ws.recv(TIMEOUT) == "by path"
+            with unix_connect(path, legacy=True) as ws:
+                assert isinstance(ws, ClientConnection)
 
 
 # ---------------------------------------------------------------- handshake

@@ -18,7 +18,7 @@ from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..proxy import connect_proxy_async, select_proxy
-from ..typing import LoggerLike, Origin, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
 
@@ -135,12 +135,12 @@ class connect:
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
         logger: LoggerLike | str | None = None,
         create_connection: type[ClientConnection] | None = None,
-        reconnect_delays: Callable[[], Any] = backoff,
+        reconnect_delays: Callable[[], Generator[float]] = backoff,
         **kwargs: Any,
     ) -> None:
         extra_headers = kwargs.pop("extra_headers", None)
@@ -304,7 +304,7 @@ class connect:
         await self.connection.close()
 
     async def __aiter__(self) -> AsyncIterator[ClientConnection]:
-        delays: Any = None
+        delays: Generator[float] | None = None
         while True:
             try:
                 connection = await self
@@ -327,7 +327,7 @@ class connect:
                 await connection.close()
 
 
-def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> connect:
+def unix_connect(path: PathLike | None = None, uri: str | None = None, **kwargs: Any) -> connect:
     """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
 
     Args:

@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, Self, cast, overload
 
 from .._core import send_to_all
 from .._logging import connection_logger
@@ -54,7 +54,7 @@ from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
 from ..server import broadcast_arguments, broadcast_frame_key, broadcast_skipped, encode_broadcast_frame
-from ..typing import Data, LoggerLike
+from ..typing import Data, DataLike, LoggerLike
 
 __all__ = ["Connection", "broadcast"]
 
@@ -78,7 +78,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
     ) -> None:
@@ -584,7 +584,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     async def send(
         self,
-        message: Data | Iterable[Data] | AsyncIterable[Data],
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
         text: bool | None = None,
     ) -> None:
         """Sends a message.
@@ -724,7 +724,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if self._lost:
             raise self._closed_exception()
 
-    async def ping(self, data: Data | None = None) -> Awaitable[float]:
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
         """Sends a ping.
 
         Returns a future that resolves to the round-trip time in seconds when
@@ -750,7 +750,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self._write(data)
         return future
 
-    async def pong(self, data: Data = b"") -> None:
+    async def pong(self, data: DataLike = b"") -> None:
         """Sends an unsolicited pong (a unidirectional heartbeat).
 
         Raises:
@@ -852,7 +852,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         """Waits until the TCP connection is closed."""
         await asyncio.shield(self.connection_lost_waiter)
 
-    async def __aenter__(self) -> Connection:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -879,7 +879,7 @@ async def _chain(sync_iter: Iterable[Data] | None, async_iter: AsyncIterator[Dat
 
 def broadcast(
     connections: Iterable[Connection] | None = None,
-    message: Data | None = None,
+    message: DataLike | None = None,
     raise_exceptions: bool = False,
     *,
     text: bool | None = None,

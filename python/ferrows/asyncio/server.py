@@ -9,10 +9,10 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, overload
 
 from .._logging import SERVER_LOGGER, get_logger
-from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..auth import HANDLER_ATTRIBUTE, BasicAuth, Credentials, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
@@ -29,7 +29,7 @@ from ..server import (
     compact_idle,
     connection_selector,
 )
-from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
@@ -118,6 +118,13 @@ class ServerConnection(Connection):
         self.server._unregister(self)
 
 
+ProcessRequest = Callable[[ServerConnection, Request], Awaitable[Response | None] | Response | None]
+"""A ``process_request`` hook: a function or a coroutine function."""
+
+ProcessResponse = Callable[[ServerConnection, Request, Response], Awaitable[Response | None] | Response | None]
+"""A ``process_response`` hook: a function or a coroutine function."""
+
+
 class Server:
     """A WebSocket server: listening sockets and the connections they accept.
 
@@ -129,8 +136,8 @@ class Server:
         self,
         handler: Callable[[ServerConnection], Awaitable[None]],
         *,
-        process_request: Callable[[ServerConnection, Request], Any] | None = None,
-        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         server_header: str | None = SERVER,
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
         open_timeout: float | None = 10,
@@ -344,7 +351,7 @@ class Server:
             await self.wait_closed()
             raise
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -417,15 +424,15 @@ class serve:
         select_subprotocol: Callable[[ServerConnection, Sequence[Subprotocol]], Subprotocol | None] | None = None,
         compression: str | None = "deflate",
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
-        process_request: Callable[[ServerConnection, Request], Any] | None = None,
-        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         server_header: str | None = SERVER,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
         logger: LoggerLike | str | None = None,
@@ -518,7 +525,7 @@ class serve:
 
 def unix_serve(
     handler: Callable[[ServerConnection], Awaitable[None]],
-    path: str | None = None,
+    path: PathLike | None = None,
     **kwargs: Any,
 ) -> serve:
     """Starts a WebSocket server on a Unix socket; see :func:`serve`.
@@ -528,6 +535,27 @@ def unix_serve(
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: None = ...,
+    *,
+    check_credentials: Callable[[str, str], Awaitable[bool]],
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]: ...
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: Credentials | None = ...,
+    check_credentials: Callable[[str, str], bool] | None = ...,
+) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

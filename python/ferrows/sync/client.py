@@ -10,7 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from .._logging import CLIENT_LOGGER, get_logger
 from ..client import (
@@ -28,7 +28,7 @@ from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..proxy import connect_proxy_sync, select_proxy
-from ..typing import LoggerLike, Origin, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
 from .utils import Deadline
@@ -314,7 +314,70 @@ class reconnect:
 _HANDSHAKE_TIMEOUT = "timed out while waiting for handshake response"
 
 
-def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
+# The overloads spell out the keyword arguments, as websockets' do, so that
+# a type checker checks them; the implementation passes them on unchanged.
+# ``legacy=False`` alone returns a :class:`reconnect`.
+@overload
+def connect(
+    uri: str,
+    *,
+    sock: socket.socket | None = ...,
+    ssl: ssl_module.SSLContext | None = ...,
+    server_hostname: str | None = ...,
+    origin: Origin | None = ...,
+    extensions: Sequence[ClientExtensionFactory] | None = ...,
+    subprotocols: Sequence[Subprotocol] | None = ...,
+    compression: str | None = ...,
+    additional_headers: HeadersLike | None = ...,
+    user_agent_header: str | None = ...,
+    proxy: str | bool | None = ...,
+    proxy_ssl: ssl_module.SSLContext | None = ...,
+    proxy_server_hostname: str | None = ...,
+    proxy_headers: HeadersLike | None = ...,
+    open_timeout: float | None = ...,
+    ping_interval: float | None = ...,
+    ping_timeout: float | None = ...,
+    close_timeout: float | None = ...,
+    max_size: int | tuple[int | None, int | None] | None = ...,
+    max_queue: int | tuple[int | None, int | None] | None = ...,
+    logger: LoggerLike | str | None = ...,
+    create_connection: type[ClientConnection] | None = ...,
+    legacy: Literal[True] | None = ...,
+    **kwargs: Any,
+) -> ClientConnection: ...
+
+
+@overload
+def connect(
+    uri: str,
+    *,
+    sock: socket.socket | None = ...,
+    ssl: ssl_module.SSLContext | None = ...,
+    server_hostname: str | None = ...,
+    origin: Origin | None = ...,
+    extensions: Sequence[ClientExtensionFactory] | None = ...,
+    subprotocols: Sequence[Subprotocol] | None = ...,
+    compression: str | None = ...,
+    additional_headers: HeadersLike | None = ...,
+    user_agent_header: str | None = ...,
+    proxy: str | bool | None = ...,
+    proxy_ssl: ssl_module.SSLContext | None = ...,
+    proxy_server_hostname: str | None = ...,
+    proxy_headers: HeadersLike | None = ...,
+    open_timeout: float | None = ...,
+    ping_interval: float | None = ...,
+    ping_timeout: float | None = ...,
+    close_timeout: float | None = ...,
+    max_size: int | tuple[int | None, int | None] | None = ...,
+    max_queue: int | tuple[int | None, int | None] | None = ...,
+    logger: LoggerLike | str | None = ...,
+    create_connection: type[ClientConnection] | None = ...,
+    legacy: Literal[False],
+    **kwargs: Any,
+) -> reconnect: ...
+
+
+def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> ClientConnection | reconnect:
     """Connects to a WebSocket server; returns a :class:`ClientConnection`.
 
     ``with connect("ws://localhost:8765") as websocket: ...`` closes the
@@ -389,13 +452,33 @@ def _unix_uri(uri: str | None, kwargs: dict[str, Any]) -> str:
     return "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
 
 
+@overload
 def unix_connect(
-    path: str | None = None,
+    path: PathLike | None = ...,
+    uri: str | None = ...,
+    *,
+    legacy: Literal[True] | None = ...,
+    **kwargs: Any,
+) -> ClientConnection: ...
+
+
+@overload
+def unix_connect(
+    path: PathLike | None = ...,
+    uri: str | None = ...,
+    *,
+    legacy: Literal[False],
+    **kwargs: Any,
+) -> reconnect: ...
+
+
+def unix_connect(
+    path: PathLike | None = None,
     uri: str | None = None,
     *,
     legacy: bool | None = None,
     **kwargs: Any,
-) -> Any:
+) -> ClientConnection | reconnect:
     """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
 
     Args:
@@ -403,9 +486,10 @@ def unix_connect(
         uri: URI for the handshake; ``ws://localhost/`` by default, or
             ``wss://localhost/`` when ``ssl`` is given.
     """
-    return connect(_unix_uri(uri, kwargs), unix=True, path=path, legacy=legacy, **kwargs)
+    connecter = connect(_unix_uri(uri, kwargs), unix=True, path=path, legacy=False, **kwargs)
+    return connecter if legacy is False else connecter.connect()
 
 
-def unix_reconnect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> reconnect:
+def unix_reconnect(path: PathLike | None = None, uri: str | None = None, **kwargs: Any) -> reconnect:
     """:class:`reconnect` over a Unix socket; see :func:`unix_connect`."""
     return reconnect(_unix_uri(uri, kwargs), unix=True, path=path, **kwargs)

@@ -19,10 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, overload
 
 from .._logging import SERVER_LOGGER, get_logger
-from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..auth import HANDLER_ATTRIBUTE, BasicAuth, Credentials, dispatch_basic_auth
 from ..connection import ssl_context_argument
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -40,7 +40,7 @@ from ..server import (
     compact_idle,
     connection_selector,
 )
-from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
 from .utils import Deadline
 
@@ -438,7 +438,7 @@ class Server:
         self.logger.info("server closed")
         self._shutdown_done.set()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -590,7 +590,7 @@ def serve(
     )
 
 
-def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = None, **kwargs: Any) -> Server:
+def unix_serve(handler: Callable[[ServerConnection], None], path: PathLike | None = None, **kwargs: Any) -> Server:
     """Creates a threading WebSocket server on a Unix socket; see :func:`serve`.
 
     Args:
@@ -598,6 +598,18 @@ def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = N
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: Credentials | None = ...,
+    check_credentials: Callable[[str, str], bool] | None = ...,
+) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:
