@@ -220,6 +220,8 @@ async def serve(lib: str, ping: float) -> None:
         await asyncio.wait_for(coro, LIFETIME)
     except TimeoutError:
         pass
+    # The library's shutdown is over; what follows is the interpreter's.
+    print(json.dumps({"closed": time.monotonic()}), flush=True)
 
 
 def ready(sock: socket.socket) -> None:
@@ -534,6 +536,7 @@ def measure(lib: str, cfg: argparse.Namespace, n: int) -> dict[str, Any]:
         server.proc.send_signal(signal.SIGTERM)
         exited, cpu_total = wait_exit(server.proc, cfg.close_timeout + 5)
         closes = all_read(clients, cfg.close_timeout + 30)
+        closed_at = server.read(1)["closed"] if exited is not None else None
         frames = sum(r["close_frames"] for r in closes)
         last_close = max((r["last_close"] for r in closes if r["last_close"] is not None), default=None)
         last_lost = max((r["last_lost"] for r in closes if r["last_lost"] is not None), default=None)
@@ -543,6 +546,7 @@ def measure(lib: str, cfg: argparse.Namespace, n: int) -> dict[str, Any]:
         record.update(
             exit_seconds=exited - t_term if exited is not None else None,
             exit_code=server.proc.returncode,
+            closed_seconds=closed_at - t_term if closed_at is not None else None,
             shutdown_server_cpu=cpu_total - cpu_term if exited is not None else None,
             close_frames=frames,
             close_codes=dict(codes),
@@ -578,20 +582,20 @@ def fmt(value: Any, spec: str) -> str:
 def table(records: list[dict[str, Any]]) -> str:
     rows = [
         "| library | connections | KiB per connection | keepalive: server CPU, % of a core | µs per connection per s"
-        " | pings per connection | µs per ping | shutdown: server exits (s) | last close frame seen (s)"
+        " | pings per connection | µs per ping | shutdown: server done closing (s) | server exits (s) | last close frame seen (s)"
         " | last TCP close seen (s) | close frames (codes) | server CPU to shut down (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         if not r.get("ok") and "kib_per_conn" not in r:
-            rows.append(f"| {r['lib']} | FAILED: {r.get('error')} |" + " |" * 10)
+            rows.append(f"| {r['lib']} | FAILED: {r.get('error')} |" + " |" * 11)
             continue
         codes = ", ".join(f"{k} x{v}" for k, v in sorted(r.get("close_codes", {}).items()))
         rows.append(
             f"| {r['lib']} | {r['connections']:,} | {fmt(r.get('kib_per_conn'), '.2f')}"
             f" | {fmt(r.get('idle_cpu_share', 0) * 100, '.2f')} | {fmt(r.get('idle_us_per_conn_per_s'), '.2f')}"
             f" | {fmt(r.get('pings_per_conn'), '.2f')} | {fmt(r.get('us_per_ping'), '.1f')}"
-            f" | {fmt(r.get('exit_seconds'), '.2f')} | {fmt(r.get('last_close_seconds'), '.2f')}"
+            f" | {fmt(r.get('closed_seconds'), '.2f')} | {fmt(r.get('exit_seconds'), '.2f')} | {fmt(r.get('last_close_seconds'), '.2f')}"
             f" | {fmt(r.get('last_tcp_close_seconds'), '.2f')} | {r.get('close_frames', 0):,} ({codes})"
             f" | {fmt(r.get('shutdown_server_cpu'), '.2f')} |"
         )
