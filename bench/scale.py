@@ -17,8 +17,8 @@ connecting, so the 4-tuples never run out of ephemeral ports. It reports:
   (``enable_auto_ping=False``), so it runs with ``enable_auto_ping=True`` and
   its defaults otherwise: a ping after 20 s without incoming data
   (``PING_WHEN_IDLE``, ``auto_ping_idle_timeout=20``), which on an idle
-  connection is a ping every 20 s (its ``PING_PERIODICALLY`` pings half as
-  often, measured); aiohttp has none either
+  connection is a ping every 20 s (its ``PING_PERIODICALLY`` pinged half as
+  often, measured at a 2 s interval); aiohttp has none either
   (``heartbeat=None``) and runs with ``heartbeat=20``. The clients count the
   pings they answer, so the CPU per ping is reported too;
 - **shutdown**: SIGTERM to the server, which closes every connection the way
