@@ -457,7 +457,8 @@ def measure(lib: str, cfg: argparse.Namespace, n: int) -> dict[str, Any]:
 
         port = wait_ready(server.proc, 30)
         pid = server.proc.pid
-        procs = cfg.client_procs or math.ceil(n / PER_PROC)
+        per_proc = min(PER_PROC, resource.getrlimit(resource.RLIMIT_NOFILE)[1] - FD_MARGIN)
+        procs = max(cfg.client_procs, math.ceil(n / per_proc))
         shares = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         firsts = [sum(shares[:i]) for i in range(procs)]
         offer = ["--offer-deflate"] if cfg.offer_deflate else []
@@ -612,7 +613,9 @@ def main() -> None:
         "--ping-interval", type=float, default=20.0, help="seconds between pings, every library (0: off)"
     )
     parser.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"], help="the server's loop")
-    parser.add_argument("--client-procs", type=int, default=0, help="client processes (default: 1 per 10,000)")
+    parser.add_argument(
+        "--client-procs", type=int, default=0, help="client processes (at least 1 per 10,000 connections)"
+    )
     parser.add_argument("--close-timeout", type=float, default=60.0)
     parser.add_argument("--offer-deflate", action="store_true", help="clients offer permessage-deflate")
     parser.add_argument("--json", help="write the records to this file")
