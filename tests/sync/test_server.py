@@ -540,6 +540,22 @@ def test_idle_connections_give_back_compression_state(monkeypatch: pytest.Monkey
                 assert sum(freed) > before, "the idle connection was not compacted"
 
 
+def test_the_sweep_visits_only_connections_with_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ferrows.sync.server, "COMPACT_INTERVAL", 0.01)
+    swept: list[set[Any]] = []
+    monkeypatch.setattr(ferrows.sync.server, "compact_idle", lambda conns: swept.append(set(conns)) or 0)
+    with serving(echo) as server:
+        with connect(uri_of(server), compression=None), websockets.sync.client.connect(uri_of(server)) as compressed:
+            compressed.send("hello")
+            assert compressed.recv(TIMEOUT) == "hello"
+            (deflating,) = [c for c in server.connections if c.protocol.extensions]
+            swept.clear()
+            deadline = time.monotonic() + TIMEOUT
+            while len(swept) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(swept) >= 3 and all(visited == {deflating} for visited in swept)
+
+
 def test_tls_senders_and_reader_take_turns(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     """Over TLS, four threads send while the reading thread receives the
     echoes: every byte arrives, as the SSL object is used by one thread at a

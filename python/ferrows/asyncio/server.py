@@ -110,6 +110,9 @@ class ServerConnection(Connection):
         if response.status_code != 101:
             return
         self._start()
+        if self.protocol.extensions:
+            # Only these have state for the idle sweep to free.
+            self.server._compressing.add(self)
         await self.server._run_handler(self)
 
     def _on_closed(self) -> None:
@@ -156,6 +159,10 @@ class Server:
         self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self.server: asyncio.Server | None = None
         self._handlers: set[ServerConnection] = set()
+        # Open connections that negotiated an extension (compression): the
+        # idle sweep visits these only, so that idle plain connections cost
+        # no CPU at all.
+        self._compressing: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
@@ -178,7 +185,7 @@ class Server:
 
     def _compact(self) -> None:
         """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`)."""
-        compact_idle(self._handlers)
+        compact_idle(self._compressing)
         self._closed_since_trim = release_after_closes(self._closed_since_trim, len(self._handlers))
         if not self._closing:
             self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
@@ -190,6 +197,7 @@ class Server:
 
     def _unregister(self, connection: ServerConnection) -> None:
         self._handlers.discard(connection)
+        self._compressing.discard(connection)
         self._closed_since_trim += 1
 
     @property

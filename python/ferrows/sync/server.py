@@ -187,6 +187,9 @@ class Server:
         self._connection_factory = connection_factory
         self._lock = threading.Lock()
         self._all: set[ServerConnection] = set()
+        # Open connections that negotiated an extension: what the idle sweep
+        # visits (see _compact).
+        self._compressing: set[ServerConnection] = set()
         self._threads: set[threading.Thread] = set()
         self._closing = False
         self._accepting = False
@@ -266,10 +269,11 @@ class Server:
         """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`),
         from the accepting thread between two accepts."""
         with self._lock:
-            connections = list(self._all)
+            live = len(self._all)
+            compressing = list(self._compressing)
             closed, self._closed_since_trim = self._closed_since_trim, 0
-        compact_idle(connections)
-        closed = release_after_closes(closed, len(connections))
+        compact_idle(compressing)
+        closed = release_after_closes(closed, live)
         with self._lock:
             self._closed_since_trim += closed
 
@@ -309,6 +313,10 @@ class Server:
                 self._all.add(connection)
             try:
                 if connection._handshake(deadline):
+                    if connection.protocol.extensions:
+                        # Only these have state for the idle sweep to free.
+                        with self._lock:
+                            self._compressing.add(connection)
                     self._run_handler(connection)
             except Exception:
                 self.logger.error("opening handshake failed", exc_info=True)
@@ -317,6 +325,7 @@ class Server:
             with self._lock:
                 if connection is not None:
                     self._all.discard(connection)
+                    self._compressing.discard(connection)
                     self._closed_since_trim += 1
                 self._threads.discard(threading.current_thread())
 
