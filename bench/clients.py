@@ -279,7 +279,7 @@ async def main(args: argparse.Namespace) -> dict:
             raise ValueError(client)
     elif sc.kind == "broadcast":
         conns = args.conns or BROADCAST_CONNS
-        driver = BroadcastDriver(conns, BROADCAST_BATCH, meter, args.warmup, args.duration)
+        driver = BroadcastDriver(conns, BROADCAST_BATCH, meter, args.warmup, args.duration, sc.spread)
         if client == "raw":
             extra = await rawclient.broadcast(
                 args.port,
@@ -315,6 +315,7 @@ async def main(args: argparse.Namespace) -> dict:
             handshake=handshake,
             conns=args.conns or IDLE_CONNS,
             idle=args.idle,
+            compress=sc.compress,
         )
         return {"ok": True, "server_cpu": None, **result}
     else:

@@ -242,8 +242,11 @@ class BroadcastDriver:
     connections, in rounds of ``batch`` messages each; the next round is
     requested once every connection got the whole round."""
 
-    def __init__(self, conns: int, batch: int, meter: Meter, warmup: float, duration: float) -> None:
+    def __init__(
+        self, conns: int, batch: int, meter: Meter, warmup: float, duration: float, spread: bool = False
+    ) -> None:
         self.pool = broadcast_pool()
+        self.spread = spread
         self.conns = conns
         self.batch = batch
         self.meter = meter
@@ -261,7 +264,8 @@ class BroadcastDriver:
         self.max_rounds = 100_000
 
     def command(self) -> str:
-        return f"go:{self.batch}"
+        # "one:N": the server sends each message in its own loop iteration.
+        return f"{'one' if self.spread else 'go'}:{self.batch}"
 
     def begin(self) -> None:
         self.deadline = time.perf_counter() + self.warmup

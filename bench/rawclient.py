@@ -367,8 +367,11 @@ async def handshakes(
     return {"extensions": sorted(extensions)}
 
 
-async def memory(port: int, server_pid: int, *, handshake: bool, conns: int, idle: float) -> dict:
-    """Server RSS growth per idle connection with compression negotiated.
+async def memory(
+    port: int, server_pid: int, *, handshake: bool, conns: int, idle: float, compress: bool = True
+) -> dict:
+    """Server RSS growth per idle connection, with compression negotiated
+    (a browser's offer) or without (no offer).
 
     Each connection echoes one 1 KiB compressible text message (so the
     server's compression state exists, as on any connection that was used),
@@ -377,7 +380,7 @@ async def memory(port: int, server_pid: int, *, handshake: bool, conns: int, idl
     idle. The bare TCP peer (``handshake=False``) sends nothing."""
     from common import proc_rss, text_pool
 
-    offer = BROWSER_OFFER if handshake else None
+    offer = BROWSER_OFFER if handshake and compress else None
     message = text_pool(1024, 1, seed=1024)[0].encode()
     opened: list[RawConnection] = []
     loop = asyncio.get_running_loop()

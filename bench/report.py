@@ -79,7 +79,7 @@ def summarise(
 
 
 def _notes(sc: Scenario, r: dict[str, Any]) -> list[str]:
-    if sc.name in ("memory", "handshake"):
+    if sc.name in ("memory", "handshake"):  # the scenarios that offer compression
         ext = r.get("extensions") or [""]
         if ext in ([""], []) and r["lib"] != "tcp":
             return ["no compression negotiated"]

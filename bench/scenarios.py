@@ -24,6 +24,9 @@ class Scenario:
     lower_is_better: bool = False
     unsupported: tuple[tuple[str, str], ...] = ()  # (lib, reason)
     cpu_unit: str = "op"
+    # broadcast: each message in its own event loop iteration (a chat message,
+    # a price tick) rather than all of a round's in one.
+    spread: bool = False
 
     def payloads(self) -> list[Any]:
         """The messages a client sends, in order, cycling; distinct, so an
@@ -89,6 +92,15 @@ SCENARIOS: dict[str, Scenario] = {
             cpu_unit="delivery",
         ),
         Scenario(
+            "broadcast1",
+            "Broadcast 64 B to 200 connections, one message per loop iteration",
+            "broadcast",
+            "deliveries/s",
+            size=64,
+            spread=True,
+            cpu_unit="delivery",
+        ),
+        Scenario(
             "handshake",
             "Handshakes (connect, upgrade, close)",
             "handshake",
@@ -100,6 +112,16 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "memory",
             "Idle connections, deflate negotiated",
+            "memory",
+            "KiB/conn",
+            modes=("server",),
+            lower_is_better=True,
+            compress=True,
+            cpu_unit="conn",
+        ),
+        Scenario(
+            "memory_plain",
+            "Idle connections, no compression",
             "memory",
             "KiB/conn",
             modes=("server",),

@@ -19,6 +19,7 @@ import asyncio
 import os
 import socket
 import sys
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,12 +30,24 @@ MAX_SIZE = 2**21
 
 
 def batch_of(command: str) -> list[bytes]:
-    """The messages requested by a broadcast command ``go:N``."""
+    """The messages requested by a broadcast command ``go:N`` or ``one:N``."""
     name, _, count = command.partition(":")
     n = int(count)
-    if name != "go" or not 0 < n <= BROADCAST_POOL:
+    if name not in ("go", "one") or not 0 < n <= BROADCAST_POOL:
         raise ValueError(f"bad command {command!r}")
     return POOL[:n]
+
+
+def spread(command: str) -> bool:
+    """Whether a broadcast command asks for one message per loop iteration."""
+    return command.startswith("one:")
+
+
+async def send_spread(payloads: list[bytes], send_all: Any) -> None:
+    """Calls ``send_all(payload)`` for each payload, one per loop iteration."""
+    for payload in payloads:
+        send_all(payload)
+        await asyncio.sleep(0)
 
 
 POOL = broadcast_pool()
@@ -73,8 +86,11 @@ async def serve_websockets_like(module_name: str, kind: str, sock: socket.socket
         clients.add(websocket)
         try:
             async for message in websocket:
-                for payload in batch_of(message):
-                    broadcast(clients, payload)
+                if spread(message):
+                    await send_spread(batch_of(message), lambda payload: broadcast(clients, payload))
+                else:
+                    for payload in batch_of(message):
+                        broadcast(clients, payload)
         finally:
             clients.discard(websocket)
 
@@ -93,6 +109,7 @@ async def serve_picows(kind: str, sock: socket.socket) -> None:
     from picows import WSListener, WSMsgType, ws_create_server
 
     transports: set = set()
+    tasks: set = set()  # spread broadcasts under way (kept referenced)
 
     class Echo(WSListener):  # type: ignore[misc]
         def on_ws_connected(self, transport):  # type: ignore[no-untyped-def]
@@ -111,9 +128,19 @@ async def serve_picows(kind: str, sock: socket.socket) -> None:
                 transport.send_close(1003, b"fragmented")
                 transport.disconnect()
             elif kind == "broadcast" and msg_type == WSMsgType.TEXT:
-                for payload in batch_of(frame.get_payload_as_ascii_text()):
+                command = frame.get_payload_as_ascii_text()
+
+                def send_all(payload: bytes) -> None:
                     for t in transports:
                         t.send(WSMsgType.BINARY, payload)
+
+                if spread(command):
+                    task = asyncio.ensure_future(send_spread(batch_of(command), send_all))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    for payload in batch_of(command):
+                        send_all(payload)
             elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 transport.send(msg_type, frame.get_payload_as_memoryview())
 
@@ -142,6 +169,8 @@ async def serve_aiohttp(kind: str, sock: socket.socket) -> None:
                         for payload in batch_of(msg.data):
                             for client in list(clients):
                                 await client.send_bytes(payload)
+                            if spread(msg.data):
+                                await asyncio.sleep(0)
                     else:
                         await ws.send_str(msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -172,6 +201,7 @@ async def serve_tcp(kind: str, sock: socket.socket) -> None:
     from common import FrameReader
 
     transports: set = set()
+    tasks: set = set()  # spread broadcasts under way (kept referenced)
     frames = [frame(2, p, masked=False) for p in POOL]
 
     class Echo(asyncio.Protocol):
@@ -195,9 +225,20 @@ async def serve_tcp(kind: str, sock: socket.socket) -> None:
                 if opcode == 1:
                     # One write per message and connection, as a broadcast
                     # API called once per message does.
-                    for encoded in frames[: len(batch_of(payload.decode()))]:
+                    command = payload.decode()
+                    encoded_batch = frames[: len(batch_of(command))]
+
+                    def write_all(encoded: bytes) -> None:
                         for t in transports:
                             t.write(encoded)
+
+                    if spread(command):
+                        task = asyncio.ensure_future(send_spread(encoded_batch, write_all))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    else:
+                        for encoded in encoded_batch:
+                            write_all(encoded)
                 elif opcode == 8:
                     self.transport.close()
 

@@ -22,3 +22,25 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+import logging  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if any logger (ferrows, asyncio's exception handler...)
+    logged an error or a traceback while it ran: a server facing the internet
+    logs one line per bad client at most, never a stack.
+
+    The check runs at teardown, so it reads the records of the setup and call
+    phases (``caplog.records`` there would hold only the teardown's).
+    """
+    caplog.set_level(logging.INFO)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    bad = [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad]

@@ -113,6 +113,13 @@ class _ThreadedServer:
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), LIMIT)
         for writer in list(self.writers):
             writer.transport.abort()
+        # Since Python 3.12, wait_closed() also waits for the connections,
+        # including those still in their TLS handshake, which no task holds
+        # yet. A client that failed that handshake closes its socket from
+        # its own event loop, which is blocked in __exit__ meanwhile: abort
+        # them here (Python 3.13+), or wait_closed() waits for LIMIT.
+        if hasattr(self.server, "abort_clients"):
+            self.server.abort_clients()
         await asyncio.wait_for(self.server.wait_closed(), LIMIT)
         # Connections still in their TLS handshake belong to tasks of the
         # loop: give them a moment to fail, then cancel them, which closes

@@ -7,9 +7,9 @@ the asyncio, threading and routing layers load only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .imports import lazy_import
 from .version import __version__
 
 __all__ = [
@@ -126,20 +126,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        if name in __all__:
-            module = ".exceptions"
-        else:
-            raise AttributeError(f"module 'ferrows' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# The exceptions are all the other public names.
+lazy_import(globals(), aliases={**dict.fromkeys(__all__, ".exceptions"), **_LAZY})
+del _LAZY
 
 
 if TYPE_CHECKING:

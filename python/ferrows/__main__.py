@@ -21,6 +21,7 @@ from typing import Any
 from .asyncio.client import ClientConnection, connect
 from .asyncio.server import ServerConnection, serve
 from .exceptions import ConnectionClosed
+from .frames import Close, CloseCode
 from .version import __version__
 
 __all__ = ["main"]
@@ -46,12 +47,46 @@ def _print(text: str) -> None:
     sys.stdout.flush()
 
 
+# Control characters (C0, DEL, C1) in a peer's message could move the cursor
+# or reprogram the terminal: they are shown as Python escapes instead.
+_TERMINAL_ESCAPES = str.maketrans({i: repr(chr(i))[1:-1] for i in (*range(32), *range(127, 160))})
+
+_PROMPT = "> "
+
+
+def _escape(text: str) -> str:
+    """``text`` safe to print on a terminal."""
+    return text.translate(_TERMINAL_ESCAPES)
+
+
+def _print_above_prompt(text: str) -> None:
+    """Prints a line above the one being typed, which stays as it was.
+
+    VT100 sequences: save the cursor, make room with a line feed, go back up
+    and insert a blank line there, print, then restore the cursor one line
+    down, where the prompt has moved.
+    """
+    sys.stdout.write(f"\x1b7\n\x1b[A\x1b[L{text}\n\x1b8\x1b[B")
+    sys.stdout.flush()
+
+
+def _print_over_prompt(text: str) -> None:
+    """Replaces the prompt line with ``text`` (the last line printed)."""
+    sys.stdout.write(f"\r\x1b[K{text}\n")
+    sys.stdout.flush()
+
+
 def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
     """Reads stdin in a daemon thread (stdin has no portable non-blocking
     mode) and hands lines to the event loop; None marks Ctrl-D."""
     try:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+        while True:
+            sys.stdout.write(_PROMPT)
+            sys.stdout.flush()
+            line = sys.stdin.readline()
+            if not line:
+                break
+            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
     finally:
         with contextlib.suppress(RuntimeError):  # loop already closed
             loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -79,9 +114,9 @@ async def _interactive(uri: str, insecure: bool) -> int:
         with contextlib.suppress(ConnectionClosed):
             async for message in websocket:
                 if isinstance(message, str):
-                    _print(f"< {message}")
+                    _print_above_prompt(f"< {_escape(message)}")
                 else:
-                    _print(f"< (binary) {message.hex()}")
+                    _print_above_prompt(f"< (binary) {message.hex()}")
 
     async def send_typed() -> None:
         while True:
@@ -99,7 +134,8 @@ async def _interactive(uri: str, insecure: bool) -> int:
     outgoing.cancel()
     await websocket.close()
     await incoming
-    _print(f"Connection closed: {websocket.protocol.close_exc}.")
+    close = Close(websocket.close_code or CloseCode.ABNORMAL_CLOSURE, websocket.close_reason or "")
+    _print_over_prompt(f"Connection closed: {_escape(str(close))}.")
     return 0
 
 

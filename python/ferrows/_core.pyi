@@ -23,6 +23,7 @@ __all__ = [
     "generate_key",
     "is_valid_key",
     "release_memory",
+    "send_to_all",
 ]
 
 @final
@@ -208,6 +209,10 @@ def deflate_message(data: Buffer | str, window_bits: int, level: int = 6, mem_le
 
 def release_memory() -> bool:
     """Returns freed heap memory to the system (glibc); False elsewhere."""
+
+def send_to_all(fds: list[int], data: Buffer) -> list[tuple[int, int]]:
+    """Writes ``data`` to each socket without blocking; returns (index, bytes
+    taken) for each one that did not take all of it (0 on an error)."""
 
 def apply_mask(data: Buffer | str, mask: bytes) -> bytes:
     """XORs ``data`` with a 4-byte mask."""

@@ -21,13 +21,18 @@ import hmac
 import http
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .exceptions import InvalidHeader
 from .headers import build_www_authenticate_basic, parse_authorization_basic
 from .http11 import Request, Response
 
 __all__ = ["HANDLER_ATTRIBUTE", "BasicAuth", "make_basic_auth"]
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+Credentials = tuple[str, str] | Iterable[tuple[str, str]]
+"""What ``credentials=`` accepts: a ``(username, password)`` pair or pairs."""
 
 HANDLER_ATTRIBUTE = "__ferrows_basic_auth__"
 """Attribute of a decorated handler that holds its :class:`BasicAuth`."""
@@ -86,6 +91,12 @@ class BasicAuth:
             return _unauthorized(connection, self.realm, "Invalid credentials\n")
         connection.username = username
         return None
+
+    @overload
+    def __call__(self, handler: _Handler, /) -> _Handler: ...
+
+    @overload
+    def __call__(self, connection: Any, request: Request, /) -> Response | None: ...
 
     def __call__(self, *args: Any) -> Any:
         """As a decorator: ``@basic_auth(...)`` over a handler. As a hook:

@@ -40,7 +40,7 @@ from .typing import LoggerLike, Origin, Subprotocol
 from .uri import WebSocketURI, parse_uri
 from .utils import generate_key
 
-__all__ = ["ClientProtocol", "backoff", "process_exception"]
+__all__ = ["ClientProtocol"]
 
 
 class ClientProtocol(Protocol):

@@ -33,9 +33,9 @@ from .extensions.base import Extension
 from .extensions.permessage_deflate import PerMessageDeflate
 from .frames import OK_CLOSE_CODES, Close, CloseCode, Frame, Opcode
 from .http11 import Request, Response
-from .typing import LoggerLike, Subprotocol
+from .typing import BytesLike, LoggerLike, Subprotocol
 
-__all__ = ["SEND_EOF", "Event", "Protocol", "Side", "State"]
+__all__ = ["SEND_EOF", "Protocol", "Side", "State"]
 
 
 class Side(enum.IntEnum):
@@ -700,7 +700,7 @@ class Protocol:
             return
         self.writes.append(self.send_data(frame.opcode.value, frame.data, frame.fin))
 
-    def send_continuation(self, data: bytes | str, fin: bool) -> None:
+    def send_continuation(self, data: BytesLike | str, fin: bool) -> None:
         """Sends a continuation frame.
 
         Raises:
@@ -709,7 +709,7 @@ class Protocol:
         """
         self.writes.append(self.send_data(Opcode.CONT.value, data, fin))
 
-    def send_text(self, data: bytes | str, fin: bool = True) -> None:
+    def send_text(self, data: BytesLike | str, fin: bool = True) -> None:
         """Sends a text frame; ``data`` is UTF-8 bytes (or a str).
 
         Raises:
@@ -718,7 +718,7 @@ class Protocol:
         """
         self.writes.append(self.send_data(Opcode.TEXT.value, data, fin))
 
-    def send_binary(self, data: bytes | str, fin: bool = True) -> None:
+    def send_binary(self, data: BytesLike | str, fin: bool = True) -> None:
         """Sends a binary frame.
 
         Raises:
@@ -743,7 +743,7 @@ class Protocol:
             self.logger.debug("> %s", _close_frame(code, reason))
             self._log_state()
 
-    def send_ping(self, data: bytes | str) -> None:
+    def send_ping(self, data: BytesLike | str) -> None:
         """Sends a ping (allowed while closing, too).
 
         Raises:
@@ -752,7 +752,7 @@ class Protocol:
         """
         self.writes.append(self.send_data(Opcode.PING.value, data, True))
 
-    def send_pong(self, data: bytes | str) -> None:
+    def send_pong(self, data: BytesLike | str) -> None:
         """Sends a pong (allowed while closing, too).
 
         Raises:

@@ -22,11 +22,10 @@ import select
 import socket
 import ssl as ssl_module
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .datastructures import Headers, HeadersLike
 from .exceptions import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
@@ -34,6 +33,9 @@ from .headers import build_authorization_basic, build_host
 from .http11 import USER_AGENT, Response
 from .streams import StreamReader
 from .uri import WebSocketURI, credentials, idna_host
+
+if TYPE_CHECKING:
+    from .sync.utils import Deadline
 
 __all__ = ["Proxy", "get_proxy", "parse_proxy", "prepare_connect_request"]
 
@@ -267,19 +269,18 @@ def _check_socks_kwargs(proxy: Proxy, kwargs: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ threading
 
 
-def _remaining(deadline: float | None) -> float | None:
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("timed out while connecting to proxy")
-    return remaining
+def _remaining(deadline: Deadline) -> float | None:
+    """Seconds left to connect to the proxy, with the proxy's own timeout error."""
+    try:
+        return deadline.timeout()
+    except TimeoutError:
+        raise TimeoutError("timed out while connecting to proxy") from None
 
 
 def connect_proxy_sync(
     proxy: Proxy,
     wsuri: WebSocketURI,
-    deadline: float | None,
+    deadline: Deadline,
     *,
     user_agent_header: str | None,
     proxy_headers: HeadersLike | None = None,

@@ -13,10 +13,14 @@ import http
 import inspect
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .auth import HANDLER_ATTRIBUTE
 from .http11 import Request, Response
+from .typing import StatusLike
+
+if TYPE_CHECKING:
+    from werkzeug.routing import Map
 
 __all__ = ["RouterBase", "make_route"]
 
@@ -30,8 +34,20 @@ def _werkzeug() -> Any:
     return werkzeug
 
 
-class RouterBase:
+ConnectionT = TypeVar("ConnectionT")
+"""The server connection class of a layer, which its router is given."""
+
+
+def _respond(connection: Any, status: StatusLike, text: str) -> Response:
+    response: Response = connection.respond(status, text)
+    return response
+
+
+class RouterBase(Generic[ConnectionT]):
     """Routes each connection to an endpoint by its request path.
+
+    Generic in the layer's server connection class, so that the methods a
+    subclass overrides are typed as websockets types them.
 
     Args:
         url_map: werkzeug ``Map`` of ``Rule(path, endpoint=handler)``.
@@ -40,7 +56,7 @@ class RouterBase:
         url_scheme: ``ws`` or ``wss``, used to build redirect URLs.
     """
 
-    def __init__(self, url_map: Any, server_name: str | None = None, url_scheme: str = "ws") -> None:
+    def __init__(self, url_map: Map, server_name: str | None = None, url_scheme: str = "ws") -> None:
         _werkzeug()
         self.url_map = url_map
         self.server_name = server_name
@@ -48,24 +64,23 @@ class RouterBase:
         for rule in url_map.iter_rules():
             rule.websocket = True
 
-    def get_server_name(self, connection: Any, request: Request) -> str:
+    def get_server_name(self, connection: ConnectionT, request: Request) -> str:
         """Host used to match rules and build redirects."""
         if self.server_name is None:
             return str(request.headers["Host"])
         return self.server_name
 
-    def redirect(self, connection: Any, url: str) -> Response:
+    def redirect(self, connection: ConnectionT, url: str) -> Response:
         """302 to ``url``, for werkzeug's redirect rules."""
-        response: Response = connection.respond(http.HTTPStatus.FOUND, f"Found at {url}")
+        response = _respond(connection, http.HTTPStatus.FOUND, f"Found at {url}")
         response.headers["Location"] = url
         return response
 
-    def not_found(self, connection: Any) -> Response:
+    def not_found(self, connection: ConnectionT) -> Response:
         """404 when no rule matches."""
-        response: Response = connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found")
-        return response
+        return _respond(connection, http.HTTPStatus.NOT_FOUND, "Not Found")
 
-    def route_request(self, connection: Any, request: Request) -> Response | None:
+    def route_request(self, connection: ConnectionT, request: Request) -> Response | None:
         """Matches the request; stores the endpoint and its URL variables on
         the connection, or returns a redirect or 404 response. An endpoint
         decorated with ``@basic_auth(user, password)`` is checked here, right
@@ -82,7 +97,8 @@ class RouterBase:
             return self.redirect(connection, redirect.new_url)
         except werkzeug.exceptions.NotFound:
             return self.not_found(connection)
-        connection.handler, connection.handler_kwargs = handler, kwargs
+        routed: Any = connection  # the handler's fields are the router's own
+        routed.handler, routed.handler_kwargs = handler, kwargs
         auth = getattr(handler, HANDLER_ATTRIBUTE, None)
         if auth is not None:
             return auth.check(connection, request)  # type: ignore[no-any-return]
@@ -91,14 +107,14 @@ class RouterBase:
 
 def make_route(
     serve: Callable[..., Any],
-    router_class: type[RouterBase],
-    url_map: Any,
+    router_class: type[RouterBase[Any]],
+    url_map: Map | RouterBase[Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
     server_name: str | None,
     ssl: Any,
-    create_router: type[RouterBase] | None,
+    create_router: type[RouterBase[Any]] | None,
 ) -> Any:
     """Starts ``serve`` with a router as handler and hook.
 

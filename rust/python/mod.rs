@@ -7,6 +7,7 @@
 mod connection;
 mod errors;
 mod events;
+mod fanout;
 mod handshake;
 mod sink;
 
@@ -49,6 +50,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(connection::deflate_message, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(fanout::send_to_all, m)?)?;
     m.add_class::<events::PingReceived>()?;
     m.add_class::<events::PongReceived>()?;
     m.add_class::<events::CloseReceived>()?;

@@ -7,6 +7,7 @@ import base64
 import itertools
 import logging
 import os
+import pathlib
 import re
 import tempfile
 import time
@@ -379,6 +380,32 @@ async def test_redirect_without_location_is_invalid_status() -> None:
             await connect(uri_of(server))
 
 
+async def test_process_redirect_decides_whether_to_follow() -> None:
+    """connect.process_redirect is websockets' policy hook: a subclass that
+    answers with the exception stops at the redirect; the default follows it."""
+
+    class NoRedirects(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            assert isinstance(super().process_redirect(exc), str)
+            return exc
+
+    class Refuse(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            return PermissionError("redirects are not allowed here")
+
+    async with serving(echo) as target, asyncio.timeout(TIMEOUT):
+        async with serving(echo, process_request=redirect_to(uri_of(target, "/landed"))) as origin:
+            with pytest.raises(InvalidStatus) as raised:
+                await NoRedirects(uri_of(origin))
+            assert raised.value.response.headers["Location"] == uri_of(target, "/landed")
+            with pytest.raises(PermissionError) as refused:
+                await Refuse(uri_of(origin))
+            assert isinstance(refused.value.__cause__, InvalidStatus)
+            # What the default policy answers for a non-redirect.
+            other = ValueError("not a redirect")
+            assert connect(uri_of(origin)).process_redirect(other) is other
+
+
 # ------------------------------------------------------------- reconnection
 
 
@@ -487,3 +514,14 @@ async def test_unix_connect() -> None:
             async with unix_connect(path, uri="ws://example.com/chat") as ws:
                 assert ws.request.path == "/chat"
                 assert ws.request_headers["Host"] == "example.com"
+
+
+async def test_unix_socket_path_like() -> None:
+    """A pathlib.Path names the socket on both sides, as the PathLike
+    annotations say."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = pathlib.Path(directory) / "ws.sock"
+        async with asyncio.timeout(TIMEOUT), unix_serve(echo, path):
+            async with unix_connect(path) as ws:
+                await ws.send("by path")
+                assert await ws.recv() == "by path"

@@ -981,6 +981,20 @@ async def test_cancelling_serve_forever_closes_the_server() -> None:
             await server.wait_closed()
 
 
+@pytest.mark.parametrize("start_serving", [True, False])
+async def test_cancelling_serve_forever_at_once_closes_the_server(start_serving: bool) -> None:
+    """Cancelled before it got past starting to serve, it still closes."""
+    server = await serve(echo, "127.0.0.1", 0, start_serving=start_serving)
+    forever = asyncio.ensure_future(server.serve_forever())
+    await asyncio.sleep(0)
+    forever.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await forever
+    assert not server.is_serving()
+    async with asyncio.timeout(TIMEOUT):
+        await server.wait_closed()
+
+
 async def test_select_subprotocol_gets_the_connection() -> None:
     seen: list[Any] = []
 

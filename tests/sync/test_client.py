@@ -5,6 +5,7 @@ options, redirects, timeouts and the reconnect iterator."""
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ import ferrows
 import ferrows.asyncio.server
 from ferrows.exceptions import InvalidStatus, InvalidURI, SecurityError
 from ferrows.http11 import Request, Response
-from ferrows.sync import ServerConnection, connect, reconnect
+from ferrows.sync import ServerConnection, connect, reconnect, unix_connect
 from ferrows.sync.client import ClientConnection
 
 from .utils import (
@@ -103,6 +104,14 @@ def test_connect_errors() -> None:
         with serving(echo) as server:
             port = server.socket.getsockname()[1]
         connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT)
+
+
+def test_unix_connect_refuses_path_with_sock(tmp_path: Any) -> None:
+    """Refused before anything is connected: the socket is left untouched."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with pytest.raises(ValueError, match=r"^path is incompatible with sock$"):
+            unix_connect(path=str(tmp_path / "nowhere"), sock=sock)
+        assert sock.fileno() >= 0
 
 
 def test_open_timeout_when_server_does_not_answer() -> None:

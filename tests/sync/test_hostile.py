@@ -4,24 +4,14 @@ no traceback in the logs."""
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ..asyncio.test_hostile import HANDSHAKE_CASES, case_bytes, check_response, request
 from .utils import MS, TIMEOUT, echo, serving, uri_of
-
-
-@pytest.fixture
-def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.INFO)
-    yield
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad]
 
 
 def port_of(server: Any) -> int:

@@ -8,6 +8,7 @@ import asyncio
 import http
 import logging
 import os
+import pathlib
 import socket
 import ssl
 import tempfile
@@ -35,6 +36,7 @@ from ferrows.sync import (
     unix_connect,
     unix_serve,
 )
+from ferrows.sync.client import ClientConnection, reconnect
 
 from ..frame_utils import CLOSE, TEXT, client_frame, close_payload
 from .utils import (
@@ -143,6 +145,22 @@ def test_unix_socket() -> None:
                 ws.send("over unix")
                 assert ws.recv(TIMEOUT) == "over unix"
                 assert ws.request is not None and ws.request.headers["Host"] == "localhost"
+
+
+def test_unix_socket_path_like_and_reconnect() -> None:
+    """A pathlib.Path names the socket on both sides, as the PathLike
+    annotations say; ``legacy=False`` gives a reconnect object that
+    connects on ``with``."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        path = pathlib.Path(directory) / "ws.sock"
+        with running(unix_serve(echo, path)):
+            connecter = unix_connect(path, legacy=False)
+            assert isinstance(connecter, reconnect)
+            with connecter as ws:
+                ws.send("by path")
+                assert ws.recv(TIMEOUT) == "by path"
+            with unix_connect(path, legacy=True) as ws:
+                assert isinstance(ws, ClientConnection)
 
 
 # ---------------------------------------------------------------- handshake
@@ -365,6 +383,8 @@ def test_shutdown_answers_503_to_pending_handshake() -> None:
 
     def process_request(connection: ServerConnection, request: Request) -> None:
         in_hook.set()
+        # The hook outlives the listening socket: the shutdown is under way.
+        assert connection.server.socket_closed.wait(TIMEOUT)
         release.wait(TIMEOUT)
 
     server = serve(echo, "127.0.0.1", 0, process_request=process_request)
@@ -383,9 +403,7 @@ def test_shutdown_answers_503_to_pending_handshake() -> None:
     assert in_hook.wait(TIMEOUT)
     shutdown_thread = threading.Thread(target=server.shutdown)
     shutdown_thread.start()
-    deadline = time.monotonic() + TIMEOUT
-    while not server._closing and time.monotonic() < deadline:
-        time.sleep(MS)
+    assert server.socket_closed.wait(TIMEOUT)
     release.set()
     for t in (client_thread, shutdown_thread, thread):
         t.join(TIMEOUT)
@@ -520,6 +538,22 @@ def test_idle_connections_give_back_compression_state(monkeypatch: pytest.Monkey
                 while sum(freed) == before and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert sum(freed) > before, "the idle connection was not compacted"
+
+
+def test_the_sweep_visits_only_connections_with_compression(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ferrows.sync.server, "COMPACT_INTERVAL", 0.01)
+    swept: list[set[Any]] = []
+    monkeypatch.setattr(ferrows.sync.server, "compact_idle", lambda conns: swept.append(set(conns)) or 0)
+    with serving(echo) as server:
+        with connect(uri_of(server), compression=None), websockets.sync.client.connect(uri_of(server)) as compressed:
+            compressed.send("hello")
+            assert compressed.recv(TIMEOUT) == "hello"
+            (deflating,) = [c for c in server.connections if c.protocol.extensions]
+            swept.clear()
+            deadline = time.monotonic() + TIMEOUT
+            while len(swept) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(swept) >= 3 and all(visited == {deflating} for visited in swept)
 
 
 def test_tls_senders_and_reader_take_turns(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 from .._logging import CLIENT_LOGGER, get_logger
 from ..client import MAX_REDIRECTS, ClientProtocol, backoff, process_exception, process_redirect
 from ..datastructures import Headers, HeadersLike
-from ..exceptions import InvalidStatus, SecurityError
+from ..exceptions import InvalidStatus, InvalidURI, SecurityError
 from ..extensions.base import ClientExtensionFactory
 from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..proxy import connect_proxy_async, select_proxy
-from ..typing import LoggerLike, Origin, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
 
@@ -135,12 +135,12 @@ class connect:
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
         logger: LoggerLike | str | None = None,
         create_connection: type[ClientConnection] | None = None,
-        reconnect_delays: Callable[[], Any] = backoff,
+        reconnect_delays: Callable[[], Generator[float]] = backoff,
         **kwargs: Any,
     ) -> None:
         extra_headers = kwargs.pop("extra_headers", None)
@@ -177,6 +177,8 @@ class connect:
         self.path = kwargs.pop("path", None)
         self.kwargs = kwargs
         self.connection: ClientConnection | None = None
+        # The URI being connected to, which redirects change (set by _create).
+        self._wsuri: WebSocketURI
 
     async def _connect_once(self, wsuri: WebSocketURI) -> ClientConnection:
         """Opens TCP (and TLS), then performs the handshake."""
@@ -234,14 +236,20 @@ class connect:
         return connection
 
     async def _create(self) -> ClientConnection:
-        wsuri = parse_uri(self.uri)
+        wsuri = self._wsuri = parse_uri(self.uri)
         try:
             async with asyncio.timeout(self.open_timeout):
                 for _ in range(MAX_REDIRECTS + 1):
                     try:
                         return await self._connect_once(wsuri)
                     except InvalidStatus as exc:
-                        wsuri = self._redirect(wsuri, exc)
+                        target = self.process_redirect(exc)
+                        if isinstance(target, Exception):
+                            if target is exc:
+                                raise
+                            raise target from exc
+                        self.logger.info("redirecting to %s", target)
+                        wsuri = self._wsuri
                 raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
             raise TimeoutError("timed out during opening handshake") from exc
@@ -256,13 +264,24 @@ class connect:
             return "host"
         return None
 
-    def _redirect(self, wsuri: WebSocketURI, exc: InvalidStatus) -> WebSocketURI:
-        """Follows a 3xx answer, or re-raises the error."""
-        new, self.additional_headers, location = process_redirect(
-            wsuri, exc, self.additional_headers, target=self._target()
-        )
-        self.logger.info("redirecting to %s", location)
-        return new
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        """Whether a failed handshake is a redirect to follow, as websockets decides.
+
+        Returns:
+            The absolute location to connect to (``exc`` was a 3xx answer
+            that may be followed), or the exception to raise: ``exc`` itself,
+            or why the redirect may not be followed (:exc:`SecurityError`,
+            :exc:`ValueError`). Override or patch it to change the policy.
+        """
+        if not isinstance(exc, InvalidStatus):
+            return exc
+        try:
+            self._wsuri, self.additional_headers, location = process_redirect(
+                self._wsuri, exc, self.additional_headers, target=self._target()
+            )
+        except (InvalidStatus, InvalidURI, SecurityError, ValueError) as error:
+            return error
+        return location
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:
         return self._create().__await__()
@@ -285,7 +304,7 @@ class connect:
         await self.connection.close()
 
     async def __aiter__(self) -> AsyncIterator[ClientConnection]:
-        delays: Any = None
+        delays: Generator[float] | None = None
         while True:
             try:
                 connection = await self
@@ -308,7 +327,7 @@ class connect:
                 await connection.close()
 
 
-def unix_connect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> connect:
+def unix_connect(path: PathLike | None = None, uri: str | None = None, **kwargs: Any) -> connect:
     """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
 
     Args:

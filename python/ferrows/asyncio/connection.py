@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, Self, cast, overload
 
+from .._core import send_to_all
 from .._logging import connection_logger
 from ..connection import (
     COALESCE_LIMIT,
@@ -51,8 +53,8 @@ from ..exceptions import (
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
-from ..server import broadcast_arguments, broadcast_skipped, shared_broadcast_frame
-from ..typing import Data, LoggerLike
+from ..server import broadcast_arguments, broadcast_frame_key, broadcast_skipped, encode_broadcast_frame
+from ..typing import Data, DataLike, LoggerLike
 
 __all__ = ["Connection", "broadcast"]
 
@@ -76,7 +78,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
     ) -> None:
@@ -123,6 +125,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         # A broadcast frame was written in this loop iteration; the next ones
         # are held until its end (see write_broadcast_frame()).
         self._broadcast_wrote = False
+        self._broadcast_key: Any = None
+        self._fd = -1
+        self._fd_transport: asyncio.BaseTransport | None = None
         # Pings awaiting their pong: payload -> (future, time sent).
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
@@ -195,9 +200,15 @@ class Connection(ConnectionBase, asyncio.Protocol):
         protocol.receive_eof()
         events = protocol.events_received()
         if self._receive is not None:
-            self._deliver(events)
+            # Answering may fail (the peer reset right after its EOF): the
+            # connection closes with that as the cause, and nothing escapes
+            # into the transport.
+            try:
+                self._deliver(events)
+            except ConnectionClosed:
+                pass
         else:
-            self._flush()
+            self._flush_quietly()
         # Returning None closes the transport: the peer is done writing and,
         # by then, so are we (the close frames were exchanged or never will be).
         return None
@@ -264,6 +275,12 @@ class Connection(ConnectionBase, asyncio.Protocol):
         protocol = self.protocol
         self._receive = protocol.receive_events
         self._send = protocol.send_data
+        # For broadcast(): which connections share a frame (fixed once open),
+        # and the socket to write it to directly, for a plain TCP or Unix
+        # socket (not TLS, not a proxy's or a test's wrapper transport).
+        self._broadcast_key = broadcast_frame_key(protocol)
+        self._fd = _socket_fd(self.transport)
+        self._fd_transport = self.transport
         self._schedule_keepalive()
         if events is None:
             events = protocol.events_received()
@@ -308,7 +325,17 @@ class Connection(ConnectionBase, asyncio.Protocol):
             self._close_handle = None
         if self.protocol.fail_pending() and not self._lost:
             self.transport.resume_reading()
-        self._flush()
+        self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        """:meth:`_flush` for the event loop's callbacks (timers, transport
+        events): a failed write has closed the connection and recorded why
+        already, and nothing may escape into the loop, which would log it
+        as an unexpected error."""
+        try:
+            self._flush()
+        except ConnectionClosed:
+            pass
 
     def _flush(self) -> None:
         """Writes what the protocol queued (pongs, close frames, EOF) and
@@ -557,7 +584,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     async def send(
         self,
-        message: Data | Iterable[Data] | AsyncIterable[Data],
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
         text: bool | None = None,
     ) -> None:
         """Sends a message.
@@ -697,7 +724,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if self._lost:
             raise self._closed_exception()
 
-    async def ping(self, data: Data | None = None) -> Awaitable[float]:
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
         """Sends a ping.
 
         Returns a future that resolves to the round-trip time in seconds when
@@ -723,7 +750,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         self._write(data)
         return future
 
-    async def pong(self, data: Data = b"") -> None:
+    async def pong(self, data: DataLike = b"") -> None:
         """Sends an unsolicited pong (a unidirectional heartbeat).
 
         Raises:
@@ -781,7 +808,9 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if not future.done() and self.protocol.state is OPEN:
             if self.debug:
                 self.logger.debug("- timed out waiting for keepalive pong")
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush_quietly()
+            self._arm_close_timer()
 
     # -------------------------------------------------------------- closing
 
@@ -823,7 +852,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         """Waits until the TCP connection is closed."""
         await asyncio.shield(self.connection_lost_waiter)
 
-    async def __aenter__(self) -> Connection:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -850,7 +879,7 @@ async def _chain(sync_iter: Iterable[Data] | None, async_iter: AsyncIterator[Dat
 
 def broadcast(
     connections: Iterable[Connection] | None = None,
-    message: Data | None = None,
+    message: DataLike | None = None,
     raise_exceptions: bool = False,
     *,
     text: bool | None = None,
@@ -859,7 +888,10 @@ def broadcast(
     """Sends a message to many connections at once, without waiting.
 
     The message is framed once and the same bytes are written to every open
-    connection that can share them; others get their own frame. Closed or
+    connection that can share them; others get their own frame. The shared
+    frame goes to all the plain TCP and Unix sockets with nothing buffered in
+    one call, outside Python (``_core.send_to_all``); what a socket does not
+    take, and the frames of TLS connections, go through each transport. Closed or
     closing connections are skipped, and so are connections in the middle of
     a fragmented message. There is no backpressure: a slow client's buffer
     grows.
@@ -877,6 +909,9 @@ def broadcast(
     """
     connections, opcode, payload = broadcast_arguments(connections, websockets, message, text)
     shared: dict[Any, bytes] = {}
+    # Shared frames for sockets with nothing buffered, written in one call
+    # per frame after the loop: frame -> (connections, their sockets).
+    direct: dict[bytes, tuple[list[Connection], list[int]]] = {}
     exceptions: list[Exception] = []
     pending: dict[asyncio.AbstractEventLoop, list[Connection]] = {}
     for connection in connections:
@@ -887,19 +922,71 @@ def broadcast(
             broadcast_skipped(connection, skipped, raise_exceptions, exceptions)
             continue
         try:
-            data = shared_broadcast_frame(connection.protocol, opcode, payload, shared)
-            if data is None:
+            key = connection._broadcast_key
+            if key is None:
                 data = connection._send_frame(opcode, payload, True)
+            else:
+                data = shared.get(key)  # type: ignore[assignment]
+                if data is None:
+                    data = shared[key] = encode_broadcast_frame(key, opcode, payload)
+                transport = connection.transport
+                if (
+                    connection._fd >= 0
+                    and transport is connection._fd_transport
+                    and not connection._broadcast_wrote
+                    and not connection._corked
+                    and not transport.get_write_buffer_size()
+                    and not transport.is_closing()
+                ):
+                    connection._broadcast_wrote = True
+                    pending.setdefault(connection.loop, []).append(connection)
+                    group = direct.get(data)
+                    if group is None:
+                        group = direct[data] = ([], [])
+                    group[0].append(connection)
+                    group[1].append(connection._fd)
+                    continue
             write_broadcast_frame(connection, data, pending)
         except ConnectionClosed as closed:
             # The write failed and closed the connection: report why.
             broadcast_skipped(connection, closed.__cause__ or closed, raise_exceptions, exceptions)
         except Exception as error:
             broadcast_skipped(connection, error, raise_exceptions, exceptions)
+    for frame, (targets, fds) in direct.items():
+        # What a socket did not take goes through its transport, which
+        # buffers it, or meets the socket's error and closes the connection.
+        for index, sent in send_to_all(fds, frame):
+            target = targets[index]
+            try:
+                target._write(frame[sent:] if sent else frame)
+            except ConnectionClosed as closed:
+                broadcast_skipped(target, closed.__cause__ or closed, raise_exceptions, exceptions)
     for loop, held in pending.items():
         loop.call_soon(_flush_broadcast, held)
     if raise_exceptions and exceptions:
         raise ExceptionGroup("skipped broadcast", exceptions)
+
+
+def _socket_fd(transport: asyncio.BaseTransport) -> int:
+    """The file descriptor that :func:`broadcast` may write to directly: the
+    socket of a plain TCP or Unix socket transport of asyncio or uvloop; -1
+    for TLS and for any other transport."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    if type(transport).__module__ not in _DIRECT_TRANSPORT_MODULES:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return -1
+    try:
+        return int(sock.fileno())
+    except (OSError, ValueError):
+        return -1
+
+
+# Transports whose write() does nothing but send() when their buffer is
+# empty, so that writing to their socket directly is the same.
+_DIRECT_TRANSPORT_MODULES = frozenset({"asyncio.selector_events", "uvloop.loop", "uvloop"})
 
 
 def write_broadcast_frame(

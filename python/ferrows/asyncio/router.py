@@ -3,31 +3,38 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ..routing import RouterBase, make_route
-from .server import serve
+from ..typing import PathLike
+from .server import ServerConnection, serve
+
+if TYPE_CHECKING:
+    import ssl as ssl_module
+
+    from werkzeug.routing import Map
 
 __all__ = ["Router", "route", "unix_route"]
 
 
-class Router(RouterBase):
+class Router(RouterBase[ServerConnection]):
     """Routes connections to ``async def`` endpoints; see
     :class:`~ferrows.routing.RouterBase`."""
 
     is_async = True
 
-    async def handler(self, connection: Any) -> None:
+    async def handler(self, connection: ServerConnection) -> None:
         """Runs the endpoint matched during the handshake, with the URL
         variables as keyword arguments."""
-        await connection.handler(connection, **connection.handler_kwargs)
+        routed: Any = connection  # the fields route_request() set
+        await routed.handler(connection, **routed.handler_kwargs)
 
 
 def route(
-    url_map: Any,
+    url_map: Map | Router,
     *args: Any,
     server_name: str | None = None,
-    ssl: Any = None,
+    ssl: ssl_module.SSLContext | Literal[True] | None = None,
     create_router: type[Router] | None = None,
     **kwargs: Any,
 ) -> serve:
@@ -49,6 +56,6 @@ def route(
     return cast(serve, server)
 
 
-def unix_route(url_map: Any, path: str | None = None, **kwargs: Any) -> serve:
+def unix_route(url_map: Map | Router, path: PathLike | None = None, **kwargs: Any) -> serve:
     """:func:`route` on a Unix socket."""
     return route(url_map, unix=True, path=path, **kwargs)

@@ -9,10 +9,10 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, overload
 
 from .._logging import SERVER_LOGGER, get_logger
-from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..auth import HANDLER_ATTRIBUTE, BasicAuth, Credentials, dispatch_basic_auth
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
 from ..extensions.base import ServerExtensionFactory
@@ -29,7 +29,7 @@ from ..server import (
     compact_idle,
     connection_selector,
 )
-from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
@@ -110,12 +110,22 @@ class ServerConnection(Connection):
         if response.status_code != 101:
             return
         self._start()
+        if self.protocol.extensions:
+            # Only these have state for the idle sweep to free.
+            self.server._compressing.add(self)
         await self.server._run_handler(self)
 
     def _on_closed(self) -> None:
         if self._open_handle is not None:
             self._open_handle.cancel()
         self.server._unregister(self)
+
+
+ProcessRequest = Callable[[ServerConnection, Request], Awaitable[Response | None] | Response | None]
+"""A ``process_request`` hook: a function or a coroutine function."""
+
+ProcessResponse = Callable[[ServerConnection, Request, Response], Awaitable[Response | None] | Response | None]
+"""A ``process_response`` hook: a function or a coroutine function."""
 
 
 class Server:
@@ -129,8 +139,8 @@ class Server:
         self,
         handler: Callable[[ServerConnection], Awaitable[None]],
         *,
-        process_request: Callable[[ServerConnection, Request], Any] | None = None,
-        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         server_header: str | None = SERVER,
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
         open_timeout: float | None = 10,
@@ -149,6 +159,10 @@ class Server:
         self.logger: LoggerLike = get_logger(logger, SERVER_LOGGER)
         self.server: asyncio.Server | None = None
         self._handlers: set[ServerConnection] = set()
+        # Open connections that negotiated an extension (compression): the
+        # idle sweep visits these only, so that idle plain connections cost
+        # no CPU at all.
+        self._compressing: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed_waiter: asyncio.Future[None] = self.loop.create_future()
@@ -171,7 +185,7 @@ class Server:
 
     def _compact(self) -> None:
         """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`)."""
-        compact_idle(self._handlers)
+        compact_idle(self._compressing)
         self._closed_since_trim = release_after_closes(self._closed_since_trim, len(self._handlers))
         if not self._closing:
             self._compact_handle = self.loop.call_later(COMPACT_INTERVAL, self._compact)
@@ -183,6 +197,7 @@ class Server:
 
     def _unregister(self, connection: ServerConnection) -> None:
         self._handlers.discard(connection)
+        self._compressing.discard(connection)
         self._closed_since_trim += 1
 
     @property
@@ -336,15 +351,15 @@ class Server:
         ``serve_forever()``, which uvloop does not end on ``close()``.
         """
         assert self.server is not None
-        await self.server.start_serving()
         try:
+            await self.server.start_serving()
             await self.wait_closed()
         except asyncio.CancelledError:
             self.close()
             await self.wait_closed()
             raise
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -417,15 +432,15 @@ class serve:
         select_subprotocol: Callable[[ServerConnection, Sequence[Subprotocol]], Subprotocol | None] | None = None,
         compression: str | None = "deflate",
         extra_headers: HeadersLike | Callable[[ServerConnection, Request], HeadersLike] | None = None,
-        process_request: Callable[[ServerConnection, Request], Any] | None = None,
-        process_response: Callable[[ServerConnection, Request, Response], Any] | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         server_header: str | None = SERVER,
         open_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         close_timeout: float | None = 10,
         max_size: int | tuple[int | None, int | None] | None = 2**20,
-        max_queue: int | tuple[int, int | None] | None = 32,
+        max_queue: int | tuple[int | None, int | None] | None = 32,
         read_limit: int | None = 2**16,
         write_limit: int | tuple[int, int | None] = 2**16,
         logger: LoggerLike | str | None = None,
@@ -518,7 +533,7 @@ class serve:
 
 def unix_serve(
     handler: Callable[[ServerConnection], Awaitable[None]],
-    path: str | None = None,
+    path: PathLike | None = None,
     **kwargs: Any,
 ) -> serve:
     """Starts a WebSocket server on a Unix socket; see :func:`serve`.
@@ -528,6 +543,27 @@ def unix_serve(
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: None = ...,
+    *,
+    check_credentials: Callable[[str, str], Awaitable[bool]],
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]: ...
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: Credentials | None = ...,
+    check_credentials: Callable[[str, str], bool] | None = ...,
+) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from .._logging import CLIENT_LOGGER, get_logger
 from ..client import (
@@ -28,9 +28,10 @@ from ..extensions.permessage_deflate import client_extensions
 from ..headers import validate_subprotocols
 from ..http11 import USER_AGENT, Response
 from ..proxy import connect_proxy_sync, select_proxy
-from ..typing import LoggerLike, Origin, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, Subprotocol
 from ..uri import WebSocketURI, parse_uri
 from .connection import Connection
+from .utils import Deadline
 
 __all__ = ["ClientConnection", "connect", "reconnect", "unix_connect", "unix_reconnect"]
 
@@ -58,7 +59,7 @@ class ClientConnection(Connection):
         self,
         additional_headers: HeadersLike | None,
         user_agent_header: str | None,
-        deadline: float | None,
+        deadline: Deadline,
     ) -> None:
         """Sends the request and waits for the response.
 
@@ -83,10 +84,7 @@ class ClientConnection(Connection):
             self._start_reading()
         with self._cond:
             while self.response is None and not self._reader_done:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(_HANDSHAKE_TIMEOUT)
-                self._cond.wait(remaining)
+                self._cond.wait(deadline.timeout())
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
         if self.response is None:
@@ -137,6 +135,8 @@ class reconnect:
         create_connection: type[ClientConnection] | None = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("unix") and kwargs.get("path") is not None and sock is not None:
+            raise ValueError("path is incompatible with sock")
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if not self.wsuri.secure and ssl is not None:
@@ -184,7 +184,7 @@ class reconnect:
             TimeoutError: If it takes longer than ``open_timeout``.
             OSError: If the TCP connection fails.
         """
-        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        deadline = Deadline(self.open_timeout, message=_HANDSHAKE_TIMEOUT)
         wsuri = self.wsuri
         headers = self.additional_headers
         try:
@@ -201,9 +201,7 @@ class reconnect:
                 raise  # websockets' words for a response that never came
             raise TimeoutError("timed out during opening handshake") from exc
 
-    def _connect_once(
-        self, wsuri: WebSocketURI, headers: HeadersLike | None, deadline: float | None
-    ) -> ClientConnection:
+    def _connect_once(self, wsuri: WebSocketURI, headers: HeadersLike | None, deadline: Deadline) -> ClientConnection:
         sock = self._open_socket(wsuri, deadline)
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -211,7 +209,7 @@ class reconnect:
             if wsuri.secure:
                 context = self.ssl if self.ssl is not None else ssl_module.create_default_context()
                 server_hostname = self.server_hostname if self.server_hostname is not None else wsuri.host
-                sock.settimeout(_remaining(deadline))
+                sock.settimeout(deadline.timeout())
                 sock = context.wrap_socket(sock, server_hostname=server_hostname)
             sock.settimeout(None)
             protocol = ClientProtocol(
@@ -233,7 +231,7 @@ class reconnect:
             raise
         return connection
 
-    def _open_socket(self, wsuri: WebSocketURI, deadline: float | None) -> socket.socket:
+    def _open_socket(self, wsuri: WebSocketURI, deadline: Deadline) -> socket.socket:
         if self.sock is not None:
             return self.sock
         if self.unix:
@@ -241,7 +239,7 @@ class reconnect:
                 raise ValueError("missing path argument")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(_remaining(deadline))
+                sock.settimeout(deadline.timeout())
                 sock.connect(os.fspath(self.path))
             except BaseException:
                 sock.close()
@@ -261,7 +259,7 @@ class reconnect:
                 **kwargs,
             )
         kwargs.setdefault("address", (wsuri.host, wsuri.port))
-        kwargs.setdefault("timeout", _remaining(deadline))
+        kwargs.setdefault("timeout", deadline.timeout())
         return socket.create_connection(**kwargs)
 
     # ----------------------------------------------------------- protocols
@@ -316,21 +314,70 @@ class reconnect:
 _HANDSHAKE_TIMEOUT = "timed out while waiting for handshake response"
 
 
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds left before ``deadline``.
+# The overloads spell out the keyword arguments, as websockets' do, so that
+# a type checker checks them; the implementation passes them on unchanged.
+# ``legacy=False`` alone returns a :class:`reconnect`.
+@overload
+def connect(
+    uri: str,
+    *,
+    sock: socket.socket | None = ...,
+    ssl: ssl_module.SSLContext | None = ...,
+    server_hostname: str | None = ...,
+    origin: Origin | None = ...,
+    extensions: Sequence[ClientExtensionFactory] | None = ...,
+    subprotocols: Sequence[Subprotocol] | None = ...,
+    compression: str | None = ...,
+    additional_headers: HeadersLike | None = ...,
+    user_agent_header: str | None = ...,
+    proxy: str | bool | None = ...,
+    proxy_ssl: ssl_module.SSLContext | None = ...,
+    proxy_server_hostname: str | None = ...,
+    proxy_headers: HeadersLike | None = ...,
+    open_timeout: float | None = ...,
+    ping_interval: float | None = ...,
+    ping_timeout: float | None = ...,
+    close_timeout: float | None = ...,
+    max_size: int | tuple[int | None, int | None] | None = ...,
+    max_queue: int | tuple[int | None, int | None] | None = ...,
+    logger: LoggerLike | str | None = ...,
+    create_connection: type[ClientConnection] | None = ...,
+    legacy: Literal[True] | None = ...,
+    **kwargs: Any,
+) -> ClientConnection: ...
 
-    Raises:
-        TimeoutError: If it passed.
-    """
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError(_HANDSHAKE_TIMEOUT)
-    return remaining
+
+@overload
+def connect(
+    uri: str,
+    *,
+    sock: socket.socket | None = ...,
+    ssl: ssl_module.SSLContext | None = ...,
+    server_hostname: str | None = ...,
+    origin: Origin | None = ...,
+    extensions: Sequence[ClientExtensionFactory] | None = ...,
+    subprotocols: Sequence[Subprotocol] | None = ...,
+    compression: str | None = ...,
+    additional_headers: HeadersLike | None = ...,
+    user_agent_header: str | None = ...,
+    proxy: str | bool | None = ...,
+    proxy_ssl: ssl_module.SSLContext | None = ...,
+    proxy_server_hostname: str | None = ...,
+    proxy_headers: HeadersLike | None = ...,
+    open_timeout: float | None = ...,
+    ping_interval: float | None = ...,
+    ping_timeout: float | None = ...,
+    close_timeout: float | None = ...,
+    max_size: int | tuple[int | None, int | None] | None = ...,
+    max_queue: int | tuple[int | None, int | None] | None = ...,
+    logger: LoggerLike | str | None = ...,
+    create_connection: type[ClientConnection] | None = ...,
+    legacy: Literal[False],
+    **kwargs: Any,
+) -> reconnect: ...
 
 
-def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> Any:
+def connect(uri: str, *, legacy: bool | None = None, **kwargs: Any) -> ClientConnection | reconnect:
     """Connects to a WebSocket server; returns a :class:`ClientConnection`.
 
     ``with connect("ws://localhost:8765") as websocket: ...`` closes the
@@ -405,13 +452,33 @@ def _unix_uri(uri: str | None, kwargs: dict[str, Any]) -> str:
     return "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
 
 
+@overload
 def unix_connect(
-    path: str | None = None,
+    path: PathLike | None = ...,
+    uri: str | None = ...,
+    *,
+    legacy: Literal[True] | None = ...,
+    **kwargs: Any,
+) -> ClientConnection: ...
+
+
+@overload
+def unix_connect(
+    path: PathLike | None = ...,
+    uri: str | None = ...,
+    *,
+    legacy: Literal[False],
+    **kwargs: Any,
+) -> reconnect: ...
+
+
+def unix_connect(
+    path: PathLike | None = None,
     uri: str | None = None,
     *,
     legacy: bool | None = None,
     **kwargs: Any,
-) -> Any:
+) -> ClientConnection | reconnect:
     """Connects to a WebSocket server over a Unix socket; see :func:`connect`.
 
     Args:
@@ -419,9 +486,10 @@ def unix_connect(
         uri: URI for the handshake; ``ws://localhost/`` by default, or
             ``wss://localhost/`` when ``ssl`` is given.
     """
-    return connect(_unix_uri(uri, kwargs), unix=True, path=path, legacy=legacy, **kwargs)
+    connecter = connect(_unix_uri(uri, kwargs), unix=True, path=path, legacy=False, **kwargs)
+    return connecter if legacy is False else connecter.connect()
 
 
-def unix_reconnect(path: str | None = None, uri: str | None = None, **kwargs: Any) -> reconnect:
+def unix_reconnect(path: PathLike | None = None, uri: str | None = None, **kwargs: Any) -> reconnect:
     """:class:`reconnect` over a Unix socket; see :func:`unix_connect`."""
     return reconnect(_unix_uri(uri, kwargs), unix=True, path=path, **kwargs)

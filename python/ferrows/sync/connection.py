@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, Self, overload
 
 from .._logging import connection_logger
 from ..connection import (
@@ -65,7 +65,7 @@ from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
 from ..server import broadcast_arguments, broadcast_skipped, shared_broadcast_frame
-from ..typing import Data, LoggerLike
+from ..typing import Data, DataLike, LoggerLike
 
 __all__ = ["Connection", "broadcast"]
 
@@ -326,7 +326,7 @@ class Connection(ConnectionBase):
 
     def send(
         self,
-        message: Data | bytearray | memoryview | Iterable[Data],
+        message: DataLike | Iterable[DataLike],
         text: bool | None = None,
     ) -> None:
         """Sends a message.
@@ -438,7 +438,7 @@ class Connection(ConnectionBase):
 
     def ping(
         self,
-        data: Data | bytearray | memoryview | None = None,
+        data: DataLike | None = None,
         *,
         ack_on_close: bool = False,
     ) -> threading.Event:
@@ -475,7 +475,7 @@ class Connection(ConnectionBase):
         self._drain(batch, seq)
         return event
 
-    def pong(self, data: Data | bytearray | memoryview = b"") -> None:
+    def pong(self, data: DataLike = b"") -> None:
         """Sends an unsolicited pong (a unidirectional heartbeat).
 
         Raises:
@@ -706,7 +706,7 @@ class Connection(ConnectionBase):
             self._start_reading()
             self._reader.join()
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -1047,7 +1047,7 @@ def _wait_socket(sock: Any, *, write: bool) -> None:
 
 def broadcast(
     connections: Iterable[Connection] | None = None,
-    message: Data | bytearray | memoryview | None = None,
+    message: DataLike | None = None,
     raise_exceptions: bool = False,
     *,
     text: bool | None = None,

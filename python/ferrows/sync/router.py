@@ -3,29 +3,36 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ..routing import RouterBase, make_route
-from .server import Server, serve
+from ..typing import PathLike
+from .server import Server, ServerConnection, serve
+
+if TYPE_CHECKING:
+    import ssl as ssl_module
+
+    from werkzeug.routing import Map
 
 __all__ = ["Router", "route", "unix_route"]
 
 
-class Router(RouterBase):
+class Router(RouterBase[ServerConnection]):
     """Routes connections to plain-function endpoints; see
     :class:`~ferrows.routing.RouterBase`."""
 
-    def handler(self, connection: Any) -> None:
+    def handler(self, connection: ServerConnection) -> None:
         """Runs the endpoint matched during the handshake, with the URL
         variables as keyword arguments."""
-        connection.handler(connection, **connection.handler_kwargs)
+        routed: Any = connection  # the fields route_request() set
+        routed.handler(connection, **routed.handler_kwargs)
 
 
 def route(
-    url_map: Any,
+    url_map: Map | Router,
     *args: Any,
     server_name: str | None = None,
-    ssl: Any = None,
+    ssl: ssl_module.SSLContext | Literal[True] | None = None,
     create_router: type[Router] | None = None,
     **kwargs: Any,
 ) -> Server:
@@ -48,6 +55,6 @@ def route(
     return cast(Server, server)
 
 
-def unix_route(url_map: Any, path: str | None = None, **kwargs: Any) -> Server:
+def unix_route(url_map: Map | Router, path: PathLike | None = None, **kwargs: Any) -> Server:
     """:func:`route` on a Unix socket."""
     return route(url_map, unix=True, path=path, **kwargs)

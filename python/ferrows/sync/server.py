@@ -19,10 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, overload
 
 from .._logging import SERVER_LOGGER, get_logger
-from ..auth import HANDLER_ATTRIBUTE, dispatch_basic_auth
+from ..auth import HANDLER_ATTRIBUTE, BasicAuth, Credentials, dispatch_basic_auth
 from ..connection import ssl_context_argument
 from ..datastructures import HeadersLike
 from ..exceptions import ConnectionClosed
@@ -40,8 +40,9 @@ from ..server import (
     compact_idle,
     connection_selector,
 )
-from ..typing import LoggerLike, Origin, StatusLike, Subprotocol
+from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
+from .utils import Deadline
 
 __all__ = [
     "Server",
@@ -98,7 +99,7 @@ class ServerConnection(Connection):
             self.request = event
             self._cond.notify_all()
 
-    def _handshake(self, deadline: float | None) -> bool:
+    def _handshake(self, deadline: Deadline) -> bool:
         """Receives the request, runs the hooks and sends the response.
 
         Returns:
@@ -106,7 +107,7 @@ class ServerConnection(Connection):
         """
         with self._cond:
             while self.request is None and not self._reader_done:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = deadline.timeout(raise_if_elapsed=False)
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -186,12 +187,18 @@ class Server:
         self._connection_factory = connection_factory
         self._lock = threading.Lock()
         self._all: set[ServerConnection] = set()
+        # Open connections that negotiated an extension: what the idle sweep
+        # visits (see _compact).
+        self._compressing: set[ServerConnection] = set()
         self._threads: set[threading.Thread] = set()
         self._closing = False
         self._accepting = False
         self._accept_stopped = threading.Event()
         self._closed_since_trim = 0
         self._shutdown_done = threading.Event()
+        self.socket_closed = threading.Event()
+        """Set once :meth:`shutdown` closed the listening socket, as in websockets:
+        code that must not start work during a shutdown can wait for it."""
         self._wakeup_r, self._wakeup_w = _socketpair()
 
     # ---------------------------------------------------------- properties
@@ -262,10 +269,11 @@ class Server:
         """Sweeps idle connections (see :func:`~ferrows.server.compact_idle`),
         from the accepting thread between two accepts."""
         with self._lock:
-            connections = list(self._all)
+            live = len(self._all)
+            compressing = list(self._compressing)
             closed, self._closed_since_trim = self._closed_since_trim, 0
-        compact_idle(connections)
-        closed = release_after_closes(closed, len(connections))
+        compact_idle(compressing)
+        closed = release_after_closes(closed, live)
         with self._lock:
             self._closed_since_trim += closed
 
@@ -286,12 +294,13 @@ class Server:
         """Serves one TCP connection: TLS, handshake, handler."""
         connection: ServerConnection | None = None
         try:
-            deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+            deadline = Deadline(self.open_timeout)
             try:
                 if sock.family in (socket.AF_INET, socket.AF_INET6):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                 if isinstance(sock, ssl_module.SSLSocket):
-                    sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
+                    remaining = deadline.timeout(raise_if_elapsed=False)
+                    sock.settimeout(None if remaining is None else max(0.001, remaining))
                     sock.do_handshake()
                     sock.settimeout(None)
                 assert self._connection_factory is not None
@@ -304,6 +313,10 @@ class Server:
                 self._all.add(connection)
             try:
                 if connection._handshake(deadline):
+                    if connection.protocol.extensions:
+                        # Only these have state for the idle sweep to free.
+                        with self._lock:
+                            self._compressing.add(connection)
                     self._run_handler(connection)
             except Exception:
                 self.logger.error("opening handshake failed", exc_info=True)
@@ -312,6 +325,7 @@ class Server:
             with self._lock:
                 if connection is not None:
                     self._all.discard(connection)
+                    self._compressing.discard(connection)
                     self._closed_since_trim += 1
                 self._threads.discard(threading.current_thread())
 
@@ -413,6 +427,7 @@ class Server:
             self.socket.close()
         except OSError:  # pragma: no cover
             pass
+        self.socket_closed.set()
         while True:
             with self._lock:
                 threads = list(self._threads)
@@ -432,7 +447,7 @@ class Server:
         self.logger.info("server closed")
         self._shutdown_done.set()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -584,7 +599,7 @@ def serve(
     )
 
 
-def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = None, **kwargs: Any) -> Server:
+def unix_serve(handler: Callable[[ServerConnection], None], path: PathLike | None = None, **kwargs: Any) -> Server:
     """Creates a threading WebSocket server on a Unix socket; see :func:`serve`.
 
     Args:
@@ -592,6 +607,18 @@ def unix_serve(handler: Callable[[ServerConnection], None], path: str | None = N
         path: Filesystem path of the socket.
     """
     return serve(handler, unix=True, path=path, **kwargs)
+
+
+@overload
+def basic_auth(
+    realm: str = ...,
+    credentials: Credentials | None = ...,
+    check_credentials: Callable[[str, str], bool] | None = ...,
+) -> Callable[[ServerConnection, Request], Response | None]: ...
+
+
+@overload
+def basic_auth(username: str, password: str, realm: str = ...) -> BasicAuth: ...
 
 
 def basic_auth(*args: Any, **kwargs: Any) -> Any:
