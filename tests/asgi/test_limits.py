@@ -407,3 +407,30 @@ async def test_answers_to_a_burst_are_written_together() -> None:
             assert await read_frame(reader) == (True, BINARY, i.to_bytes(2, "big"))
         assert len(writes) < 10
         writer.close()
+
+
+async def test_held_answers_are_bounded() -> None:
+    """An app answering one message of a burst with many small sends that
+    never wait: held frames go out past 16 KiB instead of piling up, so the
+    write buffer's high-water mark sees them."""
+    most_held: list[int] = [0]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()  # the others of the burst stay queued
+        connection = connection_of(server)
+        for _ in range(20_000):  # 2 MB
+            await send({"type": "websocket.send", "bytes": b"\x00" * 100})
+            most_held[0] = max(most_held[0], connection._corked_size)
+        await send({"type": "websocket.close"})
+
+    async with serving(app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        writer.write(b"".join(client_frame(BINARY, b"go") for _ in range(10)))
+        count = 0
+        while (await read_frame(reader))[1] == BINARY:
+            count += 1
+        writer.close()
+    assert count == 20_000
+    assert 0 < most_held[0] < 2**14

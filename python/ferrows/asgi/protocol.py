@@ -146,6 +146,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._corked: list[bytes] = []  # small frames held: see _send_frame()
+        self._corked_size = 0
         self._uncork_handle: asyncio.Handle | None = None
         self._closing = False  # a close frame went out or came in
         self._app_closed = False  # the application sent websocket.close
@@ -599,8 +600,14 @@ class WebSocketProtocol(asyncio.Protocol):
             # to them go out together, in one system call at the end of
             # this loop iteration, rather than one each (as ferrows' asyncio
             # server does; most of a pipelined echo's cost otherwise).
+            # Past COALESCE_LIMIT held, they go out now: an app sending in a
+            # loop that never waits would otherwise hold them all, unseen
+            # by the transport's high-water mark.
             self._corked.append(data)
-            if self._uncork_handle is None:
+            self._corked_size += len(data)
+            if self._corked_size >= COALESCE_LIMIT:
+                self._uncork()
+            elif self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
         else:
             self._write(data)
@@ -617,6 +624,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._uncork_handle = None
         data = b"".join(self._corked)
         self._corked.clear()
+        self._corked_size = 0
         if not self._lost:
             self.transport.write(data)
 
