@@ -113,3 +113,36 @@ def test_broadcast_server_relays_to_every_client() -> None:
             second.send("hello")
             assert first.recv(timeout=TIMEOUT) == "2: hello"
             assert second.recv(timeout=TIMEOUT) == "2: hello"
+
+
+def test_fastapi_app_on_ferrows_asgi() -> None:
+    """uvicorn logs its address on stderr and, after its graceful shutdown on
+    SIGTERM, re-raises the signal, so the exit status is -SIGTERM."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fastapi_echo.py"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # until uvicorn listens, bounded by TIMEOUT
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        assert run("client.py", f"ws://127.0.0.1:{port}", "hello", "café") == "hello\ncafé\n"
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT) == -signal.SIGTERM
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+        assert b"Traceback" not in stderr, stderr
+        assert b'"WebSocket /" [accepted]' in stderr
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=TIMEOUT)
+        if proc.stderr is not None:
+            proc.stderr.close()
