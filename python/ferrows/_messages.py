@@ -19,12 +19,13 @@ asyncio layer.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import Any
 
 from .events import Fragment
 from .frames import Frame, Opcode
 
-__all__ = ["FragmentConverter", "is_last", "item_size", "join_message", "water_marks"]
+__all__ = ["FlowControl", "FragmentConverter", "is_last", "item_size", "join_message", "water_marks"]
 
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -46,6 +47,46 @@ def water_marks(high: int | None, low: int | None) -> tuple[int | None, int | No
         if high < low:
             raise ValueError("high must be greater than or equal to low")
     return high, low
+
+
+class FlowControl:
+    """The water marks of a receive queue and the callbacks that pause and
+    resume reading, as websockets' assemblers have them.
+
+    Reading pauses when more than ``high`` frames wait (so that ``high=0``
+    works) or more than ``size_high`` bytes, and resumes once the queue is
+    at or below every low-water mark set; never without one.
+    """
+
+    def __init__(
+        self,
+        high: int | None,
+        low: int | None,
+        pause: Callable[[], Any],
+        resume: Callable[[], Any],
+        read_limit: tuple[int | None, int | None] | None,
+    ) -> None:
+        self.high, self.low = water_marks(high, low)
+        self.size_high, self.size_low = read_limit if read_limit is not None else (None, None)
+        self.size = 0
+        """Bytes (characters, for decoded text) waiting in the queue."""
+        self.pause = pause
+        self.resume = resume
+        self.paused = False
+
+    def _check_pause(self, count: int) -> None:
+        if self.paused:
+            return
+        if (self.high is not None and count > self.high) or (self.size_high is not None and self.size > self.size_high):
+            self.paused = True
+            self.pause()
+
+    def _check_resume(self, count: int) -> None:
+        if not self.paused or (self.low is None and self.size_low is None):
+            return
+        if (self.low is None or count <= self.low) and (self.size_low is None or self.size <= self.size_low):
+            self.paused = False
+            self.resume()
 
 
 def item_size(item: Any) -> int:

@@ -112,6 +112,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         """Round-trip time of the last ping, in seconds (0 before one)."""
 
         protocol.assemble = True
+        protocol.fragments = True
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         # The protocol's entry points once the connection is open (the
         # core's own methods without Python extensions), looked up once.
@@ -208,12 +209,16 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         protocol = self.protocol
-        protocol.receive_eof()
-        events = protocol.events_received()
-        if self._receive is not None:
-            self._deliver(events)
-        else:
-            self._flush()
+        try:
+            protocol.receive_eof()
+            events = protocol.events_received()
+            if self._receive is not None:
+                self._deliver(events)
+            else:
+                self._flush()
+        except Exception as exc:
+            # The safety net of data_received().
+            self._transport_failed(exc)
         # Returning None closes the transport: the peer is done writing and,
         # by then, so are we (the close frames were exchanged or never will be).
         return None
@@ -221,11 +226,17 @@ class Connection(ConnectionBase, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         protocol = self.protocol
-        protocol.receive_eof()
-        for event in protocol.events_received():
-            if type(event) is PongReceived:
-                self._acknowledge_pings(event.data)
-        protocol.data_to_send()
+        try:
+            protocol.receive_eof()
+            for event in protocol.events_received():
+                if type(event) is PongReceived:
+                    self._acknowledge_pings(event.data)
+            protocol.data_to_send()
+        except Exception:
+            # A safety net, as in data_received(): whatever failed, the
+            # connection is closed and everything below must still happen.
+            if self.debug:
+                self.logger.debug("! error while closing", exc_info=True)
         for handle in (self._keepalive_handle, self._close_handle):
             if handle is not None:
                 handle.cancel()

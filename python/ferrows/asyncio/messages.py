@@ -18,7 +18,7 @@ import collections
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from .._messages import FragmentConverter, is_last, item_size, join_message, water_marks
+from .._messages import FlowControl, FragmentConverter, is_last, item_size, join_message
 from ..events import Fragment
 from ..exceptions import ConcurrencyError
 from ..frames import Frame
@@ -92,7 +92,7 @@ class SimpleQueue(Generic[T]):
         self.wake()
 
 
-class Assembler:
+class Assembler(FlowControl):
     """Messages received and not read yet, and the flow control on them.
 
     Reading pauses when more than ``high`` frames wait (messages in one
@@ -123,15 +123,9 @@ class Assembler:
         *,
         read_limit: tuple[int | None, int | None] | None = None,
     ) -> None:
+        super().__init__(high, low, pause, resume, read_limit)
         self.frames: SimpleQueue[Any] = SimpleQueue()
         """What waits to be read, one item per frame received."""
-        self.high, self.low = water_marks(high, low)
-        self.size_high, self.size_low = read_limit if read_limit is not None else (None, None)
-        self.size = 0
-        """Bytes (characters, for decoded text) waiting in :attr:`frames`."""
-        self.pause = pause
-        self.resume = resume
-        self.paused = False
         self.get_in_progress = False
         """A :meth:`get` or :meth:`get_iter` is running: there is one reader
         at a time."""
@@ -317,26 +311,12 @@ class Assembler:
     # ------------------------------------------------------- flow control
 
     def maybe_pause(self) -> None:
-        """Pauses reading above a high-water mark (more than ``high``
-        frames, so that ``high=0`` works, or more than the bytes limit)."""
-        if self.paused:
-            return
-        if (self.high is not None and len(self.frames) > self.high) or (
-            self.size_high is not None and self.size > self.size_high
-        ):
-            self.paused = True
-            self.pause()
+        """Pauses reading if the queue is above a high-water mark."""
+        self._check_pause(len(self.frames.queue))
 
     def maybe_resume(self) -> None:
-        """Resumes reading once the queue is at or below every low-water
-        mark set; never without one."""
-        if not self.paused or (self.low is None and self.size_low is None):
-            return
-        if (self.low is None or len(self.frames) <= self.low) and (
-            self.size_low is None or self.size <= self.size_low
-        ):
-            self.paused = False
-            self.resume()
+        """Resumes reading if the queue is below the low-water marks."""
+        self._check_resume(len(self.frames.queue))
 
     def close(self) -> None:
         """Ends the stream: once the queue is empty, reads raise
