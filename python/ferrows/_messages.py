@@ -19,13 +19,21 @@ asyncio layer.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .events import Fragment
 from .frames import Frame, Opcode
 
-__all__ = ["FlowControl", "FragmentConverter", "is_last", "item_size", "join_message", "water_marks"]
+__all__ = [
+    "FlowControl",
+    "FragmentConverter",
+    "is_last",
+    "item_size",
+    "join_message",
+    "water_marks",
+    "whole_message_queued",
+]
 
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -101,6 +109,13 @@ def is_last(item: Any) -> bool:
     """Whether an item ends its message."""
     kind = type(item)
     return kind is str or kind is bytes or bool(item.fin)
+
+
+def whole_message_queued(queue: Iterable[Any]) -> bool:
+    """Whether a read of the queue would find a whole message: the end of
+    one is in it. Only the last message queued can be incomplete, so this is
+    false exactly when a read would wait for more frames."""
+    return any(map(is_last, queue))
 
 
 def _convert(message: str | bytes, decode: bool | None) -> str | bytes:

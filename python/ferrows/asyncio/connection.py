@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, overload
 
 from .._logging import connection_logger
+from .._messages import whole_message_queued
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -125,7 +126,6 @@ class Connection(ConnectionBase, asyncio.Protocol):
         them: ``max_queue`` frames and ``read_limit`` bytes."""
         # Its queue and its non-blocking read, looked up once for recv().
         self._queue = self.recv_messages.frames.queue
-        self._get_nowait = self.recv_messages.get_nowait
         self._reading_paused = False
         # The peer violated the protocol; the failure waits for the
         # application to take the messages before it (see _fail_pending).
@@ -325,7 +325,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             return  # failed at once: the peer's EOF cut a frame short
         self._violation = True
         self._pause_reading()
-        if not self._queue and self.recv_messages.get_in_progress:
+        if self.recv_messages.get_in_progress and not whole_message_queued(self._queue):
             # The application already waits for a message: nothing to answer.
             self._fail_pending()
         elif self._close_handle is None and not self._lost and self.close_timeout is not None:
@@ -483,12 +483,20 @@ class Connection(ConnectionBase, asyncio.Protocol):
             ConcurrencyError: If two coroutines call ``recv()`` concurrently.
         """
         try:
-            message = self._get_nowait()
-            if message is None:
-                return await self._recv_waiting(decode)
-            if decode is None:
-                return message
-            return decode_message(message, decode)
+            # Assembler.get_nowait(), inlined: a whole message waiting is
+            # what most calls find, and the call cost them a sixth more
+            # instructions (small messages, 5,900 instead of 5,100).
+            queue = self._queue
+            assembler = self.recv_messages
+            if queue and not assembler.pieces and not assembler.get_in_progress:
+                message = queue.popleft()
+                assembler.size -= len(message)
+                if assembler.paused:
+                    assembler.maybe_resume()
+                if decode is None:
+                    return message  # type: ignore[no-any-return]
+                return decode_message(message, decode)
+            return await self._recv_waiting(decode)
         except ConcurrencyError:
             raise ConcurrencyError(_CONCURRENT_RECV) from None
         except UnicodeDecodeError as exc:
@@ -508,7 +516,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
     def _fail_if_nothing_left(self) -> None:
         """After a violation, fails the connection once the application asks
         for more than the messages that came before it."""
-        if self._violation and not self._queue:
+        if self._violation and not whole_message_queued(self._queue):
             self._fail_pending()
 
     async def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
@@ -577,7 +585,11 @@ class Connection(ConnectionBase, asyncio.Protocol):
                     if isinstance(closed, ConnectionClosedOK):
                         return
                     raise closed
-            yield await self.recv()
+            try:
+                message = await self.recv()
+            except ConnectionClosedOK:
+                return  # a message cut short by a normal closure
+            yield message
 
     def _closed_exception(self) -> BaseException:
         """The exception for using a connection that is closing or closed:

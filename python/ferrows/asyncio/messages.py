@@ -126,6 +126,10 @@ class Assembler(FlowControl):
         super().__init__(high, low, pause, resume, read_limit)
         self.frames: SimpleQueue[Any] = SimpleQueue()
         """What waits to be read, one item per frame received."""
+        self.pieces = 0
+        """Items in :attr:`frames` that are part of a message (fragments,
+        frames put): while there is none, the next item is a whole message,
+        which ``recv()`` takes without looking at it first."""
         self.get_in_progress = False
         """A :meth:`get` or :meth:`get_iter` is running: there is one reader
         at a time."""
@@ -143,6 +147,7 @@ class Assembler(FlowControl):
             raise EOFError("stream of frames ended")
         self.frames.put(frame)
         self.size += len(frame.data)
+        self.pieces += 1
         self.maybe_pause()
 
     def put_events(self, events: list[Any]) -> list[Any] | tuple[Any, ...]:
@@ -165,6 +170,7 @@ class Assembler(FlowControl):
             elif kind is Fragment:
                 queue.append(event)
                 size += len(event.data)
+                self.pieces += 1
             elif others is None:
                 others = [event]
             else:
@@ -187,13 +193,10 @@ class Assembler(FlowControl):
         if self.get_in_progress:
             raise ConcurrencyError(_CONCURRENT)
         queue = self.frames.queue
-        if not queue:
+        if not queue or self.pieces:
+            # Nothing, or maybe a fragment first: get() handles that.
             return None
-        item = queue[0]
-        kind = type(item)
-        if kind is not str and kind is not bytes:
-            return None
-        queue.popleft()
+        item = queue.popleft()
         self.size -= len(item)
         if self.paused:
             self.maybe_resume()
@@ -201,7 +204,12 @@ class Assembler(FlowControl):
 
     async def _next(self) -> Any:
         item = await self.frames.get(not self.closed)
-        self.size -= item_size(item)
+        kind = type(item)
+        if kind is str or kind is bytes:
+            self.size -= len(item)
+        else:
+            self.size -= len(item.data)
+            self.pieces -= 1
         if self.paused:
             self.maybe_resume()
         return item
@@ -249,6 +257,7 @@ class Assembler(FlowControl):
     def _put_back(self, parts: list[Any]) -> None:
         self.frames.reset(parts)
         self.size += sum(item_size(item) for item in parts)
+        self.pieces += sum(not isinstance(item, (str, bytes)) for item in parts)
 
     async def wait(self) -> bool:
         """Waits until something is queued; False once the stream ended

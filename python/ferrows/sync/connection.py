@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from .._logging import connection_logger
+from .._messages import whole_message_queued
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -292,7 +293,7 @@ class Connection(ConnectionBase):
         """After a violation, fails the connection once the application asks
         for more than the messages that came before it."""
         with self._cond:
-            if self._violation and not self._queue:
+            if self._violation and not whole_message_queued(self._queue):
                 self._fail_pending_soon_locked()
 
     def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
@@ -943,7 +944,7 @@ class Connection(ConnectionBase):
         if self.protocol.state is not OPEN:
             return  # failed at once: the peer's EOF cut a frame short
         self._violation = True
-        if not self._queue and self.recv_messages.get_in_progress:
+        if self.recv_messages.get_in_progress and not whole_message_queued(self._queue):
             # The application already waits for a message: nothing to answer.
             self._violation_deadline = 0.0
         elif self.close_timeout is not None:

@@ -79,6 +79,9 @@ class Assembler(FlowControl):
         self._cond = threading.Condition(self.mutex)
         self.frames = FrameQueue()
         """What waits to be read, one item per frame received."""
+        self.pieces = 0
+        """Items in :attr:`frames` that are part of a message (fragments,
+        frames put): while there is none, the next item is a whole message."""
         self.get_in_progress = False
         """A :meth:`get` or :meth:`get_iter` is running: there is one reader
         at a time."""
@@ -97,6 +100,7 @@ class Assembler(FlowControl):
                 raise EOFError("stream of frames ended")
             self.frames.append(frame)
             self.size += len(frame.data)
+            self.pieces += 1
             self._cond.notify()
             self._check_pause(len(self.frames))
 
@@ -118,6 +122,7 @@ class Assembler(FlowControl):
                 elif kind is Fragment:
                     queue.append(event)
                     size += len(event.data)
+                    self.pieces += 1
                 elif others is None:
                     others = [event]
                 else:
@@ -141,13 +146,10 @@ class Assembler(FlowControl):
             if self.get_in_progress:
                 raise ConcurrencyError(_CONCURRENT)
             queue = self.frames
-            if not queue:
+            if not queue or self.pieces:
+                # Nothing, or maybe a fragment first: get() handles that.
                 return None
-            item = queue[0]
-            kind = type(item)
-            if kind is not str and kind is not bytes:
-                return None
-            queue.popleft()
+            item = queue.popleft()
             self.size -= len(item)
             if self.paused:
                 self._check_resume(len(queue))
@@ -172,7 +174,12 @@ class Assembler(FlowControl):
                     raise TimeoutError(f"timed out in {timeout:.1f}s")
                 self._cond.wait(remaining)
         item = queue.popleft()
-        self.size -= item_size(item)
+        kind = type(item)
+        if kind is str or kind is bytes:
+            self.size -= len(item)
+        else:
+            self.size -= len(item.data)
+            self.pieces -= 1
         if self.paused:
             self._check_resume(len(queue))
         return item
@@ -224,6 +231,7 @@ class Assembler(FlowControl):
                     except TimeoutError:
                         self.frames.extendleft(reversed(parts))
                         self.size += sum(item_size(part) for part in parts)
+                        self.pieces += sum(not isinstance(part, (str, bytes)) for part in parts)
                         raise
                     parts.append(item)
                     if is_last(item):
