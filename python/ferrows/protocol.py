@@ -58,7 +58,16 @@ SERVER, CLIENT = Side.SERVER, Side.CLIENT
 CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
 Event = (
-    Request | Response | Frame | str | bytes | Fragment | PingReceived | PongReceived | CloseReceived | ProtocolViolation
+    Request
+    | Response
+    | Frame
+    | str
+    | bytes
+    | Fragment
+    | PingReceived
+    | PongReceived
+    | CloseReceived
+    | ProtocolViolation
 )
 """Events that :meth:`~Protocol.events_received` returns: the handshake's
 request or response, then frames, or in ``assemble`` mode messages and the

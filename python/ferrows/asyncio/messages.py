@@ -193,9 +193,10 @@ class Assembler(FlowControl):
         if self.get_in_progress:
             raise ConcurrencyError(_CONCURRENT)
         queue = self.frames.queue
-        if not queue or self.pieces:
-            # Nothing, or maybe a fragment first: get() handles that.
+        if not queue:
             return None
+        if self.pieces and type(queue[0]) not in (str, bytes):
+            return None  # a fragment first: get() waits for the rest
         item = queue.popleft()
         self.size -= len(item)
         if self.paused:
