@@ -296,13 +296,19 @@ mod tests {
         m.start(OpCode::Text);
         let smiley = "😀".as_bytes();
         // A 4-byte character split 1 + 2 + 1 over three frames.
-        assert_eq!(m.text_fragment(b"a".iter().chain(&smiley[..1]).copied().collect(), false), Ok("a".into()));
+        assert_eq!(
+            m.text_fragment(b"a".iter().chain(&smiley[..1]).copied().collect(), false),
+            Ok("a".into())
+        );
         assert_eq!(m.text_fragment(smiley[1..3].to_vec(), false), Ok(String::new()));
         assert_eq!(m.text_fragment(smiley[3..].to_vec(), false), Ok("😀".into()));
         assert_eq!(m.text_fragment(b"".to_vec(), true), Ok(String::new()));
         // The last fragment keeps nothing back: unfinished is invalid.
         m.start(OpCode::Text);
-        assert_eq!(m.text_fragment(b"\xe2\x82".to_vec(), true), Err((b"\xe2\x82".to_vec(), 0)));
+        assert_eq!(
+            m.text_fragment(b"\xe2\x82".to_vec(), true),
+            Err((b"\xe2\x82".to_vec(), 0))
+        );
         // A new message forgets what the previous one carried.
         m.start(OpCode::Text);
         assert_eq!(m.text_fragment(smiley[..2].to_vec(), false), Ok(String::new()));

@@ -1211,7 +1211,10 @@ fn fragments_come_as_they_arrive_and_single_frames_whole() {
             fin: false
         }]
     );
-    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Ping, b"p")), vec![Event::Ping(b"p".to_vec())]);
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Ping, b"p")),
+        vec![Event::Ping(b"p".to_vec())]
+    );
     assert_eq!(
         feed(&mut s, &masked(true, 0, OpCode::Continuation, b"")),
         vec![Event::BinaryFragment {
@@ -1290,11 +1293,17 @@ fn fragments_keep_the_limits_of_the_whole_message() {
         feed(&mut s, &masked(false, 0, OpCode::Text, b"ok \xe2\x82")),
         vec![text_fragment("ok ", false)]
     );
-    assert_eq!(feed(&mut s, &masked(false, 0, OpCode::Continuation, b"x")), vec![Event::Failed]);
+    assert_eq!(
+        feed(&mut s, &masked(false, 0, OpCode::Continuation, b"x")),
+        vec![Event::Failed]
+    );
     assert_failed(&mut s, 1007);
     // A message ending in the middle of a character is invalid too.
     let mut s = Connection::new(fragmenting(Role::Server));
     feed(&mut s, &masked(false, 0, OpCode::Text, b"\xe2\x82"));
-    assert_eq!(feed(&mut s, &masked(true, 0, OpCode::Continuation, b"")), vec![Event::Failed]);
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Continuation, b"")),
+        vec![Event::Failed]
+    );
     assert_failed(&mut s, 1007);
 }

@@ -972,7 +972,11 @@ fn compressed_fragments_come_out_as_they_are_inflated() {
     let (head, tail) = text.as_bytes().split_at(601); // inside a smiley
     c.send_text(head, false).unwrap();
     let first = transfer(&mut c, &mut s);
-    let Event::TextFragment { data: first, fin: false } = &first[0] else {
+    let Event::TextFragment {
+        data: first,
+        fin: false,
+    } = &first[0]
+    else {
         panic!("{first:?}");
     };
     c.send_continuation(tail, false).unwrap();

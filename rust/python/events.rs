@@ -6,8 +6,8 @@
 //! layers queue for `recv()`, and one object per message is the least a
 //! read can cost. Control events are rare, so a class instance is cheap.
 
-use pyo3::prelude::*;
 use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 /// Defines an event class carrying the payload of a control frame.

@@ -701,7 +701,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             elif opcode == _BINARY:
                 protocol.send_binary(data, fin)
             else:
-                return self._send(opcode, data, fin)  # type: ignore[no-any-return]
+                return self._send(opcode, data, fin)
         except (InvalidState, ProtocolError):
             raise
         except Exception as exc:
