@@ -4,6 +4,8 @@ and on the path where extensions written in Python run above the core."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ferrows import _core
@@ -349,3 +351,13 @@ def test_fragment_events() -> None:
     assert Fragment(b"\x00").fin is False
     with pytest.raises(TypeError):
         Fragment(1)  # type: ignore[arg-type]
+
+
+def test_fragments_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.fragments")
+    logger.setLevel(logging.DEBUG)
+    proto = Protocol(SERVER, assemble=True, fragments=True, logger=logger)
+    with caplog.at_level(logging.DEBUG, logger="test.fragments"):
+        proto.receive_events(client_frame(TEXT, b"a", fin=False) + client_frame(CONT, b"b"))
+    fragments = [r.getMessage() for r in caplog.records if "fragment" in r.getMessage()]
+    assert fragments == ["< fragment CONT 'a' [text, 1 byte, continued]", "< fragment CONT 'b' [text, 1 byte]"]

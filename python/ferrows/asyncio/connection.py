@@ -336,8 +336,12 @@ class Connection(ConnectionBase, asyncio.Protocol):
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None
-        if self.protocol.fail_pending() and not self._lost:
-            self.transport.resume_reading()
+        if self.protocol.fail_pending():
+            # Read on, whatever the queue holds: the peer's close frame and
+            # EOF end the connection.
+            self._reading_paused = False
+            if not self._lost:
+                self.transport.resume_reading()
         self._flush()
 
     def _flush(self) -> None:
