@@ -68,6 +68,12 @@ pub struct Config {
     /// Deliver whole messages ([`Event::Text`], [`Event::Binary`]) rather
     /// than one [`Event::Frame`] per data frame.
     pub assemble: bool,
+    /// When assembling, hand the frames of a fragmented message as they
+    /// arrive ([`Event::TextFragment`], [`Event::BinaryFragment`]) instead
+    /// of holding them until the last one. A message in one frame is still
+    /// one [`Event::Text`] or [`Event::Binary`]; the size limit and the
+    /// UTF-8 check still apply to the whole message.
+    pub fragments: bool,
     /// RSV bits passed through untouched, for extensions implemented above
     /// the core; the bits of extensions added with
     /// [`Connection::add_extension`] are allowed as well.
@@ -95,6 +101,7 @@ impl Config {
             max_fragments: Some(4096),
             max_frame: None,
             assemble: false,
+            fragments: false,
             extra_rsv: 0,
             check_text: true,
             defer_failure: false,
@@ -113,6 +120,22 @@ pub enum Event {
     /// [`Connection::set_sink_factory`]); take it with
     /// [`Connection::take_sink`].
     BinarySink,
+    /// A frame of a fragmented text message ([`Config::fragments`]): the
+    /// text it completes, a character split across frames coming out whole
+    /// in the fragment that ends it; `fin` on the last one.
+    TextFragment {
+        /// Decoded text.
+        data: String,
+        /// Last fragment of the message.
+        fin: bool,
+    },
+    /// A frame of a fragmented binary message ([`Config::fragments`]).
+    BinaryFragment {
+        /// Payload, after extensions decoded it.
+        data: Vec<u8>,
+        /// Last fragment of the message.
+        fin: bool,
+    },
     /// A data frame (frame mode), after extensions decoded it.
     Frame {
         /// Text, Binary or Continuation.
@@ -378,6 +401,12 @@ impl Connection {
     /// data, since a message in progress is not converted.
     pub fn set_assemble(&mut self, assemble: bool) {
         self.config.assemble = assemble;
+    }
+
+    /// Changes [`Config::fragments`]; like [`Connection::set_assemble`],
+    /// before feeding data.
+    pub fn set_fragments(&mut self, fragments: bool) {
+        self.config.fragments = fragments;
     }
 
     /// Changes [`Config::defer_failure`].
@@ -893,7 +922,9 @@ impl Connection {
         )?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
-            if single {
+            if self.streams_fragment(frame.fin) {
+                self.push_fragment(frame.payload, frame.fin)?;
+            } else if single {
                 let (opcode, _, utf8_checked) = self.message.finish();
                 self.events.push(message_event(opcode, frame.payload, utf8_checked)?);
             } else {
@@ -951,7 +982,12 @@ impl Connection {
             self.config.max_fragments,
             self.utf8_check(fed),
         )?;
-        if self.config.assemble {
+        if self.config.assemble && self.streams_fragment(h.fin) {
+            // The frame was decoded into a buffer of its own (start_payload
+            // never fills the message's buffer in this mode): start is 0.
+            buf.drain(..start);
+            self.push_fragment(buf, h.fin)?;
+        } else if self.config.assemble {
             self.message.buffer = buf;
             if h.fin {
                 let (opcode, data, utf8_checked) = self.message.finish();
@@ -968,6 +1004,32 @@ impl Connection {
                 payload: buf,
             });
         }
+        Ok(())
+    }
+
+    /// Whether the data frame just accounted for goes out as a fragment
+    /// ([`Config::fragments`]): any frame of a message of several frames,
+    /// that is, all but a first frame that is also the last.
+    fn streams_fragment(&self, fin: bool) -> bool {
+        self.config.fragments && !(fin && self.message.fragments == 1)
+    }
+
+    /// Hands one frame of a fragmented message to the application, as text
+    /// decoded so far or as bytes, and ends the message with its last frame.
+    fn push_fragment(&mut self, data: Vec<u8>, fin: bool) -> Result<(), Violation> {
+        let event = if self.message.is_text() {
+            let data = self
+                .message
+                .text_fragment(data, fin)
+                .map_err(|(bytes, position)| invalid_utf8(&[], &bytes, position))?;
+            Event::TextFragment { data, fin }
+        } else {
+            Event::BinaryFragment { data, fin }
+        };
+        if fin {
+            self.message.finish();
+        }
+        self.events.push(event);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use crate::error::Violation;
 use crate::frame::OpCode;
-use crate::utf8::{InvalidUtf8, Utf8Validator};
+use crate::utf8::{into_string, InvalidUtf8, Utf8Validator};
 
 /// How [`MessageState::account`] treats the UTF-8 of a text frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct MessageState {
     pub fragments: usize,
     /// Payload collected so far (assembling mode only).
     pub buffer: Vec<u8>,
+    /// The bytes of a character that the previous fragment of this text
+    /// message left unfinished, for the next fragment to begin with (see
+    /// [`MessageState::text_fragment`]).
+    carry: Vec<u8>,
     utf8: Utf8Validator,
     /// No frame of this text message skipped validation ([`Utf8Check::Off`]).
     all_checked: bool,
@@ -52,6 +56,7 @@ impl MessageState {
         self.size = 0;
         self.fragments = 0;
         self.utf8.reset();
+        self.carry.clear();
         self.all_checked = true;
         self.end_checked = false;
     }
@@ -129,15 +134,62 @@ impl MessageState {
         self.fragments = 0;
         let opcode = self.opcode.take().unwrap_or(OpCode::Binary);
         let utf8_checked = opcode == OpCode::Text && self.all_checked && self.end_checked;
+        self.carry.clear();
         self.all_checked = false;
         self.end_checked = false;
         (opcode, std::mem::take(&mut self.buffer), utf8_checked)
+    }
+
+    /// The text of one fragment of a text message, as it arrives: the
+    /// character the previous fragment left unfinished, then this
+    /// fragment's payload up to its own unfinished character, which is kept
+    /// for the next one, as an incremental UTF-8 decoder does. A code point
+    /// split across frames thus comes out whole, in the fragment that
+    /// completes it. The last fragment (`fin`) keeps nothing back.
+    ///
+    /// The text is checked as it becomes a `String` ([`into_string`]),
+    /// whatever validation ran before: fragments are not the fast path, and
+    /// the check keeps the safety of the `String` local. On failure, the
+    /// bytes come back with the position of the error in them.
+    pub fn text_fragment(&mut self, payload: Vec<u8>, fin: bool) -> Result<String, (Vec<u8>, isize)> {
+        let mut bytes = if self.carry.is_empty() {
+            payload
+        } else {
+            let mut joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(&payload);
+            joined
+        };
+        if !fin {
+            let tail = unfinished_tail(&bytes);
+            self.carry = bytes.split_off(bytes.len() - tail);
+        }
+        into_string(bytes).map_err(|(bytes, e)| (bytes, e.position))
     }
 
     /// Remaining decoded bytes allowed for this message.
     pub fn remaining(&self, max_size: Option<usize>) -> Option<usize> {
         max_size.map(|m| (m as u64).saturating_sub(self.size) as usize)
     }
+}
+
+/// Length of the character begun at the end of `bytes` and not finished
+/// there (0 to 3 bytes): its lead byte announces more continuation bytes
+/// than follow it. Anything else, valid or not, is left for the UTF-8 check.
+fn unfinished_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back
+        }
+        let needed = match byte {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if needed > back { back } else { 0 };
+    }
+    0
 }
 
 /// The violation for an invalid sequence at `position` in `payload`, with
@@ -236,6 +288,48 @@ mod tests {
         m.start(OpCode::Text);
         assert!(m.account(b"a", false, None, None, Utf8Check::Payload).is_ok());
         assert!(!m.finish().2);
+    }
+
+    #[test]
+    fn text_fragments_carry_split_characters_over() {
+        let mut m = MessageState::default();
+        m.start(OpCode::Text);
+        let smiley = "😀".as_bytes();
+        // A 4-byte character split 1 + 2 + 1 over three frames.
+        assert_eq!(
+            m.text_fragment(b"a".iter().chain(&smiley[..1]).copied().collect(), false),
+            Ok("a".into())
+        );
+        assert_eq!(m.text_fragment(smiley[1..3].to_vec(), false), Ok(String::new()));
+        assert_eq!(m.text_fragment(smiley[3..].to_vec(), false), Ok("😀".into()));
+        assert_eq!(m.text_fragment(b"".to_vec(), true), Ok(String::new()));
+        // The last fragment keeps nothing back: unfinished is invalid.
+        m.start(OpCode::Text);
+        assert_eq!(
+            m.text_fragment(b"\xe2\x82".to_vec(), true),
+            Err((b"\xe2\x82".to_vec(), 0))
+        );
+        // A new message forgets what the previous one carried.
+        m.start(OpCode::Text);
+        assert_eq!(m.text_fragment(smiley[..2].to_vec(), false), Ok(String::new()));
+        m.start(OpCode::Text);
+        assert_eq!(m.text_fragment(b"ok".to_vec(), true), Ok("ok".into()));
+        // Invalid bytes are not held back as if unfinished.
+        m.start(OpCode::Text);
+        assert!(m.text_fragment(b"a\xff".to_vec(), false).is_err());
+    }
+
+    #[test]
+    fn unfinished_tail_finds_a_begun_character() {
+        assert_eq!(unfinished_tail(b""), 0);
+        assert_eq!(unfinished_tail(b"abc"), 0);
+        assert_eq!(unfinished_tail("é".as_bytes()), 0);
+        assert_eq!(unfinished_tail(b"a\xc3"), 1);
+        assert_eq!(unfinished_tail(b"a\xe2\x82"), 2);
+        assert_eq!(unfinished_tail(b"\xf0\x9f\x98"), 3);
+        assert_eq!(unfinished_tail("😀".as_bytes()), 0);
+        assert_eq!(unfinished_tail(b"\x80\x80\x80"), 0);
+        assert_eq!(unfinished_tail(b"\xff"), 0);
     }
 
     #[test]

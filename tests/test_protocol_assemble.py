@@ -4,10 +4,12 @@ and on the path where extensions written in Python run above the core."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ferrows import _core
-from ferrows.events import CloseReceived, PingReceived, PongReceived, ProtocolViolation
+from ferrows.events import CloseReceived, Fragment, PingReceived, PongReceived, ProtocolViolation
 from ferrows.exceptions import InvalidState, PayloadTooBig, ProtocolError
 from ferrows.frames import Frame, Opcode
 from ferrows.protocol import CLIENT, CLOSING, CONNECTING, OPEN, SERVER, Protocol, Side
@@ -284,3 +286,78 @@ def test_python_extension_violations_are_deferred_too() -> None:
 
 def test_core_event_classes_are_the_public_ones() -> None:
     assert PingReceived is _core.PingReceived and ProtocolViolation is _core.ProtocolViolation
+
+
+# --------------------------------------------------------------- fragments
+
+
+def data_frame(side: Side, opcode: int, payload: bytes, python_extension: bool, fin: bool = True) -> bytes:
+    """A data frame as the peer sends it, encoded by XorExtension if used."""
+    if python_extension:
+        return incoming(side, opcode, xored(payload), fin=fin, rsv=1)
+    return incoming(side, opcode, payload, fin=fin)
+
+
+@both_sides
+@paths
+def test_fragments_are_reported_as_they_arrive(side: Side, python_extension: bool) -> None:
+    """With ``fragments``, each frame of a fragmented message is an event of
+    the read that completes it; a message in one frame stays whole."""
+    proto = assembling(side, python_extension=python_extension, fragments=True)
+    ext = python_extension
+    smiley = "😀".encode()
+    assert proto.receive_events(data_frame(side, TEXT, b"ok", ext)) == ["ok"]
+    # The character split across frames comes out in the frame that ends it.
+    first = data_frame(side, TEXT, b"a" + smiley[:1], ext, fin=False)
+    assert proto.receive_events(first) == [Fragment("a", False)]
+    second = data_frame(side, CONT, smiley[1:], ext, fin=False)
+    assert proto.receive_events(second) == [Fragment("😀", False)]
+    last = incoming(side, PING, b"p") + data_frame(side, CONT, b"", ext)
+    assert proto.receive_events(last) == [PingReceived(b"p"), Fragment("", True)]
+    binary = data_frame(side, BINARY, b"\x01", ext, fin=False) + data_frame(side, CONT, b"\x02", ext)
+    assert proto.receive_events(binary) == [Fragment(b"\x01", False), Fragment(b"\x02", True)]
+    assert proto.fragments
+
+
+@both_sides
+@paths
+def test_fragments_keep_the_limits_of_the_message(side: Side, python_extension: bool) -> None:
+    """max_size bounds the whole message: the fragments within it come
+    first, then the violation."""
+    proto = assembling(side, python_extension=python_extension, fragments=True, max_size=4)
+    ext = python_extension
+    data = data_frame(side, BINARY, b"abc", ext, fin=False) + data_frame(side, CONT, b"de", ext)
+    assert proto.receive_events(data) == [Fragment(b"abc", False), ProtocolViolation(1009)]
+    assert isinstance(proto.parser_exc, PayloadTooBig)
+
+
+def test_fragments_set_after_opening() -> None:
+    """Like assemble, the setting can change before data is fed."""
+    proto = Protocol(SERVER, assemble=True)
+    data = client_frame(TEXT, b"a", fin=False) + client_frame(CONT, b"b")
+    assert proto.receive_events(data) == ["ab"]
+    proto.fragments = True
+    assert proto.receive_events(data) == [Fragment("a", False), Fragment("b", True)]
+
+
+def test_fragment_events() -> None:
+    """Fragment is a value: equality, hash, repr, and only str or bytes."""
+    assert Fragment("a", True) == Fragment("a", True)
+    assert Fragment("a", True) != Fragment("a", False)
+    assert Fragment(b"a") != Fragment("a")
+    assert Fragment("a") != "a"
+    assert hash(Fragment(b"x", True)) == hash(Fragment(b"x", True))
+    assert repr(Fragment("a", True)) == "Fragment(data='a', fin=True)"
+    assert Fragment(b"\x00").fin is False
+    with pytest.raises(TypeError):
+        Fragment(1)  # type: ignore[arg-type]
+
+
+def test_fragments_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.fragments")
+    logger.setLevel(logging.DEBUG)
+    proto = Protocol(SERVER, assemble=True, fragments=True, logger=logger)
+    with caplog.at_level(logging.DEBUG, logger="test.fragments"):
+        proto.receive_events(client_frame(TEXT, b"a", fin=False) + client_frame(CONT, b"b"))
+    fragments = [r.getMessage() for r in caplog.records if "fragment" in r.getMessage()]
+    assert fragments == ["< fragment CONT 'a' [text, 1 byte, continued]", "< fragment CONT 'b' [text, 1 byte]"]

@@ -12,6 +12,7 @@ from typing_extensions import Buffer
 __all__ = [
     "CloseReceived",
     "Connection",
+    "Fragment",
     "HttpParser",
     "PingReceived",
     "PongReceived",
@@ -62,14 +63,37 @@ class ProtocolViolation:
     def code(self) -> int:
         """Close code."""
 
-_Event = str | bytes | tuple[int, bytes, bool, int] | PingReceived | PongReceived | CloseReceived | ProtocolViolation
+@final
+class Fragment:
+    """A frame of a fragmented message (``fragments=True``): the text it
+    completes or its bytes; ``fin`` on the last one."""
+
+    def __new__(cls, data: str | bytes, fin: bool = False) -> Fragment: ...
+    @property
+    def data(self) -> str | bytes:
+        """Text (a text message) or bytes (a binary one)."""
+    @property
+    def fin(self) -> bool:
+        """Last fragment of the message."""
+
+_Event = (
+    str
+    | bytes
+    | Fragment
+    | tuple[int, bytes, bool, int]
+    | PingReceived
+    | PongReceived
+    | CloseReceived
+    | ProtocolViolation
+)
 
 @final
 class Connection:
     """A WebSocket connection after the opening handshake.
 
     ``receive_data`` returns events: ``str``/``bytes`` for whole messages when
-    ``assemble`` is true, otherwise tuples ``(opcode, payload, fin, rsv)``
+    ``assemble`` is true (and a ``Fragment`` per frame of a fragmented one
+    with ``fragments``), otherwise tuples ``(opcode, payload, fin, rsv)``
     for data frames; the event classes above for control frames and
     violations (see ``parser_exc``).
     """
@@ -82,6 +106,7 @@ class Connection:
         max_fragments: int | None = ...,
         max_frame: int | None = None,
         assemble: bool = False,
+        fragments: bool = False,
         extra_rsv: int = 0,
         check_text: bool = True,
         defer_failure: bool = False,
@@ -170,6 +195,11 @@ class Connection:
         """Whether messages are delivered whole."""
     @assemble.setter
     def assemble(self, value: bool) -> None: ...
+    @property
+    def fragments(self) -> bool:
+        """Whether fragmented messages come as ``Fragment`` events."""
+    @fragments.setter
+    def fragments(self, value: bool) -> None: ...
     @property
     def defer_failure(self) -> bool:
         """Whether a violation waits for ``fail_pending``."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _core
 from ._logging import CLIENT_LOGGER, SERVER_LOGGER, get_logger
-from .events import CloseReceived, PingReceived, PongReceived, ProtocolViolation
+from .events import CloseReceived, Fragment, PingReceived, PongReceived, ProtocolViolation
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -57,7 +57,18 @@ class State(enum.IntEnum):
 SERVER, CLIENT = Side.SERVER, Side.CLIENT
 CONNECTING, OPEN, CLOSING, CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 
-Event = Request | Response | Frame | str | bytes | PingReceived | PongReceived | CloseReceived | ProtocolViolation
+Event = (
+    Request
+    | Response
+    | Frame
+    | str
+    | bytes
+    | Fragment
+    | PingReceived
+    | PongReceived
+    | CloseReceived
+    | ProtocolViolation
+)
 """Events that :meth:`~Protocol.events_received` returns: the handshake's
 request or response, then frames, or in ``assemble`` mode messages and the
 events of :mod:`ferrows.events`."""
@@ -94,6 +105,9 @@ class Protocol:
 
     * whole messages as :class:`str` (text) and :class:`bytes` (binary),
       reassembled and decoded by the extensions, checked for size and UTF-8;
+      with ``fragments=True``, the frames of a fragmented message come as
+      they arrive instead, one :class:`~ferrows.events.Fragment` each (see
+      :attr:`fragments`);
     * :class:`~ferrows.events.PingReceived`,
       :class:`~ferrows.events.PongReceived` and
       :class:`~ferrows.events.CloseReceived` for control frames; the answers
@@ -122,6 +136,8 @@ class Protocol:
             ``"websockets.server"``.
         extensions: Extensions already negotiated, when ``state`` is OPEN.
         assemble: Deliver messages and typed control events, as above.
+        fragments: In ``assemble`` mode, deliver each frame of a fragmented
+            message as it arrives (see :attr:`fragments`).
     """
 
     def __init__(
@@ -133,6 +149,7 @@ class Protocol:
         logger: LoggerLike | str | None = None,
         extensions: Sequence[Extension] | None = None,
         assemble: bool = False,
+        fragments: bool = False,
     ) -> None:
         self._id: uuid.UUID | None = None
         logger = get_logger(logger, CLIENT_LOGGER if side is Side.CLIENT else SERVER_LOGGER)
@@ -161,6 +178,7 @@ class Protocol:
         self._eof_rcvd = False
         self._core: _core.Connection | None = None
         self._assemble = assemble
+        self._fragments = fragments
         # Python extensions decode frames above the core, which then cannot
         # check sizes and UTF-8 itself: this tracks the message in progress.
         self._py_extensions: list[Extension] = []
@@ -168,6 +186,10 @@ class Protocol:
         self._py_text: codecs.IncrementalDecoder | None = None
         self._py_fragments: list[bytes] = []
         self._py_message_text = False
+        # With fragments: the frame count and the text decoder of the
+        # message in progress (the core does this on the fast path).
+        self._py_frame_count = 0
+        self._py_fragment_text: codecs.IncrementalDecoder | None = None
         # A violation found in Python (by an extension) waiting for
         # fail_pending(), as the core keeps its own; and whether input is
         # now ignored.
@@ -249,6 +271,7 @@ class Protocol:
         # A subclass that extends recv_frame() gets every frame.
         fast = self._assemble and not self._py_extensions and type(self).recv_frame is Protocol.recv_frame
         core.assemble = fast
+        core.fragments = self._fragments
         core.defer_failure = self._assemble
         if fast:
             self.receive_events = core.receive_data
@@ -276,6 +299,28 @@ class Protocol:
     @assemble.setter
     def assemble(self, value: bool) -> None:
         self._assemble = value
+        self._configure()
+
+    @property
+    def fragments(self) -> bool:
+        """Whether, in ``assemble`` mode, the frames of a fragmented message
+        are reported as they arrive, one :class:`~ferrows.events.Fragment`
+        each, rather than as one message once the last frame is in.
+
+        A message sent in one frame is a :class:`str` or :class:`bytes`
+        either way. The text of a fragment is decoded as far as it goes: a
+        character split across frames is in the fragment that completes it.
+        ``max_size`` and the UTF-8 check apply to the whole message, so a
+        violation can come after some fragments of the message. The I/O
+        layers set it, so that ``recv_streaming()`` hands each fragment to
+        the application as soon as it is received. Set it before feeding
+        data, like :attr:`assemble`.
+        """
+        return self._fragments
+
+    @fragments.setter
+    def fragments(self, value: bool) -> None:
+        self._fragments = value
         self._configure()
 
     @property
@@ -485,7 +530,9 @@ class Protocol:
             self.events.append(frame)
             return
         opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+        if self._fragments and (opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT):
+            self._fragment_received(frame)
+        elif opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
             if opcode is not Opcode.CONT:
                 self._py_fragments = []
                 self._py_message_text = opcode is Opcode.TEXT
@@ -498,6 +545,24 @@ class Protocol:
                 self.events.append(data.decode() if self._py_message_text else data)
         else:
             self.events.append(_CONTROL_EVENTS[opcode](bytes(frame.data)))
+
+    def _fragment_received(self, frame: Frame) -> None:
+        """A data frame in ``fragments`` mode, off the fast path: a message
+        in one frame whole, any frame of a longer one as a fragment, its
+        text decoded as far as it goes, as the core does."""
+        if frame.opcode is not Opcode.CONT:
+            self._py_frame_count = 0
+            text = frame.opcode is Opcode.TEXT
+            self._py_fragment_text = codecs.getincrementaldecoder("utf-8")() if text else None
+        self._py_frame_count += 1
+        decoder = self._py_fragment_text
+        data = bytes(frame.data)
+        if frame.fin and self._py_frame_count == 1:
+            # The core, or the incremental decoder with Python extensions,
+            # validated the text already.
+            self.events.append(data.decode() if decoder is not None else data)
+            return
+        self.events.append(Fragment(decoder.decode(data, frame.fin) if decoder is not None else data, frame.fin))
 
     def _answer_ping(self, payload: bytes) -> None:
         """Section 5.5.2: a pong with the ping's data (Python extensions)."""
@@ -834,6 +899,10 @@ class Protocol:
                 self.logger.debug("< %s", Frame(Opcode.TEXT, event.encode()))
             elif kind is bytes:
                 self.logger.debug("< %s", Frame(Opcode.BINARY, event))
+            elif kind is Fragment:
+                data = event.data
+                payload = data.encode() if isinstance(data, str) else data
+                self.logger.debug("< fragment %s", Frame(Opcode.CONT, payload, event.fin))
             elif kind in _CONTROL:
                 self.logger.debug("< %s", Frame(_CONTROL[kind], event.data))
                 if kind is PingReceived and not self._pongs_held and self.state is OPEN:

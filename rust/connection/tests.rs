@@ -1181,3 +1181,129 @@ fn a_streaming_extension_sees_the_payload_as_it_arrives() {
     assert_eq!(out, b"earlierabcd");
     assert_eq!(ext.finish_frame(&mut DecodeBuf::new(&mut out), Some(0)), Ok(()));
 }
+
+fn fragmenting(role: Role) -> Config {
+    Config {
+        assemble: true,
+        fragments: true,
+        ..Config::new(role)
+    }
+}
+
+fn text_fragment(data: &str, fin: bool) -> Event {
+    Event::TextFragment { data: data.into(), fin }
+}
+
+#[test]
+fn fragments_come_as_they_arrive_and_single_frames_whole() {
+    let mut s = Connection::new(fragmenting(Role::Server));
+    // A message in one frame is one whole message, as without fragments.
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Text, b"whole")),
+        vec![Event::Text("whole".into())]
+    );
+    // Each frame of a fragmented one is handed over with the read that
+    // completes it, before the next frame is received.
+    assert_eq!(
+        feed(&mut s, &masked(false, 0, OpCode::Binary, b"\x01\x02")),
+        vec![Event::BinaryFragment {
+            data: vec![1, 2],
+            fin: false
+        }]
+    );
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Ping, b"p")),
+        vec![Event::Ping(b"p".to_vec())]
+    );
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Continuation, b"")),
+        vec![Event::BinaryFragment {
+            data: vec![],
+            fin: true
+        }]
+    );
+    // A character split across frames comes out in the frame that ends it.
+    let smiley = "😀".as_bytes();
+    let mut data = masked(false, 0, OpCode::Text, &[b"a", &smiley[..1]].concat());
+    data.extend(masked(false, 0, OpCode::Continuation, &smiley[1..3]));
+    data.extend(masked(false, 0, OpCode::Continuation, &smiley[3..]));
+    data.extend(masked(true, 0, OpCode::Continuation, b""));
+    assert_eq!(
+        feed(&mut s, &data),
+        vec![
+            text_fragment("a", false),
+            text_fragment("", false),
+            text_fragment("😀", false),
+            text_fragment("", true),
+        ]
+    );
+    assert!(s.failure().is_none());
+}
+
+#[test]
+fn fragments_in_any_chunking_yield_the_same_events() {
+    let config = fragmenting(Role::Server);
+    let data = stream();
+    let mut whole = Connection::new(config.clone());
+    let expected = feed(&mut whole, &data);
+    assert_eq!(
+        expected,
+        vec![
+            Event::Text("héllo wörld".into()),
+            Event::BinaryFragment {
+                data: vec![1, 2, 3],
+                fin: false
+            },
+            Event::Ping(b"p".to_vec()),
+            Event::BinaryFragment {
+                data: vec![7; 300],
+                fin: false
+            },
+            Event::BinaryFragment {
+                data: vec![9; 70000],
+                fin: true
+            },
+            text_fragment("", false),
+            text_fragment("𝄞", true),
+            Event::Pong(vec![]),
+            Event::Close(b"\x03\xe8bye".to_vec()),
+        ]
+    );
+    for step in [1usize, 2, 3, 5, 13, 4096] {
+        let mut c = Connection::new(config.clone());
+        let events: Vec<Event> = data.chunks(step).flat_map(|chunk| feed(&mut c, chunk)).collect();
+        assert_eq!(events, expected, "step={step}");
+    }
+}
+
+#[test]
+fn fragments_keep_the_limits_of_the_whole_message() {
+    let mut s = Connection::new(Config {
+        max_size: Some(5),
+        ..fragmenting(Role::Server)
+    });
+    let first = feed(&mut s, &masked(false, 0, OpCode::Binary, b"abc"));
+    assert_eq!(first.len(), 1, "the first fragment is within the limit");
+    let events = feed(&mut s, &masked(true, 0, OpCode::Continuation, b"def"));
+    assert_eq!(events, vec![Event::Failed]);
+    assert_failed(&mut s, 1009);
+    // Invalid UTF-8 fails at the fragment that carries it.
+    let mut s = Connection::new(fragmenting(Role::Server));
+    assert_eq!(
+        feed(&mut s, &masked(false, 0, OpCode::Text, b"ok \xe2\x82")),
+        vec![text_fragment("ok ", false)]
+    );
+    assert_eq!(
+        feed(&mut s, &masked(false, 0, OpCode::Continuation, b"x")),
+        vec![Event::Failed]
+    );
+    assert_failed(&mut s, 1007);
+    // A message ending in the middle of a character is invalid too.
+    let mut s = Connection::new(fragmenting(Role::Server));
+    feed(&mut s, &masked(false, 0, OpCode::Text, b"\xe2\x82"));
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Continuation, b"")),
+        vec![Event::Failed]
+    );
+    assert_failed(&mut s, 1007);
+}

@@ -955,3 +955,43 @@ fn a_frame_over_its_allowance_because_of_the_tail_reports_the_allowance() {
         Err(Violation::MessageTooBig { size: 4, max_size: 3 })
     );
 }
+
+#[test]
+fn compressed_fragments_come_out_as_they_are_inflated() {
+    let params = DeflateParams {
+        local_no_context_takeover: false,
+        remote_no_context_takeover: false,
+        local_max_window_bits: 15,
+        remote_max_window_bits: 15,
+        level: 6,
+        mem_level: 8,
+    };
+    let (mut c, mut s) = pair(params, params);
+    s.set_fragments(true);
+    let text = "😀 fragments ".repeat(100);
+    let (head, tail) = text.as_bytes().split_at(601); // inside a smiley
+    c.send_text(head, false).unwrap();
+    let first = transfer(&mut c, &mut s);
+    let Event::TextFragment {
+        data: first,
+        fin: false,
+    } = &first[0]
+    else {
+        panic!("{first:?}");
+    };
+    c.send_continuation(tail, false).unwrap();
+    c.send_continuation(b"", true).unwrap();
+    let rest = transfer(&mut c, &mut s);
+    let mut got = first.clone();
+    for event in &rest {
+        let Event::TextFragment { data, .. } = event else {
+            panic!("{event:?}");
+        };
+        got.push_str(data);
+    }
+    assert_eq!(got, text);
+    assert!(matches!(rest.last(), Some(Event::TextFragment { fin: true, .. })));
+    // A compressed message in one frame is still one message.
+    c.send_text(b"one frame", true).unwrap();
+    assert_eq!(transfer(&mut c, &mut s), vec![Event::Text("one frame".into())]);
+}

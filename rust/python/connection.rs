@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
-use super::events::{CloseReceived, PingReceived, PongReceived, ProtocolViolation};
+use super::events::{CloseReceived, Fragment, PingReceived, PongReceived, ProtocolViolation};
 use super::sink::{BytesSink, BytesSinkFactory};
 use super::{errors, DETACH_THRESHOLD};
 use crate::close::CloseFrame;
@@ -37,7 +37,8 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
 /// A WebSocket connection after the handshake, over the Rust core.
 ///
 /// `receive_data` returns the events found in the bytes: `str` and `bytes`
-/// for whole messages when `assemble` is true, otherwise tuples
+/// for whole messages when `assemble` is true (with `fragments` too, a
+/// `Fragment` for each frame of a fragmented message), otherwise tuples
 /// `(opcode, payload, fin, rsv)` for data frames; `PingReceived`,
 /// `PongReceived`, `CloseReceived` for control frames, and
 /// `ProtocolViolation` when the peer violated the protocol (see
@@ -106,6 +107,22 @@ impl Connection {
             let item: Bound<'py, PyAny> = match event {
                 Event::Text(s) => PyString::new(py, &s).into_any(),
                 Event::Binary(b) => PyBytes::new(py, &b).into_any(),
+                Event::TextFragment { data, fin } => Bound::new(
+                    py,
+                    Fragment {
+                        data: PyString::new(py, &data).into_any().unbind(),
+                        fin,
+                    },
+                )?
+                .into_any(),
+                Event::BinaryFragment { data, fin } => Bound::new(
+                    py,
+                    Fragment {
+                        data: PyBytes::new(py, &data).into_any().unbind(),
+                        fin,
+                    },
+                )?
+                .into_any(),
                 Event::BinarySink => {
                     let sink = sinks.pop_front().expect("a sink per BinarySink event");
                     let sink = sink
@@ -142,7 +159,7 @@ impl Connection {
 #[pymethods]
 impl Connection {
     #[new]
-    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, extra_rsv = 0, check_text = true, defer_failure = false))]
+    #[pyo3(signature = (client, *, max_size = Some(1 << 20), max_fragments = Some(4096), max_frame = None, assemble = false, fragments = false, extra_rsv = 0, check_text = true, defer_failure = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         client: bool,
@@ -150,6 +167,7 @@ impl Connection {
         max_fragments: Option<usize>,
         max_frame: Option<usize>,
         assemble: bool,
+        fragments: bool,
         extra_rsv: u8,
         check_text: bool,
         defer_failure: bool,
@@ -161,6 +179,7 @@ impl Connection {
             max_fragments,
             max_frame,
             assemble,
+            fragments,
             extra_rsv,
             check_text,
             defer_failure,
@@ -463,6 +482,18 @@ impl Connection {
     #[setter]
     fn set_assemble(&mut self, value: bool) {
         self.inner.set_assemble(value);
+    }
+
+    /// Whether, when assembling, the frames of a fragmented message come
+    /// as `Fragment` events as they arrive rather than as one message.
+    #[getter]
+    fn fragments(&self) -> bool {
+        self.inner.config().fragments
+    }
+
+    #[setter]
+    fn set_fragments(&mut self, value: bool) {
+        self.inner.set_fragments(value);
     }
 }
 

@@ -6,8 +6,9 @@
 //! layers queue for `recv()`, and one object per message is the least a
 //! read can cost. Control events are rare, so a class instance is cheap.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 /// Defines an event class carrying the payload of a control frame.
 macro_rules! frame_event {
@@ -71,6 +72,56 @@ frame_event!(
     "CloseReceived",
     "A close frame from the peer, with its raw payload; the core has queued the reply (RFC 6455 section 5.5.1)."
 );
+
+/// A frame of a fragmented message, handed over as it arrives (a
+/// connection created with `fragments=True`): `data` is the `str` it
+/// completes for a text message (a character split across frames comes out
+/// in the fragment that finishes it) or the `bytes` of a binary one; `fin`
+/// marks the last fragment. A message in one frame stays a plain `str` or
+/// `bytes`.
+#[pyclass(module = "ferrows._core", name = "Fragment", frozen)]
+pub struct Fragment {
+    /// Text or bytes of this fragment.
+    #[pyo3(get)]
+    pub data: Py<PyAny>,
+    /// Last fragment of the message.
+    #[pyo3(get)]
+    pub fin: bool,
+}
+
+#[pymethods]
+impl Fragment {
+    #[new]
+    #[pyo3(signature = (data, fin = false))]
+    fn py_new(data: &Bound<'_, PyAny>, fin: bool) -> PyResult<Self> {
+        if !data.is_instance_of::<PyString>() && !data.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err("data must be str or bytes"));
+        }
+        Ok(Fragment {
+            data: data.clone().unbind(),
+            fin,
+        })
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match other.cast::<Fragment>() {
+            Ok(other) => Ok(self.fin == other.get().fin && self.data.bind(py).eq(other.get().data.bind(py))?),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        Ok(self.data.bind(py).hash()? ^ isize::from(self.fin))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Fragment(data={}, fin={})",
+            self.data.bind(py).repr()?,
+            if self.fin { "True" } else { "False" }
+        ))
+    }
+}
 
 /// The peer violated the protocol. Parsing stopped at the offending frame;
 /// every message before it was reported first. `code` is the close code the

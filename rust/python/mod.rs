@@ -55,5 +55,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PongReceived>()?;
     m.add_class::<events::CloseReceived>()?;
     m.add_class::<events::ProtocolViolation>()?;
+    m.add_class::<events::Fragment>()?;
     Ok(())
 }

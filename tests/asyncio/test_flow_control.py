@@ -74,7 +74,7 @@ async def test_server_send_to_client_that_does_not_read() -> None:
                 assert server_side.transport.get_write_buffer_size() <= 2**16 + MIB + FRAME_HEADER
                 # The client stopped reading too: it holds at most about one
                 # message beyond read_limit.
-                assert slow._queued_bytes <= 2**16 + MIB
+                assert slow.recv_messages.size <= 2**16 + MIB
                 assert not slow.transport.is_reading()
 
                 # Other clients are served meanwhile.
@@ -126,8 +126,8 @@ async def test_client_send_to_server_that_does_not_read() -> None:
             assert ws.transport.get_write_buffer_size() <= 2**16 + MIB + FRAME_HEADER
             (conn,) = server_side
             assert not conn.transport.is_reading()
-            assert len(conn._messages) <= 2
-            assert conn._queued_bytes <= 2**16 + MIB
+            assert len(conn.recv_messages.frames) <= 2
+            assert conn.recv_messages.size <= 2**16 + MIB
 
             release.set()
             await task
@@ -150,12 +150,12 @@ async def test_max_queue_pause_and_resume() -> None:
         await wait_for(lambda: not ws.transport.is_reading())
         paused.set()
         # One read can bring many messages; beyond that, the queue is capped.
-        assert len(ws._messages) <= 8 + 256 * 1024 // size
+        assert len(ws.recv_messages.frames) <= 8 + 256 * 1024 // size
         reading.append(ws.transport.is_reading())
         while len(received) < count:
             message = await ws.recv()
             received.append(int(message[:6]))
-            if len(ws._messages) <= 2:
+            if len(ws.recv_messages.frames) <= 2:
                 # At the low-water mark (8 // 4), reading has resumed.
                 reading.append(ws.transport.is_reading())
 
@@ -185,7 +185,7 @@ async def test_read_limit_pauses_on_bytes() -> None:
             await wait_for(lambda: bool(server_side))
             (conn,) = server_side
             await ws.send(b"x" * 5_000)
-            await wait_for(lambda: len(conn._messages) == 1)
+            await wait_for(lambda: len(conn.recv_messages.frames) == 1)
             assert conn.transport.is_reading()
             await ws.send(b"x" * 6_000)
             await wait_for(lambda: not conn.transport.is_reading())

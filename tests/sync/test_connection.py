@@ -211,7 +211,7 @@ def test_concurrent_recv_raises_concurrency_error() -> None:
         first = threading.Thread(target=lambda: result.append(ws.recv(TIMEOUT)))
         first.start()
         deadline = time.monotonic() + TIMEOUT
-        while not ws._recv_busy and time.monotonic() < deadline:
+        while not ws.recv_messages.get_in_progress and time.monotonic() < deadline:
             time.sleep(MS)
         with pytest.raises(ConcurrencyError):
             ws.recv(TIMEOUT)
@@ -323,14 +323,14 @@ def test_flow_control_pauses_reading_and_loses_nothing() -> None:
     with serving(producer) as server:
         with connect(uri_of(server), max_queue=(8, 2)) as ws:
             deadline = time.monotonic() + TIMEOUT
-            while not ws._paused and time.monotonic() < deadline:
+            while not ws.recv_messages.paused and time.monotonic() < deadline:
                 time.sleep(MS)
-            assert ws._paused
+            assert ws.recv_messages.paused
             # Paused: the reader stopped at the high-water mark, give or take
             # what one read of the socket carried.
-            queued = len(ws._messages)
+            queued = len(ws.recv_messages.frames)
             time.sleep(20 * MS)
-            assert len(ws._messages) == queued < count
+            assert len(ws.recv_messages.frames) == queued < count
             assert [ws.recv(TIMEOUT) for _ in range(count)] == [f"{i}{padding}" for i in range(count)]
             ws.send("done")
 
@@ -343,10 +343,10 @@ def test_unbounded_queue() -> None:
 
     with serving(producer) as server, connect(uri_of(server), max_queue=None) as ws:
         deadline = time.monotonic() + TIMEOUT
-        while len(ws._messages) < 100 and time.monotonic() < deadline:
+        while len(ws.recv_messages.frames) < 100 and time.monotonic() < deadline:
             time.sleep(MS)
-        assert len(ws._messages) == 100
-        assert not ws._paused
+        assert len(ws.recv_messages.frames) == 100
+        assert not ws.recv_messages.paused
         assert [ws.recv(TIMEOUT) for _ in range(100)] == [f"{i}" for i in range(100)]
         ws.send("done")
 
@@ -463,7 +463,7 @@ def test_recv_streaming_during_recv_names_itself() -> None:
         receiver = threading.Thread(target=lambda: ws.recv(TIMEOUT))
         receiver.start()
         deadline = time.monotonic() + TIMEOUT
-        while not ws._recv_busy and time.monotonic() < deadline:
+        while not ws.recv_messages.get_in_progress and time.monotonic() < deadline:
             time.sleep(MS)
         with pytest.raises(ConcurrencyError, match="cannot call recv_streaming while"):
             list(ws.recv_streaming())

@@ -3,9 +3,11 @@
 One background thread per connection reads the socket. It feeds each chunk
 once to the Sans-I/O :class:`~ferrows.protocol.Protocol` (in ``assemble``
 mode: the Rust core itself without Python extensions), under
-:attr:`Connection.protocol_mutex`, queues the whole messages that come back
-for :meth:`~Connection.recv`, lets the core answer pings, and resolves the
-events returned by :meth:`~Connection.ping`. It calls nothing but the
+:attr:`Connection.protocol_mutex`, queues the whole messages, and the
+fragments of fragmented messages as they arrive, that come back in the
+receive queue, :class:`~ferrows.sync.messages.Assembler`
+(``recv_messages``, which shares that lock), lets the core answer pings,
+and resolves the events returned by :meth:`~Connection.ping`. It calls nothing but the
 protocol's public methods.
 The same thread runs the timers (keepalive pings, the keepalive timeout and
 the closing-handshake timeout): it waits for the socket with a timeout that
@@ -35,12 +37,12 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
 from .._logging import connection_logger
+from .._messages import whole_message_queued
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
@@ -60,18 +62,29 @@ from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
+    ProtocolError,
 )
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import CLIENT, CONNECTING, OPEN, Protocol
+from ..protocol import Protocol as _Protocol
 from ..server import broadcast_arguments, broadcast_skipped, shared_broadcast_frame
 from ..typing import Data, DataLike, LoggerLike
+from .messages import Assembler
 
 __all__ = ["Connection", "broadcast"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
 _CONCURRENT_SEND = "cannot call send while another thread is already running send"
+_CONCURRENT_RECV = "cannot call recv while another thread is already running recv or recv_streaming"
+_CONCURRENT_STREAM = "cannot call recv_streaming while another thread is already running recv or recv_streaming"
+
+# The protocol's methods as defined; see the asyncio layer's: when one was
+# replaced on the class, reads and sends go through the protocol's methods.
+_EVENTS_RECEIVED = _Protocol.events_received
+_SEND_TEXT = _Protocol.send_text
+_SEND_BINARY = _Protocol.send_binary
 
 
 class Connection(ConnectionBase):
@@ -116,7 +129,7 @@ class Connection(ConnectionBase):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self.max_queue_high, self.max_queue_low = limits(max_queue)
+        high, low = limits(max_queue)
         # Records carry this connection as ``websocket``, as in websockets.
         self.logger: LoggerLike = connection_logger(protocol.logger, self)
         """Logger for this connection."""
@@ -130,6 +143,7 @@ class Connection(ConnectionBase):
         """Round-trip time of the last ping, in seconds (0 before one)."""
 
         protocol.assemble = True
+        protocol.fragments = True
         # A TLS socket's SSL object may be used by one thread at a time: the
         # reading thread and the writers take turns under this lock, with
         # the socket non-blocking, and wait for it outside the lock.
@@ -137,8 +151,10 @@ class Connection(ConnectionBase):
         if isinstance(sock, ssl.SSLSocket):
             self._tls_lock = threading.Lock()
             sock.setblocking(False)
-        self.protocol_mutex = threading.Lock()
-        """Serialises every call into the protocol and the core."""
+        self.protocol_mutex = threading.RLock()
+        """Serialises every call into the protocol and the core, and guards
+        the receive queue. Reentrant: the reading thread queues messages
+        with it held."""
         # One condition for every wait: messages, writes, fragmented sends,
         # closing. Waits are short and connections have few threads.
         self._cond = threading.Condition(self.protocol_mutex)
@@ -146,10 +162,16 @@ class Connection(ConnectionBase):
         # core's own methods without Python extensions), looked up once.
         self._receive: Any = None
         self._send = protocol.send_data
-        # Received messages and flow control.
-        self._messages: deque[str | bytes] = deque()
-        self._paused = False
-        self._recv_busy = False
+        self.recv_flow_control = threading.Lock()
+        """Held while reading is paused because too many messages wait, as
+        in websockets."""
+        self.recv_messages = Assembler(
+            high, low, pause=self._pause_reading_locked, resume=self._resume_reading_locked, mutex=self.protocol_mutex
+        )
+        """Messages received and not read yet, with the flow control on
+        them (``max_queue`` frames)."""
+        self._queue = self.recv_messages.frames
+        self._get_nowait = self.recv_messages.get_nowait
         # The peer violated the protocol; the failure waits for the
         # application to take the messages before it, until this deadline.
         self._violation = False
@@ -167,6 +189,8 @@ class Connection(ConnectionBase):
         self._pings: dict[bytes, tuple[threading.Event, float, bool]] = {}
         # Timers run by the reading thread (time.monotonic() deadlines).
         self._next_ping: float | None = None
+        self.keepalive_thread: threading.Thread | None = None
+        """The thread :meth:`start_keepalive` started, if any."""
         self._keepalive_payload: bytes | None = None
         self._keepalive_deadline: float | None = None
         self._close_deadline: float | None = None
@@ -227,8 +251,9 @@ class Connection(ConnectionBase):
         """Receives the next message.
 
         Returns a :class:`str` for a text message and :class:`bytes` for a
-        binary message. ``decode=False`` returns text as UTF-8 bytes;
-        ``decode=True`` decodes binary messages as UTF-8.
+        binary message, once its last fragment is in. ``decode=False``
+        returns text as UTF-8 bytes; ``decode=True`` decodes binary messages
+        as UTF-8.
 
         Args:
             timeout: Seconds to wait; :obj:`None` waits forever, zero or less
@@ -241,50 +266,45 @@ class Connection(ConnectionBase):
                 :meth:`recv_streaming` concurrently.
             TimeoutError: If no message arrived within ``timeout``.
         """
-        with self._cond:
-            if self._recv_busy:
-                raise ConcurrencyError(
-                    "cannot call recv while another thread is already running recv or recv_streaming"
-                )
-            if not self._messages and not self._reader_done:
-                if timeout is not None and timeout <= 0:
-                    raise TimeoutError("timed out while waiting for a message")
-                deadline = None if timeout is None else time.monotonic() + timeout
-                self._recv_busy = True
-                try:
-                    while not self._messages and not self._reader_done:
-                        if self._violation:
-                            # Every message before the violation was taken.
-                            self._fail_pending_soon_locked()
-                        if deadline is None:
-                            self._cond.wait()
-                        else:
-                            remaining = deadline - time.monotonic()
-                            if remaining <= 0:
-                                raise TimeoutError("timed out while waiting for a message")
-                            self._cond.wait(remaining)
-                finally:
-                    self._recv_busy = False
-            message = self._pop_message_locked() if self._messages else None
-        if message is None:
-            raise self._closed_exception()
-        if decode is None:
-            return message
         try:
+            message = self._get_nowait()
+            if message is None:
+                return self._recv_waiting(timeout, decode)
+            if decode is None:
+                return message
             return decode_message(message, decode)
+        except ConcurrencyError:
+            raise ConcurrencyError(_CONCURRENT_RECV) from None
         except UnicodeDecodeError as exc:
-            # RFC 6455 section 8.1, as websockets: invalid UTF-8 where the
-            # application expects text fails the connection with 1007.
-            self._fail(CloseCode.INVALID_DATA, invalid_utf8_reason(exc), exc)
-            self._wait_closed_then_raise()
+            self._invalid_utf8(exc)
             raise  # unreachable: the line above raises
 
-    def _pop_message_locked(self) -> str | bytes:
-        message = self._messages.popleft()
-        if self._paused and (self.max_queue_low is None or len(self._messages) <= self.max_queue_low):
-            self._paused = False
-            self._cond.notify_all()
-        return message
+    def _recv_waiting(self, timeout: float | None, decode: bool | None) -> Data:
+        """recv() when no whole message waits: the assembler waits for one."""
+        self._fail_if_nothing_left()
+        try:
+            return self.recv_messages.get(timeout, decode)
+        except EOFError:
+            pass
+        # Raised outside the handler: the cause is the connection's.
+        raise self._closed_exception()
+
+    def _fail_if_nothing_left(self) -> None:
+        """After a violation, fails the connection once the application asks
+        for more than the messages that came before it."""
+        with self._cond:
+            if self._violation and not whole_message_queued(self._queue):
+                self._fail_pending_soon_locked()
+
+    def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
+        """RFC 6455 section 8.1, as websockets: invalid UTF-8 where the
+        application expects text fails the connection with 1007.
+
+        Raises:
+            ConnectionClosed: Always, once the connection is closed.
+        """
+        self._fail(CloseCode.INVALID_DATA, invalid_utf8_reason(exc), exc)
+        self._wait_closed_then_raise()
 
     @overload
     def recv_streaming(self, decode: Literal[True]) -> Iterator[str]: ...
@@ -298,20 +318,29 @@ class Connection(ConnectionBase):
     def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
         """Receives the next message in fragments.
 
-        The core reassembles messages before they reach Python, so the
-        message arrives as one fragment; code written for fragments works
-        unchanged.
+        Yields each fragment of a fragmented message as soon as it is
+        received, before the next one arrives: its text decoded as far as it
+        goes, or its bytes. A message sent in one frame is one fragment.
+        ``decode`` works as for :meth:`recv`. ``max_size`` bounds the whole
+        message: a message too big fails the connection after the fragments
+        within the limit were yielded. Iterate it to the end before
+        receiving again.
 
         Raises:
             ConnectionClosed: When the connection is closed.
             ConcurrencyError: If two threads receive concurrently.
         """
-        with self._cond:
-            if self._recv_busy:
-                raise ConcurrencyError(
-                    "cannot call recv_streaming while another thread is already running recv or recv_streaming"
-                )
-        yield self.recv(None, decode)
+        self._fail_if_nothing_left()
+        try:
+            yield from self.recv_messages.get_iter(decode)
+            return
+        except ConcurrencyError:
+            raise ConcurrencyError(_CONCURRENT_STREAM) from None
+        except EOFError:
+            pass
+        except UnicodeDecodeError as exc:
+            self._invalid_utf8(exc)
+        raise self._closed_exception()
 
     def __iter__(self) -> Iterator[Data]:
         """Yields messages until the connection closes: quietly after a
@@ -366,6 +395,7 @@ class Connection(ConnectionBase):
             ConcurrencyError: If a fragmented message is being sent (unless
                 this is one of its fragments), as websockets raises.
         """
+        failed: BaseException | None = None
         with self._cond:
             if not fragment and self._fragmenting is not None:
                 raise ConcurrencyError(_CONCURRENT_SEND)
@@ -373,9 +403,13 @@ class Connection(ConnectionBase):
                 chunks = self._frames_locked(opcode, data, fin)
             except InvalidState:
                 closed = True
+            except _SendFailed as exc:
+                closed, failed = True, exc.__cause__
             else:
                 closed = False
                 seq, batch = self._submit_locked(chunks)
+        if failed is not None:
+            self._abort(failed)
         if closed:
             self._wait_closed_then_raise()
         self._drain(batch, seq)
@@ -388,11 +422,34 @@ class Connection(ConnectionBase):
     def _frames_locked(self, opcode: int, data: Any, fin: bool) -> list[bytes]:
         """The chunks that send one data frame: a server writes a large
         ``bytes`` payload as it is after the header, without copying it."""
+        if _Protocol.send_text is not _SEND_TEXT or _Protocol.send_binary is not _SEND_BINARY:
+            return self._frames_through_protocol_locked(opcode, data, fin)
         if opcode == _BINARY and type(data) is bytes and len(data) >= WRITE_APART:
             header = self.protocol.send_header(opcode, len(data), fin)
             if header is not None:
                 return [header, data]
         return [self._send(opcode, data, fin)]
+
+    def _frames_through_protocol_locked(self, opcode: int, data: Any, fin: bool) -> list[bytes]:
+        """Frames data with the protocol's own methods (see _EVENTS_RECEIVED).
+
+        Raises:
+            _SendFailed: For an unexpected error in them, which then drops
+                the connection, as a failed write does.
+        """
+        protocol = self.protocol
+        try:
+            if opcode == _TEXT:
+                protocol.send_text(data, fin)
+            elif opcode == _BINARY:
+                protocol.send_binary(data, fin)
+            else:
+                return [self._send(opcode, data, fin)]
+        except (InvalidState, ProtocolError):
+            raise
+        except Exception as exc:
+            raise _SendFailed from exc
+        return protocol.data_to_send()
 
     def _send_fragments(self, chunks: Iterator[Any], text: bool | None) -> None:
         """Sends a fragmented message, holding the send side until done."""
@@ -692,12 +749,7 @@ class Connection(ConnectionBase):
                 return
             self._aborted = True
             self._cond.notify_all()
-        try:
-            # socket.socket's method, not SSLSocket's, which would drop the
-            # TLS state under the reading thread's feet.
-            socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
-        except OSError:
-            pass
+        _shutdown(self.socket)
 
     def close_socket(self) -> None:
         """Aborts the connection and waits for the reading thread to end."""
@@ -739,7 +791,7 @@ class Connection(ConnectionBase):
                         break
                     if out:
                         seq, batch = self._submit_locked(out)
-                    elif (self._paused or self._violation) and self.protocol.state is OPEN:
+                    elif (self.recv_messages.paused or self._violation) and self.protocol.state is OPEN:
                         # Flow control: let the kernel buffer (and the peer
                         # block) until recv() drains the queue. After a
                         # violation, read nothing more until it is applied.
@@ -777,10 +829,15 @@ class Connection(ConnectionBase):
                     out = self._take_output_locked()
                     if out:
                         seq, batch = self._submit_locked(out)
-                    if self.protocol.close_expected():
+                    close_expected = self.protocol.close_expected()
+                    if close_expected:
                         self._arm_close_timer_locked()
                 if out:
                     self._drain(batch, seq, wait=False)
+                if close_expected and self.protocol.state is CONNECTING:
+                    # The handshake failed and the protocol closed its side:
+                    # nothing more to read (websockets issue 1596).
+                    break
         except Exception as exc:
             # A safety net: nothing above is expected to raise.
             self.logger.error("unexpected internal error", exc_info=True)
@@ -826,10 +883,7 @@ class Connection(ConnectionBase):
         with self._cond:
             # Let a thread still writing notice the socket is gone first.
             self._aborted = True
-            try:
-                socket.socket.shutdown(self.socket, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shutdown(self.socket)
             deadline = time.monotonic() + 1.0
             while self._writing and time.monotonic() < deadline:
                 self._cond.wait(0.05)
@@ -841,38 +895,45 @@ class Connection(ConnectionBase):
                 if ack_on_close:
                     waiter.set()
             self._pings.clear()
+            recv_messages = self.recv_messages
+            recv_messages.close()
+            # Without these bound methods, the queue no longer refers back
+            # to the connection, which reference counting then frees at once.
+            recv_messages.pause = recv_messages.resume = _nothing
             self._on_closed_locked()
             self._reader_done = True
             self._cond.notify_all()
 
     def _receive_locked(self, data: bytes) -> None:
         receive = self._receive
-        if receive is None:
+        if receive is None or _Protocol.events_received is not _EVENTS_RECEIVED:
             self.protocol.receive_data(data)
             self._handle_events_locked(self.protocol.events_received())
         else:
             self._handle_events_locked(receive(data))
 
     def _handle_events_locked(self, events: list[Any]) -> None:
-        messages = self._messages
-        queued = False
-        for event in events:
+        for event in self.recv_messages.put_events(events):
             kind = type(event)
-            if kind is str or kind is bytes:
-                messages.append(event)
-                queued = True
-            elif kind is PongReceived:
+            if kind is PongReceived:
                 self._acknowledge_pings_locked(event.data)
             elif kind is ProtocolViolation:
                 self._violation_received_locked()
             elif isinstance(event, (Request, Response)):
                 self._handshake_event_locked(event)
             # Pings are answered by the core; close frames too.
-        if queued:
-            high = self.max_queue_high
-            if high is not None and len(messages) >= high:
-                self._paused = True
-            self._cond.notify_all()
+
+    def _pause_reading_locked(self) -> None:
+        """The receive queue went above its high-water mark: the reading
+        thread, which checks ``recv_messages.paused``, waits."""
+        self.recv_flow_control.acquire(blocking=False)
+
+    def _resume_reading_locked(self) -> None:
+        """The receive queue went back to its low-water mark: wakes the
+        reading thread."""
+        if self.recv_flow_control.locked():
+            self.recv_flow_control.release()
+        self._cond.notify_all()
 
     def _violation_received_locked(self) -> None:
         """The peer broke the protocol after the messages queued so far.
@@ -883,7 +944,7 @@ class Connection(ConnectionBase):
         if self.protocol.state is not OPEN:
             return  # failed at once: the peer's EOF cut a frame short
         self._violation = True
-        if not self._messages and self._recv_busy:
+        if self.recv_messages.get_in_progress and not whole_message_queued(self._queue):
             # The application already waits for a message: nothing to answer.
             self._violation_deadline = 0.0
         elif self.close_timeout is not None:
@@ -926,6 +987,56 @@ class Connection(ConnectionBase):
         self._send = self.protocol.send_data
         if self.ping_interval is not None:
             self._next_ping = time.monotonic() + self.ping_interval
+
+    # ------------------------------------------------------------ keepalive
+
+    def start_keepalive(self) -> None:
+        """Runs :meth:`keepalive` in :attr:`keepalive_thread`, unless
+        ``ping_interval`` is :obj:`None`, as websockets' connections do.
+
+        ferrows' clients and servers need not call it: the reading thread
+        sends their keepalive pings, so that a connection costs one thread.
+        This starts websockets' thread instead, for code that manages
+        keepalive itself.
+        """
+        with self._cond:
+            self._next_ping = None
+        if self.ping_interval is not None:
+            self.keepalive_thread = threading.Thread(target=self.keepalive, name=f"ferrows-keepalive-{self.id}")
+            self.keepalive_thread.daemon = True
+            self.keepalive_thread.start()
+
+    def keepalive(self) -> None:
+        """Sends a ping every ``ping_interval`` seconds and fails the
+        connection with 1011 when its pong does not come within
+        ``ping_timeout``; ends with the connection, and logs an unexpected
+        error."""
+        assert self.ping_interval is not None
+        try:
+            while True:
+                # Waiting on the reading thread ends the wait when the
+                # connection closes. A pong slower than the interval delays
+                # the next ping.
+                self._reader.join(max(0.0, self.ping_interval - self.latency))
+                if not self._reader.is_alive():
+                    break
+                try:
+                    pong_received = self.ping(ack_on_close=True)
+                except ConnectionClosed:
+                    break
+                if self.debug:
+                    self.logger.debug("% sent keepalive ping")
+                if self.ping_timeout is None:
+                    continue
+                if not pong_received.wait(self.ping_timeout):
+                    if self.debug:
+                        self.logger.debug("- timed out waiting for keepalive pong")
+                    self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                    break
+                if self.debug:
+                    self.logger.debug("% received keepalive pong")
+        except Exception:
+            self.logger.error("keepalive ping failed", exc_info=True)
 
     # ------------------------------------------------------------ timers
 
@@ -991,6 +1102,31 @@ class Connection(ConnectionBase):
             # idle mark of the previous one.
             self.protocol.compact_if_idle()
         return frame
+
+
+def _nothing() -> None:
+    """A flow-control callback of a closed connection."""
+
+
+class _SendFailed(Exception):
+    """The protocol failed to frame a message, unexpectedly: its cause is
+    the error."""
+
+
+def _shutdown(sock: Any) -> None:
+    """Shuts the socket down both ways, to end the reading thread.
+
+    For TLS, socket.socket's method rather than SSLSocket's, which would drop
+    the TLS state under the reading thread's feet; any other socket-like
+    object (a wrapper, a test's mock) gets its own method called.
+    """
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _coalesce(chunks: list[bytes]) -> list[bytes]:
