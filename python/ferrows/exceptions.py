@@ -163,7 +163,7 @@ class ConnectionClosed(WebSocketException):
         which is the value RFC 6455 §7.1.5 assigns to that situation.
         """
         warnings.warn(
-            "ConnectionClosed.code is deprecated; use ConnectionClosed.rcvd.code or Protocol.close_code",
+            "ConnectionClosed.code is deprecated; use Protocol.close_code or ConnectionClosed.rcvd.code",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -180,7 +180,7 @@ class ConnectionClosed(WebSocketException):
         Empty when no close frame was received. Warns like :attr:`code`.
         """
         warnings.warn(
-            "ConnectionClosed.reason is deprecated; use ConnectionClosed.rcvd.reason or Protocol.close_reason",
+            "ConnectionClosed.reason is deprecated; use Protocol.close_reason or ConnectionClosed.rcvd.reason",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -649,7 +649,7 @@ class PayloadTooBig(WebSocketException):
         self.current_size: int | None = None
         if isinstance(size, str):
             warnings.warn(
-                "PayloadTooBig(message) is deprecated; use PayloadTooBig(size, max_size)",
+                "PayloadTooBig(message) is deprecated; change to PayloadTooBig(size, max_size)",
                 DeprecationWarning,
                 stacklevel=2,
             )
