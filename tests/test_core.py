@@ -400,8 +400,16 @@ def test_extra_rsv_and_check_text() -> None:
     conn = server(extra_rsv=0b111, check_text=False)
     # Bytes that only an extension above the core can make sense of.
     assert conn.receive_data(client_frame(TEXT, b"\xff", rsv=0b100)) == [(TEXT, b"\xff", True, 0b100)]
-    # Control frames still may not set RSV bits.
+    # Control frames too: they come as frames, with their bits, for the
+    # extensions to decode (websockets runs them through extensions).
+    assert conn.receive_data(client_frame(PING, b"p", rsv=0b010)) == [(PING, b"p", True, 0b010)]
+    # Bits no extension above the core was given stay a violation.
+    conn = server(extra_rsv=0b001)
     exc, _code, _ = failure(conn, client_frame(PING, b"", rsv=0b100))
+    assert isinstance(exc, ProtocolError)
+    assert str(exc) == "reserved bits must be 0: RSV1"
+    # Without extensions above the core, none at all.
+    exc, _code, _ = failure(server(), client_frame(PONG, b"", rsv=0b001))
     assert isinstance(exc, ProtocolError)
 
 

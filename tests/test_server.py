@@ -199,7 +199,7 @@ def test_early_invalid_frame() -> None:
     server = ServerProtocol()
     handshake(server, make_request() + frame(BINARY, b"unmasked"))
     out = server.data_to_send()
-    assert out[1] == frame(CLOSE, close_payload(1002, "incorrect masking: client frame not masked"))
+    assert out[1] == frame(CLOSE, close_payload(1002, "incorrect masking"))
     assert out[2] == b""
 
 

@@ -563,8 +563,8 @@ def broadcast_frame_key(protocol: Protocol) -> Any:
     if len(extensions) == 1 and type(extensions[0]) is PerMessageDeflate:
         deflate = extensions[0]
         if deflate.local_no_context_takeover:
-            settings = deflate.compress_settings
-            return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
+            # Window, level and memLevel, as the core compresses with them.
+            return (deflate.local_max_window_bits, *deflate.core_settings()[4:])
     return None
 
 

@@ -5,12 +5,12 @@
 //! on its first use, and kept in a [`PyOnceLock`]: a connection failing with
 //! a protocol error does not look up a module and an attribute by name.
 
-use pyo3::exceptions::{PyEOFError, PyUnicodeDecodeError};
+use pyo3::exceptions::{PyEOFError, PyUnicodeDecodeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
 
-use crate::error::{HttpError, SendError, Violation};
+use crate::error::{utf8_error_span, HttpError, SendError, Violation};
 
 /// A class of `ferrows.exceptions`, imported on first use.
 struct Class {
@@ -67,8 +67,18 @@ static INVALID_MESSAGE: Class = Class::new("InvalidMessage");
 pub fn violation(py: Python<'_>, v: &Violation) -> PyErr {
     match v {
         Violation::MessageTooBig { size, max_size } => PAYLOAD_TOO_BIG.make(py, (*size, *max_size), None),
+        // PayloadTooBig(size, limit left for the frame, current_size) adds
+        // current_size back to its max_size, as websockets' does.
+        Violation::FrameTooBig {
+            size,
+            current,
+            max_size,
+        } => {
+            let left = *max_size as u64 - current.unwrap_or(0).min(*max_size as u64);
+            PAYLOAD_TOO_BIG.make(py, (*size, left, *current), None)
+        }
         Violation::TooManyFragments { max_fragments } => TOO_MANY_FRAGMENTS.make(py, (*max_fragments,), None),
-        Violation::UnexpectedEof => PyEOFError::new_err("unexpected EOF"),
+        Violation::UnexpectedEof | Violation::TruncatedFrame { .. } => PyEOFError::new_err(v.to_string()),
         Violation::InvalidUtf8 { data, position } => unicode_decode_error(py, data, *position),
         other => PROTOCOL_ERROR.make(py, (other.to_string(),), None),
     }
@@ -79,17 +89,12 @@ pub fn violation(py: Python<'_>, v: &Violation) -> PyErr {
 /// for it, so that `exc.object[exc.start:exc.end]` is the offending bytes.
 fn unicode_decode_error(py: Python<'_>, data: &[u8], position: usize) -> PyErr {
     let start = position.min(data.len());
-    let (end, reason) = match std::str::from_utf8(&data[start..]) {
-        // The core reports the first invalid sequence, so decoding from it
-        // fails at once; the arms after this one cover the rest.
-        Err(e) if e.valid_up_to() == 0 => match e.error_len() {
-            None => (data.len(), c"unexpected end of data"),
-            Some(len) if matches!(data[start], 0x80..=0xc1 | 0xf5..=0xff) => (start + len, c"invalid start byte"),
-            Some(len) => (start + len, c"invalid continuation byte"),
-        },
-        _ => ((start + 1).min(data.len()), c"invalid utf-8"),
+    let (end, reason) = utf8_error_span(data, position);
+    let reason = match std::ffi::CString::new(reason) {
+        Ok(reason) => reason,
+        Err(e) => return PyValueError::new_err(e.to_string()),
     };
-    match PyUnicodeDecodeError::new(py, c"utf-8", data, start..end, reason) {
+    match PyUnicodeDecodeError::new(py, c"utf-8", data, start..end, &reason) {
         Ok(e) => PyErr::from_value(e.into_any()),
         Err(e) => e,
     }
