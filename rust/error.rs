@@ -228,18 +228,24 @@ impl std::error::Error for SendError {}
 pub enum HttpError {
     /// Request line over the line limit.
     RequestLineTooLong {
-        /// Configured limit.
+        /// Configured limit, in bytes with the CRLF, as websockets counts.
         limit: usize,
+        /// Bytes of the line read when it crossed the limit.
+        read: usize,
     },
     /// Status line over the line limit.
     StatusLineTooLong {
         /// Configured limit.
         limit: usize,
+        /// Bytes of the line read.
+        read: usize,
     },
     /// One header line over the line limit.
     HeaderLineTooLong {
         /// Configured limit.
         limit: usize,
+        /// Bytes of the line read.
+        read: usize,
     },
     /// More header lines than allowed.
     TooManyHeaders {
@@ -257,7 +263,7 @@ pub enum HttpError {
     InvalidRequestLine(String),
     /// Status line that is not `HTTP/x.y code reason`.
     InvalidStatusLine(String),
-    /// HTTP version other than 1.1.
+    /// A status line with a protocol other than HTTP/1.1: the whole line.
     UnsupportedProtocol(String),
     /// Header line that is not `name: value`.
     InvalidHeader(String),
@@ -288,16 +294,13 @@ impl HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::RequestLineTooLong { limit } => {
-                write!(f, "request line too long: over {limit} bytes")
+            // websockets' wording, which users match on.
+            HttpError::RequestLineTooLong { limit, read }
+            | HttpError::StatusLineTooLong { limit, read }
+            | HttpError::HeaderLineTooLong { limit, read } => {
+                write!(f, "read {read} bytes, expected no more than {limit} bytes")
             }
-            HttpError::StatusLineTooLong { limit } => {
-                write!(f, "status line too long: over {limit} bytes")
-            }
-            HttpError::HeaderLineTooLong { limit } => {
-                write!(f, "header line too long: over {limit} bytes")
-            }
-            HttpError::TooManyHeaders { limit } => write!(f, "too many HTTP headers: over {limit}"),
+            HttpError::TooManyHeaders { limit } => write!(f, "expected no more than {limit} headers"),
             HttpError::BodyTooLarge { limit } => write!(f, "body too large: over {limit} bytes"),
             HttpError::InvalidLine(m) => write!(f, "invalid HTTP line: {m}"),
             HttpError::InvalidRequestLine(l) => write!(f, "invalid HTTP request line: {l}"),
@@ -353,8 +356,34 @@ mod tests {
 
     #[test]
     fn http_errors_map_to_statuses() {
-        assert_eq!(HttpError::RequestLineTooLong { limit: 8192 }.status(), 414);
-        assert_eq!(HttpError::HeaderLineTooLong { limit: 8192 }.status(), 431);
+        assert_eq!(
+            HttpError::RequestLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .status(),
+            414
+        );
+        assert_eq!(
+            HttpError::HeaderLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .status(),
+            431
+        );
+        assert_eq!(
+            HttpError::HeaderLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .to_string(),
+            "read 8202 bytes, expected no more than 8192 bytes"
+        );
+        assert_eq!(
+            HttpError::TooManyHeaders { limit: 128 }.to_string(),
+            "expected no more than 128 headers"
+        );
         assert_eq!(HttpError::TooManyHeaders { limit: 128 }.status(), 431);
         assert_eq!(HttpError::UnsupportedProtocol("HTTP/1.0".into()).status(), 505);
         assert_eq!(HttpError::InvalidHeader("x".into()).status(), 400);

@@ -11,7 +11,6 @@ from ferrows import _core
 from ferrows.exceptions import (
     HeaderLineTooLong,
     InvalidMessage,
-    InvalidProtocol,
     InvalidState,
     PayloadTooBig,
     ProtocolError,
@@ -646,13 +645,18 @@ def test_http_status_line_too_long() -> None:
         (b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 400),
         (b"GET / HTTP/1.1\r\nnot a header\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
-        (b"GET / HTTP/1.1\nHost: x\n\n", None),
     ],
 )
 def test_http_invalid_request(data: bytes, status: int | None) -> None:
     with pytest.raises(InvalidMessage) as raised:
         _core.HttpParser(False).feed(data)
     assert raised.value.status == status  # type: ignore[attr-defined]
+
+
+def test_http_not_http() -> None:
+    # Not HTTP at all: the ValueError of websockets' parser, no status.
+    with pytest.raises(ValueError, match="line without CRLF"):
+        _core.HttpParser(False).feed(b"GET / HTTP/1.1\nHost: x\n\n")
 
 
 def test_http_request_with_empty_body() -> None:
@@ -666,8 +670,10 @@ def test_http_request_with_empty_body() -> None:
 
 
 def test_http_invalid_protocol() -> None:
-    with pytest.raises(InvalidProtocol):
+    # As websockets' parser says it, with the whole status line.
+    with pytest.raises(ValueError) as raised:
         _core.HttpParser(True).feed(b"HTTP/2.0 101 Switching Protocols\r\n\r\n")
+    assert str(raised.value) == "unsupported protocol; expected HTTP/1.1: HTTP/2.0 101 Switching Protocols"
 
 
 # ------------------------------------------------------------------ keys, masks

@@ -315,14 +315,31 @@ def test_line_too_long(data: bytes, response: bool, cls: type[SecurityError], li
     assert type(exc) is cls
     assert exc.limit == limit  # type: ignore[attr-defined]
     assert exc.status == status  # type: ignore[attr-defined]
-    assert str(exc).endswith(f"limit is {limit} bytes")
+    # websockets' wording: the bytes of the line read so far.
+    read = len(data) - data.rfind(b"\n") - 1
+    assert str(exc) == f"read {read} bytes, expected no more than {limit} bytes"
+
+
+@pytest.mark.parametrize(
+    ("data", "response", "cls"),
+    [
+        # A complete line counts its CRLF, as websockets counts it.
+        (b"GET /" + b"a" * 8186 + b" HTTP/1.1\r\n\r\n", False, RequestLineTooLong),
+        (b"HTTP/1.1 " + b"a" * 8191 + b"\r\n\r\n", True, StatusLineTooLong),
+        (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 8192 + b"\r\n\r\n", False, HeaderLineTooLong),
+    ],
+)
+def test_complete_line_too_long(data: bytes, response: bool, cls: type[SecurityError]) -> None:
+    exc = parse(data, response=response)
+    assert type(exc) is cls
+    assert str(exc) == "read 8202 bytes, expected no more than 8192 bytes"
 
 
 def test_too_many_headers() -> None:
     exc = parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n", max_headers=2)
     assert type(exc) is TooManyHeaders
     assert (exc.limit, exc.status) == (2, 431)
-    assert str(exc) == "too many headers: limit is 2"
+    assert str(exc) == "expected no more than 2 headers"
 
 
 def test_body_too_large() -> None:
@@ -333,10 +350,11 @@ def test_body_too_large() -> None:
 
 
 def test_unsupported_protocol() -> None:
-    # A request's version is checked by the server, a response's by the parser.
+    # A request's version is checked by the server, a response's by the
+    # parser, which words it as websockets' does.
     exc = parse(b"HTTP/1.0 200 OK\r\n\r\n", response=True)
-    assert type(exc) is InvalidProtocol
-    assert (exc.protocol, exc.status) == ("HTTP/1.0", 505)
+    assert type(exc) is ValueError
+    assert str(exc) == "unsupported protocol; expected HTTP/1.1: HTTP/1.0 200 OK"
 
 
 @pytest.mark.parametrize(
@@ -345,13 +363,22 @@ def test_unsupported_protocol() -> None:
         (b"GET / HTTP/1.1\nHost: x\n\n", False, "invalid HTTP line"),
         (b"GET /\r\n\r\n", False, "invalid HTTP request line: GET /"),
         (b"HTTP/1.1 2OO OK\r\n\r\n", True, "invalid HTTP status line: HTTP/1.1 2OO OK"),
+        # Refused once the start line is complete, before any header.
+        (b"HELO relay.invalid\r\n", False, "invalid HTTP request line: HELO relay.invalid"),
+        (b"220 smtp.invalid\r\n", True, "invalid HTTP status line: 220 smtp.invalid"),
+        (
+            b"220 smtp.invalid ESMTP Postfix\r\n",
+            True,
+            "unsupported protocol; expected HTTP/1.1: 220 smtp.invalid ESMTP Postfix",
+        ),
     ],
 )
 def test_not_http(data: bytes, response: bool, message: str) -> None:
-    # Garbage: a server closes the connection without answering.
+    # Garbage: the ValueError of websockets' parser, without a status: a
+    # server closes the connection without answering.
     exc = parse(data, response=response)
-    assert type(exc) is InvalidMessage
-    assert exc.status is None
+    assert type(exc) is ValueError
+    assert not hasattr(exc, "status")
     assert str(exc).startswith(message)
 
 
@@ -377,10 +404,22 @@ def test_invalid_content_length() -> None:
     assert str(exc) == "invalid Content-Length: ten"
 
 
-def test_eof_in_handshake() -> None:
-    exc = parse(b"GET / HTTP/1.1\r\n", eof=True)
-    assert type(exc) is EOFError
-    assert str(exc) == "connection closed while reading HTTP request"
+@pytest.mark.parametrize(
+    ("data", "response", "part"),
+    [
+        (b"", False, "HTTP request line"),
+        (b"GET / HTTP/1.1\r\n", False, "HTTP headers"),
+        (b"", True, "HTTP status line"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n", True, "HTTP headers"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", True, "HTTP response body"),
+    ],
+)
+def test_eof_in_handshake(data: bytes, response: bool, part: str) -> None:
+    parser = _core.HttpParser(response)
+    parser.feed(data)
+    with pytest.raises(EOFError) as raised:
+        parser.feed_eof()
+    assert str(raised.value) == f"connection closed while reading {part}"
 
 
 # ------------------------------------------------------------ the classes

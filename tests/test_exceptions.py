@@ -292,7 +292,7 @@ def test_attributes() -> None:
         ("RequestLineTooLong", 8192, "request line too long: limit is 8192 bytes"),
         ("StatusLineTooLong", 8192, "status line too long: limit is 8192 bytes"),
         ("HeaderLineTooLong", 4096, "header line too long: limit is 4096 bytes"),
-        ("TooManyHeaders", 128, "too many headers: limit is 128"),
+        ("TooManyHeaders", 128, "expected no more than 128 headers"),
         ("RequestLineTooLong", None, "request line too long"),
         ("StatusLineTooLong", None, "status line too long"),
         ("HeaderLineTooLong", None, "header line too long"),
@@ -304,6 +304,16 @@ def test_limit_exceptions(name: str, limit: int | None, expected: str) -> None:
     assert exc.limit == limit
     assert isinstance(exc, ex.SecurityError)
     assert str(exc) == expected
+
+
+@pytest.mark.parametrize("name", ["RequestLineTooLong", "StatusLineTooLong", "HeaderLineTooLong"])
+def test_line_limit_exceptions_with_bytes_read(name: str) -> None:
+    # What the handshake parser raises, in websockets' words.
+    exc: Any = getattr(ex, name)(8192, 8202)
+    assert (exc.limit, exc.read) == (8192, 8202)
+    assert str(exc) == "read 8202 bytes, expected no more than 8192 bytes"
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (type(copy), copy.limit, copy.read, str(copy)) == (type(exc), 8192, 8202, str(exc))
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,6 @@ static STATUS_LINE_TOO_LONG: Class = Class::new("StatusLineTooLong");
 static HEADER_LINE_TOO_LONG: Class = Class::new("HeaderLineTooLong");
 static TOO_MANY_HEADERS: Class = Class::new("TooManyHeaders");
 static SECURITY_ERROR: Class = Class::new("SecurityError");
-static INVALID_PROTOCOL: Class = Class::new("InvalidProtocol");
 static INVALID_MESSAGE: Class = Class::new("InvalidMessage");
 
 /// The exception that explains why the connection failed, as websockets
@@ -110,21 +109,24 @@ pub fn send_error(py: Python<'_>, e: SendError) -> PyErr {
 
 /// A handshake message that cannot be accepted. The exception's `status`
 /// attribute (declared by `InvalidHandshake`) is the HTTP status a server
-/// answers with: the limit classes and `InvalidProtocol` declare theirs,
-/// the others receive it from here. Garbage (not HTTP at all) gets the
-/// connection closed without an answer: `status` None.
+/// answers with: the limit classes declare theirs, the others receive it
+/// from here. Garbage (not HTTP at all) is a `ValueError`, as websockets'
+/// parser raises it, without `status`: the connection is closed without an
+/// answer.
 pub fn http_error(py: Python<'_>, e: &HttpError) -> PyErr {
     match e {
-        HttpError::RequestLineTooLong { limit } => REQUEST_LINE_TOO_LONG.make(py, (*limit,), None),
-        HttpError::StatusLineTooLong { limit } => STATUS_LINE_TOO_LONG.make(py, (*limit,), None),
-        HttpError::HeaderLineTooLong { limit } => HEADER_LINE_TOO_LONG.make(py, (*limit,), None),
+        HttpError::RequestLineTooLong { limit, read } => REQUEST_LINE_TOO_LONG.make(py, (*limit, *read), None),
+        HttpError::StatusLineTooLong { limit, read } => STATUS_LINE_TOO_LONG.make(py, (*limit, *read), None),
+        HttpError::HeaderLineTooLong { limit, read } => HEADER_LINE_TOO_LONG.make(py, (*limit, *read), None),
         HttpError::TooManyHeaders { limit } => TOO_MANY_HEADERS.make(py, (*limit,), None),
         HttpError::BodyTooLarge { .. } => SECURITY_ERROR.make(py, (e.to_string(),), Some(Some(e.status()))),
-        HttpError::UnsupportedProtocol(p) => INVALID_PROTOCOL.make(py, (p.clone(),), None),
         HttpError::Eof(_) => PyEOFError::new_err(e.to_string()),
-        HttpError::InvalidLine(_) | HttpError::InvalidRequestLine(_) | HttpError::InvalidStatusLine(_) => {
-            INVALID_MESSAGE.make(py, (e.to_string(),), Some(None))
-        }
+        // Not HTTP: the ValueError of websockets' parser, which the
+        // protocols chain to their InvalidMessage.
+        HttpError::InvalidLine(_)
+        | HttpError::InvalidRequestLine(_)
+        | HttpError::InvalidStatusLine(_)
+        | HttpError::UnsupportedProtocol(_) => PyValueError::new_err(e.to_string()),
         HttpError::InvalidHeader(_)
         | HttpError::RequestBody
         | HttpError::TransferEncoding
