@@ -797,11 +797,12 @@ impl Connection {
         // Section 5.2: RSV bits must be 0 unless an extension defines them.
         // No extension of the core gives them a meaning on control frames;
         // extensions above the core see control frames too, with the bits
-        // they were given ([`Config::extra_rsv`]).
-        let allowed = if h.opcode.is_control() {
-            self.config.extra_rsv & 0x7
-        } else {
-            self.allowed_rsv
+        // they were given ([`Config::extra_rsv`]), as frames: so only when
+        // frames are delivered one by one.
+        let allowed = match (h.opcode.is_control(), self.config.assemble) {
+            (false, _) => self.allowed_rsv,
+            (true, false) => self.config.extra_rsv & 0x7,
+            (true, true) => 0,
         };
         if h.rsv & !allowed != 0 {
             return Err(Violation::ReservedBits(h.rsv & !allowed));
@@ -1360,8 +1361,8 @@ fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Ev
 
 /// The event of a control frame: [`Event::Ping`], [`Event::Pong`] or
 /// [`Event::Close`], or, when it has RSV bits set (possible only with
-/// [`Config::extra_rsv`]), an [`Event::Frame`] that keeps them for the
-/// extensions above the core to decode.
+/// [`Config::extra_rsv`], in frame mode), an [`Event::Frame`] that keeps
+/// them for the extensions above the core to decode.
 fn control_event(opcode: OpCode, rsv: u8, payload: Vec<u8>) -> Event {
     match (opcode, rsv) {
         (_, 1..) => Event::Frame {

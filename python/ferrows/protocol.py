@@ -110,6 +110,12 @@ class Protocol:
     no extension written in Python, :meth:`receive_events` and
     :meth:`send_data` are the core's own methods.
 
+    A client masks its frames with keys the core draws from the operating
+    system, unless :func:`secrets.token_bytes` was replaced (websockets
+    draws its keys with it, and tests patch it for deterministic frames):
+    each send, and each read for the replies it queues, then takes its key
+    from the replacement. Checking costs one attribute lookup per call.
+
     Args:
         side: :attr:`~Side.CLIENT` or :attr:`~Side.SERVER`.
         state: Initial state; :attr:`~State.OPEN` for a connection whose

@@ -525,6 +525,66 @@ fn extension_hook_in_both_directions() {
 }
 
 #[test]
+fn control_frames_keep_extra_rsv_bits_for_extensions_above_the_core() {
+    let config = Config {
+        extra_rsv: RSV2,
+        ..Config::new(Role::Server)
+    };
+    let mut s = Connection::new(config.clone());
+    let events = feed(&mut s, &masked(true, RSV2, OpCode::Ping, b"p"));
+    let frame = Event::Frame {
+        opcode: OpCode::Ping,
+        fin: true,
+        rsv: RSV2,
+        payload: b"p".to_vec(),
+    };
+    assert_eq!(events, vec![frame]);
+    // Handled as a ping all the same: the pong is queued.
+    assert_eq!(s.take_output().0, unmasked(true, 0, OpCode::Pong, b"p"));
+    // Without RSV bits, the usual event.
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Pong, b"")),
+        vec![Event::Pong(Vec::new())]
+    );
+    // Whole messages have nowhere to carry the bits: still a violation.
+    let mut s = Connection::new(Config {
+        assemble: true,
+        ..config
+    });
+    assert_eq!(
+        feed(&mut s, &masked(true, RSV2, OpCode::Ping, b"p")),
+        vec![Event::Failed]
+    );
+    assert_eq!(s.failure(), Some(&Violation::ReservedBits(RSV2)));
+}
+
+#[test]
+fn send_control_frame_sets_rsv_bits() {
+    let mut s = server();
+    s.send_control_frame(OpCode::Ping, b"", RSV2).unwrap();
+    assert_eq!(s.take_output().0, unmasked(true, RSV2, OpCode::Ping, b""));
+    assert!(s.send_control_frame(OpCode::Close, b"", 0).is_err());
+    assert!(s.send_control_frame(OpCode::Text, b"", 0).is_err());
+}
+
+#[test]
+fn mask_override_masks_until_cleared() {
+    let mut c = client();
+    c.set_mask_override(Some([9, 9, 9, 9]));
+    c.send_text(b"a", true).unwrap();
+    c.send_ping(b"").unwrap();
+    let (out, _) = c.take_output();
+    let mut expected = Vec::new();
+    write_frame(&mut expected, true, 0, OpCode::Text, b"a", Some([9, 9, 9, 9]));
+    write_frame(&mut expected, true, 0, OpCode::Ping, b"", Some([9, 9, 9, 9]));
+    assert_eq!(out, expected);
+    c.set_mask_override(None);
+    c.send_text(b"a", true).unwrap();
+    let (out, _) = c.take_output();
+    assert_ne!(&out[2..6], &[9, 9, 9, 9]);
+}
+
+#[test]
 fn extra_rsv_bits_pass_through_untouched() {
     let mut s = Connection::new(Config {
         extra_rsv: RSV1,
