@@ -110,7 +110,9 @@ fn check_events(c: &Connection, events: &[Event], config: &Config, failed: &mut 
                 }
             }
             // A control frame with RSV bits for extensions above the core.
-            Event::Frame { opcode, payload, rsv, .. } if opcode.is_control() => {
+            Event::Frame {
+                opcode, payload, rsv, ..
+            } if opcode.is_control() => {
                 assert!(!config.assemble);
                 assert!(*rsv != 0 && rsv & !config.extra_rsv == 0);
                 assert!(payload.len() <= 125);
