@@ -9,6 +9,7 @@ soon as there is one: on the Sans-I/O protocol and on both I/O layers.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import struct
 from unittest.mock import patch
@@ -145,3 +146,13 @@ def test_sync_client_uses_it() -> None:
             with pytest.raises(ConnectionClosedOK):
                 ws.recv(timeout=TIMEOUT)
     assert results == [frame(0x1, b"hi", mask=KEY)]
+
+
+def test_deleted_function_gives_random_keys() -> None:
+    client = Protocol(CLIENT)
+    with patch.dict(secrets.__dict__):
+        del secrets.token_bytes
+        client.send_binary(b"\x00")
+        client.send_binary(b"\x00")
+    keys = [data[2:6] for data in client.data_to_send()]
+    assert len(set(keys)) == 2

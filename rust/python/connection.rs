@@ -4,7 +4,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList, PyModule, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::events::{CloseReceived, PingReceived, PongReceived, ProtocolViolation};
 use super::sink::{BytesSink, BytesSinkFactory};
@@ -52,17 +52,32 @@ fn close_tuple(c: Option<&CloseFrame>) -> Option<(u16, String)> {
     c.map(|c| (c.code, c.reason.clone()))
 }
 
-/// Python's `secrets` module and its `token_bytes` function as they were
-/// when `ferrows._core` was imported.
-static TOKEN_BYTES: PyOnceLock<(Py<PyModule>, Py<PyAny>)> = PyOnceLock::new();
+/// Where clients' masking keys come from when the application replaced
+/// `secrets.token_bytes` (see [`replaced_mask`]).
+struct MaskSource {
+    /// The namespace of Python's `secrets` module.
+    namespace: Py<PyDict>,
+    /// `"token_bytes"`, its hash computed once.
+    name: Py<PyString>,
+    /// `secrets.token_bytes` as it was when `ferrows._core` was imported.
+    original: Py<PyAny>,
+}
+
+static TOKEN_BYTES: PyOnceLock<MaskSource> = PyOnceLock::new();
 
 /// Records `secrets.token_bytes` at import, so that a replacement can be
 /// told from it later (see [`replaced_mask`]).
 pub fn record_mask_source(py: Python<'_>) -> PyResult<()> {
     TOKEN_BYTES.get_or_try_init(py, || {
         let secrets = py.import("secrets")?;
-        let token_bytes = secrets.getattr("token_bytes")?;
-        Ok::<_, PyErr>((secrets.unbind(), token_bytes.unbind()))
+        let name = PyString::intern(py, "token_bytes");
+        name.hash()?;
+        let original = secrets.getattr(&name)?;
+        Ok::<_, PyErr>(MaskSource {
+            namespace: secrets.dict().unbind(),
+            name: name.unbind(),
+            original: original.unbind(),
+        })
     })?;
     Ok(())
 }
@@ -71,16 +86,32 @@ pub fn record_mask_source(py: Python<'_>) -> PyResult<()> {
 /// replaced that function (websockets draws its masks from it, so tests
 /// and users patch it for deterministic frames); `None` while it is the
 /// original, whose keys the core draws faster from the same OS source.
-/// One attribute lookup and an identity check per call: clients pay it
-/// once per send or read, servers never.
+/// One dictionary lookup (in the module's namespace, where `patch()` and
+/// assignments put the replacement) and a pointer comparison per call:
+/// clients pay it once per send or read, servers never.
 fn replaced_mask(py: Python<'_>) -> PyResult<Option<[u8; 4]>> {
-    let Some((secrets, original)) = TOKEN_BYTES.get(py) else {
+    let Some(source) = TOKEN_BYTES.get(py) else {
         return Ok(None);
     };
-    let current = secrets.bind(py).getattr(pyo3::intern!(py, "token_bytes"))?;
-    if current.is(original.bind(py)) {
+    // SAFETY: the namespace and the name are live objects, kept by the
+    // static, and the GIL is held. PyDict_GetItemWithError returns a
+    // borrowed reference, or NULL with or without an exception set; with a
+    // str key whose hash is cached, in a dict of str keys, it runs no Python
+    // code, so the entry cannot go away before the comparison below, which
+    // is all the borrowed pointer is used for. (PyDict_GetItem would save
+    // and restore the error state on every call.)
+    let current = unsafe { pyo3::ffi::PyDict_GetItemWithError(source.namespace.as_ptr(), source.name.as_ptr()) };
+    if current.is_null() {
+        // Deleted: the core's own keys; or a lookup error, raised.
+        return PyErr::take(py).map_or(Ok(None), Err);
+    }
+    if current == source.original.as_ptr() {
         return Ok(None);
     }
+    let current = source.namespace.bind(py).get_item(source.name.bind(py))?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
     let key = current.call1((4,))?;
     let key = key
         .cast::<PyBytes>()
