@@ -267,6 +267,8 @@ pub struct Connection {
     extensions: Vec<Box<dyn Extension>>,
     allowed_rsv: u8,
     masks: MaskSource,
+    /// Key for every frame while set (see [`Connection::set_mask_override`]).
+    mask_override: Option<[u8; 4]>,
     events: Vec<Event>,
     output: Vec<u8>,
     eof_pending: bool,
@@ -308,6 +310,7 @@ impl Connection {
                 pool: Vec::new(),
                 pos: 0,
             },
+            mask_override: None,
             events: Vec::new(),
             output: Vec::new(),
             eof_pending: false,
@@ -385,6 +388,16 @@ impl Connection {
     /// Uses one fixed masking key, so that tests get reproducible bytes.
     pub fn set_fixed_mask(&mut self, key: [u8; 4]) {
         self.masks = MaskSource::Fixed(key);
+    }
+
+    /// Masks the frames written from now on with `key` rather than keys of
+    /// the mask source, until called with `None`. The caller chooses the
+    /// key of one send (or of the replies one read queues), then clears it:
+    /// the Python binding does so when the application replaced the
+    /// function that masking keys come from in Python, as websockets' users
+    /// do to get deterministic output.
+    pub fn set_mask_override(&mut self, key: Option<[u8; 4]>) {
+        self.mask_override = key;
     }
 
     /// The configuration.
@@ -674,8 +687,8 @@ impl Connection {
                 invalid_utf8(self.message.utf8_pending(), &buf[start..], at)
             })?;
         }
-        let frame_len = (buf.len() - start) as u64;
-        decoded.map_err(|v| message_too_big(v, self.message.size, frame_len, self.config.max_size))
+        let current = current_size(header.opcode, self.message.size);
+        decoded.map_err(|v| frame_too_big(v, current, None, self.config.max_size))
     }
 
     /// The state that reads the payload of a frame other than one going
@@ -753,7 +766,7 @@ impl Connection {
         self.eof_rcvd = true;
         if !matches!(self.read, ReadState::Discard) {
             // Nothing to send after the peer is gone: never deferred.
-            self.failure = Some(Violation::UnexpectedEof);
+            self.failure = Some(self.eof_violation());
             self.apply_failure();
             self.events.push(Event::Failed);
         } else if std::mem::replace(&mut self.failure_pending, false) {
@@ -770,6 +783,39 @@ impl Connection {
         self.state = State::Closed;
     }
 
+    /// What an EOF without a closing handshake interrupted, counted as
+    /// websockets counts it: between frames, or so many bytes into the part
+    /// of a frame being read (the first two bytes, the extended length, the
+    /// masking key, the payload).
+    fn eof_violation(&self) -> Violation {
+        let (received, expected) = match &self.read {
+            ReadState::Header if self.header_buf.is_empty() => return Violation::UnexpectedEof,
+            ReadState::Header => {
+                let buf = &self.header_buf;
+                let extended = match buf.get(1).map(|b| b & 0x7f) {
+                    None => 0,
+                    Some(126) => 2,
+                    Some(127) => 8,
+                    Some(_) => 0,
+                };
+                if buf.len() < 2 {
+                    (buf.len(), 2)
+                } else if buf.len() < 2 + extended {
+                    (buf.len() - 2, extended)
+                } else {
+                    (buf.len() - 2 - extended, 4)
+                }
+            }
+            ReadState::Payload { header, received, .. } => (*received, header.payload_len as usize),
+            ReadState::Sink { header, filled, .. } => (*filled, header.payload_len as usize),
+            ReadState::Discard => return Violation::UnexpectedEof,
+        };
+        Violation::TruncatedFrame {
+            received: received as u64,
+            expected: expected as u64,
+        }
+    }
+
     fn check_header(&self, h: &FrameHeader) -> Result<(), Violation> {
         // Section 5.1: clients mask, servers don't.
         match (self.config.role, h.mask.is_some()) {
@@ -778,8 +824,15 @@ impl Connection {
             _ => {}
         }
         // Section 5.2: RSV bits must be 0 unless an extension defines them.
-        // No supported extension gives them a meaning on control frames.
-        let allowed = if h.opcode.is_control() { 0 } else { self.allowed_rsv };
+        // No extension of the core gives them a meaning on control frames;
+        // extensions above the core see control frames too, with the bits
+        // they were given ([`Config::extra_rsv`]), as frames: so only when
+        // frames are delivered one by one.
+        let allowed = match (h.opcode.is_control(), self.config.assemble) {
+            (false, _) => self.allowed_rsv,
+            (true, false) => self.config.extra_rsv & 0x7,
+            (true, true) => 0,
+        };
         if h.rsv & !allowed != 0 {
             return Err(Violation::ReservedBits(h.rsv & !allowed));
         }
@@ -792,16 +845,24 @@ impl Connection {
         // Refuse an oversized frame from its header, before reading (or
         // allocating for) its payload.
         if !h.opcode.is_control() {
+            let current = current_size(h.opcode, self.message.size);
+            let remaining = self
+                .config
+                .max_size
+                .map(|max| max as u64 - self.message.size.min(max as u64));
             if let Some(max_frame) = self.config.max_frame {
                 if h.payload_len > max_frame as u64 {
-                    return Err(Violation::MessageTooBig {
-                        size: h.payload_len,
-                        max_size: max_frame,
+                    // websockets' limit for the frame: the smaller of the
+                    // two, plus what the message holds already.
+                    let left = remaining.map_or(max_frame as u64, |r| r.min(max_frame as u64));
+                    return Err(Violation::FrameTooBig {
+                        size: Some(h.payload_len),
+                        current,
+                        max_size: (left + current.unwrap_or(0)) as usize,
                     });
                 }
             }
-            if let Some(max) = self.config.max_size {
-                let remaining = max as u64 - self.message.size.min(max as u64);
+            if let (Some(max), Some(remaining)) = (self.config.max_size, remaining) {
                 let limit = if h.rsv != 0 && !self.extensions.is_empty() {
                     self.extensions
                         .iter()
@@ -810,8 +871,9 @@ impl Connection {
                     remaining
                 };
                 if h.payload_len > limit {
-                    return Err(Violation::MessageTooBig {
-                        size: self.message.size + h.payload_len,
+                    return Err(Violation::FrameTooBig {
+                        size: Some(h.payload_len),
+                        current,
                         max_size: max,
                     });
                 }
@@ -868,14 +930,14 @@ impl Connection {
                         self.write_control(OpCode::Pong, &payload);
                     }
                 }
-                self.events.push(Event::Ping(payload));
+                self.events.push(control_event(OpCode::Ping, h.rsv, payload));
                 Ok(())
             }
             OpCode::Pong => {
-                self.events.push(Event::Pong(payload));
+                self.events.push(control_event(OpCode::Pong, h.rsv, payload));
                 Ok(())
             }
-            OpCode::Close => self.process_close(payload),
+            OpCode::Close => self.process_close(payload, h.rsv),
         }
     }
 
@@ -901,25 +963,24 @@ impl Connection {
             Some(rsv) => frame.rsv = rsv,
             None => {
                 let remaining = self.message.remaining(self.config.max_size);
-                let (earlier, max_size) = (self.message.size, self.config.max_size);
+                let current = current_size(h.opcode, self.message.size);
+                let max_size = self.config.max_size;
                 for ext in self.extensions.iter_mut().rev() {
-                    ext.decode(&mut frame, remaining).map_err(|e| {
-                        let size = match e {
-                            Violation::MessageTooBig { size, .. } => size,
-                            _ => 0,
-                        };
-                        message_too_big(e, earlier, size, max_size)
-                    })?;
+                    ext.decode(&mut frame, remaining)
+                        .map_err(|e| frame_too_big(e, current, None, max_size))?;
                 }
             }
         }
-        self.message.account(
-            &frame.payload,
-            frame.fin,
-            self.config.max_size,
-            self.config.max_fragments,
-            self.utf8_check(fed),
-        )?;
+        let current = current_size(h.opcode, self.message.size);
+        self.message
+            .account(
+                &frame.payload,
+                frame.fin,
+                self.config.max_size,
+                self.config.max_fragments,
+                self.utf8_check(fed),
+            )
+            .map_err(|e| frame_too_big(e, current, Some(frame.payload.len() as u64), self.config.max_size))?;
         if self.config.assemble {
             let single = frame.fin && self.message.buffer.is_empty();
             if self.streams_fragment(frame.fin) {
@@ -973,15 +1034,18 @@ impl Connection {
                 invalid_utf8(self.message.utf8_pending(), &buf[start..], at)
             })?;
         }
+        let current = current_size(h.opcode, self.message.size);
+        finished.map_err(|v| frame_too_big(v, current, None, self.config.max_size))?;
         let frame_len = (buf.len() - start) as u64;
-        finished.map_err(|v| message_too_big(v, self.message.size, frame_len, self.config.max_size))?;
-        self.message.account(
-            &buf[start..],
-            h.fin,
-            self.config.max_size,
-            self.config.max_fragments,
-            self.utf8_check(fed),
-        )?;
+        self.message
+            .account(
+                &buf[start..],
+                h.fin,
+                self.config.max_size,
+                self.config.max_fragments,
+                self.utf8_check(fed),
+            )
+            .map_err(|e| frame_too_big(e, current, Some(frame_len), self.config.max_size))?;
         if self.config.assemble && self.streams_fragment(h.fin) {
             // The frame was decoded into a buffer of its own (start_payload
             // never fills the message's buffer in this mode): start is 0.
@@ -1044,7 +1108,7 @@ impl Connection {
         }
     }
 
-    fn process_close(&mut self, payload: Vec<u8>) -> Result<(), Violation> {
+    fn process_close(&mut self, payload: Vec<u8>, rsv: u8) -> Result<(), Violation> {
         // Sections 7.1.5 and 7.1.6: the close code and reason.
         let close = CloseFrame::parse(&payload)?;
         self.close_rcvd = Some(close.clone());
@@ -1063,7 +1127,7 @@ impl Connection {
             self.close_rcvd_then_sent = Some(true);
             self.state = State::Closing;
         }
-        self.events.push(Event::Close(payload));
+        self.events.push(control_event(OpCode::Close, rsv, payload));
         // Section 7.1.1: the server closes the TCP connection first; the
         // client waits for it.
         if self.config.role == Role::Server && !self.eof_sent {
@@ -1204,10 +1268,7 @@ impl Connection {
         }
         self.check_open()?;
         self.expect_continuation = !fin;
-        Ok(match self.config.role {
-            Role::Client => Some(self.masks.next()),
-            Role::Server => None,
-        })
+        Ok(self.next_mask())
     }
 
     /// Starts a data frame that the caller writes itself, straight into its
@@ -1259,6 +1320,17 @@ impl Connection {
     }
 
     fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), SendError> {
+        self.send_control_frame(opcode, data, 0)
+    }
+
+    /// Sends a ping or a pong with explicit RSV bits, for extensions
+    /// implemented above the core, which encoded it already.
+    pub fn send_control_frame(&mut self, opcode: OpCode, data: &[u8], rsv: u8) -> Result<(), SendError> {
+        if !matches!(opcode, OpCode::Ping | OpCode::Pong) {
+            return Err(SendError::Protocol(
+                "send_control_frame sends pings and pongs only".into(),
+            ));
+        }
         if self.state != State::Open && self.state != State::Closing {
             return Err(SendError::InvalidState(self.state.name()));
         }
@@ -1268,7 +1340,8 @@ impl Connection {
                 data.len()
             )));
         }
-        self.write_control(opcode, data);
+        let mask = self.next_mask();
+        write_frame(&mut self.output, true, rsv & 0x7, opcode, data, mask);
         Ok(())
     }
 
@@ -1304,11 +1377,17 @@ impl Connection {
     }
 
     fn write_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        let mask = match self.config.role {
-            Role::Client => Some(self.masks.next()),
-            Role::Server => None,
-        };
+        let mask = self.next_mask();
         write_frame(&mut self.output, true, 0, opcode, payload, mask);
+    }
+
+    /// The masking key of the next frame: none for a server; for a client,
+    /// the key set with [`Connection::set_mask_override`], else a random one.
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match self.config.role {
+            Role::Client => Some(self.mask_override.unwrap_or_else(|| self.masks.next())),
+            Role::Server => None,
+        }
     }
 }
 
@@ -1342,13 +1421,40 @@ fn message_event(opcode: OpCode, data: Vec<u8>, utf8_checked: bool) -> Result<Ev
         .map_err(|(data, e)| invalid_utf8(&[], &data, e.position))
 }
 
-/// Reports a message over the size limit with the size of the whole
-/// message rather than of what an extension decoded: `earlier` bytes in the
-/// message's previous frames, `frame` in this one so far.
-fn message_too_big(v: Violation, earlier: u64, frame: u64, max_size: Option<usize>) -> Violation {
+/// The event of a control frame: [`Event::Ping`], [`Event::Pong`] or
+/// [`Event::Close`], or, when it has RSV bits set (possible only with
+/// [`Config::extra_rsv`], in frame mode), an [`Event::Frame`] that keeps
+/// them for the extensions above the core to decode.
+fn control_event(opcode: OpCode, rsv: u8, payload: Vec<u8>) -> Event {
+    match (opcode, rsv) {
+        (_, 1..) => Event::Frame {
+            opcode,
+            fin: true,
+            rsv,
+            payload,
+        },
+        (OpCode::Ping, _) => Event::Ping(payload),
+        (OpCode::Pong, _) => Event::Pong(payload),
+        _ => Event::Close(payload),
+    }
+}
+
+/// Bytes of the message before a frame with this opcode, as websockets
+/// reports them in `PayloadTooBig.current_size`: `None` for the first frame
+/// of a message.
+fn current_size(opcode: OpCode, message_size: u64) -> Option<u64> {
+    (opcode == OpCode::Continuation).then_some(message_size)
+}
+
+/// Restates a message over the size limit in websockets' terms (see
+/// [`Violation::FrameTooBig`]): the frame's `size` (`None` when an
+/// extension stopped decoding at the limit, as websockets' permessage-deflate
+/// reports it), the message's bytes before it, and the message's limit.
+fn frame_too_big(v: Violation, current: Option<u64>, size: Option<u64>, max_size: Option<usize>) -> Violation {
     match (v, max_size) {
-        (Violation::MessageTooBig { .. }, Some(max_size)) => Violation::MessageTooBig {
-            size: earlier + frame,
+        (Violation::MessageTooBig { .. }, Some(max_size)) => Violation::FrameTooBig {
+            size,
+            current,
             max_size,
         },
         (other, _) => other,

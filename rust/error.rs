@@ -58,11 +58,27 @@ pub enum Violation {
         /// Offset of the first byte of the invalid sequence within `data`.
         position: usize,
     },
-    /// Message over the size limit.
+    /// Message over the size limit, as the parts of the core that check
+    /// it report it; the connection restates it as [`Violation::FrameTooBig`]
+    /// before failing.
     MessageTooBig {
         /// Size reached, or announced by a frame header.
         size: u64,
         /// Configured limit.
+        max_size: usize,
+    },
+    /// A frame that takes its message over the size limit, in websockets'
+    /// terms (its `PayloadTooBig`), which users match on: "frame with 2
+    /// bytes after reading 2 bytes exceeds limit of 3 bytes".
+    FrameTooBig {
+        /// Bytes of the frame (announced by its header, or decoded);
+        /// `None` when decompression stopped at the limit, before the
+        /// frame's size was known.
+        size: Option<u64>,
+        /// Bytes of the message received in its earlier frames; `None` for
+        /// the first frame of a message.
+        current: Option<u64>,
+        /// Limit of the whole message.
         max_size: usize,
     },
     /// Too many fragments in one message.
@@ -77,8 +93,19 @@ pub enum Violation {
         /// Description for logs.
         reason: String,
     },
-    /// The peer closed the TCP connection without a closing handshake.
+    /// The peer closed the TCP connection without a closing handshake,
+    /// between frames.
     UnexpectedEof,
+    /// The peer closed the TCP connection in the middle of a frame:
+    /// `received` of the `expected` bytes of the part being read (the first
+    /// two header bytes, the extended length, the masking key or the
+    /// payload), as websockets counts them.
+    TruncatedFrame {
+        /// Bytes of that part received.
+        received: u64,
+        /// Length of that part.
+        expected: u64,
+    },
 }
 
 impl Violation {
@@ -87,9 +114,11 @@ impl Violation {
         use close_code::*;
         match self {
             Violation::InvalidUtf8 { .. } => INVALID_DATA,
-            Violation::MessageTooBig { .. } | Violation::TooManyFragments { .. } => MESSAGE_TOO_BIG,
+            Violation::MessageTooBig { .. } | Violation::FrameTooBig { .. } | Violation::TooManyFragments { .. } => {
+                MESSAGE_TOO_BIG
+            }
             Violation::Extension { code, .. } => *code,
-            Violation::UnexpectedEof => ABNORMAL_CLOSURE,
+            Violation::UnexpectedEof | Violation::TruncatedFrame { .. } => ABNORMAL_CLOSURE,
             _ => PROTOCOL_ERROR,
         }
     }
@@ -106,32 +135,72 @@ impl fmt::Display for Violation {
                     .collect();
                 write!(f, "reserved bits must be 0: {}", names.join(", "))
             }
-            Violation::ReservedOpcode(op) => write!(f, "invalid opcode: {op}"),
+            // websockets' wording, which users match on: the opcode and the
+            // side are in the frame, not the message.
+            Violation::ReservedOpcode(_) => write!(f, "invalid opcode"),
             Violation::FragmentedControlFrame => write!(f, "fragmented control frame"),
             Violation::ControlFrameTooLong(n) => write!(f, "control frame too long: {n} bytes"),
-            Violation::UnmaskedFrame => write!(f, "incorrect masking: client frame not masked"),
-            Violation::MaskedFrame => write!(f, "incorrect masking: server frame masked"),
+            Violation::UnmaskedFrame | Violation::MaskedFrame => write!(f, "incorrect masking"),
             Violation::InvalidLength => write!(f, "invalid payload length"),
             Violation::UnexpectedContinuation => write!(f, "unexpected continuation frame"),
             Violation::ExpectedContinuation => write!(f, "expected a continuation frame"),
             Violation::CloseFrameTooShort => write!(f, "close frame too short"),
             Violation::InvalidCloseCode(c) => write!(f, "invalid status code {c}"),
-            Violation::InvalidUtf8 { position, .. } => {
-                write!(f, "invalid UTF-8 at position {position}")
+            // Python's reason for the UnicodeDecodeError, then its start, as
+            // websockets builds the close reason.
+            Violation::InvalidUtf8 { data, position } => {
+                let (_, reason) = utf8_error_span(data, *position);
+                write!(f, "{reason} at position {}", (*position).min(data.len()))
             }
             Violation::MessageTooBig { size, max_size } => {
-                write!(f, "message too big: {size} bytes exceeds limit of {max_size} bytes")
+                write!(f, "frame with {size} bytes exceeds limit of {max_size} bytes")
+            }
+            Violation::FrameTooBig {
+                size,
+                current,
+                max_size,
+            } => {
+                f.write_str("frame ")?;
+                if let Some(size) = size {
+                    write!(f, "with {size} bytes ")?;
+                }
+                if let Some(current) = current {
+                    write!(f, "after reading {current} bytes ")?;
+                }
+                write!(f, "exceeds limit of {max_size} bytes")
             }
             Violation::TooManyFragments { max_fragments } => {
                 write!(f, "more than {max_fragments} fragments")
             }
             Violation::Extension { reason, .. } => f.write_str(reason),
-            Violation::UnexpectedEof => write!(f, "unexpected EOF"),
+            Violation::UnexpectedEof => write!(f, "unexpected end of stream"),
+            Violation::TruncatedFrame { received, expected } => {
+                write!(f, "stream ends after {received} bytes, expected {expected} bytes")
+            }
         }
     }
 }
 
 impl std::error::Error for Violation {}
+
+/// The end of the invalid UTF-8 sequence that starts at `position` in
+/// `data`, and CPython's reason for it ("invalid start byte", "invalid
+/// continuation byte", "unexpected end of data"): what `data.decode()`
+/// reports in Python, so that the close reason and the `UnicodeDecodeError`
+/// say what websockets' do.
+pub fn utf8_error_span(data: &[u8], position: usize) -> (usize, &'static str) {
+    let start = position.min(data.len());
+    match std::str::from_utf8(&data[start..]) {
+        // The core reports the first invalid sequence, so decoding from it
+        // fails at once; the arm after this one covers the rest.
+        Err(e) if e.valid_up_to() == 0 => match e.error_len() {
+            None => (data.len(), "unexpected end of data"),
+            Some(len) if matches!(data[start], 0x80..=0xc1 | 0xf5..=0xff) => (start + len, "invalid start byte"),
+            Some(len) => (start + len, "invalid continuation byte"),
+        },
+        _ => ((start + 1).min(data.len()), "invalid utf-8"),
+    }
+}
 
 /// Misuse of the sending API by the local application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,18 +228,24 @@ impl std::error::Error for SendError {}
 pub enum HttpError {
     /// Request line over the line limit.
     RequestLineTooLong {
-        /// Configured limit.
+        /// Configured limit, in bytes with the CRLF, as websockets counts.
         limit: usize,
+        /// Bytes of the line read when it crossed the limit.
+        read: usize,
     },
     /// Status line over the line limit.
     StatusLineTooLong {
         /// Configured limit.
         limit: usize,
+        /// Bytes of the line read.
+        read: usize,
     },
     /// One header line over the line limit.
     HeaderLineTooLong {
         /// Configured limit.
         limit: usize,
+        /// Bytes of the line read.
+        read: usize,
     },
     /// More header lines than allowed.
     TooManyHeaders {
@@ -188,7 +263,7 @@ pub enum HttpError {
     InvalidRequestLine(String),
     /// Status line that is not `HTTP/x.y code reason`.
     InvalidStatusLine(String),
-    /// HTTP version other than 1.1.
+    /// A status line with a protocol other than HTTP/1.1: the whole line.
     UnsupportedProtocol(String),
     /// Header line that is not `name: value`.
     InvalidHeader(String),
@@ -219,16 +294,13 @@ impl HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::RequestLineTooLong { limit } => {
-                write!(f, "request line too long: over {limit} bytes")
+            // websockets' wording, which users match on.
+            HttpError::RequestLineTooLong { limit, read }
+            | HttpError::StatusLineTooLong { limit, read }
+            | HttpError::HeaderLineTooLong { limit, read } => {
+                write!(f, "read {read} bytes, expected no more than {limit} bytes")
             }
-            HttpError::StatusLineTooLong { limit } => {
-                write!(f, "status line too long: over {limit} bytes")
-            }
-            HttpError::HeaderLineTooLong { limit } => {
-                write!(f, "header line too long: over {limit} bytes")
-            }
-            HttpError::TooManyHeaders { limit } => write!(f, "too many HTTP headers: over {limit}"),
+            HttpError::TooManyHeaders { limit } => write!(f, "expected no more than {limit} headers"),
             HttpError::BodyTooLarge { limit } => write!(f, "body too large: over {limit} bytes"),
             HttpError::InvalidLine(m) => write!(f, "invalid HTTP line: {m}"),
             HttpError::InvalidRequestLine(l) => write!(f, "invalid HTTP request line: {l}"),
@@ -261,6 +333,17 @@ mod tests {
         assert_eq!(Violation::MessageTooBig { size: 10, max_size: 5 }.close_code(), 1009);
         assert_eq!(Violation::TooManyFragments { max_fragments: 4 }.close_code(), 1009);
         assert_eq!(Violation::UnexpectedEof.close_code(), 1006);
+        let truncated = Violation::TruncatedFrame {
+            received: 1,
+            expected: 2,
+        };
+        assert_eq!(truncated.close_code(), 1006);
+        let too_big = Violation::FrameTooBig {
+            size: None,
+            current: None,
+            max_size: 3,
+        };
+        assert_eq!(too_big.close_code(), 1009);
         assert_eq!(
             Violation::Extension {
                 code: 1007,
@@ -273,8 +356,34 @@ mod tests {
 
     #[test]
     fn http_errors_map_to_statuses() {
-        assert_eq!(HttpError::RequestLineTooLong { limit: 8192 }.status(), 414);
-        assert_eq!(HttpError::HeaderLineTooLong { limit: 8192 }.status(), 431);
+        assert_eq!(
+            HttpError::RequestLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .status(),
+            414
+        );
+        assert_eq!(
+            HttpError::HeaderLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .status(),
+            431
+        );
+        assert_eq!(
+            HttpError::HeaderLineTooLong {
+                limit: 8192,
+                read: 8202
+            }
+            .to_string(),
+            "read 8202 bytes, expected no more than 8192 bytes"
+        );
+        assert_eq!(
+            HttpError::TooManyHeaders { limit: 128 }.to_string(),
+            "expected no more than 128 headers"
+        );
         assert_eq!(HttpError::TooManyHeaders { limit: 128 }.status(), 431);
         assert_eq!(HttpError::UnsupportedProtocol("HTTP/1.0".into()).status(), 505);
         assert_eq!(HttpError::InvalidHeader("x".into()).status(), 400);
@@ -292,7 +401,72 @@ mod tests {
                 max_size: 1000
             }
             .to_string(),
-            "message too big: 2000 bytes exceeds limit of 1000 bytes"
+            "frame with 2000 bytes exceeds limit of 1000 bytes"
         );
+    }
+
+    #[test]
+    fn messages_are_worded_as_websockets_words_them() {
+        let cases = [
+            (Violation::ReservedOpcode(15), "invalid opcode"),
+            (Violation::UnmaskedFrame, "incorrect masking"),
+            (Violation::MaskedFrame, "incorrect masking"),
+            (Violation::UnexpectedEof, "unexpected end of stream"),
+            (
+                Violation::TruncatedFrame {
+                    received: 1,
+                    expected: 2,
+                },
+                "stream ends after 1 bytes, expected 2 bytes",
+            ),
+            (
+                Violation::FrameTooBig {
+                    size: Some(4),
+                    current: None,
+                    max_size: 3,
+                },
+                "frame with 4 bytes exceeds limit of 3 bytes",
+            ),
+            (
+                Violation::FrameTooBig {
+                    size: Some(2),
+                    current: Some(2),
+                    max_size: 3,
+                },
+                "frame with 2 bytes after reading 2 bytes exceeds limit of 3 bytes",
+            ),
+            (
+                Violation::FrameTooBig {
+                    size: None,
+                    current: Some(5),
+                    max_size: 8,
+                },
+                "frame after reading 5 bytes exceeds limit of 8 bytes",
+            ),
+            (
+                Violation::InvalidUtf8 {
+                    data: b"\xff\xff".to_vec(),
+                    position: 0,
+                },
+                "invalid start byte at position 0",
+            ),
+            (
+                Violation::InvalidUtf8 {
+                    data: b"ab\xe2\x28".to_vec(),
+                    position: 2,
+                },
+                "invalid continuation byte at position 2",
+            ),
+            (
+                Violation::InvalidUtf8 {
+                    data: b"a\xe2\x82".to_vec(),
+                    position: 1,
+                },
+                "unexpected end of data at position 1",
+            ),
+        ];
+        for (v, text) in cases {
+            assert_eq!(v.to_string(), text, "{v:?}");
+        }
     }
 }

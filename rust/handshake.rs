@@ -157,7 +157,8 @@ impl Parser {
                 return Err(HttpError::InvalidLine("line without CRLF".into()));
             }
             let end = nl - 1;
-            self.check_line_len(end - self.line_start)?;
+            // Lengths count the CRLF, as websockets counts them.
+            self.check_line_len(nl + 1 - self.line_start)?;
             let start = self.line_start;
             self.line_start = nl + 1;
             i = nl + 1;
@@ -168,21 +169,19 @@ impl Parser {
                 return self.finish_head();
             }
             self.lines.push((start, end));
+            if self.lines.len() == 1 {
+                // Refused as soon as it is complete, not when the headers
+                // end: a peer that doesn't speak HTTP may never send them.
+                self.check_start_line()?;
+            }
             if self.lines.len() > self.limits.max_headers + 1 {
                 return Err(HttpError::TooManyHeaders {
                     limit: self.limits.max_headers,
                 });
             }
         }
-        // The line in progress may already be over the limit (allowing for
-        // its CR not to have arrived yet).
-        let partial = self.buf.len() - self.line_start;
-        let partial = if self.buf.last() == Some(&b'\r') {
-            partial - 1
-        } else {
-            partial
-        };
-        self.check_line_len(partial)?;
+        // The line in progress may already be over the limit.
+        self.check_line_len(self.buf.len() - self.line_start)?;
         if self.lines.is_empty() {
             self.check_start_prefix()?;
         }
@@ -197,10 +196,12 @@ impl Parser {
         if let Some((_, Body::UntilEof, _)) = &self.pending {
             return self.read_body(true);
         }
+        // The part being read, in websockets' words.
         Err(HttpError::Eof(match self.kind {
-            Kind::Request => "HTTP request",
-            Kind::Response if self.pending.is_some() => "HTTP response body",
-            Kind::Response => "HTTP response",
+            _ if self.pending.is_some() => "HTTP response body",
+            Kind::Request if self.lines.is_empty() => "HTTP request line",
+            Kind::Response if self.lines.is_empty() => "HTTP status line",
+            _ => "HTTP headers",
         }))
     }
 
@@ -213,16 +214,28 @@ impl Parser {
         rest
     }
 
-    fn check_line_len(&self, len: usize) -> Result<(), HttpError> {
-        if len <= self.limits.max_line {
+    /// Checks the length of a line, its CRLF included, or of the part of
+    /// it received so far.
+    fn check_line_len(&self, read: usize) -> Result<(), HttpError> {
+        if read <= self.limits.max_line {
             return Ok(());
         }
         let limit = self.limits.max_line;
         Err(match (self.lines.is_empty(), self.kind) {
-            (true, Kind::Request) => HttpError::RequestLineTooLong { limit },
-            (true, Kind::Response) => HttpError::StatusLineTooLong { limit },
-            (false, _) => HttpError::HeaderLineTooLong { limit },
+            (true, Kind::Request) => HttpError::RequestLineTooLong { limit, read },
+            (true, Kind::Response) => HttpError::StatusLineTooLong { limit, read },
+            (false, _) => HttpError::HeaderLineTooLong { limit, read },
         })
+    }
+
+    /// Parses the start line just completed, for its errors only; the head
+    /// is parsed again, whole, once complete.
+    fn check_start_line(&self) -> Result<(), HttpError> {
+        let line = self.line(0);
+        match self.kind {
+            Kind::Request => parse_request_line(line).map(|_| ()),
+            Kind::Response => parse_status_line(line).map(|_| ()),
+        }
     }
 
     /// Refuses a start line as soon as its first bytes show that it cannot
@@ -407,13 +420,16 @@ fn parse_status_line(line: &[u8]) -> Result<(String, u16, String), HttpError> {
     let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let reason = parts.next().unwrap_or(b"");
-    if !is_version(version) {
+    let reason = parts.next();
+    if version != b"HTTP/1.1" {
+        // As websockets tells them apart: three parts, or a version, make a
+        // status line of another protocol ("220 smtp.invalid ESMTP").
+        if reason.is_some() || is_version(version) {
+            return Err(HttpError::UnsupportedProtocol(latin1(line)));
+        }
         return Err(bad());
     }
-    if version != b"HTTP/1.1" {
-        return Err(HttpError::UnsupportedProtocol(latin1(version)));
-    }
+    let reason = reason.unwrap_or(b"");
     if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
         return Err(bad());
     }
@@ -517,13 +533,34 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
         let mut line = b"GET /".to_vec();
         line.extend(std::iter::repeat(b'a').take(8180));
         assert_eq!(p.feed(&line), Ok(None));
-        assert_eq!(p.feed(&[b'a'; 20]), Err(HttpError::RequestLineTooLong { limit: 8192 }));
+        assert_eq!(
+            p.feed(&[b'a'; 20]),
+            Err(HttpError::RequestLineTooLong {
+                limit: 8192,
+                read: 8205
+            })
+        );
+        // A complete line counts its CRLF, as websockets counts it.
+        let mut p = Parser::new(Kind::Request, limits);
+        let mut line = b"GET /".to_vec();
+        line.extend(std::iter::repeat(b'a').take(8186));
+        line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            p.feed(&line),
+            Err(HttpError::RequestLineTooLong {
+                limit: 8192,
+                read: 8202
+            })
+        );
 
         let mut p = Parser::new(Kind::Request, limits);
         p.feed(b"GET / HTTP/1.1\r\nX: ").unwrap();
         assert_eq!(
             p.feed(&vec![b'v'; 100_000]),
-            Err(HttpError::HeaderLineTooLong { limit: 8192 })
+            Err(HttpError::HeaderLineTooLong {
+                limit: 8192,
+                read: 100_003
+            })
         );
 
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
@@ -618,7 +655,48 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
         assert!(parse(Kind::Response, b"HTTP/1.1 99 Nope\r\n\r\n").is_err());
         let mut p = Parser::new(Kind::Response, Limits::default());
         p.feed(b"HTTP/1.1 101 Switching").unwrap();
-        assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP response")));
+        assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP status line")));
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        p.feed(b"HTTP/1.1 101 Switching Protocols\r\n").unwrap();
+        assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP headers")));
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab").unwrap();
+        assert_eq!(p.feed_eof(), Err(HttpError::Eof("HTTP response body")));
+    }
+
+    #[test]
+    fn eof_names_the_part_of_the_request_being_read() {
+        for (data, part) in [
+            (&b""[..], "HTTP request line"),
+            (b"GET / HT", "HTTP request line"),
+            (b"GET / HTTP/1.1\r\n", "HTTP headers"),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n", "HTTP headers"),
+        ] {
+            let mut p = Parser::new(Kind::Request, Limits::default());
+            p.feed(data).unwrap();
+            assert_eq!(p.feed_eof(), Err(HttpError::Eof(part)), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn start_line_is_refused_once_complete() {
+        // Before any header: a peer that doesn't speak HTTP may send none.
+        let mut p = Parser::new(Kind::Request, Limits::default());
+        assert_eq!(
+            p.feed(b"HELO relay.invalid\r\n"),
+            Err(HttpError::InvalidRequestLine("HELO relay.invalid".into()))
+        );
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        assert_eq!(
+            p.feed(b"220 smtp.invalid\r\n"),
+            Err(HttpError::InvalidStatusLine("220 smtp.invalid".into()))
+        );
+        let mut p = Parser::new(Kind::Response, Limits::default());
+        let err = p.feed(b"220 smtp.invalid ESMTP Postfix\r\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported protocol; expected HTTP/1.1: 220 smtp.invalid ESMTP Postfix"
+        );
     }
 
     #[test]

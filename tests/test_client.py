@@ -24,6 +24,7 @@ from ferrows.exceptions import (
     InvalidURI,
     NegotiationError,
     SecurityError,
+    StatusLineTooLong,
 )
 from ferrows.extensions.base import ClientExtensionFactory, Extension
 from ferrows.frames import Frame, Opcode
@@ -595,3 +596,37 @@ def test_same_origin_redirect_with_a_unix_socket_is_followed() -> None:
 
     new, _, location = process_redirect(parse_uri("ws://localhost/a"), _redirect("/b"), None, target="unix")
     assert location == "ws://localhost/b" and new.path == "/b"
+
+
+# ------------------------------------------------------- websockets' wording
+
+
+@pytest.mark.parametrize(
+    ("data", "cause", "message"),
+    [
+        (b"", EOFError, "connection closed while reading HTTP status line"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n", EOFError, "connection closed while reading HTTP headers"),
+        (b"220 smtp.invalid\r\n", ValueError, "invalid HTTP status line: 220 smtp.invalid"),
+        (
+            b"220 smtp.invalid ESMTP Postfix\r\n",
+            ValueError,
+            "unsupported protocol; expected HTTP/1.1: 220 smtp.invalid ESMTP Postfix",
+        ),
+    ],
+)
+def test_invalid_response_worded_as_websockets(data: bytes, cause: type[Exception], message: str) -> None:
+    client = ClientProtocol("ws://example.com/")
+    client.receive_data(data)
+    client.receive_eof()
+    assert isinstance(client.handshake_exc, InvalidMessage)
+    assert str(client.handshake_exc) == "did not receive a valid HTTP response"
+    assert type(client.handshake_exc.__cause__) is cause
+    assert str(client.handshake_exc.__cause__) == message
+
+
+def test_status_line_too_long_is_the_handshake_exc() -> None:
+    client = ClientProtocol("ws://example.com/")
+    client.receive_data(b"HTTP/1.1 " + b"a" * 8191 + b"\r\n\r\n")
+    assert type(client.handshake_exc) is StatusLineTooLong
+    assert str(client.handshake_exc) == "read 8202 bytes, expected no more than 8192 bytes"
+    assert client.data_to_send() == [b""]

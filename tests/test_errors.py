@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import zlib
 
 import pytest
 
@@ -27,7 +28,7 @@ from ferrows.exceptions import (
     TooManyFragments,
     TooManyHeaders,
 )
-from frame_utils import BINARY, CLOSE, CONT, MASK, PING, TEXT, client_frame, close_payload, frame
+from frame_utils import BINARY, CLOSE, CONT, MASK, PING, PONG, TEXT, client_frame, close_payload, frame
 
 
 def server(**kwargs: object) -> _core.Connection:
@@ -51,11 +52,21 @@ def failure(conn: _core.Connection, data: bytes) -> tuple[Exception, int | None]
     return exc, conn.failure_code
 
 
+def close_reason_sent(conn: _core.Connection) -> tuple[int, str]:
+    """Code and reason of the close frame a server connection sent."""
+    out = b"".join(conn.data_to_send())
+    assert out[0] == 0x88 and out[1] < 126, out
+    payload = out[2 : 2 + out[1]]
+    return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+
 def protocol_error(conn: _core.Connection, data: bytes, message: str) -> None:
     exc, code = failure(conn, data)
     assert type(exc) is ProtocolError
     assert str(exc) == message
     assert exc.args == (message,)
+    # The close reason is the exception's text, as websockets sends it.
+    assert close_reason_sent(conn) == (1002, message)
     assert code == 1002
 
 
@@ -67,7 +78,9 @@ def test_reserved_bits() -> None:
 
 
 def test_reserved_opcode() -> None:
-    protocol_error(server(), client_frame(0x3, b"x"), "invalid opcode: 3")
+    # websockets' wording, without the opcode: users match on the text.
+    protocol_error(server(), client_frame(0x3, b"x"), "invalid opcode")
+    protocol_error(server(), client_frame(0xF, b"x"), "invalid opcode")
 
 
 def test_fragmented_control_frame() -> None:
@@ -79,11 +92,12 @@ def test_control_frame_too_long() -> None:
 
 
 def test_unmasked_frame() -> None:
-    protocol_error(server(), frame(TEXT, b"x"), "incorrect masking: client frame not masked")
+    protocol_error(server(), frame(TEXT, b"x"), "incorrect masking")
 
 
 def test_masked_frame() -> None:
-    protocol_error(client(), frame(TEXT, b"x", mask=MASK), "incorrect masking: server frame masked")
+    exc, code = failure(client(), frame(TEXT, b"x", mask=MASK))
+    assert (type(exc), str(exc), code) == (ProtocolError, "incorrect masking", 1002)
 
 
 def test_invalid_length() -> None:
@@ -138,6 +152,8 @@ def test_invalid_utf8(frames: list[bytes], data: bytes) -> None:
     assert exc.encoding == "utf-8"
     assert exc.object == data
     assert (exc.start, exc.end, exc.reason) == (expected.value.start, expected.value.end, expected.value.reason)
+    # The close reason as websockets builds it from the exception.
+    assert close_reason_sent(conn) == (1007, f"{exc.reason} at position {exc.start}")
 
 
 def test_invalid_utf8_in_close_reason() -> None:
@@ -149,11 +165,44 @@ def test_invalid_utf8_in_close_reason() -> None:
     assert (exc.object, exc.start, exc.end, exc.reason) == (b"ab\xff", 2, 3, "invalid start byte")
 
 
+def test_invalid_utf8_in_close_reason_close_frame() -> None:
+    conn = server()
+    exc, _ = failure(conn, client_frame(CLOSE, b"\x03\xe8\xff\xff"))
+    assert str(exc) == "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+    assert close_reason_sent(conn) == (1007, "invalid start byte at position 0")
+
+
 def test_message_too_big() -> None:
-    exc, code = failure(server(max_size=10), client_frame(BINARY, b"x" * 11))
+    conn = server(max_size=10)
+    exc, code = failure(conn, client_frame(BINARY, b"x" * 11))
     assert type(exc) is PayloadTooBig
     assert (exc.size, exc.max_size, exc.current_size) == (11, 10, None)
     assert code == 1009
+    assert str(exc) == "frame with 11 bytes exceeds limit of 10 bytes"
+    assert close_reason_sent(conn) == (1009, str(exc))
+
+
+def test_fragment_too_big() -> None:
+    # websockets' account: this frame's size, and what the message held.
+    conn = server(max_size=3)
+    exc, _code = failure(conn, client_frame(BINARY, b"ab", fin=False) + client_frame(CONT, b"cd"))
+    assert type(exc) is PayloadTooBig
+    assert (exc.size, exc.max_size, exc.current_size) == (2, 3, 2)
+    assert str(exc) == "frame with 2 bytes after reading 2 bytes exceeds limit of 3 bytes"
+    assert close_reason_sent(conn) == (1009, str(exc))
+
+
+def test_frame_inflated_past_the_limit() -> None:
+    # Inflating stops at the limit, before the frame's size is known.
+    conn = server(max_size=1000)
+    conn.enable_deflate(False, False, 15, 15)
+    compressed = zlib.compressobj(wbits=-15)
+    payload = compressed.compress(b"\0" * 5000) + compressed.flush(zlib.Z_SYNC_FLUSH)
+    exc, _code = failure(conn, client_frame(BINARY, payload[:-4], rsv=0b100))
+    assert type(exc) is PayloadTooBig
+    assert (exc.size, exc.max_size, exc.current_size) == (None, 1000, None)
+    assert str(exc) == "frame exceeds limit of 1000 bytes"
+    assert close_reason_sent(conn) == (1009, str(exc))
 
 
 def test_too_many_fragments() -> None:
@@ -174,12 +223,26 @@ def test_extension_rejected_the_frame() -> None:
     assert code == 1002
 
 
-def test_unexpected_eof() -> None:
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (client_frame(TEXT, b"a", fin=False), "unexpected end of stream"),
+        (b"", "unexpected end of stream"),
+        # websockets counts the part of the frame being read: the first two
+        # bytes, the extended length, the masking key, the payload.
+        (b"\x81", "stream ends after 1 bytes, expected 2 bytes"),
+        (b"\x82\xfe\x01", "stream ends after 1 bytes, expected 2 bytes"),
+        (b"\x82\xff\x00\x00\x00", "stream ends after 3 bytes, expected 8 bytes"),
+        (b"\x82\x84\x00\x00", "stream ends after 2 bytes, expected 4 bytes"),
+        (client_frame(BINARY, b"abcd")[:-1], "stream ends after 3 bytes, expected 4 bytes"),
+    ],
+)
+def test_unexpected_eof(data: bytes, message: str) -> None:
     conn = server()
-    conn.receive_data(client_frame(TEXT, b"a", fin=False))
+    conn.receive_data(data)
     conn.receive_eof()
     assert type(conn.parser_exc) is EOFError
-    assert str(conn.parser_exc) == "unexpected EOF"
+    assert str(conn.parser_exc) == message
     assert conn.failure_code == 1006
 
 
@@ -204,7 +267,7 @@ def test_send_in_wrong_state() -> None:
         (lambda c: c.send_close(None, "why"), "cannot send a reason without a code"),
         (lambda c: c.send_ping(b"x" * 126), "control frame too long: 126 bytes"),
         (lambda c: (c.send_text(b"a", False), c.send_binary(b"b")), "expected a continuation frame"),
-        (lambda c: c.send_frame(PING, b"", True, 0), "send_frame sends data frames only"),
+        (lambda c: c.send_frame(PING, b"x" * 126, True, 0b010), "control frame too long: 126 bytes"),
         (lambda c: c.send_close(1000, "x" * 124), "close reason too long: 124 bytes"),
     ],
 )
@@ -214,6 +277,16 @@ def test_send_protocol_error(send: object, message: str) -> None:
         send(conn)  # type: ignore[operator]
     assert type(raised.value) is ProtocolError
     assert raised.value.args == (message,)
+
+
+def test_send_frame_with_rsv() -> None:
+    # Extensions above the core set RSV bits on control frames too.
+    conn = server(extra_rsv=0b010)
+    assert conn.send_frame(PING, b"", True, 0b010) == b"\xa9\x00"
+    assert conn.send_frame(PONG, b"x", True, 0b010) == b"\xaa\x01x"
+    # Close frames are checked by send_close, which they must go through.
+    with pytest.raises(ValueError):
+        conn.send_frame(CLOSE, b"", True, 0)
 
 
 # ------------------------------------------------------ handshake parsing
@@ -242,14 +315,31 @@ def test_line_too_long(data: bytes, response: bool, cls: type[SecurityError], li
     assert type(exc) is cls
     assert exc.limit == limit  # type: ignore[attr-defined]
     assert exc.status == status  # type: ignore[attr-defined]
-    assert str(exc).endswith(f"limit is {limit} bytes")
+    # websockets' wording: the bytes of the line read so far.
+    read = len(data) - data.rfind(b"\n") - 1
+    assert str(exc) == f"read {read} bytes, expected no more than {limit} bytes"
+
+
+@pytest.mark.parametrize(
+    ("data", "response", "cls"),
+    [
+        # A complete line counts its CRLF, as websockets counts it.
+        (b"GET /" + b"a" * 8186 + b" HTTP/1.1\r\n\r\n", False, RequestLineTooLong),
+        (b"HTTP/1.1 " + b"a" * 8191 + b"\r\n\r\n", True, StatusLineTooLong),
+        (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 8192 + b"\r\n\r\n", False, HeaderLineTooLong),
+    ],
+)
+def test_complete_line_too_long(data: bytes, response: bool, cls: type[SecurityError]) -> None:
+    exc = parse(data, response=response)
+    assert type(exc) is cls
+    assert str(exc) == "read 8202 bytes, expected no more than 8192 bytes"
 
 
 def test_too_many_headers() -> None:
     exc = parse(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n", max_headers=2)
     assert type(exc) is TooManyHeaders
     assert (exc.limit, exc.status) == (2, 431)
-    assert str(exc) == "too many headers: limit is 2"
+    assert str(exc) == "expected no more than 2 headers"
 
 
 def test_body_too_large() -> None:
@@ -260,10 +350,11 @@ def test_body_too_large() -> None:
 
 
 def test_unsupported_protocol() -> None:
-    # A request's version is checked by the server, a response's by the parser.
+    # A request's version is checked by the server, a response's by the
+    # parser, which words it as websockets' does.
     exc = parse(b"HTTP/1.0 200 OK\r\n\r\n", response=True)
-    assert type(exc) is InvalidProtocol
-    assert (exc.protocol, exc.status) == ("HTTP/1.0", 505)
+    assert type(exc) is ValueError
+    assert str(exc) == "unsupported protocol; expected HTTP/1.1: HTTP/1.0 200 OK"
 
 
 @pytest.mark.parametrize(
@@ -272,13 +363,22 @@ def test_unsupported_protocol() -> None:
         (b"GET / HTTP/1.1\nHost: x\n\n", False, "invalid HTTP line"),
         (b"GET /\r\n\r\n", False, "invalid HTTP request line: GET /"),
         (b"HTTP/1.1 2OO OK\r\n\r\n", True, "invalid HTTP status line: HTTP/1.1 2OO OK"),
+        # Refused once the start line is complete, before any header.
+        (b"HELO relay.invalid\r\n", False, "invalid HTTP request line: HELO relay.invalid"),
+        (b"220 smtp.invalid\r\n", True, "invalid HTTP status line: 220 smtp.invalid"),
+        (
+            b"220 smtp.invalid ESMTP Postfix\r\n",
+            True,
+            "unsupported protocol; expected HTTP/1.1: 220 smtp.invalid ESMTP Postfix",
+        ),
     ],
 )
 def test_not_http(data: bytes, response: bool, message: str) -> None:
-    # Garbage: a server closes the connection without answering.
+    # Garbage: the ValueError of websockets' parser, without a status: a
+    # server closes the connection without answering.
     exc = parse(data, response=response)
-    assert type(exc) is InvalidMessage
-    assert exc.status is None
+    assert type(exc) is ValueError
+    assert not hasattr(exc, "status")
     assert str(exc).startswith(message)
 
 
@@ -304,10 +404,22 @@ def test_invalid_content_length() -> None:
     assert str(exc) == "invalid Content-Length: ten"
 
 
-def test_eof_in_handshake() -> None:
-    exc = parse(b"GET / HTTP/1.1\r\n", eof=True)
-    assert type(exc) is EOFError
-    assert str(exc) == "connection closed while reading HTTP request"
+@pytest.mark.parametrize(
+    ("data", "response", "part"),
+    [
+        (b"", False, "HTTP request line"),
+        (b"GET / HTTP/1.1\r\n", False, "HTTP headers"),
+        (b"", True, "HTTP status line"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n", True, "HTTP headers"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", True, "HTTP response body"),
+    ],
+)
+def test_eof_in_handshake(data: bytes, response: bool, part: str) -> None:
+    parser = _core.HttpParser(response)
+    parser.feed(data)
+    with pytest.raises(EOFError) as raised:
+        parser.feed_eof()
+    assert str(raised.value) == f"connection closed while reading {part}"
 
 
 # ------------------------------------------------------------ the classes

@@ -100,17 +100,17 @@ BAD_REQUESTS = [
     pytest.param(
         b"GET /\r\n\r\n", None, ("! no valid HTTP request", "invalid HTTP request line: GET /"), id="request-line"
     ),
-    pytest.param(b"", None, ("! no valid HTTP request", "connection closed while reading HTTP request"), id="eof"),
+    pytest.param(b"", None, ("! no valid HTTP request", "connection closed while reading HTTP request line"), id="eof"),
     pytest.param(
         b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
         414,
-        ("! request line too long", "request line too long: limit is 8192 bytes"),
+        ("! request line too long", "read "),
         id="414",
     ),
     pytest.param(
         b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",
         431,
-        ("! header fields too large", "too many headers: limit is 128"),
+        ("! header fields too large", "expected no more than 128 headers"),
         id="431",
     ),
 ]
@@ -496,7 +496,7 @@ def test_sansio_frames_and_failure_are_logged() -> None:
         [
             "< TEXT 'hi' [2 bytes]",
             "> TEXT 'yo' [2 bytes]",
-            "> CLOSE 1002 (protocol error) incorrect masking: client frame not masked [44 bytes]",
+            "> CLOSE 1002 (protocol error) incorrect masking [19 bytes]",
             "= connection is CLOSING",
         ],
     ), messages
@@ -565,8 +565,8 @@ def test_sansio_assembled_violation_is_logged() -> None:
     assert in_order(
         messages,
         [
-            "! protocol error: incorrect masking: client frame not masked",
-            "> CLOSE 1002 (protocol error) incorrect masking: client frame not masked [44 bytes]",
+            "! protocol error: incorrect masking",
+            "> CLOSE 1002 (protocol error) incorrect masking [19 bytes]",
         ],
     ), messages
 

@@ -3,6 +3,7 @@ after, on both sides, with bytes in and bytes out."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from ferrows.exceptions import (
     ProtocolError,
     TooManyFragments,
 )
+from ferrows.extensions.base import Extension
 from ferrows.frames import Close, Frame, Opcode
 from ferrows.protocol import (
     CLIENT,
@@ -31,6 +33,7 @@ from ferrows.protocol import (
     State,
 )
 from ferrows.server import ServerProtocol
+from ferrows.typing import ExtensionName
 from frame_utils import (
     BINARY,
     CLOSE,
@@ -863,3 +866,78 @@ def test_close_answered_in_the_middle_of_a_fragmented_message() -> None:
     assert [frame.opcode for frame in server.events_received()] == [Opcode.BINARY, Opcode.CLOSE]
     assert server.close_rcvd is not None and server.close_rcvd.code == 1000
     assert client.close_sent is not None and client.close_sent.code == 1000
+
+
+class Rsv2(Extension):
+    """Sets RSV2 on every frame it sends, control frames included, and
+    requires it on every frame it receives."""
+
+    name = ExtensionName("x-rsv2")
+
+    def encode(self, frame: Frame) -> Frame:
+        assert not frame.rsv2
+        return dataclasses.replace(frame, rsv2=True)
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if not frame.rsv2:
+            raise ProtocolError("expected rsv2")
+        return dataclasses.replace(frame, rsv2=False)
+
+
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_python_extensions_encode_control_frames(side: Side) -> None:
+    proto = Protocol(side, extensions=[Rsv2()])
+    proto.send_ping(b"")
+    proto.send_pong(b"x")
+    sent = parse_frames(b"".join(proto.data_to_send()))
+    assert [(op, data, rsv) for op, data, _fin, rsv in sent] == [(PING, b"", 0b010), (PONG, b"x", 0b010)]
+
+
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+def test_python_extensions_decode_control_frames(side: Side) -> None:
+    proto = Protocol(side, extensions=[Rsv2()])
+    proto.receive_data(incoming(side, PONG, b"", rsv=0b010) + incoming(side, PING, b"p", rsv=0b010))
+    assert proto.events_received() == [Frame(Opcode.PONG, b""), Frame(Opcode.PING, b"p")]
+    assert proto.parser_exc is None
+    # The pong answering the ping went through the extension.
+    [(op, data, _fin, rsv)] = parse_frames(b"".join(proto.data_to_send()))
+    assert (op, data, rsv) == (PONG, b"p", 0b010)
+    # A control frame the extension refuses fails the connection.
+    proto.receive_data(incoming(side, PING, b""))
+    assert isinstance(proto.parser_exc, ProtocolError) and str(proto.parser_exc) == "expected rsv2"
+
+
+def test_extensions_assigned_on_an_open_protocol() -> None:
+    # websockets' tests set extensions after creating the protocol.
+    server = Protocol(SERVER)
+    server.extensions = [Rsv2()]
+    server.send_ping(b"")
+    assert server.data_to_send() == [b"\xa9\x00"]
+    server.receive_data(client_frame(PONG, b"", rsv=0b010))
+    assert server.events_received() == [Frame(Opcode.PONG, b"")]
+
+
+def test_bug_in_recv_frame_is_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    """An exception while handling a received frame fails the connection with
+    1011 and no details, and is the parser_exc, as websockets does."""
+
+    class Broken(Protocol):
+        def recv_frame(self, frame: Frame) -> None:
+            raise RuntimeError("BOOM")
+
+    for side in (SERVER, CLIENT):
+        with caplog.at_level(logging.ERROR):
+            check_failure(Broken(side), incoming(side, TEXT, b""), 1011, RuntimeError)
+        assert "parser failed" in caplog.text
+
+
+def test_fragment_over_the_limit_with_python_extension() -> None:
+    """The wording of websockets' PayloadTooBig on the path where
+    extensions run in Python: this frame's size and the message's before."""
+    server = Protocol(SERVER, max_size=3, extensions=[XorExtension(1)])
+    server.receive_data(client_frame(BINARY, b"ab", fin=False) + client_frame(CONT, b"cd"))
+    exc = server.parser_exc
+    assert isinstance(exc, PayloadTooBig)
+    assert str(exc) == "frame with 2 bytes after reading 2 bytes exceeds limit of 3 bytes"
+    close = Close.parse(parse_frames(_first_frame(b"".join(server.data_to_send())))[0][1])
+    assert (close.code, close.reason) == (1009, str(exc))

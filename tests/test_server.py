@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
+import unittest.mock
 from collections.abc import Sequence
 
 import pytest
@@ -199,7 +200,7 @@ def test_early_invalid_frame() -> None:
     server = ServerProtocol()
     handshake(server, make_request() + frame(BINARY, b"unmasked"))
     out = server.data_to_send()
-    assert out[1] == frame(CLOSE, close_payload(1002, "incorrect masking: client frame not masked"))
+    assert out[1] == frame(CLOSE, close_payload(1002, "incorrect masking"))
     assert out[2] == b""
 
 
@@ -643,3 +644,94 @@ def test_malformed_extension_header() -> None:
         InvalidHeader,
         server,
     )
+
+
+# ------------------------------------------------------- websockets' wording
+
+
+def test_invalid_key_says_why_as_websockets_does() -> None:
+    server = ServerProtocol()
+    check_rejected(make_request(Sec_WebSocket_Key="<not Base64 data>"), 400, InvalidHeaderValue, server)
+    exc = server.handshake_exc
+    assert str(exc) == "invalid Sec-WebSocket-Key header: <not Base64 data>"
+    assert str(exc.__cause__) == "Only base64 data is allowed"
+    # Base64 of the wrong length has no decoding error to chain.
+    server = ServerProtocol()
+    check_rejected(make_request(Sec_WebSocket_Key="c2hvcnQ="), 400, InvalidHeaderValue, server)
+    assert server.handshake_exc.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("data", "cause", "message"),
+    [
+        (b"", EOFError, "connection closed while reading HTTP request line"),
+        (b"GET /te", EOFError, "connection closed while reading HTTP request line"),
+        (b"GET /test HTTP/1.1\r\n", EOFError, "connection closed while reading HTTP headers"),
+    ],
+)
+def test_eof_says_what_it_interrupted(data: bytes, cause: type[Exception], message: str) -> None:
+    server = ServerProtocol()
+    server.receive_data(data)
+    server.receive_eof()
+    assert isinstance(server.handshake_exc, InvalidMessage)
+    assert str(server.handshake_exc) == "did not receive a valid HTTP request"
+    assert type(server.handshake_exc.__cause__) is cause
+    assert str(server.handshake_exc.__cause__) == message
+
+
+def test_request_line_not_http_refused_once_complete() -> None:
+    # Refused when the line ends, without waiting for headers that a peer
+    # speaking another protocol never sends.
+    server = ServerProtocol()
+    server.receive_data(b"HELO relay.invalid\r\n")
+    assert isinstance(server.handshake_exc, InvalidMessage)
+    assert type(server.handshake_exc.__cause__) is ValueError
+    assert str(server.handshake_exc.__cause__) == "invalid HTTP request line: HELO relay.invalid"
+    # Closed without an HTTP answer, which it would not understand.
+    assert server.data_to_send() == [b""]
+    server.receive_data(b"MAIL FROM: <alice@invalid>\r\n")
+    assert server.data_to_send() == []
+
+
+@pytest.mark.parametrize(
+    ("data", "exc_type", "status", "message"),
+    [
+        (
+            b"GET /" + b"a" * 8186 + b" HTTP/1.1\r\n\r\n",
+            RequestLineTooLong,
+            414,
+            "read 8202 bytes, expected no more than 8192 bytes",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 8192 + b"\r\n\r\n",
+            HeaderLineTooLong,
+            431,
+            "read 8202 bytes, expected no more than 8192 bytes",
+        ),
+        (
+            b"GET / HTTP/1.1\r\n" + b"X-Foo: bar\r\n" * 129 + b"\r\n",
+            TooManyHeaders,
+            431,
+            "expected no more than 128 headers",
+        ),
+    ],
+)
+def test_limits_worded_as_websockets(data: bytes, exc_type: type[Exception], status: int, message: str) -> None:
+    server = ServerProtocol()
+    server.receive_data(data)
+    assert type(server.handshake_exc) is exc_type
+    assert str(server.handshake_exc) == message
+    out = server.data_to_send()
+    code, _headers, body = parse_response(out[0])
+    assert (code, body) == (status, f"Failed to open a WebSocket connection: {message}.\n".encode())
+
+
+def test_date_from_a_replaced_formatdate() -> None:
+    # A fixed date, as tests patch it, is used at once, not a cached one.
+    handshake(ServerProtocol(), make_request())
+    fixed = "Thu, 02 Jan 2020 03:04:05 GMT"
+    with unittest.mock.patch("email.utils.formatdate", return_value=fixed):
+        response = handshake(ServerProtocol(), make_request())
+    assert response.headers["Date"] == fixed
+    response = handshake(ServerProtocol(), make_request())
+    assert response.headers["Date"] != fixed

@@ -109,6 +109,14 @@ fn check_events(c: &Connection, events: &[Event], config: &Config, failed: &mut 
                     assert!(b.len() <= max);
                 }
             }
+            // A control frame with RSV bits for extensions above the core.
+            Event::Frame {
+                opcode, payload, rsv, ..
+            } if opcode.is_control() => {
+                assert!(!config.assemble);
+                assert!(*rsv != 0 && rsv & !config.extra_rsv == 0);
+                assert!(payload.len() <= 125);
+            }
             Event::Frame { payload, .. } => {
                 assert!(!config.assemble);
                 if let Some(max) = config.max_size {

@@ -122,7 +122,8 @@ class Connection:
     def send_continuation(self, data: Buffer | str, fin: bool) -> bytes:
         """Frames a continuation fragment; returns the bytes to write."""
     def send_frame(self, opcode: int, data: Buffer | str, fin: bool, rsv: int) -> bytes:
-        """Frames data already encoded by Python extensions."""
+        """Frames a data frame, a ping or a pong already encoded by Python
+        extensions, with their RSV bits."""
     def send_data_frame(self, opcode: int, data: Buffer | str, fin: bool = True) -> bytes:
         """Frames a data frame, a ping or a pong by opcode."""
     def send_header(self, opcode: int, length: int, fin: bool) -> bytes | None:

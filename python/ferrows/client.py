@@ -21,6 +21,7 @@ from .exceptions import (
     InvalidStatus,
     NegotiationError,
     SecurityError,
+    StatusLineTooLong,
 )
 from .extensions.base import ClientExtensionFactory, Extension
 from .headers import (
@@ -114,6 +115,11 @@ class ClientProtocol(Protocol):
         assert self._http is not None
         try:
             parsed = self._http.feed(data)
+        except StatusLineTooLong as exc:
+            # Its own handshake_exc, as in websockets; other errors are the
+            # cause of an InvalidMessage.
+            self._handshake_failed(exc, None)
+            return
         except Exception as exc:
             self._handshake_failed(InvalidMessage("did not receive a valid HTTP response"), exc)
             return

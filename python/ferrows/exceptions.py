@@ -163,7 +163,7 @@ class ConnectionClosed(WebSocketException):
         which is the value RFC 6455 §7.1.5 assigns to that situation.
         """
         warnings.warn(
-            "ConnectionClosed.code is deprecated; use ConnectionClosed.rcvd.code or Protocol.close_code",
+            "ConnectionClosed.code is deprecated; use Protocol.close_code or ConnectionClosed.rcvd.code",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -180,7 +180,7 @@ class ConnectionClosed(WebSocketException):
         Empty when no close frame was received. Warns like :attr:`code`.
         """
         warnings.warn(
-            "ConnectionClosed.reason is deprecated; use ConnectionClosed.rcvd.reason or Protocol.close_reason",
+            "ConnectionClosed.reason is deprecated; use Protocol.close_reason or ConnectionClosed.rcvd.reason",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -275,24 +275,35 @@ class SecurityError(InvalidHandshake):
             self.status = status
 
 
-def _limit_init(self: Any, limit: int | str | None = None) -> None:
+def _limit_init(self: Any, limit: int | str | None = None, read: int | None = None) -> None:
     """``__init__`` of the four limit exceptions below.
 
     websockets raises them with a free-form message, so a :class:`str` is
     still accepted as the first argument; ferrows passes the limit as an
-    :class:`int`, kept in ``limit`` (:obj:`None` if unknown).
+    :class:`int`, kept in ``limit`` (:obj:`None` if unknown), and for a line
+    the bytes of it read when it crossed the limit, kept in ``read``.
     """
-    SecurityError.__init__(self, limit)
+    if read is None:
+        SecurityError.__init__(self, limit)
+    else:
+        SecurityError.__init__(self, limit, read)
     self.limit = None if isinstance(limit, str) else limit
+    self.read = read
     self._message = limit if isinstance(limit, str) else None
 
 
 def _limit_str(self: Any) -> str:
-    """``__str__`` of the four limit exceptions below."""
+    """``__str__`` of the four limit exceptions below: websockets' wording
+    when the numbers are known ("read 8202 bytes, expected no more than
+    8192 bytes", "expected no more than 128 headers")."""
     if self._message is not None:
         return str(self._message)
     if self.limit is None:
         return str(self.what)
+    if self.read is not None:
+        return f"read {self.read} bytes, expected no more than {self.limit} bytes"
+    if not self.unit:
+        return f"expected no more than {self.limit} headers"
     return f"{self.what}: limit is {self.limit}{self.unit}"
 
 
@@ -301,13 +312,16 @@ class RequestLineTooLong(SecurityError):
     ``MAX_LINE_LENGTH`` bytes.
 
     Args:
-        limit: The limit in bytes, or a message as websockets accepts.
+        limit: The limit in bytes, the CRLF included, or a message as
+            websockets accepts.
+        read: Bytes of the line read when it crossed the limit.
     """
 
     what = "request line too long"
     unit = " bytes"
     status = 414  # URI Too Long (RFC 9110 section 15.5.15)
     limit: int | None
+    read: int | None
     __init__ = _limit_init
     __str__ = _limit_str
 
@@ -317,12 +331,15 @@ class StatusLineTooLong(SecurityError):
     ``MAX_LINE_LENGTH`` bytes.
 
     Args:
-        limit: The limit in bytes, or a message as websockets accepts.
+        limit: The limit in bytes, the CRLF included, or a message as
+            websockets accepts.
+        read: Bytes of the line read when it crossed the limit.
     """
 
     what = "status line too long"
     unit = " bytes"
     limit: int | None
+    read: int | None
     __init__ = _limit_init
     __str__ = _limit_str
 
@@ -332,13 +349,16 @@ class HeaderLineTooLong(SecurityError):
     bytes.
 
     Args:
-        limit: The limit in bytes, or a message as websockets accepts.
+        limit: The limit in bytes, the CRLF included, or a message as
+            websockets accepts.
+        read: Bytes of the line read when it crossed the limit.
     """
 
     what = "header line too long"
     unit = " bytes"
     status = 431  # Request Header Fields Too Large (RFC 6585 section 5)
     limit: int | None
+    read: int | None
     __init__ = _limit_init
     __str__ = _limit_str
 
@@ -354,6 +374,7 @@ class TooManyHeaders(SecurityError):
     unit = ""
     status = 431  # Request Header Fields Too Large (RFC 6585 section 5)
     limit: int | None
+    read: int | None
     __init__ = _limit_init
     __str__ = _limit_str
 
@@ -649,7 +670,7 @@ class PayloadTooBig(WebSocketException):
         self.current_size: int | None = None
         if isinstance(size, str):
             warnings.warn(
-                "PayloadTooBig(message) is deprecated; use PayloadTooBig(size, max_size)",
+                "PayloadTooBig(message) is deprecated; change to PayloadTooBig(size, max_size)",
                 DeprecationWarning,
                 stacklevel=2,
             )

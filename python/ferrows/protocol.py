@@ -124,6 +124,12 @@ class Protocol:
     no extension written in Python, :meth:`receive_events` and
     :meth:`send_data` are the core's own methods.
 
+    A client masks its frames with keys the core draws from the operating
+    system, unless :func:`secrets.token_bytes` was replaced (websockets
+    draws its keys with it, and tests patch it for deterministic frames):
+    each send, and each read for the replies it queues, then takes its key
+    from the replacement. Checking costs one attribute lookup per call.
+
     Args:
         side: :attr:`~Side.CLIENT` or :attr:`~Side.SERVER`.
         state: Initial state; :attr:`~State.OPEN` for a connection whose
@@ -159,8 +165,7 @@ class Protocol:
         self.side = side
         self.max_size = _message_limit(max_size)
         self.max_frame_size = max_size[1] if isinstance(max_size, tuple) else None
-        self.extensions: list[Extension] = list(extensions or [])
-        """Extensions in use, once the handshake is done."""
+        self._extensions: list[Extension] = list(extensions or [])
         self.subprotocol: Subprotocol | None = None
         """Subprotocol in use, once the handshake is done."""
         self.handshake_exc: Exception | None = None
@@ -285,6 +290,22 @@ class Protocol:
             self.send_data = core.send_data_frame
         if self.debug:
             self._debug_entry_points(fast)
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """Extensions in use, once the handshake is done.
+
+        Assigning them to a protocol that is already open, as websockets'
+        tests do, sets the core up for them again: do it before any frame
+        is sent or received.
+        """
+        return self._extensions
+
+    @extensions.setter
+    def extensions(self, value: list[Extension]) -> None:
+        self._extensions = value
+        if self._core is not None:
+            self._open()
 
     @property
     def assemble(self) -> bool:
@@ -492,8 +513,12 @@ class Protocol:
             if self._py_discard:
                 break
             if type(item) is tuple:
+                # A data frame, or a control frame with RSV bits for the
+                # Python extensions to decode.
                 opcode, data, fin, rsv = item
                 frame = Frame(_OPCODES[opcode], data, fin, bool(rsv & 4), bool(rsv & 2), bool(rsv & 1))
+                if opcode == Opcode.CLOSE:
+                    self._py_answer_pings = False
             elif type(item) is ProtocolViolation:
                 if self._assemble:
                     self.events.append(item)
@@ -502,7 +527,13 @@ class Protocol:
                 if type(item) is CloseReceived:
                     self._py_answer_pings = False
                 frame = Frame(_CONTROL[type(item)], item.data)
-            self._receive_frame(frame)
+            try:
+                self._receive_frame(frame)
+            except Exception as exc:
+                # A bug in a recv_frame() of a subclass, say: the connection
+                # fails with 1011, and parser_exc says why, as websockets
+                # handles an error while parsing.
+                self._fail_for(exc, "parser failed")
         self.writes.extend(answers)
 
     def _receive_frame(self, frame: Frame) -> None:
@@ -578,6 +609,8 @@ class Protocol:
             self._py_size = 0
             self._py_text = codecs.getincrementaldecoder("utf-8")() if frame.opcode is Opcode.TEXT else None
         remaining = None if self.max_size is None or not data_frame else self.max_size - self._py_size
+        # websockets' current_size: the message's bytes before this frame.
+        current = self._py_size if frame.opcode is Opcode.CONT else None
         try:
             for extension in reversed(self._py_extensions):
                 frame = extension.decode(frame, max_size=remaining)
@@ -585,22 +618,36 @@ class Protocol:
                 raise ProtocolError("reserved bits must be 0")
             if data_frame:
                 self._py_size += len(frame.data)
-                if self.max_size is not None and self._py_size > self.max_size:
-                    raise PayloadTooBig(self._py_size, self.max_size)
+                if remaining is not None and len(frame.data) > remaining:
+                    raise PayloadTooBig(len(frame.data), remaining)
                 if self._py_text is not None:
                     self._py_text.decode(frame.data, frame.fin)
         except PayloadTooBig as exc:
-            self._fail_from_python(exc, CloseCode.MESSAGE_TOO_BIG, str(exc))
-        except UnicodeDecodeError as exc:
-            self._fail_from_python(exc, CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-        except ProtocolError as exc:
-            self._fail_from_python(exc, CloseCode.PROTOCOL_ERROR, str(exc))
+            # The frame's limit becomes the message's, as websockets
+            # reports it: "frame with 2 bytes after reading 2 bytes...".
+            if exc.current_size is None:
+                exc.set_current_size(current)
+            self._fail_for(exc, "unexpected exception in extension")
         except Exception as exc:
-            self.logger.error("unexpected exception in extension", exc_info=True)
-            self._fail_from_python(exc, CloseCode.INTERNAL_ERROR, "")
+            self._fail_for(exc, "unexpected exception in extension")
         else:
             return frame
         return None
+
+    def _fail_for(self, exc: Exception, log: str) -> None:
+        """Fails the connection for an exception raised while handling
+        received frames in Python, with the close code and reason websockets
+        sends for it: 1009, 1007 or 1002 with the exception's text, 1011
+        without details for anything else (logged: it is a bug)."""
+        if isinstance(exc, PayloadTooBig):
+            self._fail_from_python(exc, CloseCode.MESSAGE_TOO_BIG, str(exc))
+        elif isinstance(exc, UnicodeDecodeError):
+            self._fail_from_python(exc, CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+        elif isinstance(exc, ProtocolError):
+            self._fail_from_python(exc, CloseCode.PROTOCOL_ERROR, str(exc))
+        else:
+            self.logger.error(log, exc_info=True)
+            self._fail_from_python(exc, CloseCode.INTERNAL_ERROR, "")
 
     def _fail_from_python(self, exc: Exception, code: int, reason: str) -> None:
         """A violation an extension found: handled as the core handles its
@@ -725,8 +772,7 @@ class Protocol:
         frame = Frame(_OPCODES[opcode], bytes(data), fin)
         for extension in self._py_extensions:
             frame = extension.encode(frame)
-        if frame.opcode.value >= 8:
-            return core.send_data_frame(int(frame.opcode), frame.data, True)
+        # Pings and pongs too keep the RSV bits the extensions set.
         rsv = frame.rsv1 << 2 | frame.rsv2 << 1 | frame.rsv3
         return core.send_frame(int(frame.opcode), frame.data, frame.fin, rsv)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import http
 import re
@@ -44,17 +46,21 @@ __all__ = ["ServerProtocol"]
 SelectSubprotocol = Callable[["ServerProtocol", Sequence[Subprotocol]], "Subprotocol | None"]
 
 
-_date_cache: tuple[int, str] = (0, "")
+_date_cache: tuple[int, Callable[..., str], str] = (0, email.utils.formatdate, "")
 
 
 def http_date() -> str:
     """The ``Date`` header value, formatted once per second rather than once
-    per handshake (it showed in handshake profiles)."""
+    per handshake (it showed in handshake profiles).
+
+    A replaced ``email.utils.formatdate`` (tests patch it for a fixed date,
+    as websockets' do) is called at once rather than after the second ends.
+    """
     global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
-    return _date_cache[1]
+    now, formatdate = int(time.time()), email.utils.formatdate
+    if _date_cache[0] != now or _date_cache[1] is not formatdate:
+        _date_cache = (now, formatdate, formatdate(now, usegmt=True))
+    return _date_cache[2]
 
 
 class ServerProtocol(Protocol):
@@ -269,7 +275,7 @@ class ServerProtocol(Protocol):
         check_upgrade(headers)
         key = single_header(headers, "Sec-WebSocket-Key")
         if not _core.is_valid_key(key):
-            raise InvalidHeaderValue("Sec-WebSocket-Key", key)
+            raise InvalidHeaderValue("Sec-WebSocket-Key", key) from _base64_error(key)
 
         version = single_header(headers, "Sec-WebSocket-Version")
         if version != "13":
@@ -444,6 +450,17 @@ class ServerConnection(ServerProtocol):
         super().__init__(*args, **kwargs)
 
 
+def _base64_error(key: str) -> Exception | None:
+    """Why ``key`` is not base64, as Python's decoder says it ("Only base64
+    data is allowed"), for the cause of the error, as websockets reports it;
+    :obj:`None` for base64 of the wrong length. Runs for bad keys only."""
+    try:
+        base64.b64decode(key.encode(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return exc
+    return None
+
+
 _REJECTED: dict[type[Exception], str] = {InvalidMethod: "method", InvalidProtocol: "protocol"}
 """What the debug log calls a request refused with a specific status."""
 
@@ -563,8 +580,8 @@ def broadcast_frame_key(protocol: Protocol) -> Any:
     if len(extensions) == 1 and type(extensions[0]) is PerMessageDeflate:
         deflate = extensions[0]
         if deflate.local_no_context_takeover:
-            settings = deflate.compress_settings
-            return (deflate.local_max_window_bits, settings["level"], settings["memLevel"])
+            # Window, level and memLevel, as the core compresses with them.
+            return (deflate.local_max_window_bits, *deflate.core_settings()[4:])
     return None
 
 

@@ -197,11 +197,36 @@ fn empty_close_is_echoed_empty() {
 }
 
 #[test]
+fn eof_inside_a_frame_says_how_far_the_frame_got() {
+    let long = unmasked(true, 0, OpCode::Binary, &[7; 300]);
+    let cases: [(&[u8], &str); 5] = [
+        (b"", "unexpected end of stream"),
+        (b"\x81", "stream ends after 1 bytes, expected 2 bytes"),
+        (&long[..3], "stream ends after 1 bytes, expected 2 bytes"),
+        (b"\x82\x04\x01\x02", "stream ends after 2 bytes, expected 4 bytes"),
+        (&long[..4], "stream ends after 0 bytes, expected 300 bytes"),
+    ];
+    for (data, text) in cases {
+        let mut c = client();
+        feed(&mut c, data);
+        c.receive_eof();
+        assert_eq!(c.failure().map(|v| v.to_string()).as_deref(), Some(text), "{data:?}");
+        assert_eq!(c.failure().map(|v| v.close_code()), Some(1006));
+    }
+}
+
+#[test]
 fn eof_without_close_is_abnormal() {
     let mut s = server();
     feed(&mut s, &masked(true, 0, OpCode::Text, b"x")[..3]);
     s.receive_eof();
-    assert_eq!(s.failure(), Some(&Violation::UnexpectedEof));
+    // One byte of the masking key, counted as websockets counts it.
+    let truncated = Violation::TruncatedFrame {
+        received: 1,
+        expected: 4,
+    };
+    assert_eq!(s.failure(), Some(&truncated));
+    assert_eq!(truncated.to_string(), "stream ends after 1 bytes, expected 4 bytes");
     assert_eq!(s.state(), State::Closed);
     assert_eq!(s.close_sent(), None, "no close frame once the network is gone");
     assert_eq!(s.receive_data(b"x"), Err("stream ended"));
@@ -304,8 +329,9 @@ fn size_limit_is_checked_before_allocating() {
     assert_eq!(feed(&mut s, &header), vec![Event::Failed]);
     assert_eq!(
         s.failure(),
-        Some(&Violation::MessageTooBig {
-            size: 1 << 62,
+        Some(&Violation::FrameTooBig {
+            size: Some(1 << 62),
+            current: None,
             max_size: 1 << 20
         })
     );
@@ -318,7 +344,16 @@ fn size_limit_is_checked_before_allocating() {
     feed(&mut s, &masked(false, 0, OpCode::Binary, &[0; 6]));
     assert!(s.failure().is_none());
     feed(&mut s, &masked(true, 0, OpCode::Continuation, &[0; 5]));
-    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 11, max_size: 10 }));
+    let too_big = Violation::FrameTooBig {
+        size: Some(5),
+        current: Some(6),
+        max_size: 10,
+    };
+    assert_eq!(s.failure(), Some(&too_big));
+    assert_eq!(
+        too_big.to_string(),
+        "frame with 5 bytes after reading 6 bytes exceeds limit of 10 bytes"
+    );
     assert_failed(&mut s, 1009);
 
     let mut s = Connection::new(Config {
@@ -490,6 +525,66 @@ fn extension_hook_in_both_directions() {
 }
 
 #[test]
+fn control_frames_keep_extra_rsv_bits_for_extensions_above_the_core() {
+    let config = Config {
+        extra_rsv: RSV2,
+        ..Config::new(Role::Server)
+    };
+    let mut s = Connection::new(config.clone());
+    let events = feed(&mut s, &masked(true, RSV2, OpCode::Ping, b"p"));
+    let frame = Event::Frame {
+        opcode: OpCode::Ping,
+        fin: true,
+        rsv: RSV2,
+        payload: b"p".to_vec(),
+    };
+    assert_eq!(events, vec![frame]);
+    // Handled as a ping all the same: the pong is queued.
+    assert_eq!(s.take_output().0, unmasked(true, 0, OpCode::Pong, b"p"));
+    // Without RSV bits, the usual event.
+    assert_eq!(
+        feed(&mut s, &masked(true, 0, OpCode::Pong, b"")),
+        vec![Event::Pong(Vec::new())]
+    );
+    // Whole messages have nowhere to carry the bits: still a violation.
+    let mut s = Connection::new(Config {
+        assemble: true,
+        ..config
+    });
+    assert_eq!(
+        feed(&mut s, &masked(true, RSV2, OpCode::Ping, b"p")),
+        vec![Event::Failed]
+    );
+    assert_eq!(s.failure(), Some(&Violation::ReservedBits(RSV2)));
+}
+
+#[test]
+fn send_control_frame_sets_rsv_bits() {
+    let mut s = server();
+    s.send_control_frame(OpCode::Ping, b"", RSV2).unwrap();
+    assert_eq!(s.take_output().0, unmasked(true, RSV2, OpCode::Ping, b""));
+    assert!(s.send_control_frame(OpCode::Close, b"", 0).is_err());
+    assert!(s.send_control_frame(OpCode::Text, b"", 0).is_err());
+}
+
+#[test]
+fn mask_override_masks_until_cleared() {
+    let mut c = client();
+    c.set_mask_override(Some([9, 9, 9, 9]));
+    c.send_text(b"a", true).unwrap();
+    c.send_ping(b"").unwrap();
+    let (out, _) = c.take_output();
+    let mut expected = Vec::new();
+    write_frame(&mut expected, true, 0, OpCode::Text, b"a", Some([9, 9, 9, 9]));
+    write_frame(&mut expected, true, 0, OpCode::Ping, b"", Some([9, 9, 9, 9]));
+    assert_eq!(out, expected);
+    c.set_mask_override(None);
+    c.send_text(b"a", true).unwrap();
+    let (out, _) = c.take_output();
+    assert_ne!(&out[2..6], &[9, 9, 9, 9]);
+}
+
+#[test]
 fn extra_rsv_bits_pass_through_untouched() {
     let mut s = Connection::new(Config {
         extra_rsv: RSV1,
@@ -589,7 +684,14 @@ fn frame_limit_refuses_large_frames_of_small_enough_messages() {
     feed(&mut s, &masked(false, 0, OpCode::Binary, b"abcd"));
     assert!(s.failure().is_none());
     feed(&mut s, &masked(true, 0, OpCode::Continuation, b"efghi"));
-    assert_eq!(s.failure(), Some(&Violation::MessageTooBig { size: 5, max_size: 4 }));
+    // websockets' limit for the frame is the frame limit, plus what the
+    // message holds already.
+    let too_big = Violation::FrameTooBig {
+        size: Some(5),
+        current: Some(4),
+        max_size: 8,
+    };
+    assert_eq!(s.failure(), Some(&too_big));
     assert_failed(&mut s, 1009);
 }
 
@@ -833,10 +935,7 @@ fn deferred_failure_lets_answers_go_out_before_the_close_frame() {
     let (out, eof) = s.take_output();
     let answer = unmasked(true, 0, OpCode::Text, b"answer");
     assert_eq!(&out[..answer.len()], answer.as_slice());
-    assert_eq!(
-        close_in(&out[answer.len()..]),
-        (1002, "incorrect masking: client frame not masked".into())
-    );
+    assert_eq!(close_in(&out[answer.len()..]), (1002, "incorrect masking".into()));
     assert!(eof);
     assert_eq!(s.state(), State::Closing);
     assert_eq!(s.close_sent().map(|c| c.code), Some(1002));

@@ -3,7 +3,8 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyEOFError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::events::{CloseReceived, Fragment, PingReceived, PongReceived, ProtocolViolation};
 use super::sink::{BytesSink, BytesSinkFactory};
@@ -52,7 +53,103 @@ fn close_tuple(c: Option<&CloseFrame>) -> Option<(u16, String)> {
     c.map(|c| (c.code, c.reason.clone()))
 }
 
+/// Where clients' masking keys come from when the application replaced
+/// `secrets.token_bytes` (see [`replaced_mask`]).
+struct MaskSource {
+    /// The namespace of Python's `secrets` module.
+    namespace: Py<PyDict>,
+    /// `"token_bytes"`, its hash computed once.
+    name: Py<PyString>,
+    /// `secrets.token_bytes` as it was when `ferrows._core` was imported.
+    original: Py<PyAny>,
+}
+
+static TOKEN_BYTES: PyOnceLock<MaskSource> = PyOnceLock::new();
+
+/// Records `secrets.token_bytes` at import, so that a replacement can be
+/// told from it later (see [`replaced_mask`]).
+pub fn record_mask_source(py: Python<'_>) -> PyResult<()> {
+    TOKEN_BYTES.get_or_try_init(py, || {
+        let secrets = py.import("secrets")?;
+        let name = PyString::intern(py, "token_bytes");
+        name.hash()?;
+        let original = secrets.getattr(&name)?;
+        Ok::<_, PyErr>(MaskSource {
+            namespace: secrets.dict().unbind(),
+            name: name.unbind(),
+            original: original.unbind(),
+        })
+    })?;
+    Ok(())
+}
+
+/// The masking key `secrets.token_bytes(4)` gives when the application
+/// replaced that function (websockets draws its masks from it, so tests
+/// and users patch it for deterministic frames); `None` while it is the
+/// original, whose keys the core draws faster from the same OS source.
+/// One dictionary lookup (in the module's namespace, where `patch()` and
+/// assignments put the replacement) and a pointer comparison per call:
+/// clients pay it once per send or read, servers never.
+fn replaced_mask(py: Python<'_>) -> PyResult<Option<[u8; 4]>> {
+    let Some(source) = TOKEN_BYTES.get(py) else {
+        return Ok(None);
+    };
+    // SAFETY: the namespace and the name are live objects, kept by the
+    // static, and the GIL is held. PyDict_GetItemWithError returns a
+    // borrowed reference, or NULL with or without an exception set; with a
+    // str key whose hash is cached, in a dict of str keys, it runs no Python
+    // code, so the entry cannot go away before the comparison below, which
+    // is all the borrowed pointer is used for. (PyDict_GetItem would save
+    // and restore the error state on every call.)
+    let current = unsafe { pyo3::ffi::PyDict_GetItemWithError(source.namespace.as_ptr(), source.name.as_ptr()) };
+    if current.is_null() {
+        // Deleted: the core's own keys; or a lookup error, raised.
+        return PyErr::take(py).map_or(Ok(None), Err);
+    }
+    if current == source.original.as_ptr() {
+        return Ok(None);
+    }
+    let current = source.namespace.bind(py).get_item(source.name.bind(py))?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let key = current.call1((4,))?;
+    let key = key
+        .cast::<PyBytes>()
+        .ok()
+        .and_then(|b| <[u8; 4]>::try_from(b.as_bytes()).ok());
+    key.map(Some)
+        .ok_or_else(|| PyValueError::new_err("secrets.token_bytes(4) must return 4 bytes"))
+}
+
 impl Connection {
+    /// Runs `f`, which may write frames, with the masking key of a replaced
+    /// `secrets.token_bytes` (see [`replaced_mask`]) for a client.
+    fn masking<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self) -> PyResult<R>) -> PyResult<R> {
+        if self.inner.config().role == Role::Server {
+            return f(self);
+        }
+        let Some(key) = replaced_mask(py)? else {
+            return f(self);
+        };
+        self.inner.set_mask_override(Some(key));
+        let result = f(self);
+        self.inner.set_mask_override(None);
+        result
+    }
+
+    /// A ping or a pong, with the RSV bits extensions above the core set.
+    fn send_control<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: OpCode,
+        data: &Bound<'py, PyAny>,
+        rsv: u8,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        with_bytes(data, |b| self.inner.send_control_frame(opcode, b, rsv))?.map_err(|e| errors::send_error(py, e))?;
+        Ok(self.drain(py))
+    }
+
     /// Frames a data frame: straight into the returned bytes when possible
     /// (one copy of the payload, masked in place), through the core's
     /// output buffer otherwise.
@@ -191,15 +288,18 @@ impl Connection {
 
     /// Feeds bytes read from the network; returns the events they complete.
     fn receive_data<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let inner = &mut self.inner;
-        let result = with_bytes(data, |bytes| {
-            if bytes.len() >= DETACH_THRESHOLD {
-                py.detach(|| inner.receive_data(bytes))
-            } else {
-                inner.receive_data(bytes)
-            }
+        // The replies it queues (pongs, close frames) are masked too.
+        self.masking(py, |this| {
+            let inner = &mut this.inner;
+            let result = with_bytes(data, |bytes| {
+                if bytes.len() >= DETACH_THRESHOLD {
+                    py.detach(|| inner.receive_data(bytes))
+                } else {
+                    inner.receive_data(bytes)
+                }
+            })?;
+            result.map_err(PyEOFError::new_err)
         })?;
-        result.map_err(PyEOFError::new_err)?;
         self.events(py)
     }
 
@@ -217,7 +317,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        self.send_data(py, OpCode::Text, data, fin)
+        self.masking(py, |this| this.send_data(py, OpCode::Text, data, fin))
     }
 
     /// Sends a binary frame.
@@ -228,7 +328,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        self.send_data(py, OpCode::Binary, data, fin)
+        self.masking(py, |this| this.send_data(py, OpCode::Binary, data, fin))
     }
 
     /// Sends a continuation frame.
@@ -239,7 +339,7 @@ impl Connection {
         data: &Bound<'py, PyAny>,
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        self.send_data(py, OpCode::Continuation, data, fin)
+        self.masking(py, |this| this.send_data(py, OpCode::Continuation, data, fin))
     }
 
     /// Frames any frame but a close frame: data frames (text, binary,
@@ -254,12 +354,11 @@ impl Connection {
         fin: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         match OpCode::from_u8(opcode) {
-            Ok(OpCode::Ping) => self.send_ping(py, data),
-            Ok(OpCode::Pong) => self.send_pong(py, data),
+            Ok(op @ (OpCode::Ping | OpCode::Pong)) => self.masking(py, |this| this.send_control(py, op, data, 0)),
             Ok(OpCode::Close) | Err(_) => Err(PyValueError::new_err(format!(
                 "cannot send opcode {opcode} with send_data"
             ))),
-            Ok(op) => self.send_data(py, op, data, fin),
+            Ok(op) => self.masking(py, |this| this.send_data(py, op, data, fin)),
         }
     }
 
@@ -283,7 +382,8 @@ impl Connection {
         Ok(start.map(|s| PyBytes::new(py, &s.header[..s.header_len])))
     }
 
-    /// Sends a data frame that Python extensions encoded, with its RSV bits.
+    /// Sends a frame that Python extensions encoded, with its RSV bits: a
+    /// data frame, a ping or a pong.
     fn send_frame<'py>(
         &mut self,
         py: Python<'py>,
@@ -292,31 +392,44 @@ impl Connection {
         fin: bool,
         rsv: u8,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let opcode = OpCode::from_u8(opcode).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let inner = &mut self.inner;
-        with_bytes(data, |b| inner.send_frame(opcode, b, fin, rsv))?.map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        let opcode = match OpCode::from_u8(opcode) {
+            // Close frames go through send_close, which checks them.
+            Ok(OpCode::Close) | Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "cannot send opcode {opcode} with send_frame"
+                )))
+            }
+            Ok(op) => op,
+        };
+        self.masking(py, |this| {
+            if matches!(opcode, OpCode::Ping | OpCode::Pong) {
+                return this.send_control(py, opcode, data, rsv);
+            }
+            let inner = &mut this.inner;
+            with_bytes(data, |b| inner.send_frame(opcode, b, fin, rsv))?.map_err(|e| errors::send_error(py, e))?;
+            Ok(this.drain(py))
+        })
     }
 
     /// Sends a ping.
     fn send_ping<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-        with_bytes(data, |b| self.inner.send_ping(b))?.map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.masking(py, |this| this.send_control(py, OpCode::Ping, data, 0))
     }
 
     /// Sends a pong.
     fn send_pong<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-        with_bytes(data, |b| self.inner.send_pong(b))?.map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.masking(py, |this| this.send_control(py, OpCode::Pong, data, 0))
     }
 
     /// Sends a close frame; `code=None` sends one without a status code.
     #[pyo3(signature = (code = None, reason = ""))]
     fn send_close<'py>(&mut self, py: Python<'py>, code: Option<u16>, reason: &str) -> PyResult<Bound<'py, PyBytes>> {
-        self.inner
-            .send_close(code, reason)
-            .map_err(|e| errors::send_error(py, e))?;
-        Ok(self.drain(py))
+        self.masking(py, |this| {
+            this.inner
+                .send_close(code, reason)
+                .map_err(|e| errors::send_error(py, e))?;
+            Ok(this.drain(py))
+        })
     }
 
     /// Whether a violation waits for `fail_pending`.
@@ -332,8 +445,11 @@ impl Connection {
 
     /// Fails the connection with `code` (RFC 6455 section 7.1.7).
     #[pyo3(signature = (code, reason = ""))]
-    fn fail(&mut self, code: u16, reason: &str) {
-        self.inner.fail(code, reason);
+    fn fail(&mut self, py: Python<'_>, code: u16, reason: &str) -> PyResult<()> {
+        self.masking(py, |this| {
+            this.inner.fail(code, reason);
+            Ok(())
+        })
     }
 
     /// With `defer_failure=True`, applies the peer's violation reported by
@@ -341,8 +457,8 @@ impl Connection {
     /// (and EOF for a server) in `data_to_send()`. Returns whether it did:
     /// False without a pending failure, once applied, after `fail()`, or
     /// once the connection is closed.
-    fn fail_pending(&mut self) -> bool {
-        self.inner.fail_pending()
+    fn fail_pending(&mut self, py: Python<'_>) -> PyResult<bool> {
+        self.masking(py, |this| Ok(this.inner.fail_pending()))
     }
 
     /// Adds permessage-deflate with negotiated parameters (RFC 7692).
@@ -397,9 +513,11 @@ impl Connection {
     /// Holds back pongs while `hold` is true; releasing queues one pong for
     /// the latest ping (RFC 6455 section 5.5.3). Returns whether bytes are
     /// now waiting in `data_to_send()`.
-    fn hold_pongs(&mut self, hold: bool) -> bool {
-        self.inner.hold_pongs(hold);
-        self.inner.has_output()
+    fn hold_pongs(&mut self, py: Python<'_>, hold: bool) -> PyResult<bool> {
+        self.masking(py, |this| {
+            this.inner.hold_pongs(hold);
+            Ok(this.inner.has_output())
+        })
     }
 
     /// Whether the TCP connection is expected to close soon.

@@ -5,12 +5,12 @@
 //! on its first use, and kept in a [`PyOnceLock`]: a connection failing with
 //! a protocol error does not look up a module and an attribute by name.
 
-use pyo3::exceptions::{PyEOFError, PyUnicodeDecodeError};
+use pyo3::exceptions::{PyEOFError, PyUnicodeDecodeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyType};
 
-use crate::error::{HttpError, SendError, Violation};
+use crate::error::{utf8_error_span, HttpError, SendError, Violation};
 
 /// A class of `ferrows.exceptions`, imported on first use.
 struct Class {
@@ -59,7 +59,6 @@ static STATUS_LINE_TOO_LONG: Class = Class::new("StatusLineTooLong");
 static HEADER_LINE_TOO_LONG: Class = Class::new("HeaderLineTooLong");
 static TOO_MANY_HEADERS: Class = Class::new("TooManyHeaders");
 static SECURITY_ERROR: Class = Class::new("SecurityError");
-static INVALID_PROTOCOL: Class = Class::new("InvalidProtocol");
 static INVALID_MESSAGE: Class = Class::new("InvalidMessage");
 
 /// The exception that explains why the connection failed, as websockets
@@ -67,8 +66,18 @@ static INVALID_MESSAGE: Class = Class::new("InvalidMessage");
 pub fn violation(py: Python<'_>, v: &Violation) -> PyErr {
     match v {
         Violation::MessageTooBig { size, max_size } => PAYLOAD_TOO_BIG.make(py, (*size, *max_size), None),
+        // PayloadTooBig(size, limit left for the frame, current_size) adds
+        // current_size back to its max_size, as websockets' does.
+        Violation::FrameTooBig {
+            size,
+            current,
+            max_size,
+        } => {
+            let left = *max_size as u64 - current.unwrap_or(0).min(*max_size as u64);
+            PAYLOAD_TOO_BIG.make(py, (*size, left, *current), None)
+        }
         Violation::TooManyFragments { max_fragments } => TOO_MANY_FRAGMENTS.make(py, (*max_fragments,), None),
-        Violation::UnexpectedEof => PyEOFError::new_err("unexpected EOF"),
+        Violation::UnexpectedEof | Violation::TruncatedFrame { .. } => PyEOFError::new_err(v.to_string()),
         Violation::InvalidUtf8 { data, position } => unicode_decode_error(py, data, *position),
         other => PROTOCOL_ERROR.make(py, (other.to_string(),), None),
     }
@@ -79,17 +88,12 @@ pub fn violation(py: Python<'_>, v: &Violation) -> PyErr {
 /// for it, so that `exc.object[exc.start:exc.end]` is the offending bytes.
 fn unicode_decode_error(py: Python<'_>, data: &[u8], position: usize) -> PyErr {
     let start = position.min(data.len());
-    let (end, reason) = match std::str::from_utf8(&data[start..]) {
-        // The core reports the first invalid sequence, so decoding from it
-        // fails at once; the arms after this one cover the rest.
-        Err(e) if e.valid_up_to() == 0 => match e.error_len() {
-            None => (data.len(), c"unexpected end of data"),
-            Some(len) if matches!(data[start], 0x80..=0xc1 | 0xf5..=0xff) => (start + len, c"invalid start byte"),
-            Some(len) => (start + len, c"invalid continuation byte"),
-        },
-        _ => ((start + 1).min(data.len()), c"invalid utf-8"),
+    let (end, reason) = utf8_error_span(data, position);
+    let reason = match std::ffi::CString::new(reason) {
+        Ok(reason) => reason,
+        Err(e) => return PyValueError::new_err(e.to_string()),
     };
-    match PyUnicodeDecodeError::new(py, c"utf-8", data, start..end, reason) {
+    match PyUnicodeDecodeError::new(py, c"utf-8", data, start..end, &reason) {
         Ok(e) => PyErr::from_value(e.into_any()),
         Err(e) => e,
     }
@@ -105,21 +109,24 @@ pub fn send_error(py: Python<'_>, e: SendError) -> PyErr {
 
 /// A handshake message that cannot be accepted. The exception's `status`
 /// attribute (declared by `InvalidHandshake`) is the HTTP status a server
-/// answers with: the limit classes and `InvalidProtocol` declare theirs,
-/// the others receive it from here. Garbage (not HTTP at all) gets the
-/// connection closed without an answer: `status` None.
+/// answers with: the limit classes declare theirs, the others receive it
+/// from here. Garbage (not HTTP at all) is a `ValueError`, as websockets'
+/// parser raises it, without `status`: the connection is closed without an
+/// answer.
 pub fn http_error(py: Python<'_>, e: &HttpError) -> PyErr {
     match e {
-        HttpError::RequestLineTooLong { limit } => REQUEST_LINE_TOO_LONG.make(py, (*limit,), None),
-        HttpError::StatusLineTooLong { limit } => STATUS_LINE_TOO_LONG.make(py, (*limit,), None),
-        HttpError::HeaderLineTooLong { limit } => HEADER_LINE_TOO_LONG.make(py, (*limit,), None),
+        HttpError::RequestLineTooLong { limit, read } => REQUEST_LINE_TOO_LONG.make(py, (*limit, *read), None),
+        HttpError::StatusLineTooLong { limit, read } => STATUS_LINE_TOO_LONG.make(py, (*limit, *read), None),
+        HttpError::HeaderLineTooLong { limit, read } => HEADER_LINE_TOO_LONG.make(py, (*limit, *read), None),
         HttpError::TooManyHeaders { limit } => TOO_MANY_HEADERS.make(py, (*limit,), None),
         HttpError::BodyTooLarge { .. } => SECURITY_ERROR.make(py, (e.to_string(),), Some(Some(e.status()))),
-        HttpError::UnsupportedProtocol(p) => INVALID_PROTOCOL.make(py, (p.clone(),), None),
         HttpError::Eof(_) => PyEOFError::new_err(e.to_string()),
-        HttpError::InvalidLine(_) | HttpError::InvalidRequestLine(_) | HttpError::InvalidStatusLine(_) => {
-            INVALID_MESSAGE.make(py, (e.to_string(),), Some(None))
-        }
+        // Not HTTP: the ValueError of websockets' parser, which the
+        // protocols chain to their InvalidMessage.
+        HttpError::InvalidLine(_)
+        | HttpError::InvalidRequestLine(_)
+        | HttpError::InvalidStatusLine(_)
+        | HttpError::UnsupportedProtocol(_) => PyValueError::new_err(e.to_string()),
         HttpError::InvalidHeader(_)
         | HttpError::RequestBody
         | HttpError::TransferEncoding

@@ -42,6 +42,7 @@ fn release_memory(py: Python<'_>) -> bool {
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
+    connection::record_mask_source(m.py())?;
     m.add_class::<handshake::HttpParser>()?;
     m.add_function(wrap_pyfunction!(handshake::accept_key, m)?)?;
     m.add_function(wrap_pyfunction!(handshake::generate_key, m)?)?;

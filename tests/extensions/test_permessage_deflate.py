@@ -279,10 +279,11 @@ def test_server_factory_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
         ({}, [smwb(8)], [smwb(8)], (False, False, 15, 8)),
         ({"server_max_window_bits": 12}, [smwb(8)], [smwb(8)], (False, False, 15, 8)),
         ({}, [CMWB], [], (False, False, 15, 15)),
-        # The client limits its own window; the server inflates with it.
-        ({}, [cmwb(10)], [], (False, False, 10, 15)),
+        # The client limits its own window; the server inflates with it and
+        # echoes the limit, as websockets does.
+        ({}, [cmwb(10)], [cmwb(10)], (False, False, 10, 15)),
         # An 8-bit window from the client inflates with 9 bits.
-        ({}, [cmwb(8)], [], (False, False, 8, 15)),
+        ({}, [cmwb(8)], [cmwb(8)], (False, False, 8, 15)),
         ({"server_no_context_takeover": True}, [], [SNCT], (False, True, 15, 15)),
         ({"server_no_context_takeover": True}, [SNCT], [SNCT], (False, True, 15, 15)),
         ({"client_no_context_takeover": True}, [], [CNCT], (True, False, 15, 15)),
@@ -405,6 +406,21 @@ def test_compress_settings(compress_settings: dict[str, Any] | None, level: int,
     server = ServerPerMessageDeflateFactory(compress_settings=compress_settings)
     assert client.process_response_params([], []).core_settings()[4:] == (level, mem_level)
     assert server.process_request_params([], [])[1].core_settings()[4:] == (level, mem_level)
+    # The settings read back are the ones given: defaults are not added.
+    assert client.compress_settings == server.compress_settings == (compress_settings or {})
+
+
+@pytest.mark.parametrize(
+    ("enable", "factory"),
+    [
+        (enable_client_permessage_deflate, ClientPerMessageDeflateFactory),
+        (enable_server_permessage_deflate, ServerPerMessageDeflateFactory),
+    ],
+)
+def test_enable_permessage_deflate_settings_as_given(enable: Any, factory: Any) -> None:
+    (added,) = enable(None)
+    assert isinstance(added, factory)
+    assert added.compress_settings == {"memLevel": 5}
 
 
 @pytest.mark.parametrize(
@@ -667,6 +683,9 @@ def expected_agreement(client: Config, server: Config) -> tuple[list[ExtensionPa
         client_bits = 15
     elif limit is None:
         client_bits = 15 if offered is True else int(offered)
+        if offered is not True:
+            # Echoed as websockets does, though RFC 7692 lets it be left out.
+            params.append(cmwb(client_bits))
     else:
         client_bits = limit if offered is True else min(int(offered), limit)
         params.append(cmwb(client_bits))

@@ -46,23 +46,31 @@ _SETTINGS = {"level", "memLevel"}
 
 def _check_compress_settings(compress_settings: dict[str, Any] | None) -> dict[str, Any]:
     """Validates zlib settings: the window comes from negotiation, and the
-    Rust core honours ``level`` and ``memLevel``."""
+    Rust core honours ``level`` and ``memLevel``.
+
+    Returns a copy of the settings as given: the defaults are applied where
+    they are used (:func:`_zlib_settings`), not written into the dict, which
+    users read back as ``compress_settings`` (websockets keeps theirs as is).
+    """
     settings = dict(compress_settings or {})
     if "wbits" in settings:
         raise ValueError("compress_settings must not include wbits, set max_window_bits instead")
     unknown = set(settings) - _SETTINGS
     if unknown:
         raise ValueError(f"unsupported compress_settings: {', '.join(sorted(unknown))}")
-    level = settings.get("level", 6)
-    if level == -1:
-        level = 6
-    mem_level = settings.get("memLevel", 8)
+    level, mem_level = _zlib_settings(settings)
     if not (isinstance(level, int) and 0 <= level <= 9):
         raise ValueError(f"invalid compression level: {level}")
     if not (isinstance(mem_level, int) and 1 <= mem_level <= 9):
         raise ValueError(f"invalid memLevel: {mem_level}")
-    settings["level"], settings["memLevel"] = level, mem_level
     return settings
+
+
+def _zlib_settings(settings: dict[str, Any]) -> tuple[int, int]:
+    """``(level, memLevel)`` of checked settings, with zlib's defaults for
+    those not given (``level=-1``, zlib's "default", is 6)."""
+    level = settings.get("level", 6)
+    return (6 if level == -1 else level), settings.get("memLevel", 8)
 
 
 class PerMessageDeflate(Extension):
@@ -123,8 +131,7 @@ class PerMessageDeflate(Extension):
             self.local_no_context_takeover,
             self._inflate_window_bits,
             self.local_max_window_bits,
-            self.compress_settings["level"],
-            self.compress_settings["memLevel"],
+            *_zlib_settings(self.compress_settings),
         )
 
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
@@ -165,11 +172,8 @@ class PerMessageDeflate(Extension):
         if frame.opcode in CTRL_OPCODES or self.local_max_window_bits < 9:
             return frame
         if self._encoder is None:
-            self._encoder = zlib.compressobj(
-                level=self.compress_settings["level"],
-                wbits=-self.local_max_window_bits,
-                memLevel=self.compress_settings["memLevel"],
-            )
+            level, mem_level = _zlib_settings(self.compress_settings)
+            self._encoder = zlib.compressobj(level=level, wbits=-self.local_max_window_bits, memLevel=mem_level)
         data = self._encoder.compress(bytes(frame.data)) + self._encoder.flush(zlib.Z_SYNC_FLUSH)
         if frame.fin:
             if data.endswith(_TAIL):
@@ -427,6 +431,10 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
             remote_bits = offered
             if self.client_max_window_bits is not None:
                 remote_bits = min(offered, self.client_max_window_bits)
+                response.append(("client_max_window_bits", str(remote_bits)))
+            elif client_bits is not True:
+                # The client's own limit, echoed as websockets does: the
+                # answer then states the window both sides will use.
                 response.append(("client_max_window_bits", str(remote_bits)))
 
         return response, PerMessageDeflate(client_nct, server_nct, remote_bits, bits, self.compress_settings)
