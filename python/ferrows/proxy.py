@@ -486,7 +486,7 @@ class _HTTPProxyProtocol(asyncio.Protocol):
         self._feed(b"")
 
 
-_P = TypeVar("_P", bound=asyncio.Protocol)
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 
 async def connect_proxy_async(

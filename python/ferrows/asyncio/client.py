@@ -33,7 +33,7 @@ class ClientConnection(Connection):
         super().__init__(protocol, **kwargs)
         self.response_rcvd: asyncio.Future[None] = self.loop.create_future()
 
-    def _handshake_data(self, data: bytes) -> None:
+    def _handshake_data(self, data: bytes | memoryview) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
         events = protocol.events_received()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
@@ -78,8 +79,30 @@ _EVENTS_RECEIVED = _Protocol.events_received
 _SEND_TEXT = _Protocol.send_text
 _SEND_BINARY = _Protocol.send_binary
 
+READ_BUFFER_SIZE = 256 * 1024
+"""Size of the buffer the transports read into: asyncio's own read size."""
 
-class Connection(ConnectionBase, asyncio.Protocol):
+_read_buffers = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """The buffer this thread's connections read into, shared by all of them.
+
+    ``asyncio.Protocol.data_received`` gets a new ``bytes`` per read, for
+    which the transport allocates its whole read size (256 KiB) and shrinks
+    it: above glibc's mmap threshold, that is a mapping, page faults and an
+    unmapping for every read, most of the cost of a small message. As a
+    ``BufferedProtocol``, the connection has the transport read into this
+    buffer instead; the core copies out what it keeps before the next read,
+    so one buffer per thread (per event loop) serves every connection.
+    """
+    view: memoryview | None = getattr(_read_buffers, "view", None)
+    if view is None:
+        view = _read_buffers.view = memoryview(bytearray(READ_BUFFER_SIZE))
+    return view
+
+
+class Connection(ConnectionBase, asyncio.BufferedProtocol):
     """A WebSocket connection over an asyncio transport.
 
     :class:`~ferrows.asyncio.server.ServerConnection` and
@@ -105,6 +128,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
         high, low = limits(max_queue)
         self.write_limit = write_limit
         self.loop = asyncio.get_running_loop()
+        self._read_view = _read_buffer()
         # Records carry this connection as ``websocket``, as in websockets.
         self.logger: LoggerLike = connection_logger(protocol.logger, self)
         protocol.logger = self.logger
@@ -182,7 +206,14 @@ class Connection(ConnectionBase, asyncio.Protocol):
             # A protocol opened elsewhere (the caller did the handshake).
             self._start()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # A view of the shared buffer: everything below copies what it keeps.
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         receive = self._receive
         if receive is None:
             self._handshake_data(data)
@@ -198,7 +229,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
             # bug. The connection closes and reports it as the cause.
             self._transport_failed(exc)
 
-    def _receive_through_protocol(self, data: bytes) -> list[Any]:
+    def _receive_through_protocol(self, data: bytes | memoryview) -> list[Any]:
         """A read through the protocol's own methods (see _EVENTS_RECEIVED)."""
         self.protocol.receive_data(data)
         return self.protocol.events_received()
@@ -284,7 +315,7 @@ class Connection(ConnectionBase, asyncio.Protocol):
 
     # ----------------------------------------------------------- subclasses
 
-    def _handshake_data(self, data: bytes) -> None:
+    def _handshake_data(self, data: bytes | memoryview) -> None:
         """Receives bytes while the opening handshake is in progress."""
         raise NotImplementedError
 

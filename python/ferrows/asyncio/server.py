@@ -75,7 +75,7 @@ class ServerConnection(Connection):
                 self.logger.debug("! timed out during opening handshake")
             self.transport.abort()
 
-    def _handshake_data(self, data: bytes) -> None:
+    def _handshake_data(self, data: bytes | memoryview) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
         events = protocol.events_received()
