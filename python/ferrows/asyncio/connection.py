@@ -207,9 +207,11 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             self._start()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the transport reads: the thread's shared read buffer."""
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
+        """Handles the ``nbytes`` the transport read into the buffer."""
         # A view of the shared buffer: everything below copies what it keeps.
         self.data_received(self._read_view[:nbytes])
 
