@@ -180,8 +180,9 @@ class Hub:
         The members of this process get it before Redis is involved, with
         :func:`~ferrows.asyncio.connection.broadcast`: closed connections are
         skipped, and nothing waits for a slow connection (its write buffer
-        grows until ``ping_timeout`` or ``write_limit`` handling closes it).
-        With Redis, this returns once Redis took the message.
+        grows; the keepalive closes a client that stopped reading, after
+        ``ping_timeout``). With Redis, this returns once Redis took the
+        message; other processes deliver it as they read it from Redis.
 
         Args:
             group: Group name.
