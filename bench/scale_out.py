@@ -38,9 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.join(HERE, "..", "tests"))  # after the standard library
 
 from common import proc_cpu, raise_nofile  # noqa: E402
-from redis_server import RedisServer, free_port  # noqa: E402
 
 import ferrows  # noqa: E402
+from redis_server import RedisServer, free_port  # noqa: E402
 
 TIMEOUT = 60.0
 
