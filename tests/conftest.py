@@ -28,6 +28,7 @@ import logging  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+
 from redis_server import RedisServer  # noqa: E402
 
 
