@@ -29,6 +29,8 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
+from redis_server import RedisServer  # noqa: E402
+
 
 @pytest.fixture
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
@@ -44,3 +46,14 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     records = caplog.get_records("setup") + caplog.get_records("call")
     bad = [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad]
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A real redis-server on 127.0.0.1 for the tests of a module, stopped by its pid."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

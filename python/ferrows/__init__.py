@@ -33,6 +33,9 @@ __all__ = [
     "HeaderLineTooLong",
     "Headers",
     "HeadersLike",
+    # groups across processes
+    "Hub",
+    "HubUnavailable",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidHeaderFormat",
@@ -99,6 +102,8 @@ _LAZY = {
     "unix_serve": ".asyncio.server",
     "Server": ".asyncio.server",
     "ServerConnection": ".asyncio.server",
+    "Hub": ".asyncio.hub",
+    "HubUnavailable": ".asyncio.hub",
     "route": ".asyncio.router",
     "unix_route": ".asyncio.router",
     "Router": ".asyncio.router",
@@ -133,6 +138,7 @@ del _LAZY
 
 if TYPE_CHECKING:
     from .asyncio.client import ClientConnection, connect, unix_connect
+    from .asyncio.hub import Hub, HubUnavailable
     from .asyncio.router import Router, route, unix_route
     from .asyncio.server import Server, ServerConnection, basic_auth, broadcast, serve, unix_serve
     from .client import ClientProtocol

@@ -1,8 +1,10 @@
-"""Command line: an interactive client, and a demo echo server.
+"""Command line: an interactive client, and a server.
 
 ``python -m ferrows ws://host:port/path`` connects, prints each message
 received and sends each line typed (Ctrl-D closes). ``python -m ferrows
-serve`` starts an echo server on ws://127.0.0.1:8765 to try it against.
+serve`` starts an echo server on ws://127.0.0.1:8765 to try it against;
+``python -m ferrows serve MODULE:HANDLER --workers N`` serves an application's
+handler from N processes (see :mod:`ferrows.supervisor`).
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["serve"]:
         parser = argparse.ArgumentParser(
             prog="ferrows serve",
-            description="Run a demo WebSocket echo server; Ctrl-C (SIGINT) or SIGTERM stops it.",
+            description="Run a WebSocket server (the demo echo server without MODULE:HANDLER); Ctrl-C (SIGINT) or SIGTERM stops it.",
             epilog=_SERVE_ENVIRONMENT,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -190,10 +192,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--port",
             type=int,
             default=int(os.environ.get("FERROWS_DEMO_PORT", DEMO_PORT)),
-            help="TCP port to listen on; 0 picks a free one (default: %(default)s)",
+            help="TCP port; 0 picks a free one (default: %(default)s)",
+        )
+        parser.add_argument(
+            "handler",
+            nargs="?",
+            metavar="MODULE:HANDLER",
+            help="connection handler to serve, by import path (default: the demo echo handler)",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            default=1,
+            help="number of server processes sharing the port, restarted if they die; "
+            "SIGHUP restarts them one at a time (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            metavar="SECONDS",
+            default=10.0,
+            help="seconds a stopping server waits for connections to close with 1001 (default: %(default)s)",
         )
         options = parser.parse_args(args[1:])
-        return asyncio.run(_serve(options.host, options.port))
+        if options.workers < 1:
+            parser.error(f"--workers must be at least 1, not {options.workers}")
+        if options.handler is None and options.workers == 1:
+            return asyncio.run(_serve(options.host, options.port))
+        from .supervisor import run
+
+        try:
+            return run(
+                options.handler or "ferrows.__main__:_echo",
+                options.host,
+                options.port,
+                workers=options.workers,
+                shutdown_timeout=options.shutdown_timeout,
+            )
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            sys.stderr.write(f"ferrows serve: cannot load {options.handler}: {_reason(exc)}\n")
+            return 1
+        except OSError as exc:
+            sys.stderr.write(f"ferrows serve: cannot listen on {options.host}:{options.port}: {_reason(exc)}\n")
+            return 1
 
     parser = argparse.ArgumentParser(
         prog="ferrows",

@@ -1,0 +1,410 @@
+"""Groups of connections, and publishing to them from any process: :class:`Hub`.
+
+A :class:`Hub` keeps, for each group name, the open connections of this
+process that joined it. :meth:`Hub.publish` sends a message to every member
+with :func:`~ferrows.asyncio.connection.broadcast`: framed once per encoding,
+written without waiting, a slow connection never holding up the others.
+
+With a Redis URL, the hub also carries each message to the hubs of every
+other process attached to the same Redis (on this machine or others), over
+one Redis pub/sub channel: each process holds one subscription however many
+groups and members it has, and frames each message once for its own members.
+The publishing process delivers to its own members at once and skips its
+echo from Redis, so that its members are served even while Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import struct
+import time
+import urllib.parse
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..typing import Data, LoggerLike
+from .connection import Connection, broadcast
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+__all__ = ["Hub", "HubUnavailable"]
+
+HUB_LOGGER = "ferrows.hub"
+
+# A message on the Redis channel: the publishing hub's id, the kind (text or
+# binary), the group's length and name in UTF-8, then the payload as given.
+_ORIGIN_SIZE = 16
+_HEADER = struct.Struct("!16scH")
+_TEXT, _BINARY = b"t", b"b"
+
+
+class HubUnavailable(ConnectionError):
+    """Raised by :meth:`Hub.publish` when Redis could not take the message
+    within ``publish_timeout``.
+
+    The members of the publishing process already received it; members in
+    other processes may not have.
+    """
+
+
+class Hub:
+    """Groups (rooms) of connections, published to from this process or, with
+    Redis, from any process attached to the same Redis.
+
+    ``Hub()`` keeps everything in this process. ``Hub("redis://host:6379/0")``
+    also publishes through Redis and delivers what other processes publish.
+    It connects on first use, in the running event loop, so that a hub made
+    at import time (one per worker process) works; :meth:`wait_connected`
+    waits for the subscription. Close it with :meth:`close`, or use it as an
+    async context manager.
+
+    Delivery is at most once: a message published while a process's
+    subscription is down (Redis restarting) does not reach that process.
+    Messages from one publishing process arrive in the order of its
+    :meth:`publish` calls.
+
+    Args:
+        url: ``redis://`` (or ``rediss://``, ``unix://``) URL, as
+            :meth:`redis.asyncio.Redis.from_url` takes it; :obj:`None` for
+            a hub that stays in this process.
+        channel: Redis pub/sub channel shared by the hubs that should reach
+            each other; hubs on other channels of the same Redis are apart.
+        publish_timeout: Seconds :meth:`publish` waits for Redis before
+            raising :exc:`HubUnavailable`.
+        min_backoff: First delay, in seconds, before reconnecting to Redis
+            after losing it; doubled at each failure up to ``max_backoff``.
+        max_backoff: Longest delay between reconnection attempts.
+        logger: Logger or logger name; defaults to ``logging.getLogger("ferrows.hub")``.
+
+    Raises:
+        ImportError: With a URL, when the ``redis`` package is missing
+            (``pip install "ferrows[redis]"``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        channel: str = "ferrows",
+        publish_timeout: float = 1.0,
+        min_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        logger: LoggerLike | str | None = None,
+    ) -> None:
+        if url is not None:
+            try:
+                import redis.asyncio  # noqa: F401
+            except ImportError as exc:
+                raise ImportError(
+                    f"Hub({_redacted(url)!r}) needs the redis package: pip install 'ferrows[redis]'"
+                ) from exc
+        self.url = url
+        self.channel = channel
+        self.publish_timeout = publish_timeout
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        if logger is None or isinstance(logger, str):
+            logger = logging.getLogger(logger or HUB_LOGGER)
+        self.logger: LoggerLike = logger
+        self._groups: dict[str, set[Connection]] = {}
+        self._joined: dict[Connection, set[str]] = {}
+        self._origin = os.urandom(_ORIGIN_SIZE)
+        # Redis side, made on first use in the running loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._publisher: redis.asyncio.Redis | None = None
+        self._publish_lock: asyncio.Lock | None = None
+        self._subscriber: asyncio.Task[None] | None = None
+        self._subscribed: asyncio.Event | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------- members
+
+    def join(self, connection: Connection, group: str) -> None:
+        """Adds ``connection`` to ``group``; it leaves every group by itself
+        when it closes. Joining twice changes nothing.
+
+        Raises:
+            TypeError: If ``group`` isn't a :class:`str`.
+            ValueError: If ``group`` is longer than 65535 bytes in UTF-8.
+        """
+        _check_group(group)
+        if self.url is not None:
+            self._start()
+        if connection.connection_lost_waiter.done():
+            return
+        groups = self._joined.get(connection)
+        if groups is None:
+            groups = self._joined[connection] = set()
+            connection.connection_lost_waiter.add_done_callback(lambda _: self._drop(connection))
+        groups.add(group)
+        self._groups.setdefault(group, set()).add(connection)
+
+    def leave(self, connection: Connection, group: str) -> None:
+        """Removes ``connection`` from ``group``, if it is a member."""
+        groups = self._joined.get(connection)
+        if groups is None or group not in groups:
+            return
+        groups.discard(group)
+        self._discard(connection, group)
+
+    def _drop(self, connection: Connection) -> None:
+        """Removes a closed connection from all its groups."""
+        for group in self._joined.pop(connection, ()):
+            self._discard(connection, group)
+
+    def _discard(self, connection: Connection, group: str) -> None:
+        members = self._groups.get(group)
+        if members is not None:
+            members.discard(connection)
+            if not members:
+                del self._groups[group]
+
+    def members(self, group: str) -> set[Connection]:
+        """The connections of this process in ``group`` (a copy)."""
+        return set(self._groups.get(group, ()))
+
+    def groups(self, connection: Connection) -> set[str]:
+        """The groups ``connection`` is a member of (a copy)."""
+        return set(self._joined.get(connection, ()))
+
+    # -------------------------------------------------------- publishing
+
+    async def publish(self, group: str, message: Data, *, text: bool | None = None) -> None:
+        """Sends ``message`` to every member of ``group``, in every process
+        attached to the same Redis.
+
+        The members of this process get it before Redis is involved, with
+        :func:`~ferrows.asyncio.connection.broadcast`: closed connections are
+        skipped, and nothing waits for a slow connection (its write buffer
+        grows; the keepalive closes a client that stopped reading, after
+        ``ping_timeout``). With Redis, this returns once Redis took the
+        message; other processes deliver it as they read it from Redis.
+
+        Args:
+            group: Group name.
+            message: Text (:class:`str`) or binary (bytes-like) message.
+            text: Force a text (True) or binary (False) frame, as in
+                :func:`~ferrows.asyncio.connection.broadcast`.
+
+        Raises:
+            TypeError: If ``message`` is neither text nor bytes-like, or
+                ``group`` isn't a :class:`str`.
+            ValueError: If ``group`` is longer than 65535 bytes in UTF-8.
+            HubUnavailable: If Redis did not take the message within
+                ``publish_timeout`` seconds.
+            RuntimeError: If the hub is closed.
+        """
+        encoded = _check_group(group)
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            raise TypeError("data must be str or bytes")
+        if self._closed:
+            raise RuntimeError("publish() on a closed Hub")
+        members = self._groups.get(group)
+        if members:
+            broadcast(members, message, text=text)
+        if self.url is None:
+            return
+        self._start()
+        assert self._publisher is not None and self._publish_lock is not None
+        is_text = isinstance(message, str) if text is None else text
+        payload = message.encode() if isinstance(message, str) else bytes(message)
+        data = _HEADER.pack(self._origin, _TEXT if is_text else _BINARY, len(encoded)) + encoded + payload
+        # One PUBLISH at a time, in call order (asyncio.Lock is fair), so
+        # that messages of this process reach Redis in the order published.
+        async with self._publish_lock:
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self._publisher.publish(self.channel, data)
+            except Exception as exc:
+                raise HubUnavailable(
+                    f"Redis at {_redacted(self.url)} did not take the message within "
+                    f"{self.publish_timeout} s ({_reason(exc)}); delivered in this process only"
+                ) from exc
+
+    def _deliver(self, data: bytes) -> None:
+        """Delivers a message read from Redis to this process's members."""
+        if len(data) < _HEADER.size:
+            self.logger.warning("ignored a malformed message on Redis channel %r", self.channel)
+            return
+        origin, kind, length = _HEADER.unpack_from(data)
+        if origin == self._origin:
+            return  # published here, and delivered here already
+        start = _HEADER.size + length
+        try:
+            group = data[_HEADER.size : start].decode()
+        except UnicodeDecodeError:
+            group = ""
+        if len(data) < start or kind not in (_TEXT, _BINARY) or not group:
+            self.logger.warning("ignored a malformed message on Redis channel %r", self.channel)
+            return
+        members = self._groups.get(group)
+        if not members:
+            return
+        payload = data[start:]
+        if kind == _TEXT:
+            try:
+                message: Data = payload.decode()
+            except UnicodeDecodeError:
+                self.logger.warning("ignored a text message that isn't UTF-8 on Redis channel %r", self.channel)
+                return
+        else:
+            message = payload
+        broadcast(members, message)
+
+    # ------------------------------------------------------------- Redis
+
+    @property
+    def connected(self) -> bool:
+        """True while the Redis subscription is up (always for a hub
+        without Redis)."""
+        if self.url is None:
+            return True
+        return self._subscribed is not None and self._subscribed.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Connects to Redis if not yet done, and waits for the subscription.
+
+        Raises:
+            TimeoutError: If it isn't up within ``timeout`` seconds.
+        """
+        if self.url is None:
+            return
+        self._start()
+        assert self._subscribed is not None
+        async with asyncio.timeout(timeout):
+            await self._subscribed.wait()
+
+    def _start(self) -> None:
+        """Makes the Redis client and the subscriber task, once, in the
+        running loop."""
+        if self._closed:
+            raise RuntimeError("Hub is closed")
+        if self._loop is not None:
+            return
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        assert self.url is not None
+        self._loop = asyncio.get_running_loop()
+        # The hub retries by itself, with its own bounds: redis-py's
+        # retries would hold publish() past publish_timeout.
+        self._publisher = redis.asyncio.Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=self.publish_timeout
+        )
+        self._publish_lock = asyncio.Lock()
+        self._subscribed = asyncio.Event()
+        self._subscriber = self._loop.create_task(self._subscribe())
+
+    async def _subscribe(self) -> None:
+        """Holds the subscription: reads messages, and on any failure waits
+        a backoff delay (``min_backoff`` doubling to ``max_backoff``) and
+        subscribes again."""
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        assert self.url is not None and self._subscribed is not None
+        delay = self.min_backoff
+        down_since: float | None = None
+        while True:
+            client = redis.asyncio.Redis.from_url(
+                self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=self.publish_timeout
+            )
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                while True:
+                    # get_message(timeout=None) waits on the socket without
+                    # polling; a lost connection raises out of it.
+                    item = await pubsub.get_message(timeout=None)
+                    if item is None:
+                        continue
+                    if item["type"] == "subscribe":
+                        self._subscribed.set()
+                        delay = self.min_backoff
+                        if down_since is not None:
+                            self.logger.info("subscribed to Redis again after %.1f s", time.monotonic() - down_since)
+                            down_since = None
+                    elif item["type"] == "message":
+                        self._deliver(item["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closed:
+                    return
+                if down_since is None:
+                    down_since = time.monotonic()
+                    self.logger.warning("lost Redis at %s (%s); reconnecting", _redacted(self.url), _reason(exc))
+                self._subscribed.clear()
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    # ----------------------------------------------------------- closing
+
+    async def close(self) -> None:
+        """Stops the subscription and closes the Redis connections. Members
+        stay connected; :meth:`publish` raises :exc:`RuntimeError` after."""
+        self._closed = True
+        task, self._subscriber = self._subscriber, None
+        if task is not None:
+            # redis-py's reader can swallow a cancellation that lands while
+            # it reads (the task then waits for the next message): cancel
+            # again until it ends, for at most a second.
+            for _ in range(20):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=0.05)
+                if done:
+                    break
+        if self._publisher is not None:
+            await self._publisher.aclose()
+            self._publisher = None
+
+    async def __aenter__(self) -> Hub:
+        if self.url is not None:
+            self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        where = "in-process" if self.url is None else _redacted(self.url)
+        return f"<Hub {where} groups={len(self._groups)}>"
+
+
+def _check_group(group: Any) -> bytes:
+    if not isinstance(group, str):
+        raise TypeError(f"group must be str, not {type(group).__name__}")
+    encoded = group.encode()
+    if not encoded or len(encoded) > 0xFFFF:
+        raise ValueError("group must be 1 to 65535 bytes long in UTF-8")
+    return encoded
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
