@@ -31,11 +31,39 @@ __all__ = [
     "is_last",
     "item_size",
     "join_message",
+    "queue_events",
     "water_marks",
     "whole_message_queued",
 ]
 
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def queue_events(events: list[Any], queue: Any) -> tuple[int, int, list[Any] | None]:
+    """Appends the messages and fragments among the events of one network
+    read to ``queue``, in order.
+
+    Returns:
+        Their size in bytes (characters for text), how many of them are
+        fragments, and the other events (control frames, violations, the
+        handshake) for the connection, or :obj:`None` if there are none.
+    """
+    size = pieces = 0
+    others: list[Any] | None = None
+    for event in events:
+        kind = type(event)
+        if kind is str or kind is bytes:
+            queue.append(event)
+            size += len(event)
+        elif kind is Fragment:
+            queue.append(event)
+            size += len(event.data)
+            pieces += 1
+        elif others is None:
+            others = [event]
+        else:
+            others.append(event)
+    return size, pieces, others
 
 
 def water_marks(high: int | None, low: int | None) -> tuple[int | None, int | None]:

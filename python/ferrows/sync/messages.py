@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, overload
 
-from .._messages import FlowControl, FragmentConverter, is_last, item_size, join_message
-from ..events import Fragment
+from .._messages import FlowControl, FragmentConverter, is_last, item_size, join_message, queue_events
 from ..exceptions import ConcurrencyError
 from ..frames import Frame
 from ..typing import Data
@@ -112,22 +111,9 @@ class Assembler(FlowControl):
         with self.mutex:
             queue = self.frames
             count = len(queue)
-            size = 0
-            others: list[Any] | None = None
-            for event in events:
-                kind = type(event)
-                if kind is str or kind is bytes:
-                    queue.append(event)
-                    size += len(event)
-                elif kind is Fragment:
-                    queue.append(event)
-                    size += len(event.data)
-                    self.pieces += 1
-                elif others is None:
-                    others = [event]
-                else:
-                    others.append(event)
+            size, pieces, others = queue_events(events, queue)
             if len(queue) != count:
+                self.pieces += pieces
                 self.size += size
                 self._cond.notify()
                 self._check_pause(len(queue))
