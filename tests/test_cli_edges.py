@@ -71,7 +71,13 @@ def test_second_sigint_during_shutdown_is_harmless() -> None:
             sock.sendall(
                 bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
             )
-            out, err = server.communicate(timeout=TIMEOUT)
+            # As a client does: wait for the server's end of the TCP
+            # connection, then close ours (else the server waits for it
+            # until its close timeout, as long as this test's own).
+            sock.settimeout(TIMEOUT)
+            while sock.recv(4096):
+                pass
+        out, err = server.communicate(timeout=TIMEOUT)
     finally:
         if server.poll() is None:
             server.kill()
