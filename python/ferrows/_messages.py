@@ -109,6 +109,13 @@ class FlowControl:
         self.pause = pause
         self.resume = resume
         self.paused = False
+        self.pieces = 0
+        """Queued items that are part of a message (fragments, frames put):
+        while there is none, the next item is a whole message, which
+        ``recv()`` takes without looking at it first."""
+        self.get_in_progress = False
+        """A ``get()`` or ``get_iter()`` is running: one reader at a time."""
+        self.closed = False
 
     def _check_pause(self, count: int) -> None:
         if self.paused:

@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import ConcurrencyError
+from .frames import Opcode
 from .protocol import CLOSED, State
 
 if TYPE_CHECKING:
@@ -142,6 +143,20 @@ def closed_exception(protocol: Protocol, connection_exc: BaseException | None) -
     if connection_exc is not None and (exc.__cause__ is None or isinstance(exc.__cause__, EOFError)):
         exc.__cause__ = connection_exc
     return exc
+
+
+def frames_through_protocol(protocol: Protocol, send: Any, opcode: int, data: Any, fin: bool) -> list[bytes]:
+    """Frames a data frame with the protocol's own ``send_text()`` or
+    ``send_binary()`` (what the I/O layers do when a test or an application
+    replaced one of them on the class); other opcodes go through ``send``,
+    the layer's usual entry point. Raises what those methods raise."""
+    if opcode == Opcode.TEXT:
+        protocol.send_text(data, fin)
+    elif opcode == Opcode.BINARY:
+        protocol.send_binary(data, fin)
+    else:
+        return [send(opcode, data, fin)]
+    return protocol.data_to_send()
 
 
 def ssl_context_argument(kwargs: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from ..connection import (
     acknowledged_pings,
     closed_exception,
     decode_message,
+    frames_through_protocol,
     invalid_utf8_reason,
     keepalive_payload,
     limits,
@@ -754,19 +755,12 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         An unexpected error in them drops the connection, as a failed write
         does, and the send raises ConnectionClosedError with it as the cause.
         """
-        protocol = self.protocol
         try:
-            if opcode == _TEXT:
-                protocol.send_text(data, fin)
-            elif opcode == _BINARY:
-                protocol.send_binary(data, fin)
-            else:
-                return self._send(opcode, data, fin)
+            return b"".join(frames_through_protocol(self.protocol, self._send, opcode, data, fin))
         except (InvalidState, ProtocolError):
             raise
         except Exception as exc:
             raise self._transport_failed(exc)
-        return b"".join(protocol.data_to_send())
 
     async def _send_fragments(
         self,

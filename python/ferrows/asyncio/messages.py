@@ -125,14 +125,6 @@ class Assembler(FlowControl):
         super().__init__(high, low, pause, resume, read_limit)
         self.frames: SimpleQueue[Any] = SimpleQueue()
         """What waits to be read, one item per frame received."""
-        self.pieces = 0
-        """Items in :attr:`frames` that are part of a message (fragments,
-        frames put): while there is none, the next item is a whole message,
-        which ``recv()`` takes without looking at it first."""
-        self.get_in_progress = False
-        """A :meth:`get` or :meth:`get_iter` is running: there is one reader
-        at a time."""
-        self.closed = False
 
     # ------------------------------------------------------------ feeding
 

@@ -50,6 +50,7 @@ from ..connection import (
     acknowledged_pings,
     closed_exception,
     decode_message,
+    frames_through_protocol,
     invalid_utf8_reason,
     keepalive_payload,
     limits,
@@ -437,19 +438,12 @@ class Connection(ConnectionBase):
             _SendFailed: For an unexpected error in them, which then drops
                 the connection, as a failed write does.
         """
-        protocol = self.protocol
         try:
-            if opcode == _TEXT:
-                protocol.send_text(data, fin)
-            elif opcode == _BINARY:
-                protocol.send_binary(data, fin)
-            else:
-                return [self._send(opcode, data, fin)]
+            return frames_through_protocol(self.protocol, self._send, opcode, data, fin)
         except (InvalidState, ProtocolError):
             raise
         except Exception as exc:
             raise _SendFailed from exc
-        return protocol.data_to_send()
 
     def _send_fragments(self, chunks: Iterator[Any], text: bool | None) -> None:
         """Sends a fragmented message, holding the send side until done."""

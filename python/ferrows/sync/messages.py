@@ -78,13 +78,6 @@ class Assembler(FlowControl):
         self._cond = threading.Condition(self.mutex)
         self.frames = FrameQueue()
         """What waits to be read, one item per frame received."""
-        self.pieces = 0
-        """Items in :attr:`frames` that are part of a message (fragments,
-        frames put): while there is none, the next item is a whole message."""
-        self.get_in_progress = False
-        """A :meth:`get` or :meth:`get_iter` is running: there is one reader
-        at a time."""
-        self.closed = False
 
     # ------------------------------------------------------------ feeding
 
