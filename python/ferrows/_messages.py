@@ -94,6 +94,21 @@ class FlowControl:
     at or below every low-water mark set; never without one.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "closed",
+        "get_in_progress",
+        "high",
+        "low",
+        "pause",
+        "paused",
+        "pieces",
+        "resume",
+        "size",
+        "size_high",
+        "size_low",
+    )
+
     def __init__(
         self,
         high: int | None,

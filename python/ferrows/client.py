@@ -58,6 +58,8 @@ class ClientProtocol(Protocol):
         logger: Logger or logger name; defaults to ``logging.getLogger("websockets.client")``.
     """
 
+    __slots__ = ("_http", "available_extensions", "available_subprotocols", "key", "origin", "uri")
+
     def __init__(
         self,
         uri: WebSocketURI | str,
@@ -106,6 +108,8 @@ class ClientProtocol(Protocol):
             for name, value in request.headers.raw_items():
                 self.logger.debug("> %s: %s", name, value)
         self.writes.append(request.serialize())
+        # Sent: its headers are now seldom read (see Headers._pack()).
+        request.headers._pack()
 
     # ------------------------------------------------------------ input
 
@@ -159,6 +163,7 @@ class ClientProtocol(Protocol):
         # The parser's buffers would otherwise live as long as the connection.
         self._http = None
         self._open()
+        response.headers._pack()
         self.events.append(response)
         if remaining:
             self.receive_data(remaining)

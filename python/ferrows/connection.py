@@ -191,6 +191,8 @@ def __getattr__(name: str) -> Any:
 class ConnectionBase:
     """State of a connection, read from its protocol and handshake."""
 
+    __slots__ = ()
+
     protocol: Protocol
     request: Request | None
     response: Response | None

@@ -77,14 +77,66 @@ class Headers(MutableMapping[str, str]):
         ValueError: If a name isn't a valid HTTP token.
     """
 
-    __slots__ = ("_items", "_values")
+    __slots__ = ("_index", "_packed", "_pairs")
 
     def __init__(self, *args: HeadersLike, **kwargs: str) -> None:
         # Every (name, value) pair as given, in order.
-        self._items: list[tuple[str, str]] = []
+        self._pairs: list[tuple[str, str]] | None = []
         # Lower-case name -> its values, in order.
-        self._values: dict[str, list[str]] = {}
+        self._index: dict[str, list[str]] | None = {}
+        # Or, instead of both, every name and value in one string: see _pack().
+        self._packed: str | None = None
         self.update(*args, **kwargs)
+
+    # Storage
+
+    @property
+    def _items(self) -> list[tuple[str, str]]:
+        if self._pairs is None:
+            self._unpack()
+        return self._pairs  # type: ignore[return-value]
+
+    @_items.setter
+    def _items(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs, self._packed = pairs, None
+
+    @property
+    def _values(self) -> dict[str, list[str]]:
+        if self._index is None:
+            self._unpack()
+        return self._index  # type: ignore[return-value]
+
+    @_values.setter
+    def _values(self, index: dict[str, list[str]]) -> None:
+        self._index, self._packed = index, None
+
+    def _pack(self) -> None:
+        """Keep the headers in one string until they are used again.
+
+        The headers of a handshake are read while it happens and seldom
+        after, but live as long as the connection: a list of pairs, the
+        lower-case index and their strings cost about 2 KiB per connection,
+        their packed form a fifth of that. Any later use unpacks them, at
+        the cost of a split.
+        """
+        pairs = self._pairs
+        if pairs is None or not pairs:
+            return
+        # NUL cannot be in a valid name or value; if one slipped in through
+        # set_insecure(), the count below catches it and nothing is packed.
+        packed = "\0".join([part for pair in pairs for part in pair])
+        if packed.count("\0") != 2 * len(pairs) - 1:
+            return
+        self._packed = packed
+        self._pairs = self._index = None
+
+    def _unpack(self) -> None:
+        parts = (self._packed or "").split("\0")
+        pairs = list(zip(parts[::2], parts[1::2], strict=True)) if self._packed else []
+        index: dict[str, list[str]] = {}
+        for name, value in pairs:
+            index.setdefault(name.lower(), []).append(value)
+        self._pairs, self._index, self._packed = pairs, index, None
 
     # Rendering
 
@@ -214,10 +266,10 @@ class Headers(MutableMapping[str, str]):
         the HTTP grammar: the core's parser validates every name and value it
         returns, and a handshake response is built from valid parts."""
         headers = cls()
-        values = headers._values
+        values = headers._index = {}
         for name, value in pairs:
             values.setdefault(name.lower(), []).append(value)
-        headers._items = pairs
+        headers._pairs = pairs
         return headers
 
     def set_insecure(self, key: str, value: str) -> None:

@@ -146,6 +146,47 @@ class Protocol:
             message as it arrives (see :attr:`fragments`).
     """
 
+    # Slots keep an idle connection small (issue 12: memory per connection);
+    # __dict__ stays, created only on first use, so that subclasses, tests and
+    # applications may still set attributes of their own on an instance.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_assemble",
+        "_core",
+        "_eof_rcvd",
+        "_eof_sent",
+        "_extensions",
+        "_fragments",
+        "_id",
+        "_logged_state",
+        "_parser_exc",
+        "_pongs_held",
+        "_py_answer_pings",
+        "_py_discard",
+        "_py_extensions",
+        "_py_failure",
+        "_py_fragment_text",
+        "_py_fragments",
+        "_py_frame_count",
+        "_py_held_ping",
+        "_py_message_text",
+        "_py_size",
+        "_py_text",
+        "_state",
+        "debug",
+        "events",
+        "handshake_exc",
+        "logger",
+        "max_frame_size",
+        "max_size",
+        "receive_events",
+        "send_data",
+        "side",
+        "subprotocol",
+        "writes",
+    )
+
     def __init__(
         self,
         side: Side,

@@ -79,6 +79,18 @@ class ServerProtocol(Protocol):
         logger: Logger or logger name; defaults to ``logging.getLogger("websockets.server")``.
     """
 
+    __slots__ = (
+        "_accept_called",
+        "_http",
+        "_pending",
+        "_request",
+        "available_extensions",
+        "available_subprotocols",
+        "origin",
+        "origins",
+        "server_header",
+    )
+
     def __init__(
         self,
         *,
@@ -405,6 +417,10 @@ class ServerProtocol(Protocol):
         if response.status_code == 101:
             assert self._state is CONNECTING
             self._open()
+            # The handshake is over: its headers are now seldom read.
+            response.headers._pack()
+            if self._request is not None:
+                self._request.headers._pack()
             self.logger.info("connection open")
             pending, self._pending = self._pending, b""
             if pending:

@@ -28,6 +28,8 @@ __all__ = ["ClientConnection", "connect", "unix_connect"]
 class ClientConnection(Connection):
     """A client-side WebSocket connection, returned by :func:`connect`."""
 
+    __slots__ = ("response_rcvd",)
+
     def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
         """Takes the keyword arguments of :class:`~ferrows.asyncio.connection.Connection`."""
         super().__init__(protocol, **kwargs)

@@ -110,6 +110,48 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
     opening handshake; everything after it lives here.
     """
 
+    # Slots keep an idle connection small; __dict__ stays, created on first use,
+    # for attributes that subclasses, tests and applications set.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_broadcast_key",
+        "_broadcast_wrote",
+        "_close_handle",
+        "_connection_exc",
+        "_corked",
+        "_drain_waiters",
+        "_fd",
+        "_fd_transport",
+        "_fragmented_send",
+        "_keepalive_handle",
+        "_lost",
+        "_pings",
+        "_queue",
+        "_read_view",
+        "_reading_paused",
+        "_receive",
+        "_send",
+        "_uncork_handle",
+        "_violation",
+        "_writing_paused",
+        "close_timeout",
+        "connection_lost_waiter",
+        "debug",
+        "keepalive_task",
+        "latency",
+        "logger",
+        "loop",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "recv_messages",
+        "request",
+        "response",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         protocol: Protocol,

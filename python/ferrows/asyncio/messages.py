@@ -35,6 +35,8 @@ class SimpleQueue(Generic[T]):
     """The part of :class:`asyncio.Queue` the assembler needs, without its
     locks and its unbounded waiters: one consumer at most."""
 
+    __slots__ = ("aborted", "get_waiter", "loop", "queue")
+
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.get_waiter: asyncio.Future[None] | None = None
@@ -112,6 +114,8 @@ class Assembler(FlowControl):
     Raises:
         ValueError: For water marks out of order or negative.
     """
+
+    __slots__ = ("frames",)
 
     def __init__(
         self,

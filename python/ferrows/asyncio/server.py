@@ -42,6 +42,8 @@ class ServerConnection(Connection):
     the opening handshake succeeded.
     """
 
+    __slots__ = ("_open_handle", "_task", "server", "username")
+
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
         """Takes the keyword arguments of :class:`~ferrows.asyncio.connection.Connection`."""
         super().__init__(protocol, **kwargs)
