@@ -113,7 +113,7 @@ def handshake(port: int) -> bytes:
 
 
 class Server:
-    def __init__(self, log_path: str, kind: str) -> None:
+    def __init__(self, log_path: str, kind: str, allocator: str = "pymalloc") -> None:
         self.log = open(log_path, "w+")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ASYNCIO_SERVER if kind == "asyncio" else SYNC_SERVER],
@@ -121,6 +121,10 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
+            # "malloc" puts every Python object in glibc's heap, which the
+            # servers' trim can return: it tells what ferrows holds from
+            # what CPython's own allocator keeps (see stress/README.md).
+            env={**os.environ, "PYTHONMALLOC": allocator},
         )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -206,10 +210,12 @@ async def echo_once(port: int) -> bool:
         return await ws.recv() == "still there"
 
 
-def run(connections: int, rounds: int, timeout: float, kind: str = "asyncio") -> dict[str, object]:
+def run(
+    connections: int, rounds: int, timeout: float, kind: str = "asyncio", allocator: str = "pymalloc"
+) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(os.path.join(tmp, "server.log"), kind)
+        server = Server(os.path.join(tmp, "server.log"), kind, allocator)
         try:
             # Warm-up: a few connections, so that imports and caches are in
             # the baseline; the storm's connections are not.
@@ -234,6 +240,7 @@ def run(connections: int, rounds: int, timeout: float, kind: str = "asyncio") ->
     lines = [line for line in log.splitlines() if not line.endswith(PER_CONNECTION)]
     return {
         "server": kind,
+        "allocator": allocator,
         "connections": connections,
         "rounds": rounds,
         "handlers_left": handlers,
@@ -286,9 +293,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--server", choices=["asyncio", "sync"], default="asyncio")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--allocator",
+        choices=["pymalloc", "malloc"],
+        default="pymalloc",
+        help="the server's PYTHONMALLOC: CPython's default allocator, or glibc's malloc for every object",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.connections, args.rounds, args.timeout, args.server)
+    result = run(args.connections, args.rounds, args.timeout, args.server, args.allocator)
     problems = check(result, args.connections)
     if args.json:
         print(json.dumps({**result, "problems": problems}))
