@@ -110,6 +110,14 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy() -> float:
+    """CPU seconds all cores of the machine spent busy so far, whoever used
+    them (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
 def proc_rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes, from /proc/PID/status."""
     with open(f"/proc/{pid}/status") as f:

@@ -44,7 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.join(HERE, "..", "tests"))  # after the standard library
 
-from common import proc_cpu, raise_nofile  # noqa: E402
+from common import machine_busy, proc_cpu, raise_nofile  # noqa: E402
 
 import ferrows  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
@@ -189,9 +189,14 @@ async def publisher(lib: str, url: str):
     return (lambda text: manager.emit("m", text, room="room", namespace="/")), close
 
 
-async def measure(
-    lib: str, processes: int, connections: int, messages: int, window: int, procs: int, fraction: float
-) -> dict:
+async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict:
+    connections, messages, window = options.connections, options.messages, options.window
+    procs, fraction = options.client_procs, options.fraction
+    env = dict(os.environ)
+    if lib == "broadcaster" and options.broadcaster_redis:
+        # broadcaster 0.3.1's Redis listener misses its first subscription
+        # with redis-py 8: its servers may import an older one.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [options.broadcaster_redis, env.get("PYTHONPATH")]))
     redis = RedisServer()
     redis.start()
     ports = [free_port() for _ in range(processes)]
@@ -200,6 +205,7 @@ async def measure(
             [sys.executable, "-P", os.path.join(HERE, "scale_servers.py"), lib, redis.url, str(port)],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         for port in ports
     ]
@@ -239,9 +245,9 @@ async def measure(
         elapsed = await burst(0, messages, None)
         cpu, others1, own1 = cpu_of(servers) - cpu0, cpu_of(others), time.process_time()
         rate = messages / elapsed
-        before = [cpu_of(servers), cpu_of(others), time.process_time()]
+        before = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy()]
         latency_elapsed = await burst(messages, messages, 1 / (rate * fraction))
-        after = [cpu_of(servers), cpu_of(others), time.process_time()]
+        after = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy()]
         busy = [b - a for a, b in zip(before, after, strict=True)]
         await close()
         for process in clients:
@@ -261,7 +267,7 @@ async def measure(
             "redis_clients_cpu_us_per_delivery": 1e6 * (others1 - others0) / (messages * connections),
             "publisher_cpu_us_per_message": 1e6 * (own1 - own0) / messages,
             # Cores kept busy during the latency phase: servers, Redis and
-            # clients, publisher.
+            # clients, publisher, and the whole machine (anyone's work).
             "latency_phase_cores": [round(b / latency_elapsed, 2) for b in busy],
             "latency_rate_msgs_per_s": rate * fraction,
             "p50_ms": latencies[len(latencies) // 2] / 1e6,
@@ -297,6 +303,12 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.5, help="latency: rate as a fraction of the maximum")
     parser.add_argument("--client-procs", type=int, default=4, help="processes the clients are spread over")
     parser.add_argument("--no-reference", action="store_true", help="skip the single ferrows process")
+    parser.add_argument(
+        "--broadcaster-redis",
+        metavar="DIR",
+        help="directory put first on the broadcaster servers' path, holding the redis-py they import "
+        "(pip install --no-deps --target DIR 'redis>=7,<8': broadcaster 0.3.1 delivers nothing with redis-py 8)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
@@ -316,31 +328,28 @@ def main() -> None:
     results = []
     for lib, processes in plan:
         try:
-            result = uvloop.run(
-                measure(
-                    lib,
-                    processes,
-                    options.connections,
-                    options.messages,
-                    options.window,
-                    options.client_procs,
-                    options.fraction,
-                )
-            )
+            result = uvloop.run(measure(lib, processes, options))
         except Exception as exc:  # recorded, as the other benchmarks record a library's failure
             result = {"lib": lib, "processes": processes, "failed": f"{type(exc).__name__}: {exc}"}
+            if lib == "broadcaster" and not options.broadcaster_redis:
+                result["failed"] += " (broadcaster 0.3.1 delivers nothing with redis-py 8: see --broadcaster-redis)"
         print(json.dumps(result), flush=True)
         results.append(result)
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("| library | processes | deliveries/s | server CPU µs/delivery | latency p50 / p99 (ms) at msgs/s |")
-    print("|---|---|---|---|---|")
+    print(
+        "| library | processes | deliveries/s | server CPU µs/delivery | Redis + clients µs/delivery "
+        "| latency p50 / p99 (ms) at msgs/s | cores busy then: servers, Redis + clients, publisher; machine |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         if "failed" in r:
-            print(f"| {r['lib']} | {r['processes']} | failed: {r['failed']} | | |")
+            print(f"| {r['lib']} | {r['processes']} | failed: {r['failed']} | | | | |")
             continue
         print(
             f"| {r['lib']} | {r['processes']} | {r['deliveries_per_s']:,.0f} | {r['server_cpu_us_per_delivery']:.2f} "
-            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} at {r['latency_rate_msgs_per_s']:.0f} |"
+            f"| {r['redis_clients_cpu_us_per_delivery']:.2f} "
+            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} at {r['latency_rate_msgs_per_s']:.0f} "
+            f"| {', '.join(map(str, r['latency_phase_cores'][:3]))}; {r['latency_phase_cores'][3]} |"
         )
 
 

@@ -97,16 +97,6 @@ def proc_children(pid: int) -> list[int]:
     return children
 
 
-def machine_busy() -> float:
-    """CPU seconds every core of the machine spent busy so far (/proc/stat),
-    whoever used them."""
-    from common import CLK_TCK
-
-    with open("/proc/stat") as f:
-        ticks = [int(t) for t in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # all but idle and iowait
-
-
 class Lines:
     """Lines from a child's stdout, each within a timeout: select() on the
     pipe and os.read(), with no buffered reader to hide lines from select()."""
@@ -192,6 +182,8 @@ def trial(server: Server, scenario: str, options: argparse.Namespace) -> dict[st
         # The clients measure from warmup to warmup + duration after the
         # first echo or handshake; take the server's CPU inside that window.
         time.sleep(options.warmup + 0.2)
+        from common import machine_busy
+
         cpu0, all0, t0 = server.cpu(), machine_busy(), time.perf_counter()
         time.sleep(options.duration - 0.4)
         cpu1, all1, t1 = server.cpu(), machine_busy(), time.perf_counter()
