@@ -110,6 +110,14 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy() -> float:
+    """CPU seconds all cores of the machine spent busy so far, whoever used
+    them (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
 def proc_rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes, from /proc/PID/status."""
     with open(f"/proc/{pid}/status") as f:
@@ -125,9 +133,11 @@ def self_cpu() -> float:
 
 
 class Meter:
-    """Times the measured phase of a trial and the server's CPU during it."""
+    """Times the measured phase of a trial and the server's CPU during it
+    (``server_pid=None``: the caller accounts for the server, as workers.py
+    does for several processes)."""
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
         self.t0 = self.t1 = 0.0
         self.cpu0 = self.cpu1 = 0.0
@@ -135,13 +145,13 @@ class Meter:
         self.ops = 0
 
     def start(self) -> None:
-        self.cpu0 = proc_cpu(self.server_pid)
+        self.cpu0 = 0.0 if self.server_pid is None else proc_cpu(self.server_pid)
         self.own0 = self_cpu()
         self.t0 = time.perf_counter()
 
     def stop(self, ops: int) -> None:
         self.t1 = time.perf_counter()
-        self.cpu1 = proc_cpu(self.server_pid)
+        self.cpu1 = 0.0 if self.server_pid is None else proc_cpu(self.server_pid)
         self.own1 = self_cpu()
         self.ops = ops
 

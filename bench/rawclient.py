@@ -55,9 +55,11 @@ class RawConnection(asyncio.Protocol):
         offer: str | None = None,
         on_message: Callable[[RawConnection, int, bytes], None] | None = None,
         index: int = 0,
+        path: str = "/",
     ) -> None:
         loop = asyncio.get_running_loop()
         self.port = port
+        self.path = path
         self.handshake = handshake
         self.offer = offer
         self.on_message = on_message
@@ -86,7 +88,7 @@ class RawConnection(asyncio.Protocol):
             return
         self.key = base64.b64encode(os.urandom(16)).decode()
         request = (
-            "GET / HTTP/1.1\r\n"
+            f"GET {self.path} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{self.port}\r\n"
             "Upgrade: websocket\r\n"
             "Connection: Upgrade\r\n"

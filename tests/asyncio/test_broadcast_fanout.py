@@ -200,3 +200,28 @@ def test_send_to_all_reports_what_sockets_did_not_take() -> None:
         assert all(0 <= taken < len(data) for _, taken in short)
         assert short[2] == (2, 0)
         assert _core.send_to_all([a.fileno()], b"") == []
+
+
+async def test_broadcasts_held_in_one_iteration_are_written_in_one_call(fanout_calls: Any) -> None:
+    """Several broadcasts in one loop iteration (a hub relaying a burst read
+    from Redis): the first is written at once, the rest held and written at
+    the end of the iteration in one call per set of connections holding
+    the same frames."""
+    async with serving(idle, compression=None) as server, asyncio.timeout(TIMEOUT):
+        clients = [await ferrows.connect(uri_of(server), compression=None) for _ in range(6)]
+        await wait_for(lambda: len(server.connections) == 6)
+        by_port = {c.remote_address[1]: c for c in server.connections}
+        conns = [by_port[c.local_address[1]] for c in clients]
+        broadcast(conns, "m0")
+        broadcast(conns, "m1")
+        broadcast(conns, "m2")
+        broadcast(conns[:2], "only two")
+        assert fanout_calls == [(6, 4)]
+        await asyncio.sleep(0)
+        # m1 and m2 (4 + 4 bytes) to four; m1, m2 and "only two" to two.
+        assert sorted(fanout_calls[1:]) == [(2, 18), (4, 8)]
+        for i, client in enumerate(clients):
+            expected = ["m0", "m1", "m2"] + (["only two"] if i < 2 else [])
+            assert [await client.recv() for _ in expected] == expected
+        for client in clients:
+            await client.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 
 import pytest
@@ -197,3 +199,43 @@ async def test_publish_without_redis_raises_after_local_delivery(server_and_clie
         assert "redis://user:***@" in repr(hub)
     with pytest.raises(RuntimeError, match="Hub is closed"):
         hub.join(conns[0], "g")
+
+
+async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server_and_clients):
+    """Redis stopped with SIGSTOP keeps its connections open and answers
+    nothing, as a host gone or a network partition: the hub's PING goes
+    unanswered, so it drops the subscription; publish() fails within its
+    bound; after SIGCONT the hub subscribes again and delivers."""
+    _, clients, conns = server_and_clients
+    logs = ListHandler()
+    logger = logging.getLogger("test.hub.stopped")
+    logger.addHandler(logs)
+    logger.setLevel(logging.INFO)
+    bounds = {"ping_interval": 50 * MS, "ping_timeout": 100 * MS, "publish_timeout": 200 * MS}
+    try:
+        async with Hub(
+            redis_server.url, channel="stop", min_backoff=MS, max_backoff=20 * MS, logger=logger, **bounds
+        ) as hub:
+            hub.join(conns[0], "g")
+            await hub.wait_connected(TIMEOUT)
+            os.kill(redis_server.process.pid, signal.SIGSTOP)
+            try:
+                await wait_for(lambda: not hub.connected)
+                with pytest.raises(HubUnavailable, match="did not take the message within"):
+                    await hub.publish("g", "while stopped")
+                assert await recv_all(clients[0], 1) == ["while stopped"]
+            finally:
+                os.kill(redis_server.process.pid, signal.SIGCONT)
+            await hub.wait_connected(TIMEOUT)
+            async with Hub(redis_server.url, channel="stop") as other:
+                await other.publish("g", "after")
+            assert await recv_all(clients[0], 1) == ["after"]
+            await hub.publish("g", "from the hub again")
+            assert await recv_all(clients[0], 1) == ["from the hub again"]
+        messages = [r.getMessage() for r in logs.records]
+        assert any(
+            m.startswith("lost Redis at redis://127.0.0.1:") and "no answer from Redis" in m for m in messages
+        ), messages
+        assert any(m.startswith("subscribed to Redis again after") for m in messages), messages
+    finally:
+        logger.removeHandler(logs)

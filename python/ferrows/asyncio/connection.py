@@ -1222,6 +1222,42 @@ def write_broadcast_frame(
 
 
 def _flush_broadcast(connections: list[Connection]) -> None:
+    """Writes what the broadcasts of this loop iteration held: all but each
+    connection's first (see :func:`write_broadcast_frame`).
+
+    Connections holding the same frames (the same broadcasts, and nothing
+    else) on an idle socket get them in one ``send_to_all`` call, as the
+    first broadcast did: a hub relaying a burst of messages read from Redis
+    in one go makes one call for all its members, not one write each. The
+    others, and what a socket did not take, go through :meth:`_uncork`.
+    """
+    direct: dict[tuple[int, ...], tuple[list[Connection], list[int]]] = {}
     for connection in connections:
         connection._broadcast_wrote = False
-        connection._uncork()
+        held = connection._corked
+        if not held:
+            continue
+        transport = connection.transport
+        if (
+            connection._fd >= 0
+            and transport is connection._fd_transport
+            and not connection._lost
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+        ):
+            # The same frame objects, in the same order: the same bytes.
+            group = direct.get(key := tuple(map(id, held)))
+            if group is None:
+                group = direct[key] = ([], [])
+            group[0].append(connection)
+            group[1].append(connection._fd)
+        else:
+            connection._uncork()
+    for targets, fds in direct.values():
+        data = b"".join(targets[0]._corked)
+        for target in targets:
+            target._corked.clear()
+        for index, sent in send_to_all(fds, data):
+            target = targets[index]
+            target._corked.append(data[sent:] if sent else data)
+            target._uncork()

@@ -22,6 +22,7 @@ import os
 import struct
 import time
 import urllib.parse
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,12 @@ class Hub:
 
     Delivery is at most once: a message published while a process's
     subscription is down (Redis restarting) does not reach that process.
+    A connection to Redis that dies without closing (a host gone, a network
+    partition, a Redis process stopped) is noticed within ``ping_interval +
+    ping_timeout`` seconds: when nothing came from Redis for
+    ``ping_interval``, the hub sends a PING on its subscription and, without
+    an answer ``ping_timeout`` later, drops the connection and subscribes
+    again.
     Messages from one publishing process arrive in the order of its
     :meth:`publish` calls.
 
@@ -73,8 +80,14 @@ class Hub:
             a hub that stays in this process.
         channel: Redis pub/sub channel shared by the hubs that should reach
             each other; hubs on other channels of the same Redis are apart.
-        publish_timeout: Seconds :meth:`publish` waits for Redis before
-            raising :exc:`HubUnavailable`.
+        publish_timeout: Seconds :meth:`publish` waits for Redis (counting
+            the wait behind this process's earlier publishes) before raising
+            :exc:`HubUnavailable`.
+        ping_interval: Seconds without anything from Redis after which the
+            hub PINGs it on the subscription; :obj:`None` never pings, and a
+            silently dead connection then goes unnoticed.
+        ping_timeout: Seconds the hub waits for Redis's answer to a PING, or
+            to a SUBSCRIBE, before reconnecting.
         min_backoff: First delay, in seconds, before reconnecting to Redis
             after losing it; doubled at each failure up to ``max_backoff``.
         max_backoff: Longest delay between reconnection attempts.
@@ -91,6 +104,8 @@ class Hub:
         *,
         channel: str = "ferrows",
         publish_timeout: float = 1.0,
+        ping_interval: float | None = 5.0,
+        ping_timeout: float = 5.0,
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
         logger: LoggerLike | str | None = None,
@@ -105,6 +120,8 @@ class Hub:
         self.url = url
         self.channel = channel
         self.publish_timeout = publish_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         if logger is None or isinstance(logger, str):
@@ -215,15 +232,16 @@ class Hub:
         data = _HEADER.pack(self._origin, _TEXT if is_text else _BINARY, len(encoded)) + encoded + payload
         # One PUBLISH at a time, in call order (asyncio.Lock is fair), so
         # that messages of this process reach Redis in the order published.
-        async with self._publish_lock:
-            try:
-                async with asyncio.timeout(self.publish_timeout):
-                    await self._publisher.publish(self.channel, data)
-            except Exception as exc:
-                raise HubUnavailable(
-                    f"Redis at {_redacted(self.url)} did not take the message within "
-                    f"{self.publish_timeout} s ({_reason(exc)}); delivered in this process only"
-                ) from exc
+        # The bound counts the wait for the lock: behind earlier publishes
+        # stuck on a dead Redis, this one fails in time too.
+        try:
+            async with asyncio.timeout(self.publish_timeout), self._publish_lock:
+                await self._publisher.publish(self.channel, data)
+        except Exception as exc:
+            raise HubUnavailable(
+                f"Redis at {_redacted(self.url)} did not take the message within "
+                f"{self.publish_timeout} s ({_reason(exc)}); delivered in this process only"
+            ) from exc
 
     def _deliver(self, data: bytes) -> None:
         """Delivers a message read from Redis to this process's members."""
@@ -301,9 +319,9 @@ class Hub:
         self._subscriber = self._loop.create_task(self._subscribe())
 
     async def _subscribe(self) -> None:
-        """Holds the subscription: reads messages, and on any failure waits
-        a backoff delay (``min_backoff`` doubling to ``max_backoff``) and
-        subscribes again."""
+        """Holds the subscription: reads messages (:meth:`_listen`), and on
+        any failure waits a backoff delay (``min_backoff`` doubling to
+        ``max_backoff``) and subscribes again."""
         import redis.asyncio
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -317,21 +335,16 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
-                while True:
-                    # get_message(timeout=None) waits on the socket without
-                    # polling; a lost connection raises out of it.
-                    item = await pubsub.get_message(timeout=None)
-                    if item is None:
-                        continue
-                    if item["type"] == "subscribe":
-                        self._subscribed.set()
-                        delay = self.min_backoff
-                        if down_since is not None:
-                            self.logger.info("subscribed to Redis again after %.1f s", time.monotonic() - down_since)
-                            down_since = None
-                    elif item["type"] == "message":
-                        self._deliver(item["data"])
+                # Connecting also waits for replies (CLIENT SETINFO): bounded,
+                # for a Redis that accepts connections but doesn't answer.
+                async with asyncio.timeout(self.ping_timeout):
+                    await pubsub.subscribe(self.channel)
+                async for _ in self._listen(pubsub):
+                    self._subscribed.set()
+                    delay = self.min_backoff
+                    if down_since is not None:
+                        self.logger.info("subscribed to Redis again after %.1f s", time.monotonic() - down_since)
+                        down_since = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -348,6 +361,31 @@ class Hub:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
+
+    async def _listen(self, pubsub: redis.asyncio.client.PubSub) -> AsyncIterator[None]:
+        """Delivers the messages of ``pubsub``; yields once subscribed.
+
+        Ends with an exception when the connection is lost, or when Redis
+        didn't confirm the subscription or answer a PING (sent after
+        ``ping_interval`` of quiet) within ``ping_timeout``.
+        """
+        waiting = True  # for the subscription's confirmation, then for a PONG
+        while True:
+            # get_message(timeout=None) waits on the socket without polling;
+            # with a timeout, it returns None once that much time passed.
+            item = await pubsub.get_message(timeout=self.ping_timeout if waiting else self.ping_interval)
+            if item is None:
+                if waiting:
+                    raise TimeoutError(f"no answer from Redis within {self.ping_timeout} s")
+                async with asyncio.timeout(self.ping_timeout):
+                    await pubsub.ping()
+                waiting = True
+                continue
+            waiting = False
+            if item["type"] == "message":
+                self._deliver(item["data"])
+            elif item["type"] == "subscribe":
+                yield
 
     # ----------------------------------------------------------- closing
 
