@@ -100,7 +100,29 @@ def raise_nofile() -> None:
 # -- accounting of another process -----------------------------------------
 
 
-def proc_cpu(pid: int) -> float:
+def descendants(pid: int) -> list[int]:
+    """The PIDs of the live processes under ``pid`` (children of each of
+    its threads, recursively), from /proc/PID/task/TID/children."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def one_proc_cpu(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (all its threads), from
     /proc/PID/stat; the resolution is one clock tick (10 ms)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
@@ -116,6 +138,19 @@ def machine_busy() -> float:
     with open("/proc/stat") as f:
         ticks = [int(t) for t in f.readline().split()[1:]]
     return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of its live descendants: granian
+    serves from a worker process its main process starts; the other servers
+    have no children."""
+    total = one_proc_cpu(pid)
+    for child in descendants(pid):
+        try:
+            total += one_proc_cpu(child)
+        except OSError:  # exited meanwhile
+            pass
+    return total
 
 
 def proc_rss(pid: int) -> int:

@@ -25,6 +25,7 @@ import os
 import platform
 import selectors
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import LIBS  # noqa: E402
+from common import LIBS, descendants  # noqa: E402
 from report import summary, tables  # noqa: E402
 from scenarios import BROADCAST_CONNS, IDLE_CONNS, IDLE_SECONDS, SCENARIOS  # noqa: E402
 
@@ -82,7 +83,9 @@ def wait_ready(proc: subprocess.Popen, timeout: float) -> int:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Stops a process we started, by its PID: SIGTERM, then SIGKILL."""
+    """Stops a process we started, by its PID: SIGTERM, then SIGKILL; then
+    any of its descendants still alive (granian's worker), by PID."""
+    children = descendants(proc.pid) if proc.poll() is None else []
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -90,6 +93,11 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(3)
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def tail(path: str, n: int = 600) -> str:
@@ -245,7 +253,7 @@ def machine(libs: list[str], root: str = "") -> dict[str, Any]:
     except (OSError, StopIteration):
         pass
     versions = {}
-    for dist in ["ferrows", "websockets", "picows", "aiohttp", "uvloop", "uvicorn", "starlette", "wsproto"]:
+    for dist in ["ferrows", "websockets", "picows", "aiohttp", "uvloop", "uvicorn", "starlette", "wsproto", "granian"]:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

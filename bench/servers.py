@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pathlib
 import socket
 import sys
 from typing import Any
@@ -262,14 +263,11 @@ with the value of its ``ws`` setting. ``websockets-sansio`` is what uvicorn
 picks by default (``ws="auto"``) when websockets is installed."""
 
 
-async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
-    import uvicorn
+def starlette_echo_app() -> Any:
+    """The Starlette echo endpoint every ASGI server here serves."""
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
-
-    if kind != "echo":
-        raise SystemExit("the uvicorn servers only echo")
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -282,10 +280,19 @@ async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
             else:
                 await websocket.send_bytes(message["bytes"])
 
-    app = Starlette(routes=[WebSocketRoute("/", echo)])
+    return Starlette(routes=[WebSocketRoute("/", echo)])
+
+
+async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
+    import uvicorn
+
+    if kind != "echo":
+        raise SystemExit("the uvicorn servers only echo")
     # Without the INFO line per handshake that uvicorn logs by default, as
     # a production server logs at WARNING.
-    config = uvicorn.Config(app, ws=UVICORN_WS[lib], ws_max_size=MAX_SIZE, lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        starlette_echo_app(), ws=UVICORN_WS[lib], ws_max_size=MAX_SIZE, lifespan="off", log_level="warning"
+    )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started:
@@ -294,6 +301,67 @@ async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
         await asyncio.sleep(0.01)
     ready(sock)
     await task
+
+
+# -- granian: the same Starlette app on granian's Rust HTTP/WebSocket server --
+
+
+def serve_granian(kind: str, loop: str, lifetime: float) -> None:
+    """Serves the Starlette echo app as granian's command line does by
+    default: one worker process (the one that does the work; the CPU
+    accounting counts the server's descendants), its ASGI interface without
+    lifespan (as the uvicorn servers run), the loop of the trial.
+
+    granian binds its own socket, so this takes a free port first; the
+    thread that announces the port waits until the worker answers."""
+    import signal
+    import threading
+    import time
+
+    from granian import Granian
+
+    if kind != "echo":
+        raise SystemExit("the granian server only echoes")
+    probe = listening_socket()
+    port = probe.getsockname()[1]
+    probe.close()
+
+    def announce() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                # An answer to a plain GET (Starlette's 404) means the worker serves.
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    if not probe.recv(64):
+                        raise ConnectionError
+            except OSError:
+                time.sleep(0.02)
+                continue
+            print("READY", port, flush=True)
+            break
+        time.sleep(lifetime)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=announce, daemon=True).start()
+    Granian(
+        "servers:starlette_echo_app",
+        factory=True,
+        working_dir=pathlib.Path(__file__).resolve().parent,
+        address="127.0.0.1",
+        port=port,
+        interface="asginl",
+        workers=1,
+        loop=loop,
+        log_level="warning",
+        # To stderr: the runner reads READY on stdout.
+        log_dictconfig={
+            "handlers": {
+                name: {"formatter": formatter, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+                for name, formatter in (("console", "generic"), ("access", "access"))
+            }
+        },
+    ).serve()
 
 
 async def main(lib: str, kind: str, lifetime: float) -> None:
@@ -324,6 +392,9 @@ if __name__ == "__main__":
     parser.add_argument("--lifetime", type=float, default=300.0)
     args = parser.parse_args()
     raise_nofile()
+    if args.lib == "granian":
+        serve_granian(args.kind, args.loop, args.lifetime)
+        raise SystemExit
     # Import the library before announcing the port, so it isn't measured.
     if args.lib in ("ferrows", "websockets", "picows", "aiohttp"):
         __import__(args.lib)

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from ..datastructures import Headers
 from ..http11 import Request, Response
 
-__all__ = ["build_scope", "denial_response", "error_response", "status_phrase"]
+__all__ = ["AcceptResponse", "accept_head", "build_scope", "denial_response", "error_response", "status_phrase"]
 
 ASGI_SPEC_VERSION = "2.4"
 """The ASGI WebSocket specification version this implementation follows:
@@ -84,6 +84,53 @@ def add_defaults(headers: Headers, defaults: Iterable[tuple[bytes, bytes]]) -> N
     for name, value in asgi_headers(defaults):
         if name not in headers:
             headers[name] = value
+
+
+class AcceptResponse(Response):
+    """The 101 the core built, with its head already on the wire's form:
+    :meth:`serialize` returns it, so ``ServerProtocol.send_response()`` opens
+    the connection without the 101 going through :class:`Headers` a second
+    time. :attr:`headers` are the core's (for its debug log)."""
+
+    def __init__(self, response: Response, head: bytes) -> None:
+        super().__init__(response.status_code, response.reason_phrase, response.headers)
+        self.head = head
+
+    def serialize(self) -> bytes:
+        return self.head
+
+
+def accept_head(
+    response: Response,
+    defaults: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[tuple[bytes, bytes]] | None,
+    subprotocol: str | None,
+) -> bytes:
+    """The head of the 101 for ``websocket.accept``: the core's headers but
+    ``Date`` (uvicorn's default headers carry it), uvicorn's default headers
+    (its own settings, written as they are), then the application's headers
+    and subprotocol, checked, since a CR or LF there would inject headers.
+
+    Raises:
+        InvalidHeaderValue: For an application's header value HTTP forbids.
+        ValueError: For an application's header name that isn't a token.
+    """
+    parts = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+    parts += [
+        f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.raw_items() if name != "Date"
+    ]
+    for name, value in defaults:
+        parts += (name, b": ", value, b"\r\n")
+    if headers or subprotocol:
+        extra = Headers()
+        for key, text in asgi_headers(headers or ()):
+            extra[key.lower()] = text
+        if subprotocol:
+            extra["Sec-WebSocket-Protocol"] = subprotocol
+        parts.append(extra.serialize())
+    else:
+        parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def error_response(defaults: Iterable[tuple[bytes, bytes]]) -> Response:

@@ -21,32 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 from uvicorn.config import Config
 from uvicorn.logging import TRACE_LOG_LEVEL
-from uvicorn.protocols.utils import (
-    ClientDisconnected,
-    get_client_addr,
-    get_local_addr,
-    get_path_with_query_string,
-    get_remote_addr,
-    is_ssl,
-)
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
 from ..connection import COALESCE_LIMIT, WRITE_APART, keepalive_payload
 from ..datastructures import Headers
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import InvalidState
+from ..extensions.base import Extension
 from ..extensions.permessage_deflate import enable_server_permessage_deflate
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import OPEN
 from ..server import ServerProtocol
-from .http import add_defaults, asgi_headers, build_scope, denial_response, error_response
+from .http import AcceptResponse, accept_head, add_defaults, asgi_headers, build_scope, denial_response, error_response
 
 __all__ = ["WebSocketProtocol"]
 
@@ -63,6 +59,58 @@ _DEFLATE = enable_server_permessage_deflate(None)
 _LOGGER = logging.getLogger("uvicorn.error")
 
 _DISCONNECT_LOST: dict[str, Any] = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
+
+_NEGOTIATED_LIMIT = 64
+"""Distinct ``Sec-WebSocket-Extensions`` offers whose negotiation is kept:
+clients send a handful (a browser's is always the same), and one that sends
+a new offer each time must not grow the table."""
+
+
+def addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
+    """The scope's ``server`` and ``client``, as uvicorn's helpers give them
+    (host and port; a Unix socket's path and None for ``server``, None for
+    ``client``), from the addresses the transport keeps rather than from
+    two system calls on its socket, which uvicorn's HTTP protocol made
+    already for this connection."""
+    local = transport.get_extra_info("sockname")
+    remote = transport.get_extra_info("peername")
+    if isinstance(local, (tuple, list)):
+        server: tuple[str, int | None] | None = (str(local[0]), int(local[1]))
+    elif isinstance(local, str):
+        server = (local, None)
+    else:
+        server = None
+    client = (str(remote[0]), int(remote[1])) if isinstance(remote, (tuple, list)) and remote else None
+    return server, client
+
+
+class _Handshake(ServerProtocol):
+    """The core's server protocol with what a uvicorn connection needs of the
+    handshake and no more: it records the offered subprotocols (the
+    application picks one in ``websocket.accept``) and negotiates an
+    extensions offer seen before from a table."""
+
+    _negotiated: dict[tuple[str, ...], tuple[str | None, list[Extension]]] = {}
+
+    offered: Sequence[str] = ()
+
+    def select_subprotocol(self, subprotocols: Sequence[str]) -> None:
+        self.offered = subprotocols
+
+    def process_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
+        """The negotiation depends on the offer only (every connection has the
+        same factories), so an offer seen before gets the same answer, with
+        copies of the extensions: each connection owns its own."""
+        if not self.available_extensions:
+            return None, []
+        offer = tuple(headers.get_all("Sec-WebSocket-Extensions"))
+        known = self._negotiated.get(offer)
+        if known is None:
+            known = super().process_extensions(headers)
+            if len(self._negotiated) < _NEGOTIATED_LIMIT:
+                self._negotiated[offer] = known
+        header, extensions = known
+        return header, [copy.copy(extension) for extension in extensions]
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -81,6 +129,55 @@ class WebSocketProtocol(asyncio.Protocol):
     frame, 10), ``close_timer`` and ``ping_timer`` have the names of uvicorn's
     implementations, which its tests read.
     """
+
+    # The state every connection starts in, as class attributes: a
+    # connection assigns only what changes, and a handshake-only connection
+    # (connect, upgrade, close) changes little of it.
+    transport: asyncio.Transport = None  # type: ignore[assignment]
+    server: tuple[str, int | None] | None = None
+    client: tuple[str, int] | None = None
+    scheme: Literal["ws", "wss"] = "ws"
+    scope: dict[str, Any] | None = None
+    _response: Response | None = None  # the 101, until the app accepts
+    _receive: Any = None  # the core's entry points, once open
+    _send: Any = None
+
+    # Handshake: bytes the client sent after its request, kept until the
+    # application accepts; what the application answered.
+    _early: list[bytes] | None = None
+    _early_size = 0
+    _answered = False  # accepted, refused or responding
+    _denial: tuple[int, Headers] | None = None  # response started
+    _denial_body: list[bytes] | None = None  # its body parts, kept
+    _denial_streamed = False  # its head is on the wire
+    _denial_done = False
+
+    # Receiving.
+    _connect_pending = False
+    _queued_bytes = 0
+    _read_limit, _read_limit_low = READ_LIMIT, READ_LIMIT // 4
+    _reading_paused = False
+    _disconnect: dict[str, Any] | None = None
+
+    # Sending and closing.
+    _writing_paused = False
+    _corked: list[bytes] | None = None  # small frames held: see _send_frame()
+    _corked_size = 0
+    _uncork_handle: asyncio.Handle | None = None
+    _closing = False  # a close frame went out or came in
+    _app_closed = False  # the application sent websocket.close
+    _lost = False
+    close_timeout: float = 10.0
+    close_timer: asyncio.TimerHandle | None = None
+    _abort_handle: asyncio.TimerHandle | None = None
+
+    # Keepalive.
+    ping_timer: asyncio.TimerHandle | None = None
+    _pong_timer: asyncio.TimerHandle | None = None
+    _ping_payload: bytes | None = None
+    _ping_sent_at = 0.0
+    latency = 0.0
+    """Round-trip time of the last keepalive ping, in seconds."""
 
     def __init__(
         self,
@@ -101,79 +198,31 @@ class WebSocketProtocol(asyncio.Protocol):
         self.connections = server_state.connections
         self.tasks = server_state.tasks
 
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.server: tuple[str, int | None] | None = None
-        self.client: tuple[str, int] | None = None
-        self.scheme: Literal["ws", "wss"] = "ws"
-        self.scope: dict[str, Any] | None = None
-
-        extensions = _DEFLATE if config.ws_per_message_deflate else None
-        self.protocol = ServerProtocol(
-            extensions=extensions,
+        self.protocol = _Handshake(
+            extensions=_DEFLATE if config.ws_per_message_deflate else None,
             max_size=config.ws_max_size,
-            # A function, not a bound method: ServerProtocol binds it to itself.
-            select_subprotocol=lambda protocol, offered: self._offered_subprotocols(offered),
             logger=self.logger,
         )
         self.protocol.assemble = True
-        self._subprotocols: list[str] = []
-        self._response: Response | None = None  # the 101, until the app accepts
-        self._receive: Any = None  # the core's entry points, once open
-        self._send: Any = None
 
-        # Handshake: bytes the client sent after its request, kept until the
-        # application accepts; what the application answered.
-        self._early: list[bytes] = []
-        self._early_size = 0
-        self._answered = False  # accepted, refused or responding
-        self._denial: tuple[int, Headers] | None = None  # response started
-        self._denial_body: list[bytes] = []
-        self._denial_streamed = False  # its head is on the wire
-        self._denial_done = False
-
-        # Receiving.
-        self._connect_pending = False
         self._messages: collections.deque[str | bytes] = collections.deque()
-        self._queued_bytes = 0
         self._max_queue = max(1, config.ws_max_queue)
         self._max_queue_low = self._max_queue // 4
-        self._read_limit, self._read_limit_low = READ_LIMIT, READ_LIMIT // 4
-        self._reading_paused = False
         self._receivers: list[asyncio.Future[None]] = []
-        self._disconnect: dict[str, Any] | None = None
-
-        # Sending and closing.
-        self._writing_paused = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._corked: list[bytes] = []  # small frames held: see _send_frame()
-        self._corked_size = 0
-        self._uncork_handle: asyncio.Handle | None = None
-        self._closing = False  # a close frame went out or came in
-        self._app_closed = False  # the application sent websocket.close
-        self._lost = False
-        self.close_timeout: float = 10.0
-        self.close_timer: asyncio.TimerHandle | None = None
-        self._abort_handle: asyncio.TimerHandle | None = None
 
-        # Keepalive.
         interval = config.ws_ping_interval
         self.ping_interval = interval if interval is not None and interval > 0 else None
         self.ping_timeout = config.ws_ping_timeout
-        self.ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
-        self._ping_payload: bytes | None = None
-        self._ping_sent_at = 0.0
-        self.latency = 0.0
-        """Round-trip time of the last keepalive ping, in seconds."""
 
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.connections.add(self)  # type: ignore[arg-type]
-        self.server = get_local_addr(self.transport)
-        self.client = get_remote_addr(self.transport)
-        self.scheme = "wss" if is_ssl(self.transport) else "ws"
+        self.server, self.client = addresses(self.transport)
+        if transport.get_extra_info("sslcontext"):
+            self.scheme = "wss"
         if self.config.server_header:
             # On the errors the parser answers itself (a request over a limit).
             self.protocol.server_header = "uvicorn"
@@ -190,6 +239,8 @@ class WebSocketProtocol(asyncio.Protocol):
         elif not self._answered:
             # Frames sent before the application accepted: kept for after
             # the 101, and no more than READ_LIMIT before reading pauses.
+            if self._early is None:
+                self._early = []
             self._early.append(data)
             self._early_size += len(data)
             if self._early_size > self._read_limit:
@@ -248,11 +299,6 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------ handshake
 
-    def _offered_subprotocols(self, offered: Any) -> None:
-        """Records the client's subprotocols for the scope; the application
-        picks one in ``websocket.accept``."""
-        self._subprotocols = list(offered)
-
     def _handshake_data(self, data: bytes) -> None:
         protocol = self.protocol
         protocol.receive_data(data)
@@ -282,7 +328,7 @@ class WebSocketProtocol(asyncio.Protocol):
             server=self.server,
             client=self.client,
             root_path=self.root_path,
-            subprotocols=self._subprotocols,
+            subprotocols=self.protocol.offered,
             state=self.app_state,
         )
         self._connect_pending = True
@@ -296,35 +342,27 @@ class WebSocketProtocol(asyncio.Protocol):
         early."""
         response = self._response
         assert response is not None
-        # On a copy: a header the application got wrong (a CR, say) raises
-        # here, and the upgrade is still unanswered for the 500.
-        headers = response.headers.copy()
-        del headers["Date"]
-        for name, value in asgi_headers(self.server_state.default_headers):
-            headers[name] = value
-        for name, value in asgi_headers(message.get("headers") or ()):
-            headers[name.lower()] = value
         subprotocol = message.get("subprotocol")
-        if subprotocol:
-            headers["Sec-WebSocket-Protocol"] = subprotocol
+        # A header the application got wrong (a CR, say) raises here, and
+        # the upgrade is still unanswered for the 500.
+        head = accept_head(response, self.server_state.default_headers, message.get("headers"), subprotocol)
         self._log_access("[accepted]")
         self._answered = True
         self._response = None
-        response.headers = headers
         self.protocol.subprotocol = subprotocol or None
         if self.transport.is_closing():
             self._closing = True  # the client left while the app decided
             return
         protocol = self.protocol
-        protocol.send_response(response)
+        protocol.send_response(AcceptResponse(response, head))
         self._receive = protocol.receive_events
         self._send = protocol.send_data
         events = protocol.events_received()
         self._flush()
         self._start_keepalive()
-        early, self._early = self._early, []
+        early, self._early = self._early, None
         self._early_size = 0
-        for data in early:
+        for data in early or ():
             events += self._receive(data)
         if events:
             self._handle_events(events)
@@ -378,16 +416,18 @@ class WebSocketProtocol(asyncio.Protocol):
             if body:
                 self._write(body)
         else:
+            if self._denial_body is None:
+                self._denial_body = []
             self._denial_body.append(body)
         if message.get("more_body", False):
             return
         assert self._denial is not None
         if not self._denial_streamed:
             status, headers = self._denial
-            body = b"".join(self._denial_body)
+            body = b"".join(self._denial_body or ())
             self._write(denial_response(status, headers, self.server_state.default_headers, body).serialize())
         self._denial = None
-        self._denial_body = []
+        self._denial_body = None
         self._denial_done = self._closing = True
         self._set_disconnect(_DISCONNECT_LOST)
         self._close_transport()
@@ -603,6 +643,8 @@ class WebSocketProtocol(asyncio.Protocol):
             # Past COALESCE_LIMIT held, they go out now: an app sending in a
             # loop that never waits would otherwise hold them all, unseen
             # by the transport's high-water mark.
+            if self._corked is None:
+                self._corked = []
             self._corked.append(data)
             self._corked_size += len(data)
             if self._corked_size >= COALESCE_LIMIT:
@@ -622,8 +664,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._uncork_handle is not None:
             self._uncork_handle.cancel()
             self._uncork_handle = None
-        data = b"".join(self._corked)
-        self._corked.clear()
+        data = b"".join(self._corked or ())
+        self._corked = None
         self._corked_size = 0
         if not self._lost:
             self.transport.write(data)
@@ -690,8 +732,15 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._corked:
             self._uncork()
         self._cancel_close_timer()
-        self.transport.close()
-        if self._abort_handle is None:
+        transport = self.transport
+        # With nothing left to write, close() ends the connection at once:
+        # no timer then (most connections, a handshake-only one always).
+        try:
+            buffered = transport.get_write_buffer_size()
+        except (AttributeError, NotImplementedError):  # a transport double
+            buffered = 1
+        transport.close()
+        if buffered and self._abort_handle is None:
             self._abort_handle = self.loop.call_later(self.close_timeout, self._abort)
 
     def _abort(self) -> None:
@@ -754,8 +803,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _log_access(self, outcome: str) -> None:
         """uvicorn's line for a WebSocket handshake, as its implementations
-        log it on ``uvicorn.error``: ``'client - "WebSocket /path" outcome'``."""
+        log it on ``uvicorn.error``: ``'client - "WebSocket /path" outcome'``;
+        its parts are not built when INFO is off (as a production server runs)."""
         assert self.scope is not None
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         self.logger.info(
             '%s - "WebSocket %s" %s',
             get_client_addr(self.scope),  # type: ignore[arg-type]
