@@ -5,13 +5,15 @@ and HTTP/1.1 parsing. Python layers call it once per network read and once
 per frame sent.
 """
 
-from typing import final
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar, final
 
 from typing_extensions import Buffer
 
 __all__ = [
     "CloseReceived",
     "Connection",
+    "Fifo",
     "Fragment",
     "HttpParser",
     "PingReceived",
@@ -222,6 +224,25 @@ class HttpParser:
         """Completes a body read until EOF, or raises."""
     def take_remaining(self) -> bytes:
         """Bytes received after the message."""
+
+_T = TypeVar("_T")
+
+@final
+class Fifo(Generic[_T]):
+    """A first-in, first-out queue, as much of ``collections.deque`` as the
+    asyncio connection needs; an empty one owns no storage."""
+
+    def __new__(cls, items: Iterable[_T] | None = None) -> Fifo[_T]: ...
+    def append(self, item: _T) -> None: ...
+    def popleft(self) -> _T:
+        """Removes and returns the first item; IndexError if empty."""
+    def extendleft(self, items: Iterable[_T]) -> None:
+        """Adds items at the front, in reverse order, as ``deque.extendleft``."""
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> _T: ...
+    def __iter__(self) -> Iterator[_T]:
+        """Iterates over a snapshot."""
 
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a key."""

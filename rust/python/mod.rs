@@ -8,6 +8,7 @@ mod connection;
 mod errors;
 mod events;
 mod fanout;
+mod fifo;
 mod handshake;
 mod sink;
 
@@ -44,6 +45,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     connection::record_mask_source(m.py())?;
     m.add_class::<handshake::HttpParser>()?;
+    m.add_class::<fifo::Fifo>()?;
     m.add_function(wrap_pyfunction!(handshake::accept_key, m)?)?;
     m.add_function(wrap_pyfunction!(handshake::generate_key, m)?)?;
     m.add_function(wrap_pyfunction!(handshake::is_valid_key, m)?)?;

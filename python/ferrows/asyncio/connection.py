@@ -62,6 +62,7 @@ from ..protocol import Protocol as _Protocol
 from ..server import broadcast_arguments, broadcast_frame_key, broadcast_skipped, encode_broadcast_frame
 from ..typing import Data, DataLike, LoggerLike
 from .messages import Assembler
+from .wheel import wheel_for
 
 __all__ = ["Connection", "broadcast"]
 
@@ -124,8 +125,11 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         "_fd",
         "_fd_transport",
         "_fragmented_send",
-        "_keepalive_handle",
+        "_keepalive_at",
+        "_keepalive_ping",
+        "_keepalive_pong_at",
         "_lost",
+        "_lost_waiter",
         "_pings",
         "_queue",
         "_read_view",
@@ -134,9 +138,9 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         "_send",
         "_uncork_handle",
         "_violation",
+        "_wheel_slot",
         "_writing_paused",
         "close_timeout",
-        "connection_lost_waiter",
         "debug",
         "keepalive_task",
         "latency",
@@ -216,15 +220,35 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         self._fd_transport: asyncio.BaseTransport | None = None
         # Pings awaiting their pong: payload -> (future, time sent).
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._keepalive_handle: asyncio.TimerHandle | None = None
+        # Keepalive runs on the loop's shared timers (see wheel.py): when the
+        # next ping is due, and the last keepalive ping while it awaits its pong.
+        self._wheel_slot: tuple[int, int] | None = None
+        self._keepalive_at = 0.0
+        self._keepalive_ping: asyncio.Future[float] | None = None
+        self._keepalive_pong_at = 0.0
         self.keepalive_task: asyncio.Task[None] | None = None
         """The task :meth:`start_keepalive` started, if any."""
         self._close_handle: asyncio.TimerHandle | None = None
         self._lost = False
         self._connection_exc: BaseException | None = None
-        self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
+        # Created when something waits for the end (see connection_lost_waiter).
+        self._lost_waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ properties
+
+    @property
+    def connection_lost_waiter(self) -> asyncio.Future[None]:
+        """A future done once the TCP connection is closed.
+
+        Made on first use: most connections end without anyone waiting for
+        it, and a future on each would cost an idle connection 150 bytes.
+        """
+        waiter = self._lost_waiter
+        if waiter is None:
+            waiter = self._lost_waiter = self.loop.create_future()
+            if self._lost:
+                waiter.set_result(None)
+        return waiter
 
     @property
     def local_address(self) -> Any:
@@ -319,9 +343,9 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             # connection is closed and everything below must still happen.
             if self.debug:
                 self.logger.debug("! error while closing", exc_info=True)
-        for handle in (self._keepalive_handle, self._close_handle):
-            if handle is not None:
-                handle.cancel()
+        self._unschedule()
+        if self._close_handle is not None:
+            self._close_handle.cancel()
         if self.keepalive_task is not None:
             self.keepalive_task.cancel()
         recv_messages = self.recv_messages
@@ -336,8 +360,9 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
                 future.exception()  # keep asyncio from logging "never retrieved"
         self._pings.clear()
         self._wake_drain_waiters()
-        if not self.connection_lost_waiter.done():
-            self.connection_lost_waiter.set_result(None)
+        waiter = self._lost_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self._on_closed()
 
     def pause_writing(self) -> None:
@@ -934,9 +959,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         less than a task per connection. This starts websockets' task
         instead of that timer, for code that manages keepalive itself.
         """
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
+        self._unschedule()
+        self._keepalive_at = 0.0
         if self.ping_interval is not None:
             self.keepalive_task = self.loop.create_task(self.keepalive())
 
@@ -976,16 +1000,48 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
 
     def _schedule_keepalive(self) -> None:
         if self.ping_interval is not None and not self._lost:
-            self._keepalive_handle = self.loop.call_later(self.ping_interval, self._keepalive)
+            self._keepalive_at = self.loop.time() + self.ping_interval
+            wheel_for(self.loop).schedule(self, self.ping_interval)
+
+    def _unschedule(self) -> None:
+        """Takes the connection off the loop's shared timers."""
+        if self._wheel_slot is not None:
+            wheel_for(self.loop).cancel(self)
+
+    def _on_wheel(self, now: float) -> None:
+        """The shared timer's call: the keepalive pong's deadline passed, or
+        the next ping is due (whichever the connection was waiting for)."""
+        if self._keepalive_ping is not None:
+            if self._keepalive_ping.done():
+                self._keepalive_ping = None
+            elif now >= self._keepalive_pong_at:
+                ping, self._keepalive_ping = self._keepalive_ping, None
+                self._keepalive_timeout(ping)
+                return
+        if self._keepalive_at and now >= self._keepalive_at:
+            self._keepalive()
+        if self._lost or not self._keepalive_at:
+            return
+        # Back on the shared timers for the earlier of the next ping and the
+        # pending pong's deadline.
+        due = self._keepalive_at
+        if self._keepalive_ping is not None:
+            due = min(due, self._keepalive_pong_at)
+        wheel_for(self.loop).schedule(self, due - now)
 
     def _keepalive(self) -> None:
         """Sends a keepalive ping; a peer that does not answer within
         ``ping_timeout`` is closed with 1011."""
         if self.protocol.state is not OPEN or self._violation:
+            self._keepalive_at = 0.0
             return
+        assert self.ping_interval is not None
+        # A ping is due every ping_interval whether or not the last pong came.
+        self._keepalive_at = self.loop.time() + self.ping_interval
         try:
             future = self._send_ping(keepalive_payload(self._pings, time.monotonic()))
         except ConnectionClosed:
+            self._keepalive_at = 0.0
             return
         if self.debug:
             self.logger.debug("% sent keepalive ping")
@@ -995,10 +1051,11 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             # here: one caller per connection, since each call resets the
             # idle mark of the previous one.
             self.protocol.compact_if_idle()
-        if self.ping_timeout is not None:
-            timeout_handle = self.loop.call_later(self.ping_timeout, self._keepalive_timeout, future)
-            future.add_done_callback(lambda _: timeout_handle.cancel())
-        self._schedule_keepalive()
+        if self.ping_timeout is not None and self._keepalive_ping is None:
+            # The oldest unanswered ping sets the deadline: a pong answers
+            # every ping before it, so a later one cannot come sooner.
+            self._keepalive_ping = future
+            self._keepalive_pong_at = self.loop.time() + self.ping_timeout
 
     def _log_keepalive_pong(self, future: asyncio.Future[float]) -> None:
         if not future.cancelled() and future.exception() is None:

@@ -31,6 +31,7 @@ from ..server import (
 )
 from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
+from .wheel import wheel_for
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
 
@@ -42,7 +43,7 @@ class ServerConnection(Connection):
     the opening handshake succeeded.
     """
 
-    __slots__ = ("_open_handle", "_task", "server", "username")
+    __slots__ = ("_task", "server", "username")
 
     def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
         """Takes the keyword arguments of :class:`~ferrows.asyncio.connection.Connection`."""
@@ -50,7 +51,6 @@ class ServerConnection(Connection):
         self.server = server
         self.username: str | None = None
         """Username set by :func:`basic_auth` once authenticated."""
-        self._open_handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
     def respond(self, status: StatusLike, text: str) -> Response:
@@ -68,7 +68,14 @@ class ServerConnection(Connection):
         self.server._register(self)
         timeout = self.server.open_timeout
         if timeout is not None:
-            self._open_handle = self.loop.call_later(timeout, self._open_timed_out)
+            # On the loop's shared timers, as keepalive is once open.
+            wheel_for(self.loop).schedule(self, timeout)
+
+    def _on_wheel(self, now: float) -> None:
+        if self.protocol.state is CONNECTING:
+            self._open_timed_out()
+        else:
+            super()._on_wheel(now)
 
     def _open_timed_out(self) -> None:
         """Drops a client that did not complete the handshake in time."""
@@ -105,8 +112,7 @@ class ServerConnection(Connection):
             self.logger.error("opening handshake failed", exc_info=True)
             self.transport.abort()
             return
-        if self._open_handle is not None:
-            self._open_handle.cancel()
+        self._unschedule()  # the open timeout
         # 101 opened the connection, even if early frames (a close frame)
         # already moved the state past OPEN. send_response() logged either.
         if response.status_code != 101:
@@ -115,11 +121,22 @@ class ServerConnection(Connection):
         if self.protocol.extensions:
             # Only these have state for the idle sweep to free.
             self.server._compressing.add(self)
-        await self.server._run_handler(self)
+        # The handler runs here rather than in a coroutine of its own: one
+        # frame fewer kept by every open connection.
+        try:
+            await self.server.handler(self)
+        except ConnectionClosed:
+            # The peer went away: not a bug of the handler, so no traceback.
+            if self.debug:
+                self.logger.debug("connection handler ended: connection closed", exc_info=True)
+            await self.close()
+        except Exception:
+            self.logger.error("connection handler failed", exc_info=True)
+            await self.close(CloseCode.INTERNAL_ERROR)
+        else:
+            await self.close()
 
     def _on_closed(self) -> None:
-        if self._open_handle is not None:
-            self._open_handle.cancel()
         self.server._unregister(self)
 
 
@@ -278,20 +295,6 @@ class Server:
         """``Server`` first, then ``extra_headers``, each replacing headers of
         the same name, so that ``extra_headers={"Server": ...}`` wins."""
         add_response_headers(response, self.server_header, self.extra_headers, connection, request)
-
-    async def _run_handler(self, connection: ServerConnection) -> None:
-        try:
-            await self.handler(connection)
-        except ConnectionClosed:
-            # The peer went away: not a bug of the handler, so no traceback.
-            if connection.debug:
-                connection.logger.debug("connection handler ended: connection closed", exc_info=True)
-            await connection.close()
-        except Exception:
-            connection.logger.error("connection handler failed", exc_info=True)
-            await connection.close(CloseCode.INTERNAL_ERROR)
-        else:
-            await connection.close()
 
     # -------------------------------------------------------- closing
 

@@ -1,0 +1,107 @@
+"""Timers shared by many connections: one event-loop timer per slot of time.
+
+A server holding thousands of idle connections would otherwise keep one
+:class:`asyncio.TimerHandle` per connection for its keepalive (with the
+context asyncio copies into each), and a cancelled one stays in the loop's
+heap until its deadline. Deadlines far in the future need no nanosecond
+precision: a deadline is rounded up to its slot (a power of two of about a
+sixteenth of the delay, between 1/128 s and 1 s), and every owner due in
+the same slot shares that slot's one timer. An owner is in at most one slot;
+moving it is two dictionary operations.
+
+Owners are objects with a ``_wheel_slot`` attribute (the key of their slot,
+or :obj:`None`) and an ``_on_wheel(now)`` method, which the wheel calls with
+the slot's time, never earlier than the deadline the owner asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Protocol
+
+__all__ = ["TimerWheel", "wheel_for"]
+
+# Slot widths: 2**MIN_EXP s to 2**MAX_EXP s, about a sixteenth of the delay.
+MIN_EXP = -7
+MAX_EXP = 0
+SLOTS_PER_DELAY = 16
+
+
+class Owner(Protocol):
+    _wheel_slot: tuple[int, int] | None
+
+    def _on_wheel(self, now: float) -> None: ...
+
+
+class TimerWheel:
+    """The shared timers of one event loop (see the module's docstring)."""
+
+    __slots__ = ("loop", "slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        # Slot key (exponent, index) -> the owners due in it, in insertion
+        # order (a dict used as an ordered set), and the slot's timer.
+        self.slots: dict[tuple[int, int], tuple[dict[Any, None], asyncio.TimerHandle]] = {}
+
+    def schedule(self, owner: Owner, delay: float) -> None:
+        """Calls ``owner._on_wheel`` ``delay`` seconds from now (or up to a
+        sixteenth of ``delay`` later), instead of any call scheduled before."""
+        if owner._wheel_slot is not None:
+            self.cancel(owner)
+        deadline = self.loop.time() + max(delay, 0.0)
+        exp = min(max(math.floor(math.log2(max(delay, 1e-9) / SLOTS_PER_DELAY)), MIN_EXP), MAX_EXP)
+        key = (exp, math.ceil(math.ldexp(deadline, -exp)))
+        slot = self.slots.get(key)
+        if slot is None:
+            when = math.ldexp(key[1], exp)
+            slot = self.slots[key] = ({}, self.loop.call_at(when, self._fire, key, when))
+        slot[0][owner] = None
+        owner._wheel_slot = key
+
+    def cancel(self, owner: Owner) -> None:
+        """Forgets the owner's pending call, if any."""
+        key = owner._wheel_slot
+        if key is None:
+            return
+        owner._wheel_slot = None
+        slot = self.slots.get(key)
+        if slot is None:
+            return
+        owners, handle = slot
+        owners.pop(owner, None)
+        if not owners:
+            del self.slots[key]
+            handle.cancel()
+            self._release_if_empty()
+
+    def _fire(self, key: tuple[int, int], when: float) -> None:
+        owners, _ = self.slots.pop(key)
+        for owner in owners:
+            if owner._wheel_slot == key:
+                owner._wheel_slot = None
+                try:
+                    owner._on_wheel(when)
+                except Exception as exc:  # one owner's failure must not skip the others
+                    self.loop.call_exception_handler(
+                        {"message": "error in a shared timer's callback", "exception": exc}
+                    )
+        self._release_if_empty()
+
+    def _release_if_empty(self) -> None:
+        if not self.slots and _wheels.get(self.loop) is self:
+            del _wheels[self.loop]
+
+
+# One wheel per running loop, dropped when it has nothing scheduled, so that
+# a closed loop is not kept alive by it.
+_wheels: dict[asyncio.AbstractEventLoop, TimerWheel] = {}
+
+
+def wheel_for(loop: asyncio.AbstractEventLoop) -> TimerWheel:
+    """The loop's shared timers."""
+    wheel = _wheels.get(loop)
+    if wheel is None:
+        wheel = _wheels[loop] = TimerWheel(loop)
+    return wheel
