@@ -113,9 +113,7 @@ async def test_many_connections_ping_on_few_timers(ping_timeout: float | None) -
     ) as server:
         port = server.sockets[0].getsockname()[1]
         started = loop.time()
-        clients = [
-            await ferrows.connect(f"ws://127.0.0.1:{port}", ping_interval=None) for _ in range(200)
-        ]
+        clients = [await ferrows.connect(f"ws://127.0.0.1:{port}", ping_interval=None) for _ in range(200)]
         opened_in = loop.time() - started
         try:
             await asyncio.sleep(0.05)
