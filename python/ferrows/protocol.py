@@ -227,10 +227,12 @@ class Protocol:
         self._fragments = fragments
         # Python extensions decode frames above the core, which then cannot
         # check sizes and UTF-8 itself: this tracks the message in progress.
-        self._py_extensions: list[Extension] = []
+        # Empty tuples rather than lists until needed: an idle connection
+        # would keep two empty lists (150 bytes) for nothing.
+        self._py_extensions: Sequence[Extension] = ()
         self._py_size = 0
         self._py_text: codecs.IncrementalDecoder | None = None
-        self._py_fragments: list[bytes] = []
+        self._py_fragments: list[bytes] | tuple[()] = ()
         self._py_message_text = False
         # With fragments: the frame count and the text decoder of the
         # message in progress (the core does this on the fast path).
@@ -290,7 +292,7 @@ class Protocol:
         """
         native = [ext for ext in self.extensions if type(ext) is PerMessageDeflate]
         has_py_ext = len(native) != len(self.extensions)
-        self._py_extensions = self.extensions if has_py_ext else []
+        self._py_extensions = self.extensions if has_py_ext else ()
         self._core = _core.Connection(
             self.side is CLIENT,
             max_size=None if has_py_ext else self.max_size,
@@ -606,12 +608,14 @@ class Protocol:
             self._fragment_received(frame)
         elif opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
             if opcode is not Opcode.CONT:
-                self._py_fragments = []
                 self._py_message_text = opcode is Opcode.TEXT
-            self._py_fragments.append(bytes(frame.data))
+            fragments = self._py_fragments
+            if opcode is not Opcode.CONT or not isinstance(fragments, list):
+                fragments = self._py_fragments = []
+            fragments.append(bytes(frame.data))
             if frame.fin:
-                data = b"".join(self._py_fragments)
-                self._py_fragments = []
+                data = b"".join(fragments)
+                self._py_fragments = ()
                 # The core, or the incremental decoder with Python
                 # extensions, validated the text already.
                 self.events.append(data.decode() if self._py_message_text else data)
@@ -695,7 +699,7 @@ class Protocol:
         own, deferred when assembling."""
         self._parser_exc = exc
         self._py_discard = True
-        self._py_fragments = []
+        self._py_fragments = ()
         if self._assemble:
             self._py_failure = (code, reason)
             self.events.append(ProtocolViolation(code))

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self, cast, overload
 
 from .._core import send_to_all
@@ -68,6 +68,9 @@ __all__ = ["Connection", "broadcast"]
 
 _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
+# A connection's pings while it has none: read-only, so that a write to it
+# fails rather than reach every connection.
+_NO_PINGS = cast(dict[bytes, Any], MappingProxyType({}))
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 _CONCURRENT_STREAM = "cannot call recv_streaming while another coroutine is already running recv or recv_streaming"
 
@@ -204,13 +207,14 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         self._violation = False
         # Write flow control.
         self._writing_paused = False
-        # A list, not a deque: there are rarely more than one, and an empty
-        # deque costs 600 bytes on every idle connection.
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        # Empty tuples and a shared empty mapping until needed, for these
+        # three: an idle connection would keep two empty lists and an empty
+        # dict, 230 bytes, for nothing. There is rarely more than one waiter.
+        self._drain_waiters: tuple[asyncio.Future[None], ...] = ()
         self._fragmented_send: asyncio.Future[None] | None = None
         # Small frames held back while more received messages wait: see
         # _send_data().
-        self._corked: list[bytes] = []
+        self._corked: list[bytes] | tuple[()] = ()
         self._uncork_handle: asyncio.Handle | None = None
         # A broadcast frame was written in this loop iteration; the next ones
         # are held until its end (see write_broadcast_frame()).
@@ -219,7 +223,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         self._fd = -1
         self._fd_transport: asyncio.BaseTransport | None = None
         # Pings awaiting their pong: payload -> (future, time sent).
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = _NO_PINGS
         # Keepalive runs on the loop's shared timers (see wheel.py): when the
         # next ping is due, and the last keepalive ping while it awaits its pong.
         self._wheel_slot: tuple[int, int] | None = None
@@ -358,7 +362,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             if not future.done():
                 future.set_exception(self._closed_exception())
                 future.exception()  # keep asyncio from logging "never retrieved"
-        self._pings.clear()
+        self._pings = _NO_PINGS
         self._wake_drain_waiters()
         waiter = self._lost_waiter
         if waiter is not None and not waiter.done():
@@ -380,7 +384,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
 
     def _wake_drain_waiters(self) -> None:
         if self._drain_waiters:
-            waiters, self._drain_waiters = self._drain_waiters, []
+            waiters, self._drain_waiters = self._drain_waiters, ()
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -488,7 +492,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         loop iteration, so nothing waits for long.
         """
         if self._queue and len(data) < COALESCE_LIMIT:
-            self._corked.append(data)
+            self._cork(data)
             if self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
             return
@@ -496,13 +500,20 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             if len(data) >= WRITE_APART:
                 self._uncork()
             else:
-                self._corked.append(data)
-                data = b"".join(self._corked)
-                self._corked.clear()
+                data = b"".join((*self._corked, data))
+                self._corked = ()
         try:
             self.transport.write(data)
         except Exception as exc:
             raise self._transport_failed(exc)
+
+    def _cork(self, data: bytes) -> None:
+        """Holds a frame for the next write (see :meth:`_send_data`)."""
+        corked = self._corked
+        if isinstance(corked, list):
+            corked.append(data)
+        else:
+            self._corked = [data]
 
     def _uncork(self) -> None:
         """Writes the frames held by _send_data(); a failure closes the
@@ -510,7 +521,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         self._uncork_handle = None
         if self._corked:
             data = b"".join(self._corked)
-            self._corked.clear()
+            self._corked = ()
             if not self._lost:
                 try:
                     self.transport.write(data)
@@ -890,7 +901,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             await asyncio.sleep(0)
         while self._writing_paused and not self._lost:
             waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
+            self._drain_waiters = (*self._drain_waiters, waiter)
             await waiter
         if self._lost:
             raise self._closed_exception()
@@ -917,6 +928,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
     def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
         data = self._send_frame(_PING, payload, True)
         future: asyncio.Future[float] = self.loop.create_future()
+        if self._pings is _NO_PINGS:
+            self._pings = {}
         self._pings[payload] = (future, time.monotonic())
         self._write(data)
         return future
@@ -948,6 +961,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
     @property
     def pending_pings(self) -> dict[bytes, tuple[asyncio.Future[float], float]]:
         """Pings awaiting their pong: payload -> (future, time sent)."""
+        if self._pings is _NO_PINGS:
+            self._pings = {}
         return self._pings
 
     def start_keepalive(self) -> None:
@@ -1275,7 +1290,7 @@ def write_broadcast_frame(
     if len(data) >= COALESCE_LIMIT:
         connection._write(data)
         return
-    connection._corked.append(data)
+    connection._cork(data)
 
 
 def _flush_broadcast(connections: list[Connection]) -> None:
@@ -1313,8 +1328,8 @@ def _flush_broadcast(connections: list[Connection]) -> None:
     for targets, fds in direct.values():
         data = b"".join(targets[0]._corked)
         for target in targets:
-            target._corked.clear()
+            target._corked = ()
         for index, sent in send_to_all(fds, data):
             target = targets[index]
-            target._corked.append(data[sent:] if sent else data)
+            target._cork(data[sent:] if sent else data)
             target._uncork()

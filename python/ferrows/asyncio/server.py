@@ -93,48 +93,52 @@ class ServerConnection(Connection):
             request = events[0]
             assert isinstance(request, Request)
             self._task = self.loop.create_task(self._run(request))
+            # For the server's shutdown to wait for; _run() takes it out
+            # (a done callback would cost every connection 140 bytes).
             self.server._tasks.add(self._task)
-            self._task.add_done_callback(self.server._tasks.discard)
 
     async def _run(self, request: Request) -> None:
-        self.request = request
         try:
-            response = await self.server._handshake_response(self, request)
-            if self._lost:
+            self.request = request
+            try:
+                response = await self.server._handshake_response(self, request)
+                if self._lost:
+                    return
+                self.response = response
+                assert isinstance(self.protocol, ServerProtocol)
+                self.protocol.send_response(response)
+                self._flush()
+            except Exception:
+                # E.g. a hook returned something that isn't a Response. Without
+                # this, the client would wait for an answer until open_timeout.
+                self.logger.error("opening handshake failed", exc_info=True)
+                self.transport.abort()
                 return
-            self.response = response
-            assert isinstance(self.protocol, ServerProtocol)
-            self.protocol.send_response(response)
-            self._flush()
-        except Exception:
-            # E.g. a hook returned something that isn't a Response. Without
-            # this, the client would wait for an answer until open_timeout.
-            self.logger.error("opening handshake failed", exc_info=True)
-            self.transport.abort()
-            return
-        self._unschedule()  # the open timeout
-        # 101 opened the connection, even if early frames (a close frame)
-        # already moved the state past OPEN. send_response() logged either.
-        if response.status_code != 101:
-            return
-        self._start()
-        if self.protocol.extensions:
-            # Only these have state for the idle sweep to free.
-            self.server._compressing.add(self)
-        # The handler runs here rather than in a coroutine of its own: one
-        # frame fewer kept by every open connection.
-        try:
-            await self.server.handler(self)
-        except ConnectionClosed:
-            # The peer went away: not a bug of the handler, so no traceback.
-            if self.debug:
-                self.logger.debug("connection handler ended: connection closed", exc_info=True)
-            await self.close()
-        except Exception:
-            self.logger.error("connection handler failed", exc_info=True)
-            await self.close(CloseCode.INTERNAL_ERROR)
-        else:
-            await self.close()
+            self._unschedule()  # the open timeout
+            # 101 opened the connection, even if early frames (a close frame)
+            # already moved the state past OPEN. send_response() logged either.
+            if response.status_code != 101:
+                return
+            self._start()
+            if self.protocol.extensions:
+                # Only these have state for the idle sweep to free.
+                self.server._compressing.add(self)
+            # The handler runs here rather than in a coroutine of its own: one
+            # frame fewer kept by every open connection.
+            try:
+                await self.server.handler(self)
+            except ConnectionClosed:
+                # The peer went away: not a bug of the handler, so no traceback.
+                if self.debug:
+                    self.logger.debug("connection handler ended: connection closed", exc_info=True)
+                await self.close()
+            except Exception:
+                self.logger.error("connection handler failed", exc_info=True)
+                await self.close(CloseCode.INTERNAL_ERROR)
+            else:
+                await self.close()
+        finally:
+            self.server._tasks.discard(self._task)
 
     def _on_closed(self) -> None:
         self.server._unregister(self)

@@ -42,8 +42,9 @@ class TimerWheel:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         # Slot key (exponent, index) -> the owners due in it, in insertion
-        # order (a dict used as an ordered set), and the slot's timer.
-        self.slots: dict[tuple[int, int], tuple[dict[Any, None], asyncio.TimerHandle]] = {}
+        # order (a dict used as an ordered set), the slot's timer, and the
+        # key, which every owner in the slot shares rather than one each.
+        self.slots: dict[tuple[int, int], tuple[dict[Any, None], asyncio.TimerHandle, tuple[int, int]]] = {}
 
     def schedule(self, owner: Owner, delay: float) -> None:
         """Calls ``owner._on_wheel`` ``delay`` seconds from now (or up to a
@@ -56,9 +57,9 @@ class TimerWheel:
         slot = self.slots.get(key)
         if slot is None:
             when = math.ldexp(key[1], exp)
-            slot = self.slots[key] = ({}, self.loop.call_at(when, self._fire, key, when))
+            slot = self.slots[key] = ({}, self.loop.call_at(when, self._fire, key, when), key)
         slot[0][owner] = None
-        owner._wheel_slot = key
+        owner._wheel_slot = slot[2]
 
     def cancel(self, owner: Owner) -> None:
         """Forgets the owner's pending call, if any."""
@@ -69,7 +70,7 @@ class TimerWheel:
         slot = self.slots.get(key)
         if slot is None:
             return
-        owners, handle = slot
+        owners, handle, _ = slot
         owners.pop(owner, None)
         if not owners:
             del self.slots[key]
@@ -77,7 +78,7 @@ class TimerWheel:
             self._release_if_empty()
 
     def _fire(self, key: tuple[int, int], when: float) -> None:
-        owners, _ = self.slots.pop(key)
+        owners = self.slots.pop(key)[0]
         for owner in owners:
             if owner._wheel_slot == key:
                 owner._wheel_slot = None
