@@ -221,6 +221,15 @@ enum MaskSource {
     Fixed([u8; 4]),
 }
 
+impl Default for MaskSource {
+    fn default() -> Self {
+        MaskSource::Random {
+            pool: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
 impl MaskSource {
     fn next(&mut self) -> [u8; 4] {
         match self {
@@ -266,19 +275,15 @@ pub struct Connection {
     message: MessageState,
     extensions: Vec<Box<dyn Extension>>,
     allowed_rsv: u8,
-    masks: MaskSource,
-    /// Key for every frame while set (see [`Connection::set_mask_override`]).
-    mask_override: Option<[u8; 4]>,
+    /// What few connections need, or only once closing (see [`Rare`]).
+    rare: Option<Box<Rare>>,
     events: Vec<Event>,
     output: Vec<u8>,
     eof_pending: bool,
     eof_sent: bool,
     eof_rcvd: bool,
     expect_continuation: bool,
-    close_rcvd: Option<CloseFrame>,
-    close_sent: Option<CloseFrame>,
     close_rcvd_then_sent: Option<bool>,
-    failure: Option<Violation>,
     /// A failure deferred by [`Config::defer_failure`] waits for
     /// [`Connection::fail_pending`].
     failure_pending: bool,
@@ -286,10 +291,25 @@ pub struct Connection {
     extension_activity: bool,
     /// Pongs are held back rather than queued (see [`Connection::hold_pongs`]).
     hold_pongs: bool,
-    /// Payload of the latest ping received while pongs were held back.
-    held_pong: Option<Vec<u8>>,
     /// Storage for large binary messages (see [`Connection::set_sink_factory`]).
     sinks: Option<Box<dyn SinkFactory>>,
+}
+
+/// The parts of a connection's state that a server's idle connection does
+/// not use: the masking keys (clients only), the close frames and the
+/// failure (once closing), a held pong and filled sinks (now and then).
+/// Kept out of line, created on first use, they take 200 bytes off every
+/// idle connection's core.
+#[derive(Default)]
+struct Rare {
+    masks: MaskSource,
+    /// Key for every frame while set (see [`Connection::set_mask_override`]).
+    mask_override: Option<[u8; 4]>,
+    close_rcvd: Option<CloseFrame>,
+    close_sent: Option<CloseFrame>,
+    failure: Option<Violation>,
+    /// Payload of the latest ping received while pongs were held back.
+    held_pong: Option<Vec<u8>>,
     /// Filled sinks, in the order of their [`Event::BinarySink`] events.
     done_sinks: std::collections::VecDeque<Box<dyn PayloadSink>>,
 }
@@ -306,27 +326,18 @@ impl Connection {
             message: MessageState::default(),
             extensions: Vec::new(),
             allowed_rsv,
-            masks: MaskSource::Random {
-                pool: Vec::new(),
-                pos: 0,
-            },
-            mask_override: None,
+            rare: None,
             events: Vec::new(),
             output: Vec::new(),
             eof_pending: false,
             eof_sent: false,
             eof_rcvd: false,
             expect_continuation: false,
-            close_rcvd: None,
-            close_sent: None,
             close_rcvd_then_sent: None,
-            failure: None,
             failure_pending: false,
             extension_activity: false,
             hold_pongs: false,
-            held_pong: None,
             sinks: None,
-            done_sinks: std::collections::VecDeque::new(),
         }
     }
 
@@ -340,7 +351,7 @@ impl Connection {
 
     /// Takes the sink of the oldest [`Event::BinarySink`] not taken yet.
     pub fn take_sink(&mut self) -> Option<Box<dyn PayloadSink>> {
-        self.done_sinks.pop_front()
+        self.rare.as_mut()?.done_sinks.pop_front()
     }
 
     /// Holds back the automatic answers to pings while `hold` is true, then
@@ -354,7 +365,7 @@ impl Connection {
     pub fn hold_pongs(&mut self, hold: bool) {
         self.hold_pongs = hold;
         if !hold {
-            if let Some(payload) = self.held_pong.take() {
+            if let Some(payload) = self.rare.as_mut().and_then(|r| r.held_pong.take()) {
                 if self.state == State::Open {
                     self.write_control(OpCode::Pong, &payload);
                 }
@@ -387,7 +398,7 @@ impl Connection {
 
     /// Uses one fixed masking key, so that tests get reproducible bytes.
     pub fn set_fixed_mask(&mut self, key: [u8; 4]) {
-        self.masks = MaskSource::Fixed(key);
+        self.rare().masks = MaskSource::Fixed(key);
     }
 
     /// Masks the frames written from now on with `key` rather than keys of
@@ -397,7 +408,9 @@ impl Connection {
     /// function that masking keys come from in Python, as websockets' users
     /// do to get deterministic output.
     pub fn set_mask_override(&mut self, key: Option<[u8; 4]>) {
-        self.mask_override = key;
+        if key.is_some() || self.rare.is_some() {
+            self.rare().mask_override = key;
+        }
     }
 
     /// The configuration.
@@ -434,12 +447,12 @@ impl Connection {
 
     /// Close frame received, if any.
     pub fn close_rcvd(&self) -> Option<&CloseFrame> {
-        self.close_rcvd.as_ref()
+        self.rare.as_ref()?.close_rcvd.as_ref()
     }
 
     /// Close frame sent, if any.
     pub fn close_sent(&self) -> Option<&CloseFrame> {
-        self.close_sent.as_ref()
+        self.rare.as_ref()?.close_sent.as_ref()
     }
 
     /// Whether the close frame was received before ours was sent; `None`
@@ -450,7 +463,12 @@ impl Connection {
 
     /// The violation that failed the connection, if one did.
     pub fn failure(&self) -> Option<&Violation> {
-        self.failure.as_ref()
+        self.rare.as_ref()?.failure.as_ref()
+    }
+
+    /// The out-of-line part of the state, created on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// True while a failure deferred by [`Config::defer_failure`] waits for
@@ -473,7 +491,7 @@ impl Connection {
         if !std::mem::replace(&mut self.failure_pending, false) || self.state == State::Closed {
             return false;
         }
-        let Some(v) = self.failure.as_ref() else {
+        let Some(v) = self.failure() else {
             return false;
         };
         let (code, reason) = (v.close_code(), v.to_string());
@@ -766,7 +784,8 @@ impl Connection {
         self.eof_rcvd = true;
         if !matches!(self.read, ReadState::Discard) {
             // Nothing to send after the peer is gone: never deferred.
-            self.failure = Some(self.eof_violation());
+            let violation = self.eof_violation();
+            self.rare().failure = Some(violation);
             self.apply_failure();
             self.events.push(Event::Failed);
         } else if std::mem::replace(&mut self.failure_pending, false) {
@@ -894,7 +913,7 @@ impl Connection {
             ReadState::Sink { sink, .. } => {
                 // A single-frame binary message: no UTF-8 or fragment state
                 // to update, and its size passed the limits with the header.
-                self.done_sinks.push_back(sink);
+                self.rare().done_sinks.push_back(sink);
                 self.events.push(Event::BinarySink);
                 return;
             }
@@ -925,7 +944,7 @@ impl Connection {
                 // Section 5.5.2: answer with a pong carrying the same data.
                 if self.state == State::Open {
                     if self.hold_pongs {
-                        self.held_pong = Some(payload.clone());
+                        self.rare().held_pong = Some(payload.clone());
                     } else {
                         self.write_control(OpCode::Pong, &payload);
                     }
@@ -1111,7 +1130,7 @@ impl Connection {
     fn process_close(&mut self, payload: Vec<u8>, rsv: u8) -> Result<(), Violation> {
         // Sections 7.1.5 and 7.1.6: the close code and reason.
         let close = CloseFrame::parse(&payload)?;
-        self.close_rcvd = Some(close.clone());
+        self.rare().close_rcvd = Some(close.clone());
         if self.state == State::Closing {
             self.close_rcvd_then_sent = Some(false);
         }
@@ -1123,7 +1142,7 @@ impl Connection {
             // Section 5.5.1: echo the status code. Echo the original bytes:
             // an empty payload must stay empty rather than become 1005.
             self.write_control(OpCode::Close, &payload);
-            self.close_sent = Some(close);
+            self.rare().close_sent = Some(close);
             self.close_rcvd_then_sent = Some(true);
             self.state = State::Closing;
         }
@@ -1142,7 +1161,7 @@ impl Connection {
     /// says so. Either way reading stops here: the rest of the input is
     /// ignored, and [`Event::Failed`] follows the events found before.
     fn fail_with(&mut self, v: Violation) {
-        self.failure = Some(v);
+        self.rare().failure = Some(v);
         if self.config.defer_failure {
             self.failure_pending = true;
             self.stop_reading();
@@ -1154,7 +1173,7 @@ impl Connection {
 
     /// Sends what the recorded failure calls for.
     fn apply_failure(&mut self) {
-        if let Some(v) = self.failure.as_ref() {
+        if let Some(v) = self.failure() {
             let (code, reason) = (v.close_code(), v.to_string());
             self.fail(code, &reason);
         }
@@ -1181,8 +1200,9 @@ impl Connection {
             };
             let payload = close.serialize();
             self.write_control(OpCode::Close, &payload);
-            self.close_sent = Some(close);
-            if self.close_rcvd.is_some() {
+            let rare = self.rare();
+            rare.close_sent = Some(close);
+            if rare.close_rcvd.is_some() {
                 self.close_rcvd_then_sent = Some(true);
             }
             self.state = State::Closing;
@@ -1371,7 +1391,7 @@ impl Connection {
             )));
         }
         self.write_control(OpCode::Close, &payload);
-        self.close_sent = Some(close);
+        self.rare().close_sent = Some(close);
         self.state = State::Closing;
         Ok(())
     }
@@ -1385,7 +1405,13 @@ impl Connection {
     /// the key set with [`Connection::set_mask_override`], else a random one.
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.config.role {
-            Role::Client => Some(self.mask_override.unwrap_or_else(|| self.masks.next())),
+            Role::Client => {
+                let rare = self.rare();
+                Some(match rare.mask_override {
+                    Some(key) => key,
+                    None => rare.masks.next(),
+                })
+            }
             Role::Server => None,
         }
     }
