@@ -175,7 +175,7 @@ class Protocol:
         "_py_text",
         "_state",
         "debug",
-        "events",
+        "_events",
         "handshake_exc",
         "logger",
         "max_frame_size",
@@ -184,7 +184,7 @@ class Protocol:
         "send_data",
         "side",
         "subprotocol",
-        "writes",
+        "_writes",
     )
 
     def __init__(
@@ -212,8 +212,10 @@ class Protocol:
         self.handshake_exc: Exception | None = None
         """Why the opening handshake failed, or :obj:`None`."""
         self._parser_exc: Exception | None = None
-        self.events: list[Event] = []
-        self.writes: list[bytes] = []
+        # Created when something is added: an idle connection would keep
+        # two empty lists for nothing (see the properties below).
+        self._events: list[Event] | None = None
+        self._writes: list[bytes] | None = None
         self._state = state
         self._logged_state = state
         if self.debug:
@@ -734,10 +736,34 @@ class Protocol:
             self._log_close_sent(sent)
         return True
 
+    @property
+    def events(self) -> list[Event]:
+        """Events received and not returned by :meth:`events_received` yet."""
+        events = self._events
+        if events is None:
+            events = self._events = []
+        return events
+
+    @events.setter
+    def events(self, events: list[Event]) -> None:
+        self._events = events
+
+    @property
+    def writes(self) -> list[bytes]:
+        """Data to write not returned by :meth:`data_to_send` yet."""
+        writes = self._writes
+        if writes is None:
+            writes = self._writes = []
+        return writes
+
+    @writes.setter
+    def writes(self, writes: list[bytes]) -> None:
+        self._writes = writes
+
     def events_received(self) -> list[Event]:
         """Returns and forgets the events received since the last call."""
-        events, self.events = self.events, []
-        return events
+        events, self._events = self._events, None
+        return [] if events is None else events
 
     def data_to_send(self) -> list[bytes]:
         """Returns and forgets the data to write since the last call.
@@ -745,7 +771,9 @@ class Protocol:
         An empty bytes item, :data:`SEND_EOF`, means: half-close the
         transport (``write_eof()`` or ``shutdown(SHUT_WR)``).
         """
-        writes, self.writes = self.writes, []
+        writes, self._writes = self._writes, None
+        if writes is None:
+            writes = []
         core = self._core
         if core is not None:
             writes.extend(core.data_to_send())

@@ -222,6 +222,17 @@ async def test_concurrent_recv_raises_concurrency_error(side: str) -> None:
         assert await first == "only one"
 
 
+async def test_async_for_while_recv_waits_raises(side: str) -> None:
+    async with connection_pair(side) as (local, remote):
+        waiting = asyncio.create_task(remote.recv())
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError):
+            async for _ in remote:
+                pass
+        await local.send("for recv")
+        assert await asyncio.wait_for(waiting, TIMEOUT) == "for recv"
+
+
 async def test_async_for_and_recv_exclude_each_other(side: str) -> None:
     async with connection_pair(side) as (local, remote):
         received: list[Any] = []
@@ -234,6 +245,9 @@ async def test_async_for_and_recv_exclude_each_other(side: str) -> None:
         await asyncio.sleep(0)
         with pytest.raises(ConcurrencyError):
             await remote.recv()
+        with pytest.raises(ConcurrencyError, match="recv_streaming"):
+            async for _ in remote.recv_streaming():
+                pass
         await local.send("one")
         await local.close()
         await asyncio.wait_for(iterating, TIMEOUT)

@@ -443,7 +443,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             return  # failed at once: the peer's EOF cut a frame short
         self._violation = True
         self._pause_reading()
-        if self.recv_messages.get_in_progress and not whole_message_queued(self._queue):
+        if self.recv_messages.reader_waiting and not whole_message_queued(self._queue):
             # The application already waits for a message: nothing to answer.
             self._fail_pending()
         elif self._close_handle is None and not self._lost and self.close_timeout is not None:
@@ -711,15 +711,23 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         the usual end of a handler's ``async for`` raises and catches no
         exception: that cost a few microseconds per connection.
         """
-        queue, wait = self._queue, self.recv_messages.wait
+        queue, assembler = self._queue, self.recv_messages
+        frames = assembler.frames
         while True:
             if not queue:
                 self._fail_if_nothing_left()
+                # It awaits the queue's future itself, rather than through
+                # Assembler.wait(): a coroutine fewer kept by every handler
+                # waiting for a message. A concurrent read finds that future
+                # pending and raises ConcurrencyError.
                 try:
-                    received = await wait()
+                    if assembler.get_in_progress:
+                        raise ConcurrencyError
+                    while not queue and not frames.aborted:
+                        await frames.waiter()
                 except ConcurrencyError:
                     raise ConcurrencyError(_CONCURRENT_RECV) from None
-                if not received:
+                if not queue:
                     closed = self._closed_exception()
                     if isinstance(closed, ConnectionClosedOK):
                         return

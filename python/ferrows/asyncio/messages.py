@@ -68,9 +68,13 @@ class SimpleQueue(Generic[T]):
         Awaited by the consumer's own coroutine rather than through one of
         the queue's: a coroutine waiting is a frame that every idle
         connection keeps.
+
+        Raises:
+            ConcurrencyError: If another consumer waits already.
         """
         waiter = self.get_waiter
-        assert waiter is None or waiter.done(), "cannot call get() concurrently"
+        if waiter is not None and not waiter.done():
+            raise ConcurrencyError(_CONCURRENT)
         waiter = self.get_waiter = self.loop.create_future()
         return waiter
 
@@ -176,6 +180,14 @@ class Assembler(FlowControl):
         return _NOTHING if others is None else others
 
     # ------------------------------------------------------------ reading
+
+    @property
+    def reader_waiting(self) -> bool:
+        """Whether a read is in progress: a :meth:`get`, :meth:`get_iter` or
+        :meth:`wait`, or a reader awaiting :meth:`SimpleQueue.waiter` itself
+        (the connection's ``async for``)."""
+        waiter = self.frames.get_waiter
+        return self.get_in_progress or (waiter is not None and not waiter.done())
 
     def get_nowait(self) -> str | bytes | None:
         """The next message if it is whole and already here, else
