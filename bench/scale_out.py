@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -43,6 +45,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.join(HERE, "..", "tests"))  # after the standard library
+if HERE not in sys.path:
+    sys.path.append(HERE)  # run with -P as a traced server: common.py, scale_servers.py
 
 from common import machine_busy, proc_cpu, raise_nofile  # noqa: E402
 
@@ -77,66 +81,170 @@ class Run:
             await self.changed.wait()
 
 
-async def clients_main(lib: str, ports: list[int], first: int, count: int, latency_from: int) -> None:
+SO_TIMESTAMPNS = 35  # Linux; not in the socket module of every Python
+
+
+def realtime_offset() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns, from the closest of a few
+    back-to-back readings: kernel receive stamps are on the first clock, the
+    publisher's on the second."""
+    best = None
+    for _ in range(50):
+        a = time.monotonic_ns()
+        r = time.time_ns()
+        b = time.monotonic_ns()
+        if best is None or b - a < best[0]:
+            best = (b - a, r - (a + b) // 2)
+    assert best is not None
+    return best[1]
+
+
+def clients_main(lib: str, ports: list[int], first: int, count: int, latency_from: int, gather: float) -> None:
     """A client process (``--client``): connections ``first`` to ``first +
-    count - 1``, round-robin over ``ports``, as rawclient.py's raw-socket
-    peers. Prints ``ready`` once all are open, then ``c SEQ`` each time a
-    message reached all of them; at EOF on stdin, the publish-to-delivery
-    latencies (ns) of messages ``latency_from`` and up, as JSON."""
+    count - 1``, round-robin over ``ports``, as raw sockets read with
+    ``epoll`` and ``recvmsg()``. Prints ``ready`` once all are open (and, for
+    python-socketio, in its namespace), then ``c SEQ`` each time a message
+    reached all of them; at EOF on stdin, one JSON list of ``[seq,
+    connection, arrived, handled]`` per delivery of messages ``latency_from``
+    and up: ns after the publish stamp at which the kernel received the frame
+    on the client's socket (``SO_TIMESTAMPNS``; for messages read together,
+    the last one's), and at which this process handled it (after the
+    deliveries it handled first); and whether it was read alone.
+
+    With ``gather`` > 0, a wake-up first sleeps that many seconds, so that
+    the frames the servers are still writing to the other connections are
+    in by then and are read in one pass (one wake-up per message, rather
+    than one per connection racing the server's writes); the arrival stamps
+    are the kernel's, so that sleep only shows in the handling time."""
+    import base64
+    import select
+    import socket
+    import struct
+
     from common import frame
-    from rawclient import open_raw
 
-    loop = asyncio.get_running_loop()
+    offset = realtime_offset()
+    stamp = struct.Struct("qq")
+    cmsg_space = socket.CMSG_SPACE(stamp.size)
+    pong, join, engine_pong = frame(10, b"", masked=True), frame(1, b"40", masked=True), frame(1, b"3", masked=True)
+    path = "/socket.io/?EIO=4&transport=websocket" if lib == "socketio" else "/"
+    poller = select.epoll()
+    conns: dict[int, tuple[socket.socket, bytearray, int]] = {}
+    joined: set[int] = set()
     counts: dict[int, int] = {}
-    latencies: list[int] = []
-    joined = {i: loop.create_future() for i in range(first, first + count)}
-    pong, join = frame(1, b"3", masked=True), frame(1, b"40", masked=True)
+    records: list[tuple[int, int, int, int, bool]] = []
+    for index in range(first, first + count):
+        port = ports[index % len(ports)]
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk or len(head) > 16384:
+                raise RuntimeError(f"handshake failed: {head!r}")
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"handshake refused: {head[:80]!r}")
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        conns[sock.fileno()] = (sock, bytearray(rest), index)
+        poller.register(sock.fileno(), select.EPOLLIN)
+        if lib != "socketio":
+            joined.add(index)
 
-    def delivered(text: str) -> None:
+    def delivered(text: str, index: int, arrived: int | None, alone: bool) -> None:
         now = time.monotonic_ns()
-        seq_text, sent = text.split(" ", 1)
-        seq = int(seq_text)
+        seq_text, sent_text = text.split(" ", 1)
+        seq, sent = int(seq_text), int(sent_text)
         if seq >= latency_from:
-            latencies.append(now - int(sent))
+            records.append((seq, index, (now if arrived is None else arrived) - sent, now - sent, alone))
         got = counts[seq] = counts.get(seq, 0) + 1
         if got == count:
             del counts[seq]
-            sys.stdout.write(f"c {seq}\n")
-            sys.stdout.flush()
+            os.write(1, f"c {seq}\n".encode())
 
-    def on_message(conn, opcode: int, payload: bytes) -> None:
-        text = payload.decode()
-        if lib != "socketio":
-            delivered(text)
-        elif text.startswith("42"):  # socket.io event: ["m", text]
-            delivered(json.loads(text[2:])[1])
-        elif text == "2":  # engine.io ping
-            conn.send_frame(pong)
-        elif text.startswith("40"):  # socket.io connected
-            joined[conn.index].set_result(None)
-        elif text.startswith("0"):  # engine.io open: connect to the default namespace
-            conn.send_frame(join)
+    def readable(fd: int) -> None:
+        sock, buf, index = conns[fd]
+        try:
+            data, ancillary, _, _ = sock.recvmsg(262144, cmsg_space)
+        except BlockingIOError:
+            return
+        if not data:
+            raise RuntimeError(f"connection {index} closed by the server")
+        arrived = None
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = stamp.unpack(raw)
+                arrived = seconds * 1_000_000_000 + nanoseconds - offset
+        buf += data
+        pos, end, out, texts = 0, len(buf), [], []
+        while end - pos >= 2:
+            n, head = buf[pos + 1] & 0x7F, 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif n == 127:
+                raise RuntimeError("unexpected large frame")
+            if end - pos < head + n:
+                break
+            opcode, payload = buf[pos] & 0x0F, buf[pos + head : pos + head + n]
+            pos += head + n
+            if opcode == 1:
+                text = payload.decode()
+                if lib != "socketio":
+                    texts.append(text)
+                elif text.startswith("42"):  # socket.io event: ["m", text]
+                    texts.append(json.loads(text[2:])[1])
+                elif text == "2":  # engine.io ping
+                    out.append(engine_pong)
+                elif text.startswith("40"):  # socket.io connected
+                    joined.add(index)
+                elif text.startswith("0"):  # engine.io open: connect to the default namespace
+                    out.append(join)
+            elif opcode == 9:
+                out.append(pong)
+            elif opcode == 8:
+                raise RuntimeError(f"connection {index} got a close frame")
+        del buf[:pos]
+        # TCP keeps the stamp of the last segment it read: exact for a
+        # message read alone, an upper bound for those read with later ones.
+        for text in texts:
+            delivered(text, index, arrived, len(texts) == 1)
+        if out:
+            sock.send(b"".join(out))  # a few bytes: taken whole
 
-    path = "/socket.io/?EIO=4&transport=websocket" if lib == "socketio" else "/"
-    connections = []
-    for start in range(first, first + count, 50):
-        connections += await asyncio.gather(
-            *(
-                open_raw(ports[i % len(ports)], path=path, on_message=on_message, index=i)
-                for i in range(start, min(first + count, start + 50))
-            )
-        )
-    if lib == "socketio":
-        await asyncio.wait_for(asyncio.gather(*joined.values()), TIMEOUT)
-    print("ready", flush=True)
-    while await loop.run_in_executor(None, sys.stdin.readline):
-        pass
-    print(json.dumps(latencies), flush=True)
-    for conn in connections:
-        conn.transport.abort()
+    deadline = time.monotonic() + TIMEOUT
+    while len(joined) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the clients did not all join")
+        for fd, _ in poller.poll(1.0):
+            readable(fd)
+    os.write(1, b"ready\n")
+    os.set_blocking(0, False)
+    poller.register(0, select.EPOLLIN)
+    while True:
+        events = poller.poll()
+        if gather:
+            time.sleep(gather)
+            events = poller.poll(0)
+        for fd, _ in events:
+            if fd != 0:
+                readable(fd)
+            elif not os.read(0, 4096):
+                print(json.dumps(records), flush=True)
+                return
 
 
-async def start_clients(lib: str, ports: list[int], connections: int, procs: int, latency_from: int, run: Run):
+async def start_clients(
+    lib: str, ports: list[int], connections: int, procs: int, latency_from: int, sched: str, gather: float, run: Run
+):
     """Starts the client processes, waits until each is ready, and follows
     their reports; returns the processes and the tasks following them."""
     shares = [connections // procs + (i < connections % procs) for i in range(procs)]
@@ -145,9 +253,10 @@ async def start_clients(lib: str, ports: list[int], connections: int, procs: int
         await asyncio.create_subprocess_exec(
             *[sys.executable, os.path.abspath(__file__), "--client", lib, "--ports", ",".join(map(str, ports))],
             *["--first", str(first), "--connections", str(share), "--latency-from", str(latency_from)],
+            *["--client-sched", sched, "--client-gather", str(gather)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            limit=2**26,
+            limit=2**28,
         )
         for first, share in zip(firsts, shares, strict=True)
     ]
@@ -189,9 +298,160 @@ async def publisher(lib: str, url: str):
     return (lambda text: manager.emit("m", text, room="room", namespace="/")), close
 
 
+def trace_server_main(url: str, port: int, out: str) -> None:
+    """A ferrows server of ``scale_servers.py`` (``--trace-server``) that
+    records, for each message the hub takes from Redis, when
+    ``Hub._deliver`` started and returned (all the members' writes done),
+    the members, those whose frame was not on their socket when it returned
+    (held for the end of the loop iteration: a second message in it), the
+    CPU time of the call (less than its wall time when the process lost its
+    core meanwhile) and the time spent in ``send_to_all()`` (the system
+    calls). Written to ``out`` as JSON on SIGTERM: ``{"deliveries": {seq:
+    [start, end, members, held, cpu, sending]}, "send_to_all": [ns,
+    sockets]`` (every ``send_to_all()`` call, those of the end-of-iteration
+    flushes too), ``"flushed": [end, ...]}`` (when each end-of-iteration
+    flush of held frames returned)."""
+    import scale_servers
+    import uvloop
+
+    from ferrows.asyncio import connection as connection_module
+    from ferrows.asyncio import hub as hub_module
+
+    seen: list[tuple[bytes, int, int, int, int, int, int]] = []
+    deliver = hub_module.Hub._deliver
+    send_to_all = connection_module.send_to_all
+    sending = [0, 0]  # ns in send_to_all(), sockets written
+    flushed: list[int] = []  # when each end-of-iteration flush returned
+    flush_broadcast = connection_module._flush_broadcast
+
+    def timed_flush_broadcast(connections: list) -> None:
+        flush_broadcast(connections)
+        flushed.append(time.monotonic_ns())
+
+    def timed_send_to_all(fds: list[int], data: bytes) -> list[tuple[int, int]]:
+        start = time.monotonic_ns()
+        try:
+            return send_to_all(fds, data)
+        finally:
+            sending[0] += time.monotonic_ns() - start
+            sending[1] += len(fds)
+
+    def traced(self, data: bytes) -> None:
+        cpu, sent = time.thread_time_ns(), sending[0]
+        start = time.monotonic_ns()
+        deliver(self, data)
+        end = time.monotonic_ns()
+        cpu, sent = time.thread_time_ns() - cpu, sending[0] - sent
+        members = self._groups.get("room", ())
+        # Members whose frame is not on their socket yet: held until the end
+        # of the loop iteration (a second message in it), or buffered.
+        held = sum(1 for c in members if c._corked or c.transport.get_write_buffer_size())
+        seen.append((data, start, end, len(members), held, cpu, sent))
+
+    connection_module.send_to_all = timed_send_to_all
+    connection_module._flush_broadcast = timed_flush_broadcast
+    hub_module.Hub._deliver = traced  # type: ignore[method-assign]
+    uvloop.run(scale_servers.ferrows_server(url, port))
+    deliveries = {}
+    header = hub_module._HEADER
+    for data, *values in seen:
+        _, _, length = header.unpack_from(data)
+        deliveries[int(data[header.size + length :].split(b" ", 1)[0])] = values
+    with open(out, "w") as f:
+        json.dump({"deliveries": deliveries, "send_to_all": sending, "flushed": flushed}, f)
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds process ``pid`` (its main thread) spent runnable but waiting
+    for a core so far (/proc/PID/schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
+def quantiles(values: list[int] | list[float]) -> dict[str, float]:
+    """p50, p99 and max of values in ns, in ms."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {
+        "p50": round(ordered[len(ordered) // 2] / 1e6, 2),
+        "p99": round(ordered[int(len(ordered) * 0.99)] / 1e6, 2),
+        "max": round(ordered[-1] / 1e6, 2),
+    }
+
+
+def breakdown(deliveries: list, published: dict, traces: list | None, processes: int) -> dict:
+    """Where the time of each delivery went: ``publish_call``, until Redis
+    answered the publisher; ``redis_to_hub``, until the hub of the
+    connection's server started delivering it (reading it from Redis, and
+    waiting for a core and for its turn in the server's loop); ``fan_out``,
+    until the frame was in the client's socket (the writes to the members
+    before it); ``client_backlog``, until the client handled it. Quantiles
+    of each stage (ms), and their means over the deliveries at or above the
+    p99 of arrival. A frame read with later ones carries their arrival
+    stamp (an upper bound): ``arrived_alone`` is over the exact ones only.
+    ``server_written`` is, per delivery, when its server's hub returned from
+    delivering the message (every member's frame written, unless held):
+    what the server adds, whatever the clients do."""
+    stages: dict[str, list[int]] = {"arrived": [], "handled": [], "client_backlog": []}
+    if traces is not None:
+        stages |= {"publish_call": [], "redis_to_hub": [], "fan_out": [], "server_written": []}
+        flushes = [sorted(trace["flushed"]) for trace in traces]
+    rows = []
+    alone = []
+    for seq, index, arrived, handled, single in deliveries:
+        row = {"arrived": arrived, "handled": handled, "client_backlog": handled - arrived}
+        if single:
+            alone.append(arrived)
+        if traces is not None:
+            sent, answered = published[seq]
+            server = index % processes
+            start, end, _, held = traces[server]["deliveries"][str(seq)][:4]
+            if held:  # some frames went out with the flush at the end of the iteration
+                after = bisect.bisect_left(flushes[server], end)
+                end = flushes[server][after] if after < len(flushes[server]) else sent + arrived
+            row |= {
+                "publish_call": answered - sent,
+                "redis_to_hub": start - answered,
+                "fan_out": arrived - (start - sent),
+                "server_written": end - sent,
+            }
+        for key, value in row.items():
+            stages[key].append(value)
+        rows.append(row)
+    result: dict = {key: quantiles(values) for key, values in stages.items()}
+    result["arrived_alone"] = quantiles(alone)
+    result["read_alone_fraction"] = round(len(alone) / len(rows), 3)
+    cut = sorted(stages["arrived"])[int(len(rows) * 0.99)]
+    tail = [row for row in rows if row["arrived"] >= cut]
+    result["mean_ms_at_p99_of_arrival"] = {
+        key: round(statistics.fmean(row[key] for row in tail) / 1e6, 2) for key in stages
+    }
+    if traces is not None:
+        done = [v for trace in traces for seq, v in trace["deliveries"].items() if int(seq) in published]
+        members = sum(v[2] for v in done)
+        result["server_deliver_duration"] = quantiles([end - start for start, end, *_ in done])
+        # Per member: wall time of the hub's delivery, its CPU time, and the
+        # part spent in send_to_all() (the send() system calls).
+        result["server_deliver_us_per_member"] = [
+            round(sum(v[1] - v[0] for v in done) / members / 1e3, 2),
+            round(sum(v[4] for v in done) / members / 1e3, 2),
+            round(sum(v[5] for v in done) / members / 1e3, 2),
+        ]
+        # Deliveries whose wall time exceeded their CPU time by 1 ms or more:
+        # the server lost its core in the middle of its writes.
+        result["server_deliver_preempted_fraction"] = round(sum(v[1] - v[0] - v[4] > 1e6 for v in done) / len(done), 3)
+        result["held_fraction"] = round(sum(v[3] for v in done) / members, 4)
+        result["send_to_all_us_per_socket"] = round(
+            sum(t["send_to_all"][0] for t in traces) / sum(t["send_to_all"][1] for t in traces) / 1e3, 2
+        )
+    return result
+
+
 async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict:
     connections, messages, window = options.connections, options.messages, options.window
     procs, fraction = options.client_procs, options.fraction
+    trace = options.trace and lib == "ferrows"
     env = dict(os.environ)
     if lib == "broadcaster" and options.broadcaster_redis:
         # broadcaster 0.3.1's Redis listener misses its first subscription
@@ -200,22 +460,39 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
     redis = RedisServer()
     redis.start()
     ports = [free_port() for _ in range(processes)]
+    trace_files = [f"/tmp/scale_out_trace_{os.getpid()}_{port}.json" for port in ports]
     servers = [
         subprocess.Popen(
-            [sys.executable, "-P", os.path.join(HERE, "scale_servers.py"), lib, redis.url, str(port)],
+            [sys.executable, "-P", os.path.abspath(__file__), "--trace-server", out, redis.url, str(port)]
+            if trace
+            else [sys.executable, "-P", os.path.join(HERE, "scale_servers.py"), lib, redis.url, str(port)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
-        for port in ports
+        for port, out in zip(ports, trace_files, strict=True)
     ]
     clients: list = []
     tasks: list[asyncio.Task[None]] = []
+
+    def stop_servers() -> None:
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+        for server in servers:
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+
     try:
         for server in servers:
             assert server.stdout.readline() == "ready\n"
         run = Run(procs)
-        clients, tasks = await start_clients(lib, ports, connections, procs, messages, run)
+        clients, tasks = await start_clients(
+            lib, ports, connections, procs, messages, options.client_sched, options.client_gather_ms / 1e3, run
+        )
         publish, close = await publisher(lib, url=redis.url)
         # Warm up until every client got a message (subscriptions are up).
         async with asyncio.timeout(TIMEOUT):
@@ -226,41 +503,72 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
                         await run.wait(lambda seq=seq: len(run.warm.get(seq, ())) == procs)
                     break
 
+        published: dict[int, tuple[int, int]] = {}  # seq -> (stamp, publish() returned)
+        pacing = {"late_ms": [], "window_waits": 0}
+
         async def burst(first: int, count: int, interval: float | None) -> float:
             start = time.perf_counter()
+            next_at = start
             async with asyncio.timeout(TIMEOUT):
                 for seq in range(first, first + count):
-                    await run.wait(lambda seq=seq: seq - run.complete < window)
-                    await publish(f"{seq} {time.monotonic_ns()}")
+                    if seq - run.complete >= window:
+                        pacing["window_waits"] += interval is not None
+                        await run.wait(lambda seq=seq: seq - run.complete < window)
+                    now = time.perf_counter()
                     if interval is not None:
-                        await asyncio.sleep(max(0.0, start + (seq - first + 1) * interval - time.perf_counter()))
+                        pacing["late_ms"].append(1e3 * (now - next_at))
+                        if options.pacing == "even":
+                            # Late (the publisher had no core, or waited for
+                            # the window): the next ones keep the interval
+                            # from now, rather than catching up in a burst.
+                            next_at = max(next_at, now)
+                    sent = time.monotonic_ns()
+                    await publish(f"{seq} {sent}")
+                    published[seq] = (sent, time.monotonic_ns())
+                    if interval is not None:
+                        next_at += interval
+                        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                 await run.wait(lambda: run.complete >= first + count)
             return time.perf_counter() - start
 
         def cpu_of(processes) -> float:
             return sum(proc_cpu(p.pid) for p in processes)
 
+        def waits() -> list[float]:
+            return [sum(run_queue_wait(p.pid) for p in group) for group in (servers, [redis.process], clients)]
+
         others = [redis.process, *clients]
         cpu0, others0, own0 = cpu_of(servers), cpu_of(others), time.process_time()
         elapsed = await burst(0, messages, None)
         cpu, others1, own1 = cpu_of(servers) - cpu0, cpu_of(others), time.process_time()
         rate = messages / elapsed
-        before = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy()]
+        before = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy(), *waits()]
         latency_elapsed = await burst(messages, messages, 1 / (rate * fraction))
-        after = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy()]
+        after = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy(), *waits()]
         busy = [b - a for a, b in zip(before, after, strict=True)]
         await close()
         for process in clients:
             process.stdin.close()
         async with asyncio.timeout(TIMEOUT):
             await asyncio.gather(*tasks)
-        latencies = sorted(itertools.chain.from_iterable(run.results))
-        assert len(latencies) == messages * connections, (len(latencies), messages * connections)
-        return {
+        stop_servers()
+        traces = None
+        if trace:
+            traces = []
+            for out in trace_files:
+                with open(out) as f:
+                    traces.append(json.load(f))
+                os.unlink(out)
+        deliveries = list(itertools.chain.from_iterable(run.results))
+        assert len(deliveries) == messages * connections, (len(deliveries), messages * connections)
+        latencies = sorted(d[2] for d in deliveries)
+        handled = sorted(d[3] for d in deliveries)
+        result = {
             "lib": lib,
             "processes": processes,
             "connections": connections,
             "client_procs": procs,
+            "client_sched": options.client_sched,
             "deliveries_per_s": messages * connections / elapsed,
             "server_cpu_us_per_delivery": 1e6 * cpu / (messages * connections),
             # Redis and the client processes, then the publisher (this process).
@@ -268,12 +576,24 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
             "publisher_cpu_us_per_message": 1e6 * (own1 - own0) / messages,
             # Cores kept busy during the latency phase: servers, Redis and
             # clients, publisher, and the whole machine (anyone's work).
-            "latency_phase_cores": [round(b / latency_elapsed, 2) for b in busy],
+            "latency_phase_cores": [round(b / latency_elapsed, 2) for b in busy[:4]],
+            # Time runnable but waiting for a core during the latency phase,
+            # per second: servers, Redis, clients (summed over processes).
+            "latency_phase_run_queue_wait": [round(b / latency_elapsed, 3) for b in busy[4:]],
             "latency_rate_msgs_per_s": rate * fraction,
+            "publisher_late_ms": quantiles([1e6 * late for late in pacing["late_ms"]]),
+            "publisher_window_waits": pacing["window_waits"],
+            # Publish stamp to the frame's arrival in the client's socket.
             "p50_ms": latencies[len(latencies) // 2] / 1e6,
             "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6,
             "mean_ms": statistics.fmean(latencies) / 1e6,
+            # Publish stamp to the client process's handling of it.
+            "handled_p50_ms": handled[len(handled) // 2] / 1e6,
+            "handled_p99_ms": handled[int(len(handled) * 0.99)] / 1e6,
         }
+        if options.breakdown or trace:
+            result["breakdown"] = breakdown(deliveries, published, traces, processes)
+        return result
     finally:
         for task in tasks:
             task.cancel()
@@ -282,15 +602,11 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
             if process.returncode is None:
                 process.kill()
             await process.wait()
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
+        stop_servers()
         redis.stop()
+        for out in trace_files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out)
 
 
 def main() -> None:
@@ -302,6 +618,30 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--fraction", type=float, default=0.5, help="latency: rate as a fraction of the maximum")
     parser.add_argument("--client-procs", type=int, default=4, help="processes the clients are spread over")
+    parser.add_argument(
+        "--client-sched",
+        choices=["normal", "batch", "idle"],
+        default="normal",
+        help="scheduling policy of the client processes (batch: they don't preempt the servers on wake-up; "
+        "idle: they run only on cores nobody else wants)",
+    )
+    parser.add_argument(
+        "--pacing",
+        choices=["catch-up", "even"],
+        default="catch-up",
+        help="latency phase: a late publisher catches up on its schedule (bursts), or keeps the interval from "
+        "where it is",
+    )
+    parser.add_argument(
+        "--client-gather-ms",
+        type=float,
+        default=0.0,
+        help="a client process woken by a frame waits this long before reading, to read the frames of one "
+        "message on all its connections in one pass",
+    )
+    parser.add_argument("--client-gather", type=float, dest="gather", help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help="ferrows: time the hub's deliveries in the servers")
+    parser.add_argument("--breakdown", action="store_true", help="the latency stages, in the JSON line")
     parser.add_argument("--no-reference", action="store_true", help="skip the single ferrows process")
     parser.add_argument(
         "--broadcaster-redis",
@@ -310,6 +650,7 @@ def main() -> None:
         "(pip install --no-deps --target DIR 'redis>=7,<8': broadcaster 0.3.1 delivers nothing with redis-py 8)",
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--trace-server", nargs=3, metavar=("OUT", "URL", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--latency-from", type=int, help=argparse.SUPPRESS)
@@ -317,9 +658,16 @@ def main() -> None:
     raise_nofile()
     import uvloop
 
+    if options.trace_server:
+        out, url, port = options.trace_server
+        trace_server_main(url, int(port), out)
+        return
     if options.client:
+        policy = {"normal": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[options.client_sched]
+        os.sched_setscheduler(0, policy, os.sched_param(0))
         ports = [int(p) for p in options.ports.split(",")]
-        uvloop.run(clients_main(options.client, ports, options.first, options.connections, options.latency_from))
+        gc.disable()  # nothing cyclic is made per message; no pauses
+        clients_main(options.client, ports, options.first, options.connections, options.latency_from, options.gather)
         return
     plan = [(lib, options.processes) for lib in options.libs.split(",")]
     if not options.no_reference:
