@@ -2,7 +2,7 @@
 connections in one group (issue 14).
 
     python bench/scale_out.py                      # every library, 2 processes, and ferrows x1
-    python bench/scale_out.py --libs ferrows --connections 500 --messages 200
+    python bench/scale_out.py --libs ferrows --no-reference --client-sched normal
 
 For each library: start a fresh redis-server (no persistence) and the server
 processes (``scale_servers.py``), connect the clients round-robin to them,
@@ -12,19 +12,31 @@ then
    most ``--window`` messages not yet delivered to every client at any time;
    deliveries/s = messages x connections / elapsed, and the servers' CPU
    (user + system, from /proc) per delivery;
-2. *latency*: publish as many again at half the measured rate, and report
-   publish-to-delivery latency (CLOCK_MONOTONIC, shared by the processes of
-   one machine) p50 and p99 over every delivery.
+2. *latency*: publish as many again at half the measured rate (``--fraction``),
+   on a fixed schedule (a late publisher catches up; ``--pacing even`` keeps
+   the interval from where it is instead), and report publish-to-arrival
+   latency p50 and p99 over every delivery.
 
-The clients are rawclient.py's raw-socket peers (no WebSocket library, the
-same for every library; python-socketio's speak engine.io over them),
-spread over ``--client-procs`` uvloop processes, so that the latency is not
-one process's backlog of 1000 deliveries per message; each process reports
-when a message reached all its connections, which drives the window. The
-publisher has a process of its own. On a small machine they all compete for
-the cores with the servers and Redis, so figures are for comparison within
-one run. Every wait is bounded; the servers, the clients and Redis are
-stopped by their pid.
+The clients are raw sockets read with ``epoll`` (no WebSocket library, the
+same for every library; python-socketio's speak engine.io over them), spread
+over ``--client-procs`` processes, each reporting when a message reached all
+its connections (which drives the window). A delivery's arrival is the
+kernel's receive stamp of the frame on the client's socket (``SO_TIMESTAMPNS``,
+CLOCK_REALTIME turned into the CLOCK_MONOTONIC of the publisher's stamp), not
+the moment the client process got round to it: the clients stand for peers
+on other machines, and their own backlog is reported apart (``handled``).
+TCP keeps one stamp per read, the last segment's, so a frame read together
+with later ones gets a late stamp; for ferrows, the servers also time their
+hub's deliveries (``--no-trace`` not to), and a delivery's arrival is the
+earlier of its stamp and the moment its server's writes of that message
+ended; both are late bounds. In the latency phase the clients run as
+``SCHED_IDLE`` (``--client-sched``), on the cores the servers, Redis and the
+publisher leave, so that on a small machine the servers don't wait for a core
+behind the clients (``latency_phase_run_queue_wait`` says how long each group
+waited). The breakdown in the JSON (``--breakdown``; always with the trace)
+splits each delivery into publish, Redis to the hub, fan-out and the client's
+backlog. The publisher has a process of its own. Every wait is bounded; the
+servers, the clients and Redis are stopped by their pid.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ import ferrows  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
 
 TIMEOUT = 60.0
+SCHED_POLICIES = {"normal": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}
 
 
 class Run:
@@ -243,7 +256,7 @@ def clients_main(lib: str, ports: list[int], first: int, count: int, latency_fro
 
 
 async def start_clients(
-    lib: str, ports: list[int], connections: int, procs: int, latency_from: int, sched: str, gather: float, run: Run
+    lib: str, ports: list[int], connections: int, procs: int, latency_from: int, gather: float, run: Run
 ):
     """Starts the client processes, waits until each is ready, and follows
     their reports; returns the processes and the tasks following them."""
@@ -253,7 +266,7 @@ async def start_clients(
         await asyncio.create_subprocess_exec(
             *[sys.executable, os.path.abspath(__file__), "--client", lib, "--ports", ",".join(map(str, ports))],
             *["--first", str(first), "--connections", str(share), "--latency-from", str(latency_from)],
-            *["--client-sched", sched, "--client-gather", str(gather)],
+            *["--client-gather", str(gather)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             limit=2**28,
@@ -393,14 +406,14 @@ def breakdown(deliveries: list, published: dict, traces: list | None, processes:
     ``server_written`` is, per delivery, when its server's hub returned from
     delivering the message (every member's frame written, unless held):
     what the server adds, whatever the clients do."""
-    stages: dict[str, list[int]] = {"arrived": [], "handled": [], "client_backlog": []}
+    stages: dict[str, list[int]] = {"arrival": [], "arrived": [], "handled": [], "client_backlog": []}
     if traces is not None:
         stages |= {"publish_call": [], "redis_to_hub": [], "fan_out": [], "server_written": []}
         flushes = [sorted(trace["flushed"]) for trace in traces]
     rows = []
     alone = []
     for seq, index, arrived, handled, single in deliveries:
-        row = {"arrived": arrived, "handled": handled, "client_backlog": handled - arrived}
+        row = {"arrival": arrived, "arrived": arrived, "handled": handled, "client_backlog": handled - arrived}
         if single:
             alone.append(arrived)
         if traces is not None:
@@ -416,19 +429,23 @@ def breakdown(deliveries: list, published: dict, traces: list | None, processes:
                 "fan_out": arrived - (start - sent),
                 "server_written": end - sent,
             }
+            # Both are late bounds of the frame's arrival in the socket: the
+            # stamp of a later frame read with it, the end of the writes.
+            row["arrival"] = min(arrived, end - sent)
         for key, value in row.items():
             stages[key].append(value)
         rows.append(row)
     result: dict = {key: quantiles(values) for key, values in stages.items()}
     result["arrived_alone"] = quantiles(alone)
     result["read_alone_fraction"] = round(len(alone) / len(rows), 3)
-    cut = sorted(stages["arrived"])[int(len(rows) * 0.99)]
-    tail = [row for row in rows if row["arrived"] >= cut]
+    cut = sorted(stages["arrival"])[int(len(rows) * 0.99)]
+    tail = [row for row in rows if row["arrival"] >= cut]
     result["mean_ms_at_p99_of_arrival"] = {
         key: round(statistics.fmean(row[key] for row in tail) / 1e6, 2) for key in stages
     }
     if traces is not None:
-        done = [v for trace in traces for seq, v in trace["deliveries"].items() if int(seq) in published]
+        paced = {str(seq) for seq, *_ in deliveries}  # the latency phase's messages
+        done = [v for trace in traces for seq, v in trace["deliveries"].items() if seq in paced]
         members = sum(v[2] for v in done)
         result["server_deliver_duration"] = quantiles([end - start for start, end, *_ in done])
         # Per member: wall time of the hub's delivery, its CPU time, and the
@@ -491,7 +508,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
             assert server.stdout.readline() == "ready\n"
         run = Run(procs)
         clients, tasks = await start_clients(
-            lib, ports, connections, procs, messages, options.client_sched, options.client_gather_ms / 1e3, run
+            lib, ports, connections, procs, messages, options.client_gather_ms / 1e3, run
         )
         publish, close = await publisher(lib, url=redis.url)
         # Warm up until every client got a message (subscriptions are up).
@@ -506,7 +523,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
         published: dict[int, tuple[int, int]] = {}  # seq -> (stamp, publish() returned)
         pacing = {"late_ms": [], "window_waits": 0}
 
-        async def burst(first: int, count: int, interval: float | None) -> float:
+        async def burst(first: int, count: int, interval: float | None, window: int) -> float:
             start = time.perf_counter()
             next_at = start
             async with asyncio.timeout(TIMEOUT):
@@ -539,11 +556,16 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
 
         others = [redis.process, *clients]
         cpu0, others0, own0 = cpu_of(servers), cpu_of(others), time.process_time()
-        elapsed = await burst(0, messages, None)
+        elapsed = await burst(0, messages, None, window)
         cpu, others1, own1 = cpu_of(servers) - cpu0, cpu_of(others), time.process_time()
         rate = messages / elapsed
+        # The clients stand for peers on other machines: in the latency
+        # phase they may yield the cores to the servers, Redis and the
+        # publisher (their stamps are the kernel's, taken on arrival).
+        for process in clients:
+            os.sched_setscheduler(process.pid, SCHED_POLICIES[options.client_sched], os.sched_param(0))
         before = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy(), *waits()]
-        latency_elapsed = await burst(messages, messages, 1 / (rate * fraction))
+        latency_elapsed = await burst(messages, messages, 1 / (rate * fraction), options.latency_window)
         after = [cpu_of(servers), cpu_of(others), time.process_time(), machine_busy(), *waits()]
         busy = [b - a for a, b in zip(before, after, strict=True)]
         await close()
@@ -561,7 +583,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
                 os.unlink(out)
         deliveries = list(itertools.chain.from_iterable(run.results))
         assert len(deliveries) == messages * connections, (len(deliveries), messages * connections)
-        latencies = sorted(d[2] for d in deliveries)
+        stages = breakdown(deliveries, published, traces, processes)
         handled = sorted(d[3] for d in deliveries)
         result = {
             "lib": lib,
@@ -581,18 +603,18 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
             # per second: servers, Redis, clients (summed over processes).
             "latency_phase_run_queue_wait": [round(b / latency_elapsed, 3) for b in busy[4:]],
             "latency_rate_msgs_per_s": rate * fraction,
+            "latency_achieved_msgs_per_s": messages / latency_elapsed,
             "publisher_late_ms": quantiles([1e6 * late for late in pacing["late_ms"]]),
             "publisher_window_waits": pacing["window_waits"],
             # Publish stamp to the frame's arrival in the client's socket.
-            "p50_ms": latencies[len(latencies) // 2] / 1e6,
-            "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6,
-            "mean_ms": statistics.fmean(latencies) / 1e6,
+            "p50_ms": stages["arrival"]["p50"],
+            "p99_ms": stages["arrival"]["p99"],
             # Publish stamp to the client process's handling of it.
             "handled_p50_ms": handled[len(handled) // 2] / 1e6,
             "handled_p99_ms": handled[int(len(handled) * 0.99)] / 1e6,
         }
         if options.breakdown or trace:
-            result["breakdown"] = breakdown(deliveries, published, traces, processes)
+            result["breakdown"] = stages
         return result
     finally:
         for task in tasks:
@@ -615,15 +637,22 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=300)
-    parser.add_argument("--window", type=int, default=20)
+    parser.add_argument("--window", type=int, default=20, help="max rate: messages in flight at most")
+    parser.add_argument(
+        "--latency-window",
+        type=int,
+        default=1000,
+        help="latency phase: messages the clients may lag behind before the publisher waits (a bound on their "
+        "backlog; the latency is from the kernel's arrival stamps, so their lag is not in it)",
+    )
     parser.add_argument("--fraction", type=float, default=0.5, help="latency: rate as a fraction of the maximum")
     parser.add_argument("--client-procs", type=int, default=4, help="processes the clients are spread over")
     parser.add_argument(
         "--client-sched",
-        choices=["normal", "batch", "idle"],
-        default="normal",
-        help="scheduling policy of the client processes (batch: they don't preempt the servers on wake-up; "
-        "idle: they run only on cores nobody else wants)",
+        choices=list(SCHED_POLICIES),
+        default="idle",
+        help="scheduling policy of the client processes in the latency phase (idle: they run on the cores the "
+        "servers, Redis and the publisher leave; batch: they don't preempt them on wake-up; normal: they compete)",
     )
     parser.add_argument(
         "--pacing",
@@ -640,7 +669,9 @@ def main() -> None:
         "message on all its connections in one pass",
     )
     parser.add_argument("--client-gather", type=float, dest="gather", help=argparse.SUPPRESS)
-    parser.add_argument("--trace", action="store_true", help="ferrows: time the hub's deliveries in the servers")
+    parser.add_argument(
+        "--no-trace", dest="trace", action="store_false", help="ferrows: don't time the hub's deliveries in the servers"
+    )
     parser.add_argument("--breakdown", action="store_true", help="the latency stages, in the JSON line")
     parser.add_argument("--no-reference", action="store_true", help="skip the single ferrows process")
     parser.add_argument(
@@ -663,8 +694,6 @@ def main() -> None:
         trace_server_main(url, int(port), out)
         return
     if options.client:
-        policy = {"normal": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[options.client_sched]
-        os.sched_setscheduler(0, policy, os.sched_param(0))
         ports = [int(p) for p in options.ports.split(",")]
         gc.disable()  # nothing cyclic is made per message; no pauses
         clients_main(options.client, ports, options.first, options.connections, options.latency_from, options.gather)
@@ -686,18 +715,21 @@ def main() -> None:
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         "| library | processes | deliveries/s | server CPU µs/delivery | Redis + clients µs/delivery "
-        "| latency p50 / p99 (ms) at msgs/s | cores busy then: servers, Redis + clients, publisher; machine |"
+        "| latency p50 / p99 (ms) at msgs/s | handled p99 (ms) "
+        "| cores busy then: servers, Redis + clients, publisher; machine | servers' wait for a core (s/s) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "failed" in r:
-            print(f"| {r['lib']} | {r['processes']} | failed: {r['failed']} | | | | |")
+            print(f"| {r['lib']} | {r['processes']} | failed: {r['failed']} | | | | | | |")
             continue
         print(
             f"| {r['lib']} | {r['processes']} | {r['deliveries_per_s']:,.0f} | {r['server_cpu_us_per_delivery']:.2f} "
             f"| {r['redis_clients_cpu_us_per_delivery']:.2f} "
-            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} at {r['latency_rate_msgs_per_s']:.0f} "
-            f"| {', '.join(map(str, r['latency_phase_cores'][:3]))}; {r['latency_phase_cores'][3]} |"
+            f"| {r['p50_ms']:.1f} / {r['p99_ms']:.1f} at {r['latency_achieved_msgs_per_s']:.0f} "
+            f"| {r['handled_p99_ms']:.1f} "
+            f"| {', '.join(map(str, r['latency_phase_cores'][:3]))}; {r['latency_phase_cores'][3]} "
+            f"| {r['latency_phase_run_queue_wait'][0]} |"
         )
 
 
