@@ -239,3 +239,43 @@ async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server
         assert any(m.startswith("subscribed to Redis again after") for m in messages), messages
     finally:
         logger.removeHandler(logs)
+
+
+async def test_concurrent_publishes_keep_their_order(redis_server, server_and_clients):
+    """publish() calls made while earlier ones are on their way to Redis go
+    together; the other process still gets them in the order of the calls."""
+    _, clients, conns = server_and_clients
+    async with Hub(redis_server.url, channel="many") as one, Hub(redis_server.url, channel="many") as two:
+        two.join(conns[0], "g")
+        await one.wait_connected(TIMEOUT)
+        await two.wait_connected(TIMEOUT)
+        await asyncio.gather(*(one.publish("g", f"m{i}") for i in range(300)))
+        assert await recv_all(clients[0], 300) == [f"m{i}" for i in range(300)]
+        # One at a time again, after the burst.
+        await one.publish("g", "after")
+        assert await recv_all(clients[0], 1) == ["after"]
+
+
+async def test_close_fails_the_publishes_waiting_for_redis(redis_server, server_and_clients):
+    """Redis stopped (SIGSTOP): publishes wait for it; close() makes them
+    raise HubUnavailable at once, those on their way and those queued."""
+    _, clients, conns = server_and_clients
+    hub = Hub(redis_server.url, channel="closing", publish_timeout=30)
+    hub.join(conns[0], "g")
+    await hub.wait_connected(TIMEOUT)
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        tasks = [asyncio.create_task(hub.publish("g", f"m{i}")) for i in range(5)]
+        await asyncio.sleep(50 * MS)
+        assert not any(task.done() for task in tasks)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await hub.close()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert loop.time() - start < 5
+        assert all(isinstance(r, HubUnavailable) for r in results), results
+        assert all("Hub closed" in str(r) for r in results), results
+        # The local member got every one of them.
+        assert await recv_all(clients[0], 5) == [f"m{i}" for i in range(5)]
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)

@@ -133,7 +133,10 @@ class Hub:
         # Redis side, made on first use in the running loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: redis.asyncio.Redis | None = None
-        self._publish_lock: asyncio.Lock | None = None
+        # Messages waiting for Redis, in publish() order, and the task
+        # sending them (one batch at a time).
+        self._outbox: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._closed = False
@@ -200,6 +203,8 @@ class Hub:
         grows; the keepalive closes a client that stopped reading, after
         ``ping_timeout``). With Redis, this returns once Redis took the
         message; other processes deliver it as they read it from Redis.
+        Messages published while earlier ones are on their way to Redis go
+        together, in one round trip, in the order of the calls.
 
         Args:
             group: Group name.
@@ -226,22 +231,66 @@ class Hub:
         if self.url is None:
             return
         self._start()
-        assert self._publisher is not None and self._publish_lock is not None
+        assert self._loop is not None
         is_text = isinstance(message, str) if text is None else text
         payload = message.encode() if isinstance(message, str) else bytes(message)
         data = _HEADER.pack(self._origin, _TEXT if is_text else _BINARY, len(encoded)) + encoded + payload
-        # One PUBLISH at a time, in call order (asyncio.Lock is fair), so
-        # that messages of this process reach Redis in the order published.
-        # The bound counts the wait for the lock: behind earlier publishes
-        # stuck on a dead Redis, this one fails in time too.
+        # The sender task writes the queued messages in call order, so that
+        # messages of this process reach Redis in the order published. The
+        # bound counts the wait behind earlier publishes: behind a batch
+        # stuck on a dead Redis, this one fails in time too, and if it is
+        # still queued then, it is never sent.
+        done = self._loop.create_future()
+        self._outbox.append((data, done))
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send())
         try:
-            async with asyncio.timeout(self.publish_timeout), self._publish_lock:
-                await self._publisher.publish(self.channel, data)
+            async with asyncio.timeout(self.publish_timeout):
+                await done
         except Exception as exc:
             raise HubUnavailable(
                 f"Redis at {_redacted(self.url)} did not take the message within "
                 f"{self.publish_timeout} s ({_reason(exc)}); delivered in this process only"
             ) from exc
+        finally:
+            done.cancel()  # if abandoned (a timeout, a cancellation): not to be sent
+
+    async def _send(self) -> None:
+        """Sends the queued messages to Redis: all those queued so far in one
+        round trip (a pipeline of PUBLISH commands), then the next ones."""
+        assert self._publisher is not None
+        try:
+            while self._outbox:
+                batch = [(data, done) for data, done in self._outbox if not done.done()]
+                self._outbox.clear()
+                if not batch:
+                    continue
+                try:
+                    # publish_timeout bounds each batch too: a Redis that
+                    # stopped answering doesn't hold the next ones forever.
+                    async with asyncio.timeout(self.publish_timeout):
+                        if len(batch) == 1:
+                            await self._publisher.publish(self.channel, batch[0][0])
+                        else:
+                            async with self._publisher.pipeline(transaction=False) as pipeline:
+                                for data, _ in batch:
+                                    pipeline.publish(self.channel, data)
+                                await pipeline.execute()
+                except BaseException as exc:
+                    # Closed meanwhile (a cancellation): the callers learn it
+                    # as a failure, not as a cancellation of their own.
+                    failure = exc if isinstance(exc, Exception) else RuntimeError("Hub closed")
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(failure)
+                    if failure is not exc:
+                        raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._sender = None
 
     def _deliver(self, data: bytes) -> None:
         """Delivers a message read from Redis to this process's members."""
@@ -314,7 +363,6 @@ class Hub:
         self._publisher = redis.asyncio.Redis.from_url(
             self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=self.publish_timeout
         )
-        self._publish_lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
         self._subscriber = self._loop.create_task(self._subscribe())
 
@@ -393,16 +441,21 @@ class Hub:
         """Stops the subscription and closes the Redis connections. Members
         stay connected; :meth:`publish` raises :exc:`RuntimeError` after."""
         self._closed = True
-        task, self._subscriber = self._subscriber, None
-        if task is not None:
-            # redis-py's reader can swallow a cancellation that lands while
-            # it reads (the task then waits for the next message): cancel
-            # again until it ends, for at most a second.
-            for _ in range(20):
-                task.cancel()
-                done, _ = await asyncio.wait({task}, timeout=0.05)
-                if done:
-                    break
+        for task in (self._subscriber, self._sender):
+            if task is not None:
+                # redis-py's reader can swallow a cancellation that lands
+                # while it reads (the task then waits for the next message):
+                # cancel again until it ends, for at most a second.
+                for _ in range(20):
+                    task.cancel()
+                    finished, _ = await asyncio.wait({task}, timeout=0.05)
+                    if finished:
+                        break
+        self._subscriber = self._sender = None
+        for _, done in self._outbox:
+            if not done.done():
+                done.set_exception(RuntimeError("Hub closed"))
+        self._outbox.clear()
         if self._publisher is not None:
             await self._publisher.aclose()
             self._publisher = None
