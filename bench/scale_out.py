@@ -395,11 +395,14 @@ def quantiles(values: list[int] | list[float]) -> dict[str, float]:
 
 def breakdown(deliveries: list, published: dict, traces: list | None, processes: int) -> dict:
     """Where the time of each delivery went: ``publish_call``, until Redis
-    answered the publisher; ``redis_to_hub``, until the hub of the
-    connection's server started delivering it (reading it from Redis, and
-    waiting for a core and for its turn in the server's loop); ``fan_out``,
-    until the frame was in the client's socket (the writes to the members
-    before it); ``client_backlog``, until the client handled it. Quantiles
+    answered the publisher; ``to_hub``, from the publish stamp until the hub
+    of the connection's server started delivering it (the publisher, Redis,
+    reading it from Redis, waiting for a core and for its turn in the
+    server's loop), of which ``redis_to_hub`` after Redis answered the
+    publisher (negative when the hub was first); ``fan_out``, until the
+    frame was in the client's socket (the writes to the members before it);
+    ``client_backlog``, until the client handled it: the three add up to
+    ``handled``. Quantiles
     of each stage (ms), and their means over the deliveries at or above the
     p99 of arrival. A frame read with later ones carries their arrival
     stamp (an upper bound): ``arrived_alone`` is over the exact ones only.
@@ -408,7 +411,7 @@ def breakdown(deliveries: list, published: dict, traces: list | None, processes:
     what the server adds, whatever the clients do."""
     stages: dict[str, list[int]] = {"arrival": [], "arrived": [], "handled": [], "client_backlog": []}
     if traces is not None:
-        stages |= {"publish_call": [], "redis_to_hub": [], "fan_out": [], "server_written": []}
+        stages |= {"publish_call": [], "to_hub": [], "redis_to_hub": [], "fan_out": [], "server_written": []}
         flushes = [sorted(trace["flushed"]) for trace in traces]
     rows = []
     alone = []
@@ -423,15 +426,18 @@ def breakdown(deliveries: list, published: dict, traces: list | None, processes:
             if held:  # some frames went out with the flush at the end of the iteration
                 after = bisect.bisect_left(flushes[server], end)
                 end = flushes[server][after] if after < len(flushes[server]) else sent + arrived
-            row |= {
-                "publish_call": answered - sent,
-                "redis_to_hub": start - answered,
-                "fan_out": arrived - (start - sent),
-                "server_written": end - sent,
-            }
             # Both are late bounds of the frame's arrival in the socket: the
             # stamp of a later frame read with it, the end of the writes.
-            row["arrival"] = min(arrived, end - sent)
+            arrival = min(arrived, end - sent)
+            row |= {
+                "arrival": arrival,
+                "client_backlog": handled - arrival,
+                "publish_call": answered - sent,
+                "to_hub": start - sent,
+                "redis_to_hub": start - answered,
+                "fan_out": arrival - (start - sent),
+                "server_written": end - sent,
+            }
         for key, value in row.items():
             stages[key].append(value)
         rows.append(row)
