@@ -65,6 +65,11 @@ class Hub:
 
     Delivery is at most once: a message published while a process's
     subscription is down (Redis restarting) does not reach that process.
+    With ``replay=N``, the messages go through a Redis stream that keeps the
+    last N instead of pub/sub: a hub whose connection to Redis dropped
+    delivers, once connected again, what was published meanwhile, if it is
+    among the last N (older ones are lost, with a warning in the log). The
+    window lives in Redis: a Redis restarted without persistence loses it.
     A connection to Redis that dies without closing (a host gone, a network
     partition, a Redis process stopped) is noticed within ``ping_interval +
     ping_timeout`` seconds: when nothing came from Redis for
@@ -91,11 +96,16 @@ class Hub:
         min_backoff: First delay, in seconds, before reconnecting to Redis
             after losing it; doubled at each failure up to ``max_backoff``.
         max_backoff: Longest delay between reconnection attempts.
+        replay: Messages kept in Redis for the hubs that lose their
+            connection briefly (a Redis stream named ``channel``, trimmed
+            to that length at each publish); 0 for pub/sub, which keeps
+            none. Hubs with and without replay don't reach each other.
         logger: Logger or logger name; defaults to ``logging.getLogger("ferrows.hub")``.
 
     Raises:
         ImportError: With a URL, when the ``redis`` package is missing
             (``pip install "ferrows[redis]"``).
+        ValueError: If ``replay`` is negative, or set without a URL.
     """
 
     def __init__(
@@ -108,8 +118,11 @@ class Hub:
         ping_timeout: float = 5.0,
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        replay: int = 0,
         logger: LoggerLike | str | None = None,
     ) -> None:
+        if replay < 0 or (replay and url is None):
+            raise ValueError("replay must be 0, or a positive number of messages with a Redis URL")
         if url is not None:
             try:
                 import redis.asyncio  # noqa: F401
@@ -124,6 +137,9 @@ class Hub:
         self.ping_timeout = ping_timeout
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.replay = replay
+        # With replay: the ID of the last stream entry read.
+        self._stream_id: bytes | None = None
         if logger is None or isinstance(logger, str):
             logger = logging.getLogger(logger or HUB_LOGGER)
         self.logger: LoggerLike = logger
@@ -269,12 +285,19 @@ class Hub:
                     # publish_timeout bounds each batch too: a Redis that
                     # stopped answering doesn't hold the next ones forever.
                     async with asyncio.timeout(self.publish_timeout):
-                        if len(batch) == 1:
+                        if len(batch) == 1 and not self.replay:
                             await self._publisher.publish(self.channel, batch[0][0])
+                        elif len(batch) == 1:
+                            await self._publisher.xadd(
+                                self.channel, {b"m": batch[0][0]}, maxlen=self.replay, approximate=False
+                            )
                         else:
                             async with self._publisher.pipeline(transaction=False) as pipeline:
                                 for data, _ in batch:
-                                    pipeline.publish(self.channel, data)
+                                    if self.replay:
+                                        pipeline.xadd(self.channel, {b"m": data}, maxlen=self.replay, approximate=False)
+                                    else:
+                                        pipeline.publish(self.channel, data)
                                 await pipeline.execute()
                 except BaseException as exc:
                     # Closed meanwhile (a cancellation): the callers learn it
@@ -383,11 +406,15 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                # Connecting also waits for replies (CLIENT SETINFO): bounded,
-                # for a Redis that accepts connections but doesn't answer.
-                async with asyncio.timeout(self.ping_timeout):
-                    await pubsub.subscribe(self.channel)
-                async for _ in self._listen(pubsub):
+                if self.replay:
+                    listener = self._read_stream(client)
+                else:
+                    # Connecting also waits for replies (CLIENT SETINFO): bounded,
+                    # for a Redis that accepts connections but doesn't answer.
+                    async with asyncio.timeout(self.ping_timeout):
+                        await pubsub.subscribe(self.channel)
+                    listener = self._listen(pubsub)
+                async for _ in listener:
                     self._subscribed.set()
                     delay = self.min_backoff
                     if down_since is not None:
@@ -409,6 +436,52 @@ class Hub:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
+
+    async def _read_stream(self, client: redis.asyncio.Redis) -> AsyncIterator[None]:
+        """With replay: delivers the entries of the stream after the last one
+        read (after the newest one, at the first connection); yields once
+        reading. Waits at most ``ping_interval`` per read, and gives up
+        ``ping_timeout`` later without an answer."""
+        async with _answer_within(self.ping_timeout):
+            if self._stream_id is None:
+                newest: Any = await client.xrevrange(self.channel, count=1)
+                self._stream_id = newest[0][0] if newest else b"0-0"
+            else:
+                # The last entry read was trimmed: more than the window may
+                # have been published meanwhile.
+                oldest: Any = await client.xrange(self.channel, count=1)
+                if (
+                    oldest
+                    and _entry_key(oldest[0][0]) > _entry_key(self._stream_id)
+                    and await client.xlen(self.channel) >= self.replay
+                ):
+                    self.logger.warning(
+                        "messages may have been lost on Redis stream %r: more than its %d were "
+                        "published while disconnected",
+                        self.channel,
+                        self.replay,
+                    )
+        yield
+        block = self.ping_interval
+        while True:
+            streams: dict[Any, Any] = {self.channel: self._stream_id}
+            response: Any
+            if block is None:
+                response = await client.xread(streams, count=1024, block=0)
+            else:
+                async with _answer_within(block + self.ping_timeout):
+                    response = await client.xread(streams, count=1024, block=max(1, round(block * 1000)))
+            # [[name, entries]] in RESP2, {name: [entries]} in RESP3.
+            for entries in response.values() if isinstance(response, dict) else (e for _, e in response):
+                if entries and isinstance(entries[0], list):
+                    entries = entries[0]
+                for entry_id, fields in entries:
+                    self._stream_id = entry_id
+                    data = fields.get(b"m")
+                    if isinstance(data, bytes):
+                        self._deliver(data)
+                    else:
+                        self.logger.warning("ignored a malformed entry on Redis stream %r", self.channel)
 
     async def _listen(self, pubsub: redis.asyncio.client.PubSub) -> AsyncIterator[None]:
         """Delivers the messages of ``pubsub``; yields once subscribed.
@@ -485,6 +558,21 @@ def _check_group(group: Any) -> bytes:
     if not encoded or len(encoded) > 0xFFFF:
         raise ValueError("group must be 1 to 65535 bytes long in UTF-8")
     return encoded
+
+
+@contextlib.asynccontextmanager
+async def _answer_within(delay: float) -> AsyncIterator[None]:
+    """asyncio.timeout(), whose TimeoutError says what was awaited."""
+    try:
+        async with asyncio.timeout(delay):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"no answer from Redis within {delay:g} s") from None
+
+
+def _entry_key(entry_id: bytes) -> tuple[int, ...]:
+    """A stream entry ID (``b"1700000000000-3"``) as a sortable key."""
+    return tuple(int(part) for part in entry_id.split(b"-"))
 
 
 def _redacted(url: str) -> str:
