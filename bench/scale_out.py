@@ -289,10 +289,10 @@ async def start_clients(
     return clients, [asyncio.create_task(follow(i, p)) for i, p in enumerate(clients)]
 
 
-async def publisher(lib: str, url: str):
+async def publisher(lib: str, url: str, replay: int = 0):
     """An async ``publish(text)`` for the library, and its closer."""
     if lib == "ferrows":
-        hub = ferrows.Hub(url, publish_timeout=5)
+        hub = ferrows.Hub(url, publish_timeout=5, replay=replay)
         await hub.wait_connected(10)
         return (lambda text: hub.publish("room", text)), hub.close
     if lib == "broadcaster":
@@ -311,7 +311,7 @@ async def publisher(lib: str, url: str):
     return (lambda text: manager.emit("m", text, room="room", namespace="/")), close
 
 
-def trace_server_main(url: str, port: int, out: str) -> None:
+def trace_server_main(url: str, port: int, out: str, replay: int) -> None:
     """A ferrows server of ``scale_servers.py`` (``--trace-server``) that
     records, for each message the hub takes from Redis, when
     ``Hub._deliver`` started and returned (all the members' writes done),
@@ -364,6 +364,11 @@ def trace_server_main(url: str, port: int, out: str) -> None:
     connection_module.send_to_all = timed_send_to_all
     connection_module._flush_broadcast = timed_flush_broadcast
     hub_module.Hub._deliver = traced  # type: ignore[method-assign]
+    if replay:
+        import ferrows as package
+
+        hub_class = package.Hub
+        package.Hub = lambda url, **options: hub_class(url, replay=replay, **options)  # type: ignore[misc]
     uvloop.run(scale_servers.ferrows_server(url, port))
     deliveries = {}
     header = hub_module._HEADER
@@ -487,6 +492,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
     servers = [
         subprocess.Popen(
             [sys.executable, "-P", os.path.abspath(__file__), "--trace-server", out, redis.url, str(port)]
+            + [str(options.replay)]
             if trace
             else [sys.executable, "-P", os.path.join(HERE, "scale_servers.py"), lib, redis.url, str(port)],
             stdout=subprocess.PIPE,
@@ -516,7 +522,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
         clients, tasks = await start_clients(
             lib, ports, connections, procs, messages, options.client_gather_ms / 1e3, run
         )
-        publish, close = await publisher(lib, url=redis.url)
+        publish, close = await publisher(lib, url=redis.url, replay=options.replay)
         # Warm up until every client got a message (subscriptions are up).
         async with asyncio.timeout(TIMEOUT):
             for seq in itertools.count(-1, -1):
@@ -687,17 +693,26 @@ def main() -> None:
         "(pip install --no-deps --target DIR 'redis>=7,<8': broadcaster 0.3.1 delivers nothing with redis-py 8)",
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
-    parser.add_argument("--trace-server", nargs=3, metavar=("OUT", "URL", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        metavar="N",
+        help="ferrows: the hubs keep the last N messages in a Redis stream (Hub(url, replay=N)) instead of pub/sub",
+    )
+    parser.add_argument("--trace-server", nargs=4, metavar=("OUT", "URL", "PORT", "REPLAY"), help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--latency-from", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.replay and not options.trace:
+        parser.error("--replay runs the traced ferrows servers: drop --no-trace")
     raise_nofile()
     import uvloop
 
     if options.trace_server:
-        out, url, port = options.trace_server
-        trace_server_main(url, int(port), out)
+        out, url, port, replay = options.trace_server
+        trace_server_main(url, int(port), out, int(replay))
         return
     if options.client:
         ports = [int(p) for p in options.ports.split(",")]
