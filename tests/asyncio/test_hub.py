@@ -325,16 +325,18 @@ async def test_replay_delivers_what_was_published_while_disconnected(redis_serve
                         await control.client_kill_filter(_id=client["id"])
                 await wait_for(lambda: not one.connected)
 
+            # Published together, in a few round trips: well within the
+            # hub's 300 ms before it connects again.
             await drop_readers()
-            for i in range(5):
-                await two.publish("g", f"gap {i}")
+            await asyncio.gather(*(two.publish("g", f"gap {i}") for i in range(5)))
+            assert not one.connected
             await one.wait_connected(TIMEOUT)
             assert await recv_all(clients[0], 5) == [f"gap {i}" for i in range(5)]
             assert not any("may have been lost" in r.getMessage() for r in logs.records)
 
             await drop_readers()
-            for i in range(25):
-                await two.publish("g", f"burst {i}")
+            await asyncio.gather(*(two.publish("g", f"burst {i}") for i in range(25)))
+            assert not one.connected
             await one.wait_connected(TIMEOUT)
             assert await recv_all(clients[0], 10) == [f"burst {i}" for i in range(15, 25)]
             with pytest.raises(TimeoutError):
@@ -345,6 +347,32 @@ async def test_replay_delivers_what_was_published_while_disconnected(redis_serve
             "messages may have been lost on Redis stream 'replayed': more than its 10 were "
             "published while disconnected" in messages
         ), messages
+    finally:
+        logger.removeHandler(logs)
+        await control.aclose()
+
+
+async def test_replay_in_order_with_resp3_and_malformed_entries(redis_server, server_and_clients):
+    """With replay over RESP3 and no PING: concurrent publishes arrive in
+    order; an entry without the hub's field is logged and skipped."""
+    _, clients, conns = server_and_clients
+    logs = ListHandler()
+    logger = logging.getLogger("test.hub.replay3")
+    logger.addHandler(logs)
+    url = redis_server.url + "?protocol=3"
+    control = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with (
+            Hub(url, channel="r3", replay=100, ping_interval=None, logger=logger) as one,
+            Hub(url, channel="r3", replay=100) as two,
+        ):
+            one.join(conns[0], "g")
+            await one.wait_connected(TIMEOUT)
+            await two.wait_connected(TIMEOUT)
+            await control.xadd("r3", {b"other": b"x"})
+            await asyncio.gather(*(two.publish("g", f"m{i}") for i in range(50)))
+            assert await recv_all(clients[0], 50) == [f"m{i}" for i in range(50)]
+        assert "ignored a malformed entry on Redis stream 'r3'" in [r.getMessage() for r in logs.records]
     finally:
         logger.removeHandler(logs)
         await control.aclose()
