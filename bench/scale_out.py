@@ -112,7 +112,7 @@ def realtime_offset() -> int:
     return best[1]
 
 
-def clients_main(lib: str, ports: list[int], first: int, count: int, latency_from: int, gather: float) -> None:
+def clients_main(lib: str, ports: list[int], first: int, count: int, latency_from: int) -> None:
     """A client process (``--client``): connections ``first`` to ``first +
     count - 1``, round-robin over ``ports``, as raw sockets read with
     ``epoll`` and ``recvmsg()``. Prints ``ready`` once all are open (and, for
@@ -122,13 +122,7 @@ def clients_main(lib: str, ports: list[int], first: int, count: int, latency_fro
     and up: ns after the publish stamp at which the kernel received the frame
     on the client's socket (``SO_TIMESTAMPNS``; for messages read together,
     the last one's), and at which this process handled it (after the
-    deliveries it handled first); and whether it was read alone.
-
-    With ``gather`` > 0, a wake-up first sleeps that many seconds, so that
-    the frames the servers are still writing to the other connections are
-    in by then and are read in one pass (one wake-up per message, rather
-    than one per connection racing the server's writes); the arrival stamps
-    are the kernel's, so that sleep only shows in the handling time."""
+    deliveries it handled first); and whether it was read alone."""
     import base64
     import select
     import socket
@@ -243,11 +237,7 @@ def clients_main(lib: str, ports: list[int], first: int, count: int, latency_fro
     os.set_blocking(0, False)
     poller.register(0, select.EPOLLIN)
     while True:
-        events = poller.poll()
-        if gather:
-            time.sleep(gather)
-            events = poller.poll(0)
-        for fd, _ in events:
+        for fd, _ in poller.poll():
             if fd != 0:
                 readable(fd)
             elif not os.read(0, 4096):
@@ -255,9 +245,7 @@ def clients_main(lib: str, ports: list[int], first: int, count: int, latency_fro
                 return
 
 
-async def start_clients(
-    lib: str, ports: list[int], connections: int, procs: int, latency_from: int, gather: float, run: Run
-):
+async def start_clients(lib: str, ports: list[int], connections: int, procs: int, latency_from: int, run: Run):
     """Starts the client processes, waits until each is ready, and follows
     their reports; returns the processes and the tasks following them."""
     shares = [connections // procs + (i < connections % procs) for i in range(procs)]
@@ -266,7 +254,6 @@ async def start_clients(
         await asyncio.create_subprocess_exec(
             *[sys.executable, os.path.abspath(__file__), "--client", lib, "--ports", ",".join(map(str, ports))],
             *["--first", str(first), "--connections", str(share), "--latency-from", str(latency_from)],
-            *["--client-gather", str(gather)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             limit=2**28,
@@ -519,9 +506,7 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
         for server in servers:
             assert server.stdout.readline() == "ready\n"
         run = Run(procs)
-        clients, tasks = await start_clients(
-            lib, ports, connections, procs, messages, options.client_gather_ms / 1e3, run
-        )
+        clients, tasks = await start_clients(lib, ports, connections, procs, messages, run)
         publish, close = await publisher(lib, url=redis.url, replay=options.replay)
         # Warm up until every client got a message (subscriptions are up).
         async with asyncio.timeout(TIMEOUT):
@@ -674,14 +659,6 @@ def main() -> None:
         "where it is",
     )
     parser.add_argument(
-        "--client-gather-ms",
-        type=float,
-        default=0.0,
-        help="a client process woken by a frame waits this long before reading, to read the frames of one "
-        "message on all its connections in one pass",
-    )
-    parser.add_argument("--client-gather", type=float, dest="gather", help=argparse.SUPPRESS)
-    parser.add_argument(
         "--no-trace", dest="trace", action="store_false", help="ferrows: don't time the hub's deliveries in the servers"
     )
     parser.add_argument("--breakdown", action="store_true", help="the latency stages, in the JSON line")
@@ -717,7 +694,7 @@ def main() -> None:
     if options.client:
         ports = [int(p) for p in options.ports.split(",")]
         gc.disable()  # nothing cyclic is made per message; no pauses
-        clients_main(options.client, ports, options.first, options.connections, options.latency_from, options.gather)
+        clients_main(options.client, ports, options.first, options.connections, options.latency_from)
         return
     plan = [(lib, options.processes) for lib in options.libs.split(",")]
     if not options.no_reference:

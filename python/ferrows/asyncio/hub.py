@@ -273,7 +273,8 @@ class Hub:
 
     async def _send(self) -> None:
         """Sends the queued messages to Redis: all those queued so far in one
-        round trip (a pipeline of PUBLISH commands), then the next ones."""
+        round trip (a pipeline of PUBLISH, or with replay XADD, commands),
+        then the next ones."""
         assert self._publisher is not None
         try:
             while self._outbox:
