@@ -374,11 +374,12 @@ def run_queue_wait(pid: int) -> float:
 
 
 def quantiles(values: list[int] | list[float]) -> dict[str, float]:
-    """p50, p99 and max of values in ns, in ms."""
+    """min, p50, p99 and max of values in ns, in ms."""
     ordered = sorted(values)
     if not ordered:
         return {}
     return {
+        "min": round(ordered[0] / 1e6, 3),
         "p50": round(ordered[len(ordered) // 2] / 1e6, 2),
         "p99": round(ordered[int(len(ordered) * 0.99)] / 1e6, 2),
         "max": round(ordered[-1] / 1e6, 2),
