@@ -1,4 +1,4 @@
-"""A server process for the Hub's multi-process tests: ``python hub_app.py REDIS_URL PORT``.
+"""A server process for the Hub's multi-process tests: ``python hub_app.py REDIS_URL PORT [REPLAY]``.
 
 A client connecting to ``/GROUP`` joins GROUP and gets ``joined``; then it
 may send ``join G``, ``leave G`` (answered ``ok join G``, ``ok leave G``) and
@@ -6,6 +6,7 @@ may send ``join G``, ``leave G`` (answered ``ok join G``, ``ok leave G``) and
 ``unavailable: ...``). Plain HTTP: ``GET /ready`` is 200 once the hub's
 subscription is up (503 before), ``GET /members/G`` gives the count of
 local members of G. It prints ``listening`` once ready and stops on SIGTERM.
+REPLAY is the hub's ``replay`` (0, pub/sub, when left out).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sys
 
 import ferrows
 
-hub = ferrows.Hub(sys.argv[1], publish_timeout=0.5, min_backoff=0.02, max_backoff=0.2)
+replay = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+hub = ferrows.Hub(sys.argv[1], publish_timeout=0.5, min_backoff=0.02, max_backoff=0.2, replay=replay)
 
 
 async def handler(websocket):

@@ -25,15 +25,16 @@ TIMEOUT = 20.0
 
 
 class Servers:
-    """``count`` hub_app processes on one Redis."""
+    """``count`` hub_app processes on one Redis, their hubs with ``replay``."""
 
-    def __init__(self, redis_url, count):
+    def __init__(self, redis_url, count, replay=0):
+        self.replay = replay
         self.ports = [free_port() for _ in range(count)]
         self.processes = [
             subprocess.Popen(
                 # -P: the script's directory first on sys.path would let
                 # tests/asyncio shadow the standard library's asyncio.
-                [sys.executable, "-P", APP, redis_url, str(port)],
+                [sys.executable, "-P", APP, redis_url, str(port), str(replay)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -85,7 +86,9 @@ def redis():
 
 @pytest.fixture
 def servers(redis, request):
-    group = Servers(redis.url, request.param)
+    """Server processes: ``count`` or ``(count, replay)``."""
+    count, replay = request.param if isinstance(request.param, tuple) else (request.param, 0)
+    group = Servers(redis.url, count, replay)
     try:
         group.wait_listening()
         yield group
@@ -139,7 +142,7 @@ GROUPS = [f"g{i}" for i in range(5)]
 COUNT = 30  # messages per group and publisher
 
 
-@pytest.mark.parametrize("servers", [2, 3], indirect=True)
+@pytest.mark.parametrize("servers", [2, 3, (2, 1000)], indirect=True, ids=["2", "3", "2-replay"])
 async def test_groups_across_processes(redis, servers):
     """300 clients over the servers in 5 groups; two publishers (this
     process's hub, and server 0 asked by a client) publish COUNT messages
@@ -151,7 +154,7 @@ async def test_groups_across_processes(redis, servers):
     quitters = clients[20:30]  # disconnect mid-stream
     steady = clients[30:]
     commander = steady[0]  # on server 0
-    async with ferrows.Hub(redis.url) as hub:
+    async with ferrows.Hub(redis.url, replay=servers.replay) as hub:
         await hub.wait_connected(TIMEOUT)
         for seq in range(COUNT):
             for group in GROUPS:
@@ -205,7 +208,7 @@ async def test_groups_across_processes(redis, servers):
         await client.task
 
 
-@pytest.mark.parametrize("servers", [2], indirect=True)
+@pytest.mark.parametrize("servers", [2, (2, 1000)], indirect=True, ids=["pubsub", "replay"])
 async def test_redis_killed_and_restarted(redis, servers):
     """Publishing through a Redis crash: publish() raises HubUnavailable
     within its bound while local members still get their messages, the hubs
@@ -214,7 +217,8 @@ async def test_redis_killed_and_restarted(redis, servers):
     on_zero = [c for i, c in enumerate(clients) if i % 2 == 0]
     on_one = [c for i, c in enumerate(clients) if i % 2 == 1]
     commander = on_zero[0]
-    async with ferrows.Hub(redis.url, publish_timeout=0.5, min_backoff=0.02, max_backoff=0.2) as hub:
+    bounds = {"publish_timeout": 0.5, "min_backoff": 0.02, "max_backoff": 0.2}
+    async with ferrows.Hub(redis.url, replay=servers.replay, **bounds) as hub:
         await hub.wait_connected(TIMEOUT)
         for seq in range(10):
             await hub.publish("room", f"m:before:room:{seq}")

@@ -201,11 +201,13 @@ async def test_publish_without_redis_raises_after_local_delivery(server_and_clie
         hub.join(conns[0], "g")
 
 
-async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server_and_clients):
+@pytest.mark.parametrize("replay", [0, 10])
+async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server_and_clients, replay):
     """Redis stopped with SIGSTOP keeps its connections open and answers
-    nothing, as a host gone or a network partition: the hub's PING goes
-    unanswered, so it drops the subscription; publish() fails within its
-    bound; after SIGCONT the hub subscribes again and delivers."""
+    nothing, as a host gone or a network partition: the hub's PING (with
+    replay, its read) goes unanswered, so it drops the subscription;
+    publish() fails within its bound; after SIGCONT the hub subscribes
+    again and delivers."""
     _, clients, conns = server_and_clients
     logs = ListHandler()
     logger = logging.getLogger("test.hub.stopped")
@@ -214,7 +216,13 @@ async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server
     bounds = {"ping_interval": 50 * MS, "ping_timeout": 100 * MS, "publish_timeout": 200 * MS}
     try:
         async with Hub(
-            redis_server.url, channel="stop", min_backoff=MS, max_backoff=20 * MS, logger=logger, **bounds
+            redis_server.url,
+            channel="stop",
+            min_backoff=MS,
+            max_backoff=20 * MS,
+            logger=logger,
+            replay=replay,
+            **bounds,
         ) as hub:
             hub.join(conns[0], "g")
             await hub.wait_connected(TIMEOUT)
@@ -227,7 +235,7 @@ async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server
             finally:
                 os.kill(redis_server.process.pid, signal.SIGCONT)
             await hub.wait_connected(TIMEOUT)
-            async with Hub(redis_server.url, channel="stop") as other:
+            async with Hub(redis_server.url, channel="stop", replay=replay) as other:
                 await other.publish("g", "after")
             assert await recv_all(clients[0], 1) == ["after"]
             await hub.publish("g", "from the hub again")
@@ -239,3 +247,132 @@ async def test_silently_dead_redis_is_noticed_and_recovered(redis_server, server
         assert any(m.startswith("subscribed to Redis again after") for m in messages), messages
     finally:
         logger.removeHandler(logs)
+
+
+async def test_concurrent_publishes_keep_their_order(redis_server, server_and_clients):
+    """publish() calls made while earlier ones are on their way to Redis go
+    together; the other process still gets them in the order of the calls."""
+    _, clients, conns = server_and_clients
+    async with Hub(redis_server.url, channel="many") as one, Hub(redis_server.url, channel="many") as two:
+        two.join(conns[0], "g")
+        await one.wait_connected(TIMEOUT)
+        await two.wait_connected(TIMEOUT)
+        await asyncio.gather(*(one.publish("g", f"m{i}") for i in range(300)))
+        assert await recv_all(clients[0], 300) == [f"m{i}" for i in range(300)]
+        # One at a time again, after the burst.
+        await one.publish("g", "after")
+        assert await recv_all(clients[0], 1) == ["after"]
+
+
+async def test_close_fails_the_publishes_waiting_for_redis(redis_server, server_and_clients):
+    """Redis stopped (SIGSTOP): publishes wait for it; close() makes them
+    raise HubUnavailable at once, those on their way and those queued."""
+    _, clients, conns = server_and_clients
+    hub = Hub(redis_server.url, channel="closing", publish_timeout=30)
+    hub.join(conns[0], "g")
+    await hub.wait_connected(TIMEOUT)
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        tasks = [asyncio.create_task(hub.publish("g", f"m{i}")) for i in range(5)]
+        await asyncio.sleep(50 * MS)
+        assert not any(task.done() for task in tasks)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await hub.close()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert loop.time() - start < 5
+        assert all(isinstance(r, HubUnavailable) for r in results), results
+        assert all("Hub closed" in str(r) for r in results), results
+        # The local member got every one of them.
+        assert await recv_all(clients[0], 5) == [f"m{i}" for i in range(5)]
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+
+
+async def test_replay_arguments():
+    with pytest.raises(ValueError, match="replay must be 0"):
+        Hub(replay=10)
+    with pytest.raises(ValueError, match="replay must be 0"):
+        Hub("redis://127.0.0.1:1/0", replay=-1)
+
+
+async def test_replay_delivers_what_was_published_while_disconnected(redis_server, server_and_clients):
+    """With replay, a hub whose connection to Redis dropped delivers, once
+    connected again, what was published meanwhile, in order; when more than
+    the window was published, the newest ones, with a warning."""
+    _, clients, conns = server_and_clients
+    logs = ListHandler()
+    logger = logging.getLogger("test.hub.replay")
+    logger.addHandler(logs)
+    logger.setLevel(logging.INFO)
+    control = redis.asyncio.Redis.from_url(redis_server.url)
+    backoff = {"min_backoff": 300 * MS, "max_backoff": 300 * MS}
+    try:
+        async with (
+            Hub(redis_server.url, channel="replayed", replay=10, logger=logger, **backoff) as one,
+            Hub(redis_server.url, channel="replayed", replay=10) as two,
+        ):
+            one.join(conns[0], "g")
+            await one.wait_connected(TIMEOUT)
+            await two.wait_connected(TIMEOUT)
+            await two.publish("g", "before")
+            assert await recv_all(clients[0], 1) == ["before"]
+
+            async def drop_readers() -> None:
+                # The hubs' readers are the connections waiting in XREAD.
+                for client in await control.client_list():
+                    if client["cmd"] == "xread":
+                        await control.client_kill_filter(_id=client["id"])
+                await wait_for(lambda: not one.connected)
+
+            # Published together, in a few round trips: well within the
+            # hub's 300 ms before it connects again.
+            await drop_readers()
+            await asyncio.gather(*(two.publish("g", f"gap {i}") for i in range(5)))
+            assert not one.connected
+            await one.wait_connected(TIMEOUT)
+            assert await recv_all(clients[0], 5) == [f"gap {i}" for i in range(5)]
+            assert not any("may have been lost" in r.getMessage() for r in logs.records)
+
+            await drop_readers()
+            await asyncio.gather(*(two.publish("g", f"burst {i}") for i in range(25)))
+            assert not one.connected
+            await one.wait_connected(TIMEOUT)
+            assert await recv_all(clients[0], 10) == [f"burst {i}" for i in range(15, 25)]
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(50 * MS):
+                    await clients[0].recv()
+        messages = [r.getMessage() for r in logs.records]
+        assert (
+            "messages may have been lost on Redis stream 'replayed': more than its 10 were "
+            "published while disconnected" in messages
+        ), messages
+    finally:
+        logger.removeHandler(logs)
+        await control.aclose()
+
+
+async def test_replay_in_order_with_resp3_and_malformed_entries(redis_server, server_and_clients):
+    """With replay over RESP3 and no PING: concurrent publishes arrive in
+    order; an entry without the hub's field is logged and skipped."""
+    _, clients, conns = server_and_clients
+    logs = ListHandler()
+    logger = logging.getLogger("test.hub.replay3")
+    logger.addHandler(logs)
+    url = redis_server.url + "?protocol=3"
+    control = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with (
+            Hub(url, channel="r3", replay=100, ping_interval=None, logger=logger) as one,
+            Hub(url, channel="r3", replay=100) as two,
+        ):
+            one.join(conns[0], "g")
+            await one.wait_connected(TIMEOUT)
+            await two.wait_connected(TIMEOUT)
+            await control.xadd("r3", {b"other": b"x"})
+            await asyncio.gather(*(two.publish("g", f"m{i}") for i in range(50)))
+            assert await recv_all(clients[0], 50) == [f"m{i}" for i in range(50)]
+        assert "ignored a malformed entry on Redis stream 'r3'" in [r.getMessage() for r in logs.records]
+    finally:
+        logger.removeHandler(logs)
+        await control.aclose()

@@ -65,6 +65,11 @@ class Hub:
 
     Delivery is at most once: a message published while a process's
     subscription is down (Redis restarting) does not reach that process.
+    With ``replay=N``, the messages go through a Redis stream that keeps the
+    last N instead of pub/sub: a hub whose connection to Redis dropped
+    delivers, once connected again, what was published meanwhile, if it is
+    among the last N (older ones are lost, with a warning in the log). The
+    window lives in Redis: a Redis restarted without persistence loses it.
     A connection to Redis that dies without closing (a host gone, a network
     partition, a Redis process stopped) is noticed within ``ping_interval +
     ping_timeout`` seconds: when nothing came from Redis for
@@ -91,11 +96,16 @@ class Hub:
         min_backoff: First delay, in seconds, before reconnecting to Redis
             after losing it; doubled at each failure up to ``max_backoff``.
         max_backoff: Longest delay between reconnection attempts.
+        replay: Messages kept in Redis for the hubs that lose their
+            connection briefly (a Redis stream named ``channel``, trimmed
+            to that length at each publish); 0 for pub/sub, which keeps
+            none. Hubs with and without replay don't reach each other.
         logger: Logger or logger name; defaults to ``logging.getLogger("ferrows.hub")``.
 
     Raises:
         ImportError: With a URL, when the ``redis`` package is missing
             (``pip install "ferrows[redis]"``).
+        ValueError: If ``replay`` is negative, or set without a URL.
     """
 
     def __init__(
@@ -108,8 +118,11 @@ class Hub:
         ping_timeout: float = 5.0,
         min_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        replay: int = 0,
         logger: LoggerLike | str | None = None,
     ) -> None:
+        if replay < 0 or (replay and url is None):
+            raise ValueError("replay must be 0, or a positive number of messages with a Redis URL")
         if url is not None:
             try:
                 import redis.asyncio  # noqa: F401
@@ -124,6 +137,9 @@ class Hub:
         self.ping_timeout = ping_timeout
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.replay = replay
+        # With replay: the ID of the last stream entry read.
+        self._stream_id: bytes | None = None
         if logger is None or isinstance(logger, str):
             logger = logging.getLogger(logger or HUB_LOGGER)
         self.logger: LoggerLike = logger
@@ -133,7 +149,10 @@ class Hub:
         # Redis side, made on first use in the running loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: redis.asyncio.Redis | None = None
-        self._publish_lock: asyncio.Lock | None = None
+        # Messages waiting for Redis, in publish() order, and the task
+        # sending them (one batch at a time).
+        self._outbox: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
         self._closed = False
@@ -200,6 +219,8 @@ class Hub:
         grows; the keepalive closes a client that stopped reading, after
         ``ping_timeout``). With Redis, this returns once Redis took the
         message; other processes deliver it as they read it from Redis.
+        Messages published while earlier ones are on their way to Redis go
+        together, in one round trip, in the order of the calls.
 
         Args:
             group: Group name.
@@ -226,22 +247,74 @@ class Hub:
         if self.url is None:
             return
         self._start()
-        assert self._publisher is not None and self._publish_lock is not None
+        assert self._loop is not None
         is_text = isinstance(message, str) if text is None else text
         payload = message.encode() if isinstance(message, str) else bytes(message)
         data = _HEADER.pack(self._origin, _TEXT if is_text else _BINARY, len(encoded)) + encoded + payload
-        # One PUBLISH at a time, in call order (asyncio.Lock is fair), so
-        # that messages of this process reach Redis in the order published.
-        # The bound counts the wait for the lock: behind earlier publishes
-        # stuck on a dead Redis, this one fails in time too.
+        # The sender task writes the queued messages in call order, so that
+        # messages of this process reach Redis in the order published. The
+        # bound counts the wait behind earlier publishes: behind a batch
+        # stuck on a dead Redis, this one fails in time too, and if it is
+        # still queued then, it is never sent.
+        done = self._loop.create_future()
+        self._outbox.append((data, done))
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send())
         try:
-            async with asyncio.timeout(self.publish_timeout), self._publish_lock:
-                await self._publisher.publish(self.channel, data)
+            async with asyncio.timeout(self.publish_timeout):
+                await done
         except Exception as exc:
             raise HubUnavailable(
                 f"Redis at {_redacted(self.url)} did not take the message within "
                 f"{self.publish_timeout} s ({_reason(exc)}); delivered in this process only"
             ) from exc
+        finally:
+            done.cancel()  # if abandoned (a timeout, a cancellation): not to be sent
+
+    async def _send(self) -> None:
+        """Sends the queued messages to Redis: all those queued so far in one
+        round trip (a pipeline of PUBLISH, or with replay XADD, commands),
+        then the next ones."""
+        assert self._publisher is not None
+        try:
+            while self._outbox:
+                batch = [(data, done) for data, done in self._outbox if not done.done()]
+                self._outbox.clear()
+                if not batch:
+                    continue
+                try:
+                    # publish_timeout bounds each batch too: a Redis that
+                    # stopped answering doesn't hold the next ones forever.
+                    async with asyncio.timeout(self.publish_timeout):
+                        if len(batch) == 1 and not self.replay:
+                            await self._publisher.publish(self.channel, batch[0][0])
+                        elif len(batch) == 1:
+                            await self._publisher.xadd(
+                                self.channel, {b"m": batch[0][0]}, maxlen=self.replay, approximate=False
+                            )
+                        else:
+                            async with self._publisher.pipeline(transaction=False) as pipeline:
+                                for data, _ in batch:
+                                    if self.replay:
+                                        pipeline.xadd(self.channel, {b"m": data}, maxlen=self.replay, approximate=False)
+                                    else:
+                                        pipeline.publish(self.channel, data)
+                                await pipeline.execute()
+                except BaseException as exc:
+                    # Closed meanwhile (a cancellation): the callers learn it
+                    # as a failure, not as a cancellation of their own.
+                    failure = exc if isinstance(exc, Exception) else RuntimeError("Hub closed")
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(failure)
+                    if failure is not exc:
+                        raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._sender = None
 
     def _deliver(self, data: bytes) -> None:
         """Delivers a message read from Redis to this process's members."""
@@ -314,7 +387,6 @@ class Hub:
         self._publisher = redis.asyncio.Redis.from_url(
             self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=self.publish_timeout
         )
-        self._publish_lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
         self._subscriber = self._loop.create_task(self._subscribe())
 
@@ -335,11 +407,15 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                # Connecting also waits for replies (CLIENT SETINFO): bounded,
-                # for a Redis that accepts connections but doesn't answer.
-                async with asyncio.timeout(self.ping_timeout):
-                    await pubsub.subscribe(self.channel)
-                async for _ in self._listen(pubsub):
+                if self.replay:
+                    listener = self._read_stream(client)
+                else:
+                    # Connecting also waits for replies (CLIENT SETINFO): bounded,
+                    # for a Redis that accepts connections but doesn't answer.
+                    async with asyncio.timeout(self.ping_timeout):
+                        await pubsub.subscribe(self.channel)
+                    listener = self._listen(pubsub)
+                async for _ in listener:
                     self._subscribed.set()
                     delay = self.min_backoff
                     if down_since is not None:
@@ -361,6 +437,52 @@ class Hub:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
+
+    async def _read_stream(self, client: redis.asyncio.Redis) -> AsyncIterator[None]:
+        """With replay: delivers the entries of the stream after the last one
+        read (after the newest one, at the first connection); yields once
+        reading. Waits at most ``ping_interval`` per read, and gives up
+        ``ping_timeout`` later without an answer."""
+        async with _answer_within(self.ping_timeout):
+            if self._stream_id is None:
+                newest: Any = await client.xrevrange(self.channel, count=1)
+                self._stream_id = newest[0][0] if newest else b"0-0"
+            else:
+                # The last entry read was trimmed: more than the window may
+                # have been published meanwhile.
+                oldest: Any = await client.xrange(self.channel, count=1)
+                if (
+                    oldest
+                    and _entry_key(oldest[0][0]) > _entry_key(self._stream_id)
+                    and await client.xlen(self.channel) >= self.replay
+                ):
+                    self.logger.warning(
+                        "messages may have been lost on Redis stream %r: more than its %d were "
+                        "published while disconnected",
+                        self.channel,
+                        self.replay,
+                    )
+        yield
+        block = self.ping_interval
+        while True:
+            streams: dict[Any, Any] = {self.channel: self._stream_id}
+            response: Any
+            if block is None:
+                response = await client.xread(streams, count=1024, block=0)
+            else:
+                async with _answer_within(block + self.ping_timeout):
+                    response = await client.xread(streams, count=1024, block=max(1, round(block * 1000)))
+            # [[name, entries]] in RESP2, {name: [entries]} in RESP3.
+            for entries in response.values() if isinstance(response, dict) else (e for _, e in response):
+                if entries and isinstance(entries[0], list):
+                    entries = entries[0]
+                for entry_id, fields in entries:
+                    self._stream_id = entry_id
+                    data = fields.get(b"m")
+                    if isinstance(data, bytes):
+                        self._deliver(data)
+                    else:
+                        self.logger.warning("ignored a malformed entry on Redis stream %r", self.channel)
 
     async def _listen(self, pubsub: redis.asyncio.client.PubSub) -> AsyncIterator[None]:
         """Delivers the messages of ``pubsub``; yields once subscribed.
@@ -393,16 +515,21 @@ class Hub:
         """Stops the subscription and closes the Redis connections. Members
         stay connected; :meth:`publish` raises :exc:`RuntimeError` after."""
         self._closed = True
-        task, self._subscriber = self._subscriber, None
-        if task is not None:
-            # redis-py's reader can swallow a cancellation that lands while
-            # it reads (the task then waits for the next message): cancel
-            # again until it ends, for at most a second.
-            for _ in range(20):
-                task.cancel()
-                done, _ = await asyncio.wait({task}, timeout=0.05)
-                if done:
-                    break
+        for task in (self._subscriber, self._sender):
+            if task is not None:
+                # redis-py's reader can swallow a cancellation that lands
+                # while it reads (the task then waits for the next message):
+                # cancel again until it ends, for at most a second.
+                for _ in range(20):
+                    task.cancel()
+                    finished, _ = await asyncio.wait({task}, timeout=0.05)
+                    if finished:
+                        break
+        self._subscriber = self._sender = None
+        for _, done in self._outbox:
+            if not done.done():
+                done.set_exception(RuntimeError("Hub closed"))
+        self._outbox.clear()
         if self._publisher is not None:
             await self._publisher.aclose()
             self._publisher = None
@@ -432,6 +559,21 @@ def _check_group(group: Any) -> bytes:
     if not encoded or len(encoded) > 0xFFFF:
         raise ValueError("group must be 1 to 65535 bytes long in UTF-8")
     return encoded
+
+
+@contextlib.asynccontextmanager
+async def _answer_within(delay: float) -> AsyncIterator[None]:
+    """asyncio.timeout(), whose TimeoutError says what was awaited."""
+    try:
+        async with asyncio.timeout(delay):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"no answer from Redis within {delay:g} s") from None
+
+
+def _entry_key(entry_id: bytes) -> tuple[int, ...]:
+    """A stream entry ID (``b"1700000000000-3"``) as a sortable key."""
+    return tuple(int(part) for part in entry_id.split(b"-"))
 
 
 def _redacted(url: str) -> str:
