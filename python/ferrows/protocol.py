@@ -156,6 +156,7 @@ class Protocol:
         "_core",
         "_eof_rcvd",
         "_eof_sent",
+        "_events",
         "_extensions",
         "_fragments",
         "_id",
@@ -174,8 +175,8 @@ class Protocol:
         "_py_size",
         "_py_text",
         "_state",
+        "_writes",
         "debug",
-        "_events",
         "handshake_exc",
         "logger",
         "max_frame_size",
@@ -184,7 +185,6 @@ class Protocol:
         "send_data",
         "side",
         "subprotocol",
-        "_writes",
     )
 
     def __init__(
