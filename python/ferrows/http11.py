@@ -426,7 +426,7 @@ class Response:
                 phrase contains CR, LF or other forbidden characters.
         """
         # getattr: a subclass may not call this class's __init__.
-        wire = getattr(self, "_wire", None)
+        wire: tuple[str, bytes] | None = getattr(self, "_wire", None)
         if (
             wire is not None
             and self.headers._source is wire[0]

@@ -151,7 +151,7 @@ class ServerProtocol(Protocol):
         request = Request(path, headers, method=method, protocol=protocol)
         self._request = request
         if upgrade is not None:
-            self._upgrade = (request, packed, upgrade)
+            self._upgrade = (request, packed, cast("_Upgrade", upgrade))
         if self.debug:
             self.logger.debug("< %s %s %s", method, path, protocol)
             for name, value in headers.raw_items():
