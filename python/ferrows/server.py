@@ -324,21 +324,25 @@ class ServerProtocol(Protocol):
         accept_header, origin, offers, subprotocols = upgrade
         self.origin = self._check_origin(origin)
         if getattr(self.process_extensions, "__func__", None) is _PROCESS_EXTENSIONS:
-            extensions_header, self.extensions = self._negotiate(request.headers, offers)
+            extensions_header, self.extensions = self._negotiate(offers)
         else:
             extensions_header, self.extensions = self.process_extensions(request.headers)
         protocol_header = self.subprotocol = self.select_subprotocol(subprotocols)
         return accept_header, extensions_header, protocol_header
 
-    def _negotiate(self, headers: Headers, offers: tuple[str, ...]) -> tuple[str | None, list[Extension]]:
+    def _negotiate(self, offers: tuple[str, ...]) -> tuple[str | None, list[Extension]]:
         """:meth:`process_extensions` for the ``Sec-WebSocket-Extensions``
         values ``offers``, from a table when the factory is permessage-deflate's
         own: the answer then depends on the offer and the factory's settings
         only, and clients send a handful of offers (a browser, always the
-        same one). Each connection gets copies of the extensions."""
+        same one). Each connection gets copies of the extensions.
+
+        :meth:`process_extensions` reads the offers only: it gets them
+        without the request's other headers, which stay packed."""
         factories = self.available_extensions
         if not offers or not factories:
             return None, []
+        headers = Headers._trusted([("Sec-WebSocket-Extensions", offer) for offer in offers])
         factory = factories[0]
         if len(factories) != 1 or type(factory) is not ServerPerMessageDeflateFactory:
             return ServerProtocol.process_extensions(self, headers)
@@ -527,6 +531,11 @@ class ServerProtocol(Protocol):
             if response.body:
                 self.logger.debug("> [body] (%d bytes)", len(response.body))
         self.writes.append(response.serialize())
+        # What the fast path kept for the handshake would otherwise live as
+        # long as the connection (the 101's bytes, the core's findings).
+        self._upgrade = None
+        if getattr(response, "_wire", None) is not None:
+            response._wire = None
         if response.status_code == 101:
             assert self._state is CONNECTING
             self._open()

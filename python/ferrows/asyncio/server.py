@@ -537,7 +537,7 @@ class serve:
             # select_subprotocol gets the connection, as in websockets, not
             # the protocol the Sans-I/O layer calls it with.
             holder: list[ServerConnection] = []
-            protocol_select = connection_selector(select_subprotocol, holder)
+            protocol_select = None if select_subprotocol is None else connection_selector(select_subprotocol, holder)
             protocol = ServerProtocol(
                 origins=origins,
                 extensions=extensions,
