@@ -46,9 +46,7 @@ def test_scope_and_101_equal_the_unpacked_path(
     unpacked = copy.deepcopy(request)
     unpacked.headers = Headers(list(request.headers.raw_items()))
     assert unpacked.headers._source is None
-    kwargs = dict(
-        asgi_version="3.0", scheme="ws", server=None, client=None, root_path="/r", subprotocols=(), state={}
-    )
+    kwargs = dict(asgi_version="3.0", scheme="ws", server=None, client=None, root_path="/r", subprotocols=(), state={})
     assert build_scope(request, **kwargs) == build_scope(unpacked, **kwargs)  # type: ignore[arg-type]
     assert build_scope(request, **kwargs)["headers"][-1][0].islower()  # type: ignore[arg-type]
 
