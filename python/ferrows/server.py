@@ -342,10 +342,9 @@ class ServerProtocol(Protocol):
         factories = self.available_extensions
         if not offers or not factories:
             return None, []
-        headers = Headers._trusted([("Sec-WebSocket-Extensions", offer) for offer in offers])
         factory = factories[0]
         if len(factories) != 1 or type(factory) is not ServerPerMessageDeflateFactory:
-            return ServerProtocol.process_extensions(self, headers)
+            return ServerProtocol.process_extensions(self, _offers_only(offers))
         table = _NEGOTIATED.get(factory)
         if table is None:
             table = _NEGOTIATED[factory] = {}
@@ -360,7 +359,7 @@ class ServerProtocol(Protocol):
         )
         known = table.get(key)
         if known is None:
-            known = ServerProtocol.process_extensions(self, headers)
+            known = ServerProtocol.process_extensions(self, _offers_only(offers))
             if len(table) < _NEGOTIATED_LIMIT:
                 table[key] = known
         header, extensions = known
@@ -606,6 +605,11 @@ the factory."""
 _NEGOTIATED_LIMIT = 64
 """Distinct offers kept per factory: a client that sends a new one each
 time must not grow the table."""
+
+
+def _offers_only(offers: tuple[str, ...]) -> Headers:
+    """Headers with the ``Sec-WebSocket-Extensions`` values ``offers`` only."""
+    return Headers._trusted([("Sec-WebSocket-Extensions", offer) for offer in offers])
 
 
 def _copy_extension(extension: Extension) -> Extension:

@@ -330,7 +330,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self._closing = True  # the client left while the app decided
             return
         protocol = self.protocol
-        protocol.send_response(AcceptResponse(response, head))
+        if response.headers._source is not None:
+            # The core's 101, completed: sent as it is, without a second
+            # Response object (see Response.serialize()).
+            response._wire = (response.headers._source, head)
+            protocol.send_response(response)
+        else:
+            protocol.send_response(AcceptResponse(response, head))
         self._receive = protocol.receive_events
         self._send = protocol.send_data
         events = protocol.events_received()
