@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ferrows import _core
 from ferrows.datastructures import Headers
@@ -94,7 +96,7 @@ def handshake(cls: type[ServerProtocol], data: bytes, **kwargs: Any) -> tuple[Se
     return protocol, request, response
 
 
-def settings(extensions: Sequence[Any]) -> list[tuple[Any, ...]]:
+def settings_of(extensions: Sequence[Any]) -> list[tuple[Any, ...]]:
     assert all(type(extension) is PerMessageDeflate for extension in extensions)
     return [tuple(sorted(vars(extension).items())) for extension in extensions]
 
@@ -134,7 +136,7 @@ def test_fast_path_equals_full_path(name: str, subprotocols: list[Subprotocol] |
     assert fast_response.serialize() == slow_response.serialize()
     assert fast_response.serialize().startswith(b"HTTP/1.1 101 Switching Protocols\r\nDate: " + DATE.encode())
     assert (fast.origin, fast.subprotocol) == (slow.origin, slow.subprotocol)
-    assert settings(fast.extensions) == settings(slow.extensions)
+    assert settings_of(fast.extensions) == settings_of(slow.extensions)
     assert fast.handshake_exc is slow.handshake_exc is None
 
     fast.send_response(fast_response)
@@ -153,7 +155,7 @@ def test_negotiated_extensions_are_per_connection() -> None:
     second, _, _ = handshake(ServerProtocol, data, extensions=[factory])
     [one], [two] = first.extensions, second.extensions
     assert one is not two
-    assert settings([one]) == settings([two])
+    assert settings_of([one]) == settings_of([two])
     assert response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; server_max_window_bits=11"
     # Another factory, other settings: not the first factory's answer.
     other = ServerPerMessageDeflateFactory(server_no_context_takeover=True)
@@ -342,3 +344,75 @@ def test_core_functions() -> None:
     assert parsed[5] == (ACCEPT, None, (), [])
     parsed = _core.HttpParser(False).feed_upgrade(REQUESTS["deflate offer"].replace(b"13", b"8"))
     assert parsed is not None and parsed[5] is None
+
+
+def recase(name: str, pattern: int) -> str:
+    return "".join(c.upper() if (pattern >> (i % 16)) & 1 else c.lower() for i, c in enumerate(name))
+
+
+@st.composite
+def upgrade_requests(draw: st.DrawFn) -> bytes:
+    """Upgrade requests as clients write them and as they should not: any
+    case, repeated and missing headers, lists with odd spacing."""
+    headers: list[tuple[str, str]] = []
+    # Mostly valid, so that both paths are well exercised.
+    required = [
+        ("Host", st.sampled_from(["example.com"] * 8 + ["", "a:1"])),
+        ("Upgrade", st.sampled_from(["websocket"] * 4 + ["WebSocket"] * 4 + ["websocket, h2c", "h2c"])),
+        ("Connection", st.sampled_from(["Upgrade"] * 4 + ["keep-alive, Upgrade"] * 4 + ["upgrade,", "close", "a b"])),
+        ("Sec-WebSocket-Key", st.sampled_from([KEY] * 8 + ["AAAAAAAAAAAAAAAAAAAAAA==", "short"])),
+        ("Sec-WebSocket-Version", st.sampled_from(["13"] * 9 + ["8"])),
+    ]
+    optional = [
+        ("Origin", st.sampled_from(["https://example.com", "https://other.example"])),
+        (
+            "Sec-WebSocket-Extensions",
+            st.sampled_from(
+                [
+                    "permessage-deflate",
+                    "permessage-deflate; client_max_window_bits",
+                    "permessage-deflate; server_max_window_bits=9; client_no_context_takeover",
+                    "permessage-deflate; server_max_window_bits=99",
+                    "x-other, permessage-deflate",
+                    'permessage-deflate; client_max_window_bits="10"',
+                ]
+            ),
+        ),
+        ("Sec-WebSocket-Protocol", st.sampled_from(["chat", "chat,v2", "v2 ,\tchat", "chat, , v2", "", "a;b"])),
+        ("X-Dup", st.sampled_from(["1", "caf\xe9"])),
+    ]
+    for name, values in required:
+        for _ in range(draw(st.sampled_from([1] * 30 + [0, 2]))):
+            headers.append((name, draw(values)))
+    for name, values in optional:
+        for _ in range(draw(st.integers(0, 2))):
+            headers.append((name, draw(values)))
+    order = draw(st.permutations(range(len(headers))))
+    patterns = draw(st.lists(st.integers(0, 0xFFFF), min_size=len(headers), max_size=len(headers)))
+    return request_bytes(*[(recase(headers[i][0], p), headers[i][1]) for i, p in zip(order, patterns, strict=True)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=upgrade_requests(),
+    subprotocols=st.sampled_from([None, ["v2", "chat"]]),
+    origins=st.sampled_from([None, ["https://example.com", None]]),
+)
+def test_fast_path_equals_full_path_for_any_request(
+    data: bytes, subprotocols: list[Subprotocol] | None, origins: list[str | None] | None
+) -> None:
+    kwargs: dict[str, Any] = {
+        "extensions": [ServerPerMessageDeflateFactory()],
+        "subprotocols": subprotocols,
+        "origins": origins,
+    }
+    fast, fast_request, fast_response = handshake(ServerProtocol, data, **kwargs)
+    slow, slow_request, slow_response = handshake(SlowProtocol, data, **kwargs)
+    assert fast_request == slow_request == old_request(data)
+    assert fast_response == slow_response
+    assert fast_response.serialize() == slow_response.serialize()
+    assert repr(fast.handshake_exc) == repr(slow.handshake_exc)
+    # origin is set once the origin was checked.
+    assert getattr(fast, "origin", "unset") == getattr(slow, "origin", "unset")
+    assert fast.subprotocol == slow.subprotocol
+    assert settings_of(fast.extensions) == settings_of(slow.extensions)
