@@ -19,6 +19,7 @@ from ferrows.extensions.permessage_deflate import PerMessageDeflate, ServerPerMe
 from ferrows.http11 import Request, Response
 from ferrows.server import ServerProtocol
 from ferrows.typing import Subprotocol
+from xor_extension import ServerXorFactory, XorExtension
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -416,3 +417,23 @@ def test_fast_path_equals_full_path_for_any_request(
     assert getattr(fast, "origin", "unset") == getattr(slow, "origin", "unset")
     assert fast.subprotocol == slow.subprotocol
     assert settings_of(fast.extensions) == settings_of(slow.extensions)
+
+
+class OddXorFactory(ServerXorFactory):
+    """Answers with a parameter value the core does not write: the 101 is
+    then built the full way, with the value as the factory gave it."""
+
+    def process_request_params(self, params: Any, accepted_extensions: Any) -> Any:
+        _, extension = super().process_request_params(params, accepted_extensions)
+        return [("key", "7\x7f")], extension
+
+
+def test_other_factories_and_values_the_core_refuses() -> None:
+    data = request_bytes(*PLAIN, ("Sec-WebSocket-Extensions", "x-xor; key=7"))
+    for factories in ([ServerXorFactory()], [ServerXorFactory(), ServerPerMessageDeflateFactory()], [OddXorFactory()]):
+        fast, _, fast_response = handshake(ServerProtocol, data, extensions=factories)
+        slow, _, slow_response = handshake(SlowProtocol, data, extensions=factories)
+        assert fast_response.serialize() == slow_response.serialize()
+        assert [type(e) for e in fast.extensions] == [type(e) for e in slow.extensions] == [XorExtension]
+    assert b"Sec-WebSocket-Extensions: x-xor; key=7\x7f\r\n" in fast_response.serialize()
+    assert fast_response._wire is None
