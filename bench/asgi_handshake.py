@@ -2,6 +2,7 @@
 protocol class, in-process and without the network.
 
     python bench/asgi_handshake.py [--count 4000] [--starlette] [--ws ferrows,websockets-sansio,wsproto,floor]
+    python bench/asgi_handshake.py --sansio [--count 20000]
 
 Each handshake creates the protocol as uvicorn's HTTP protocol does, replays
 the upgrade request (what uvicorn writes back after parsing it), runs the
@@ -15,6 +16,11 @@ of run.py also counts.
 ``floor`` is a protocol that does only what a handshake needs (a task for the
 application, a constant 101, a close frame): what no implementation can go
 below with this application on this event loop.
+
+``--sansio`` measures the shared Sans-I/O part alone, without uvicorn or an
+event loop: ``ServerProtocol`` of ferrows and of websockets each parse the same
+request (with a permessage-deflate offer, as browsers send), accept it with the
+server's ``Server`` header, send the 101 and open the connection.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import os
 import time
 from typing import Any
@@ -166,21 +173,63 @@ async def measure(ws: str, count: int, starlette: bool) -> float:
     return (time.process_time() - start) / count
 
 
+def sansio_handshake(lib: str) -> Any:
+    """One Sans-I/O handshake of ``lib``, as a function of no arguments."""
+    deflate = importlib.import_module(f"{lib}.extensions.permessage_deflate")
+    server = importlib.import_module(f"{lib}.server")
+    SERVER = importlib.import_module(f"{lib}.http11").SERVER
+    ServerProtocol, ServerPerMessageDeflateFactory = server.ServerProtocol, deflate.ServerPerMessageDeflateFactory
+    factories = [ServerPerMessageDeflateFactory()]
+
+    def handshake() -> Any:
+        protocol = ServerProtocol(extensions=factories)
+        protocol.receive_data(REQUEST)
+        [request] = protocol.events_received()
+        if lib == "ferrows":
+            # What ferrows' asyncio server calls: accept() and its Server header.
+            response = protocol._accept(request, SERVER)
+        else:
+            # What websockets' asyncio server does.
+            response = protocol.accept(request)
+            response.headers["Server"] = SERVER
+        protocol.send_response(response)
+        return protocol.data_to_send()
+
+    return handshake
+
+
+def measure_sansio(lib: str, count: int) -> float:
+    handshake = sansio_handshake(lib)
+    if not handshake()[0].startswith(b"HTTP/1.1 101 "):
+        raise RuntimeError(f"{lib}: not accepted")
+    for _ in range(count // 10):  # warm-up
+        handshake()
+    start = time.process_time()
+    for _ in range(count):
+        handshake()
+    return (time.process_time() - start) / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--starlette", action="store_true", help="the Starlette echo app of servers.py")
     parser.add_argument("--ws", default="ferrows,websockets-sansio,wsproto,floor")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions; the minimum is reported")
+    parser.add_argument("--sansio", action="store_true", help="ServerProtocol alone, ferrows and websockets")
     args = parser.parse_args()
-    names = [name for name in args.ws.split(",") if name]
+    names = ["ferrows", "websockets"] if args.sansio else [name for name in args.ws.split(",") if name]
     best: dict[str, float] = {}
     for _ in range(args.reps):
         for name in names:
-            cost = asyncio.run(measure(name, args.count, args.starlette))
+            if args.sansio:
+                cost = measure_sansio(name, args.count)
+            else:
+                cost = asyncio.run(measure(name, args.count, args.starlette))
             best[name] = min(best.get(name, cost), cost)
+    what = "Sans-I/O handshake" if args.sansio else "handshake"
     for name in names:
-        print(f"{name:20} {best[name] * 1e6:7.1f} µs CPU per handshake")
+        print(f"{name:20} {best[name] * 1e6:7.1f} µs CPU per {what}")
 
 
 if __name__ == "__main__":

@@ -66,9 +66,7 @@ def server_messages() -> list[str | bytes]:
         "héllo wörld 😀 " * 1000,
         bytes(range(256)) * 400,
         os.urandom(70_000),
-        json.dumps(
-            [{"id": i, "name": f"item {i}", "ok": i % 2 == 0} for i in range(5000)]
-        ),
+        json.dumps([{"id": i, "name": f"item {i}", "ok": i % 2 == 0} for i in range(5000)]),
     ]
 
 
@@ -147,9 +145,7 @@ async def main(browser: str) -> int:
         }
         try:
             async with asyncio.timeout(TIMEOUT):
-                report["browser_messages_ok"] = [
-                    await ws.recv() for _ in range(2)
-                ] == browser_messages()
+                report["browser_messages_ok"] = [await ws.recv() for _ in range(2)] == browser_messages()
                 sent = server_messages()
                 echoes = []
                 for message in sent:
@@ -206,9 +202,7 @@ async def main(browser: str) -> int:
     report["server_frames_rsv1"] = sum(f[1] for f in data_out)
     report["browser_wire_bytes"] = sum(f[2] for f in data_in)
     report["server_wire_bytes"] = sum(f[2] for f in data_out)
-    report["message_bytes_each_way"] = sum(
-        len(m.encode() if isinstance(m, str) else m) for m in server_messages()
-    )
+    report["message_bytes_each_way"] = sum(len(m.encode() if isinstance(m, str) else m) for m in server_messages())
     for key, value in report.items():
         print(f"{key}: {value}")
     ok = (
@@ -223,8 +217,6 @@ async def main(browser: str) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")
     sys.exit(asyncio.run(main(parser.parse_args().browser)))

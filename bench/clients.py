@@ -200,7 +200,7 @@ async def picows_echo(port: int, sc: Scenario, driver: EchoDriver) -> dict:
         transport.send_close()
         try:
             await asyncio.wait_for(transport.wait_disconnected(), 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             transport.disconnect(graceful=False)
     return {}
 

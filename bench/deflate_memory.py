@@ -88,9 +88,7 @@ async def serve(lib: str, compression: str | None) -> None:
         from ferrows.asyncio.server import serve as serve_lib
     else:
         from websockets.asyncio.server import serve as serve_lib
-    async with serve_lib(
-        echo, "127.0.0.1", 0, compression=compression, max_size=2**20
-    ) as server:
+    async with serve_lib(echo, "127.0.0.1", 0, compression=compression, max_size=2**20) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -105,9 +103,7 @@ async def clients(port: int, n: int, compression: str | None, size: int) -> None
 
     async def one(i: int) -> Any:
         nonlocal errors
-        ws = await connect(
-            uri, compression=compression, max_size=2**20, open_timeout=TIMEOUT
-        )
+        ws = await connect(uri, compression=compression, max_size=2**20, open_timeout=TIMEOUT)
         message = message_of(size, i)
         await ws.send(message)
         if await ws.recv() != message:
@@ -116,9 +112,7 @@ async def clients(port: int, n: int, compression: str | None, size: int) -> None
         return ws
 
     for start in range(0, n, 50):
-        connections += await asyncio.gather(
-            *(one(i) for i in range(start, min(n, start + 50)))
-        )
+        connections += await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
     print(f"ready {errors} {sorted(map(str, extensions))}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     for start in range(0, n, 200):
@@ -230,9 +224,7 @@ def measure(lib: str, compression: str, n: int, size: int, idle: float = 3.0) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
     parser.add_argument("--servers", nargs="+", default=["ferrows", "websockets"])
     parser.add_argument("--compression", nargs="+", default=["deflate", "none"])
@@ -253,23 +245,14 @@ def main() -> None:
         asyncio.run(clients(args.clients, args.count, compression, args.message_size))
         return
 
-    import ferrows
     import websockets
 
-    print(
-        f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(
-        f"# ferrows {ferrows.__version__}, websockets {websockets.__version__}, client: websockets"
-    )
-    print(
-        f"# {args.n} connections, one {args.message_size}-byte text message each way, warm-up: 20 connections"
-    )
-    results = [
-        measure(lib, c, args.n, args.message_size, args.idle)
-        for c in args.compression
-        for lib in args.servers
-    ]
+    import ferrows
+
+    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# ferrows {ferrows.__version__}, websockets {websockets.__version__}, client: websockets")
+    print(f"# {args.n} connections, one {args.message_size}-byte text message each way, warm-up: 20 connections")
+    results = [measure(lib, c, args.n, args.message_size, args.idle) for c in args.compression for lib in args.servers]
     print(
         f"{'server':<11} {'compression':<12} {'baseline MiB':>12} {'loaded MiB':>11} {'KiB/conn':>9} {'errors':>6}  negotiated"
     )
@@ -280,14 +263,8 @@ def main() -> None:
         )
     by_key = {(r["server"], r["compression"]): r["per_conn_kib"] for r in results}
     for c in args.compression:
-        if (
-            ("ferrows", c) in by_key
-            and ("websockets", c) in by_key
-            and by_key["websockets", c]
-        ):
-            print(
-                f"ratio ferrows/websockets ({c}): {by_key['ferrows', c] / by_key['websockets', c]:.2f}"
-            )
+        if ("ferrows", c) in by_key and ("websockets", c) in by_key and by_key["websockets", c]:
+            print(f"ratio ferrows/websockets ({c}): {by_key['ferrows', c] / by_key['websockets', c]:.2f}")
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ class RawConnection(asyncio.Protocol):
             self.transport.write(CLOSE_1000)
         try:
             await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self.transport.abort()

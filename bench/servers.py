@@ -380,7 +380,7 @@ async def main(lib: str, kind: str, lifetime: float) -> None:
         raise SystemExit(f"unknown library {lib}")
     try:
         await asyncio.wait_for(coro, lifetime)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

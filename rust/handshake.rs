@@ -466,6 +466,197 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// What a plain, valid upgrade request asks for, found by
+/// [`check_upgrade`]: everything the server needs to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    /// `Sec-WebSocket-Accept` for the request's key.
+    pub accept: String,
+    /// The `Origin` header, when sent.
+    pub origin: Option<String>,
+    /// Every `Sec-WebSocket-Extensions` value, in order, as sent.
+    pub extensions: Vec<String>,
+    /// The subprotocols offered, in order, from every
+    /// `Sec-WebSocket-Protocol` header.
+    pub subprotocols: Vec<String>,
+}
+
+/// Checks a request against the rules of RFC 6455 section 4.2.1 on the
+/// path that nearly every client takes, and returns what it asks for.
+///
+/// `None` means "not this path", never "invalid": a request that breaks a
+/// rule, and also a valid one written in an unusual way (a header list
+/// with empty elements, `Upgrade` split over two lines), is left to the
+/// full checks, which say exactly what is wrong. When this returns a value,
+/// those checks would pass with the same results: a `GET` over HTTP/1.1,
+/// one non-empty `Host`, a `Connection` list holding `upgrade`, one
+/// `Upgrade: websocket`, one valid key, one `Sec-WebSocket-Version: 13`, at
+/// most one `Origin`, and subprotocol lists of tokens.
+pub fn check_upgrade(request: &Request) -> Option<Upgrade> {
+    if request.method != "GET" || request.protocol != "HTTP/1.1" {
+        return None;
+    }
+    let mut host = None;
+    let mut hosts = 0;
+    let mut connection_upgrade = false;
+    let mut connections = 0;
+    let mut upgrade = None;
+    let mut upgrades = 0;
+    let mut key = None;
+    let mut keys = 0;
+    let mut version = None;
+    let mut versions = 0;
+    let mut origin = None;
+    let mut origins = 0;
+    let mut extensions = Vec::new();
+    let mut subprotocols = Vec::new();
+    for (name, value) in &request.headers {
+        let value = value.as_str();
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            host = Some(value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            connections += 1;
+            let items = simple_tokens(value)?;
+            connection_upgrade |= items.iter().any(|item| item.eq_ignore_ascii_case("upgrade"));
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrades += 1;
+            upgrade = Some(value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            keys += 1;
+            key = Some(value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            versions += 1;
+            version = Some(value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            origins += 1;
+            origin = Some(value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            extensions.push(value.to_string());
+        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            subprotocols.extend(simple_tokens(value)?.into_iter().map(str::to_string));
+        }
+    }
+    let key = key.filter(|_| keys == 1)?;
+    let valid = hosts == 1
+        && host.is_some_and(|h| !h.is_empty())
+        && connections > 0
+        && connection_upgrade
+        && upgrades == 1
+        && upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        && is_valid_key(key)
+        && versions == 1
+        && version == Some("13")
+        && origins <= 1;
+    if !valid {
+        return None;
+    }
+    Some(Upgrade {
+        accept: accept_key(key),
+        origin: origin.map(str::to_string),
+        extensions,
+        subprotocols,
+    })
+}
+
+/// The items of a comma-separated list of tokens (RFC 9110 section 5.6.1)
+/// written plainly: every element a token, whitespace around commas only.
+/// `None` for anything else, empty elements included, which the full
+/// parser skips or refuses.
+fn simple_tokens(value: &str) -> Option<Vec<&str>> {
+    value
+        .split(',')
+        .map(|item| {
+            let item = item.trim_matches(|c| c == ' ' || c == '\t');
+            is_token(item.as_bytes()).then_some(item)
+        })
+        .collect()
+}
+
+/// Every header of a message in one string, `name NUL value NUL name ...`:
+/// the form `ferrows.datastructures.Headers` keeps until it is used. NUL
+/// cannot occur in a valid name or value.
+pub fn pack_headers(headers: &[(String, String)]) -> String {
+    let len = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut packed = String::with_capacity(len);
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            packed.push('\0');
+        }
+        packed.push_str(name);
+        packed.push('\0');
+        packed.push_str(value);
+    }
+    packed
+}
+
+/// True for a header value that `Headers` accepts without complaint: tabs,
+/// spaces, visible ASCII and U+0080 to U+00FF (sent as ISO-8859-1 bytes).
+pub fn is_header_value(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
+}
+
+/// True for a header name: a token (RFC 9110 section 5.6.2).
+pub fn is_header_name(name: &str) -> bool {
+    is_token(name.as_bytes())
+}
+
+/// The 101 response accepting a WebSocket upgrade: its head as sent
+/// (status line, headers, empty line) and its headers packed as by
+/// [`pack_headers`].
+///
+/// The headers are those of websockets' servers, in its order: `Date` when
+/// given, `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, then
+/// `Sec-WebSocket-Extensions` and `Sec-WebSocket-Protocol` when negotiated,
+/// then `extra` (for example `Server`). `None` when a value or a name of
+/// `extra` is not one HTTP allows: the caller then builds the response the
+/// slow way, which reports the bad value.
+pub fn upgrade_response(
+    accept: &str,
+    date: Option<&str>,
+    extensions: Option<&str>,
+    subprotocol: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Option<(Vec<u8>, String)> {
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(6 + extra.len());
+    if let Some(date) = date {
+        headers.push(("Date", date));
+    }
+    headers.push(("Upgrade", "websocket"));
+    headers.push(("Connection", "Upgrade"));
+    headers.push(("Sec-WebSocket-Accept", accept));
+    if let Some(extensions) = extensions {
+        headers.push(("Sec-WebSocket-Extensions", extensions));
+    }
+    if let Some(subprotocol) = subprotocol {
+        headers.push(("Sec-WebSocket-Protocol", subprotocol));
+    }
+    headers.extend_from_slice(extra);
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    let mut packed = String::with_capacity(200);
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if !is_header_name(name) || !is_header_value(value) {
+            return None;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        // ISO-8859-1: one byte per character, all below U+0100 (checked).
+        head.extend(value.chars().map(|c| c as u8));
+        head.extend_from_slice(b"\r\n");
+        if i > 0 {
+            packed.push('\0');
+        }
+        packed.push_str(name);
+        packed.push('\0');
+        packed.push_str(value);
+    }
+    head.extend_from_slice(b"\r\n");
+    Some((head, packed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +666,154 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
 
     fn parse(kind: Kind, data: &[u8]) -> Result<Option<Message>, HttpError> {
         Parser::new(kind, Limits::default()).feed(data)
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/".into(),
+            protocol: "HTTP/1.1".into(),
+            headers: headers.iter().map(|&(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    const PLAIN: &[(&str, &str)] = &[
+        ("Host", "example.com"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+
+    #[test]
+    fn check_upgrade_returns_what_a_plain_request_asks_for() {
+        let up = check_upgrade(&request(PLAIN)).unwrap();
+        assert_eq!(up.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!((up.origin, up.extensions.len(), up.subprotocols.len()), (None, 0, 0));
+
+        // Any case of names and of the tokens; Firefox's Connection list;
+        // offers on several lines, kept in order.
+        let mut headers = vec![
+            ("hOsT", "example.com"),
+            ("UPGRADE", "WebSocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+            ("Origin", "https://example.com"),
+            ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+            ("sec-websocket-extensions", "x-other"),
+            ("Sec-WebSocket-Protocol", "chat,\tsuperchat"),
+            ("sec-websocket-protocol", "v2"),
+        ];
+        let up = check_upgrade(&request(&headers)).unwrap();
+        assert_eq!(up.origin.as_deref(), Some("https://example.com"));
+        assert_eq!(up.extensions, ["permessage-deflate; client_max_window_bits", "x-other"]);
+        assert_eq!(up.subprotocols, ["chat", "superchat", "v2"]);
+        headers.push(("Origin", "https://other.example"));
+        assert_eq!(check_upgrade(&request(&headers)), None);
+    }
+
+    #[test]
+    fn check_upgrade_leaves_everything_else_to_the_full_checks() {
+        let replace = |name: &str, value: Option<&str>| -> Request {
+            let mut headers: Vec<(&str, &str)> = PLAIN.iter().copied().filter(|(n, _)| *n != name).collect();
+            if let Some(value) = value {
+                headers.push((name, value));
+            }
+            request(&headers)
+        };
+        let mut cases = vec![
+            replace("Host", None),
+            replace("Host", Some("")),
+            replace("Upgrade", None),
+            replace("Upgrade", Some("websocket, h2c")),
+            replace("Upgrade", Some("websocket/13")),
+            replace("Connection", None),
+            replace("Connection", Some("keep-alive")),
+            replace("Connection", Some("Upgrade,,")),
+            replace("Sec-WebSocket-Key", None),
+            replace("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ")),
+            replace("Sec-WebSocket-Version", None),
+            replace("Sec-WebSocket-Version", Some("8")),
+        ];
+        for name in ["Host", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"] {
+            let mut headers = PLAIN.to_vec();
+            headers.push(PLAIN.iter().copied().find(|(n, _)| *n == name).unwrap());
+            cases.push(request(&headers));
+        }
+        for protocol in ["", "chat, , v2", "chat;v=1", "\"chat\""] {
+            let mut headers = PLAIN.to_vec();
+            headers.push(("Sec-WebSocket-Protocol", protocol));
+            cases.push(request(&headers));
+        }
+        let mut post = request(PLAIN);
+        post.method = "POST".into();
+        let mut http10 = request(PLAIN);
+        http10.protocol = "HTTP/1.0".into();
+        cases.extend([post, http10]);
+        for case in &cases {
+            assert_eq!(check_upgrade(case), None, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn upgrade_response_head_and_packed_headers() {
+        let (head, packed) = upgrade_response(
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+            Some("Wed, 02 Dec 2026 15:00:00 GMT"),
+            Some("permessage-deflate; client_max_window_bits=12"),
+            Some("chat"),
+            &[("Server", "ferrows caf\u{e9}")],
+        )
+        .unwrap();
+        let mut expected = b"HTTP/1.1 101 Switching Protocols\r\nDate: Wed, 02 Dec 2026 15:00:00 GMT\r\n\
+Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\nSec-WebSocket-Protocol: chat\r\n\
+Server: ferrows caf"
+            .to_vec();
+        expected.extend_from_slice(b"\xe9\r\n\r\n");
+        assert_eq!(head, expected);
+        assert_eq!(
+            packed.split('\0').collect::<Vec<_>>(),
+            [
+                "Date",
+                "Wed, 02 Dec 2026 15:00:00 GMT",
+                "Upgrade",
+                "websocket",
+                "Connection",
+                "Upgrade",
+                "Sec-WebSocket-Accept",
+                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                "Sec-WebSocket-Extensions",
+                "permessage-deflate; client_max_window_bits=12",
+                "Sec-WebSocket-Protocol",
+                "chat",
+                "Server",
+                "ferrows caf\u{e9}",
+            ]
+        );
+        let (head, _) = upgrade_response("x", None, None, None, &[]).unwrap();
+        assert_eq!(
+            head,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"
+        );
+        // Values HTTP forbids, and names that aren't tokens.
+        for (name, value) in [
+            ("Server", "a\r\nX: y"),
+            ("Server", "\u{100}"),
+            ("Server", "a\0"),
+            ("Bad Name", "v"),
+        ] {
+            assert_eq!(upgrade_response("x", None, None, None, &[(name, value)]), None);
+        }
+        assert_eq!(upgrade_response("x", None, None, Some("a\nb"), &[]), None);
+    }
+
+    #[test]
+    fn packs_headers() {
+        let headers = vec![("A".to_string(), "1".to_string()), ("b".to_string(), "".to_string())];
+        assert_eq!(pack_headers(&headers), "A\u{0}1\u{0}b\u{0}");
+        assert_eq!(pack_headers(&[]), "");
     }
 
     #[test]

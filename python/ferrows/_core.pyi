@@ -26,7 +26,9 @@ __all__ = [
     "generate_key",
     "is_valid_key",
     "release_memory",
+    "scope_headers",
     "send_to_all",
+    "upgrade_response",
 ]
 
 @final
@@ -220,6 +222,13 @@ class HttpParser:
         self, data: bytes
     ) -> tuple[str, str, str, list[tuple[str, str]]] | tuple[str, int, str, list[tuple[str, str]], bytes] | None:
         """Feeds bytes; returns the message once complete."""
+    def feed_upgrade(
+        self, data: bytes
+    ) -> tuple[str, str, str, str, bytes, tuple[str, str | None, tuple[str, ...], list[str]] | None] | None:
+        """Feeds bytes of a request; once complete, returns ``(method, path,
+        protocol, packed headers, remaining bytes, upgrade)``, where upgrade
+        is ``(accept, origin, extension offers, subprotocols)`` for a plain
+        valid WebSocket upgrade and None otherwise."""
     def feed_eof(self) -> tuple[str, int, str, list[tuple[str, str]], bytes] | None:
         """Completes a body read until EOF, or raises."""
     def take_remaining(self) -> bytes:
@@ -246,6 +255,19 @@ class Fifo(Generic[_T]):
 
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a key."""
+
+def upgrade_response(
+    accept: str,
+    date: str | None,
+    extensions: str | None,
+    subprotocol: str | None,
+    extra: list[tuple[str, str]] = ...,
+) -> tuple[bytes, str] | None:
+    """The 101 accepting an upgrade: its head as sent and its headers packed;
+    None when a value or a name of ``extra`` is invalid."""
+
+def scope_headers(packed: str) -> list[tuple[bytes, bytes]]:
+    """An ASGI scope's headers from packed headers: lower-case names."""
 
 def generate_key() -> str:
     """A random ``Sec-WebSocket-Key``."""

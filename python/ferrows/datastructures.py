@@ -77,7 +77,7 @@ class Headers(MutableMapping[str, str]):
         ValueError: If a name isn't a valid HTTP token.
     """
 
-    __slots__ = ("_index", "_packed", "_pairs")
+    __slots__ = ("_index", "_packed", "_pairs", "_source")
 
     def __init__(self, *args: HeadersLike, **kwargs: str) -> None:
         # Every (name, value) pair as given, in order.
@@ -86,6 +86,9 @@ class Headers(MutableMapping[str, str]):
         self._index: dict[str, list[str]] | None = {}
         # Or, instead of both, every name and value in one string: see _pack().
         self._packed: str | None = None
+        # The packed string these headers were made from, while they are
+        # unchanged: see _from_packed().
+        self._source: str | None = None
         self.update(*args, **kwargs)
 
     # Storage
@@ -98,7 +101,7 @@ class Headers(MutableMapping[str, str]):
 
     @_items.setter
     def _items(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs, self._packed = pairs, None
+        self._pairs, self._packed, self._source = pairs, None, None
 
     @property
     def _values(self) -> dict[str, list[str]]:
@@ -108,7 +111,23 @@ class Headers(MutableMapping[str, str]):
 
     @_values.setter
     def _values(self, index: dict[str, list[str]]) -> None:
-        self._index, self._packed = index, None
+        self._index, self._packed, self._source = index, None, None
+
+    @classmethod
+    def _from_packed(cls, packed: str) -> Headers:
+        """Headers in their packed form (see :meth:`_pack`), as the core
+        returns those of a parsed request or of the 101 it built: nothing is
+        split or indexed until the headers are read.
+
+        The core checked every name and value against the HTTP grammar.
+        While the headers stay unchanged, :attr:`_source` is ``packed``
+        itself, so that what was computed from it (the 101's bytes on the
+        wire, the handshake checks) is known to still hold.
+        """
+        headers = cls.__new__(cls)
+        headers._pairs = headers._index = None
+        headers._packed = headers._source = packed
+        return headers
 
     def _pack(self) -> None:
         """Keep the headers in one string until they are used again.
@@ -119,6 +138,11 @@ class Headers(MutableMapping[str, str]):
         their packed form a fifth of that. Any later use unpacks them, at
         the cost of a split.
         """
+        if self._source is not None:
+            # Unchanged since made from this string: no need to join again.
+            self._packed = self._source
+            self._pairs = self._index = None
+            return
         pairs = self._pairs
         if pairs is None or not pairs:
             return
@@ -127,7 +151,7 @@ class Headers(MutableMapping[str, str]):
         packed = "\0".join([part for pair in pairs for part in pair])
         if packed.count("\0") != 2 * len(pairs) - 1:
             return
-        self._packed = packed
+        self._packed = self._source = packed
         self._pairs = self._index = None
 
     def _unpack(self) -> None:
@@ -193,7 +217,8 @@ class Headers(MutableMapping[str, str]):
     def __delitem__(self, key: str) -> None:
         lower = key.lower()
         del self._values[lower]
-        # Linear, but headers are few and deletions rare.
+        # Linear, but headers are few and deletions rare (this also forgets
+        # the source string: the headers changed).
         self._items = [(name, value) for name, value in self._items if name.lower() != lower]
 
     def __eq__(self, other: object) -> bool:
@@ -284,6 +309,7 @@ class Headers(MutableMapping[str, str]):
         """
         self._values.setdefault(key.lower(), []).append(value)
         self._items.append((key, value))
+        self._source = None
 
 
 class SupportsKeysAndGetItem(Protocol):

@@ -339,6 +339,10 @@ class Response:
             body = body.tobytes()
         self.body = body
         self._exception = _exception
+        # The 101 the core built: the packed headers it came with and its
+        # bytes on the wire, valid while the headers are those (see
+        # serialize()). Not a field: it takes no part in equality or repr.
+        self._wire: tuple[str, bytes] | None = None
 
     @property
     def exception(self) -> Exception | None:
@@ -421,6 +425,17 @@ class Response:
             ValueError: If the status code isn't three digits or the reason
                 phrase contains CR, LF or other forbidden characters.
         """
+        # getattr: a subclass may not call this class's __init__.
+        wire: tuple[str, bytes] | None = getattr(self, "_wire", None)
+        if (
+            wire is not None
+            and self.headers._source is wire[0]
+            and self.status_code == 101
+            and self.reason_phrase == "Switching Protocols"
+            and not self.body
+        ):
+            # The core's bytes for these very headers, status and body.
+            return wire[1]
         status = int(self.status_code)
         if not 100 <= status <= 999:
             raise ValueError(f"invalid status code: {status}")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import email.utils
 import http
 import re
 import time
 import traceback
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -28,7 +30,7 @@ from .exceptions import (
     NegotiationError,
 )
 from .extensions.base import Extension, ServerExtensionFactory
-from .extensions.permessage_deflate import PerMessageDeflate
+from .extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from .headers import (
     build_extension,
     check_upgrade,
@@ -84,6 +86,7 @@ class ServerProtocol(Protocol):
         "_http",
         "_pending",
         "_request",
+        "_upgrade",
         "available_extensions",
         "available_subprotocols",
         "origin",
@@ -114,6 +117,9 @@ class ServerProtocol(Protocol):
         )
         self._pending = b""
         self._request: Request | None = None
+        # The parsed request, its packed headers and what the core found in
+        # them when it is a plain valid upgrade: see _upgrade_info().
+        self._upgrade: tuple[Request, str, _Upgrade] | None = None
         self._accept_called = False
         self.server_header: str | None = None
         """``Server`` header of the error responses this protocol sends on
@@ -129,21 +135,26 @@ class ServerProtocol(Protocol):
             return
         assert self._http is not None
         try:
-            parsed = self._http.feed(data)
+            # One call parses the request, checks it as an upgrade and
+            # computes the accept value; the headers stay one string until
+            # something reads them.
+            parsed = self._http.feed_upgrade(data)
         except Exception as exc:
             self._handshake_parse_failed(exc)
             return
         if parsed is None:
             return
-        method, path, protocol, raw_headers = cast("tuple[str, str, str, list[tuple[str, str]]]", parsed)
-        self._pending = self._http.take_remaining()
+        method, path, protocol, packed, self._pending, upgrade = parsed
         # The parser's buffers would otherwise live as long as the connection.
         self._http = None
-        request = Request(path, Headers._trusted(raw_headers), method=method, protocol=protocol)
+        headers = Headers._from_packed(packed)
+        request = Request(path, headers, method=method, protocol=protocol)
         self._request = request
+        if upgrade is not None:
+            self._upgrade = (request, packed, cast("_Upgrade", upgrade))
         if self.debug:
             self.logger.debug("< %s %s %s", method, path, protocol)
-            for name, value in raw_headers:
+            for name, value in headers.raw_items():
                 self.logger.debug("< %s: %s", name, value)
         self.events.append(request)
 
@@ -196,13 +207,32 @@ class ServerProtocol(Protocol):
         On failure, the response is an HTTP error and :attr:`handshake_exc`
         says why. Send the response with :meth:`send_response`.
         """
+        return self._accept(request, None)
+
+    def _accept(self, request: Request, server_header: str | None) -> Response:
+        """:meth:`accept`, and a 101 that ends with ``Server: server_header``
+        when that is not :obj:`None`, as the servers send it.
+
+        For the request this protocol parsed, when the core found it a plain
+        valid upgrade and nothing changed it since, the checks are not run
+        again and the core builds the 101, headers and bytes, in one call;
+        anything else (an invalid request above all) takes the full path.
+
+        Raises:
+            InvalidHeaderValue: If the subprotocol or ``server_header`` is
+                not a valid header value.
+        """
         self._accept_called = True
         try:
-            (
-                accept_header,
-                extensions_header,
-                protocol_header,
-            ) = self.process_request(request)
+            upgrade = self._upgrade_info(request)
+            if upgrade is None:
+                (
+                    accept_header,
+                    extensions_header,
+                    protocol_header,
+                ) = self.process_request(request)
+            else:
+                accept_header, extensions_header, protocol_header = self._process_upgrade(request, upgrade)
         except _Reject as exc:
             self.handshake_exc = exc.cause
             if self.debug:
@@ -241,8 +271,17 @@ class ServerProtocol(Protocol):
                 "Failed to open a WebSocket connection.\nSee server log for more information.\n",
             )
 
-        # Every value is valid by construction (the extensions header is
-        # built from tokens) except the subprotocol, which user code chose.
+        extra = [] if server_header is None else [("Server", server_header)]
+        built = _core.upgrade_response(accept_header, http_date(), extensions_header, protocol_header, extra)
+        if built is not None:
+            head, packed = built
+            response = Response(101, "Switching Protocols", Headers._from_packed(packed))
+            response._wire = (packed, head)
+            return response
+        # The core refused a value: built here, so that the error is the
+        # one Headers raises. Every value is valid by construction (the
+        # extensions header is built from tokens) except the subprotocol,
+        # which user code chose, and the Server header.
         headers = Headers._trusted(
             [
                 ("Date", http_date()),
@@ -255,7 +294,76 @@ class ServerProtocol(Protocol):
             headers.set_insecure("Sec-WebSocket-Extensions", extensions_header)
         if protocol_header is not None:
             headers["Sec-WebSocket-Protocol"] = protocol_header
+        if server_header is not None:
+            headers["Server"] = server_header
         return Response(101, "Switching Protocols", headers)
+
+    def _upgrade_info(self, request: Request) -> _Upgrade | None:
+        """What the core found in ``request`` when it parsed it, if that
+        still holds: the request is the one parsed, its method, version and
+        headers are unchanged, and the checks are this class's own (a
+        subclass or an instance that replaces one gets the full path)."""
+        upgrade = self._upgrade
+        if (
+            upgrade is None
+            or upgrade[0] is not request
+            or request.headers._source is not upgrade[1]
+            or request.method != "GET"
+            or request.protocol != "HTTP/1.1"
+            or getattr(self.process_request, "__func__", None) is not _PROCESS_REQUEST
+            or getattr(self.process_origin, "__func__", None) is not _PROCESS_ORIGIN
+            or getattr(self.process_subprotocol, "__func__", None) is not _PROCESS_SUBPROTOCOL
+        ):
+            return None
+        return upgrade[2]
+
+    def _process_upgrade(self, request: Request, upgrade: _Upgrade) -> tuple[str, str | None, str | None]:
+        """:meth:`process_request` for a request the core checked already:
+        the origin, extensions and subprotocol are negotiated in the same
+        order and with the same errors, from what the core extracted."""
+        accept_header, origin, offers, subprotocols = upgrade
+        self.origin = self._check_origin(origin)
+        if getattr(self.process_extensions, "__func__", None) is _PROCESS_EXTENSIONS:
+            extensions_header, self.extensions = self._negotiate(offers)
+        else:
+            extensions_header, self.extensions = self.process_extensions(request.headers)
+        protocol_header = self.subprotocol = self.select_subprotocol(subprotocols)
+        return accept_header, extensions_header, protocol_header
+
+    def _negotiate(self, offers: tuple[str, ...]) -> tuple[str | None, list[Extension]]:
+        """:meth:`process_extensions` for the ``Sec-WebSocket-Extensions``
+        values ``offers``, from a table when the factory is permessage-deflate's
+        own: the answer then depends on the offer and the factory's settings
+        only, and clients send a handful of offers (a browser, always the
+        same one). Each connection gets copies of the extensions.
+
+        :meth:`process_extensions` reads the offers only: it gets them
+        without the request's other headers, which stay packed."""
+        factories = self.available_extensions
+        if not offers or not factories:
+            return None, []
+        factory = factories[0]
+        if len(factories) != 1 or type(factory) is not ServerPerMessageDeflateFactory:
+            return ServerProtocol.process_extensions(self, _offers_only(offers))
+        table = _NEGOTIATED.get(factory)
+        if table is None:
+            table = _NEGOTIATED[factory] = {}
+        key = (
+            offers,
+            factory.server_no_context_takeover,
+            factory.client_no_context_takeover,
+            factory.server_max_window_bits,
+            factory.client_max_window_bits,
+            factory.require_client_max_window_bits,
+            id(factory.compress_settings),
+        )
+        known = table.get(key)
+        if known is None:
+            known = ServerProtocol.process_extensions(self, _offers_only(offers))
+            if len(table) < _NEGOTIATED_LIMIT:
+                table[key] = known
+        header, extensions = known
+        return header, [_copy_extension(extension) for extension in extensions]
 
     def process_request(self, request: Request) -> tuple[str, str | None, str | None]:
         """Validates a handshake request and negotiates what it offers.
@@ -310,6 +418,14 @@ class ServerProtocol(Protocol):
             origin = headers.get("Origin")
         except MultipleValuesError:
             raise InvalidHeader("Origin", "multiple values") from None
+        return self._check_origin(origin)
+
+    def _check_origin(self, origin: str | None) -> Origin | None:
+        """Matches one ``Origin`` value, or its absence, against :attr:`origins`.
+
+        Raises:
+            InvalidOrigin: If the origin is not acceptable.
+        """
         if self.origins is not None:
             for allowed in self.origins:
                 if allowed is None:
@@ -414,6 +530,11 @@ class ServerProtocol(Protocol):
             if response.body:
                 self.logger.debug("> [body] (%d bytes)", len(response.body))
         self.writes.append(response.serialize())
+        # What the fast path kept for the handshake would otherwise live as
+        # long as the connection (the 101's bytes, the core's findings).
+        self._upgrade = None
+        if getattr(response, "_wire", None) is not None:
+            response._wire = None
         if response.status_code == 101:
             assert self._state is CONNECTING
             self._open()
@@ -464,6 +585,42 @@ class ServerConnection(ServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         warnings.warn("ServerConnection was renamed to ServerProtocol", DeprecationWarning, stacklevel=2)
         super().__init__(*args, **kwargs)
+
+
+_Upgrade = tuple[str, str | None, tuple[str, ...], list[Subprotocol]]
+"""What the core extracts from a plain valid upgrade request: the accept
+value, the origin, the extension offers and the subprotocols offered."""
+
+_PROCESS_REQUEST = ServerProtocol.process_request
+_PROCESS_ORIGIN = ServerProtocol.process_origin
+_PROCESS_EXTENSIONS = ServerProtocol.process_extensions
+_PROCESS_SUBPROTOCOL = ServerProtocol.process_subprotocol
+
+_NEGOTIATED: weakref.WeakKeyDictionary[
+    ServerExtensionFactory, dict[tuple[Any, ...], tuple[str | None, list[Extension]]]
+] = weakref.WeakKeyDictionary()
+"""Negotiations of permessage-deflate per factory and offer, forgotten with
+the factory."""
+
+_NEGOTIATED_LIMIT = 64
+"""Distinct offers kept per factory: a client that sends a new one each
+time must not grow the table."""
+
+
+def _offers_only(offers: tuple[str, ...]) -> Headers:
+    """Headers with the ``Sec-WebSocket-Extensions`` values ``offers`` only."""
+    return Headers._trusted([("Sec-WebSocket-Extensions", offer) for offer in offers])
+
+
+def _copy_extension(extension: Extension) -> Extension:
+    """A copy of a negotiated extension that has not run yet (its state is
+    its settings): what :func:`copy.copy` makes, in a third of the time for
+    permessage-deflate."""
+    if type(extension) is PerMessageDeflate:
+        clone = object.__new__(PerMessageDeflate)
+        clone.__dict__.update(extension.__dict__)
+        return clone
+    return copy.copy(extension)
 
 
 def _base64_error(key: str) -> Exception | None:

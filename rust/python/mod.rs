@@ -49,6 +49,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handshake::accept_key, m)?)?;
     m.add_function(wrap_pyfunction!(handshake::generate_key, m)?)?;
     m.add_function(wrap_pyfunction!(handshake::is_valid_key, m)?)?;
+    m.add_function(wrap_pyfunction!(handshake::upgrade_response, m)?)?;
+    m.add_function(wrap_pyfunction!(handshake::scope_headers, m)?)?;
     m.add_function(wrap_pyfunction!(connection::apply_mask, m)?)?;
     m.add_function(wrap_pyfunction!(connection::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(connection::deflate_message, m)?)?;

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from .. import _core
 from ..datastructures import Headers
 from ..http11 import Request, Response
 
@@ -53,6 +54,14 @@ def build_scope(
     connection.
     """
     target, _, query = request.path.partition("?")
+    packed = request.headers._source
+    if packed is not None:
+        # The headers as parsed, unchanged: converted by the core in one call.
+        headers = _core.scope_headers(packed)
+    else:
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.raw_items()
+        ]
     return {
         "type": "websocket",
         "asgi": {"version": asgi_version, "spec_version": ASGI_SPEC_VERSION},
@@ -64,9 +73,7 @@ def build_scope(
         "path": root_path + unquote(target),
         "raw_path": (root_path + target).encode("latin-1"),
         "query_string": query.encode("latin-1"),
-        "headers": [
-            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.raw_items()
-        ],
+        "headers": headers,
         "subprotocols": list(subprotocols),
         "state": state.copy(),
         "extensions": {"websocket.http.response": {}},
@@ -115,10 +122,17 @@ def accept_head(
         InvalidHeaderValue: For an application's header value HTTP forbids.
         ValueError: For an application's header name that isn't a token.
     """
-    parts = [b"HTTP/1.1 101 Switching Protocols\r\n"]
-    parts += [
-        f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.raw_items() if name != "Date"
-    ]
+    wire: tuple[str, bytes] | None = getattr(response, "_wire", None)
+    if wire is not None and response.headers._source is wire[0] and wire[0].startswith("Date\0"):
+        # The core's 101, unchanged: its bytes without the Date line and
+        # the empty line.
+        head = wire[1]
+        parts = [_STATUS_LINE, head[head.index(b"\r\n", len(_STATUS_LINE)) + 2 : -2]]
+    else:
+        parts = [_STATUS_LINE]
+        parts += [
+            f"{name}: {value}\r\n".encode("latin-1") for name, value in response.headers.raw_items() if name != "Date"
+        ]
     for name, value in defaults:
         parts += (name, b": ", value, b"\r\n")
     if headers or subprotocol:
@@ -131,6 +145,9 @@ def accept_head(
     else:
         parts.append(b"\r\n")
     return b"".join(parts)
+
+
+_STATUS_LINE = b"HTTP/1.1 101 Switching Protocols\r\n"
 
 
 def error_response(defaults: Iterable[tuple[bytes, bytes]]) -> Response:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -36,7 +35,6 @@ from ..connection import COALESCE_LIMIT, WRITE_APART, keepalive_payload
 from ..datastructures import Headers
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import InvalidState
-from ..extensions.base import Extension
 from ..extensions.permessage_deflate import enable_server_permessage_deflate
 from ..frames import CloseCode
 from ..http11 import Request, Response
@@ -60,11 +58,6 @@ _LOGGER = logging.getLogger("uvicorn.error")
 
 _DISCONNECT_LOST: dict[str, Any] = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
 
-_NEGOTIATED_LIMIT = 64
-"""Distinct ``Sec-WebSocket-Extensions`` offers whose negotiation is kept:
-clients send a handful (a browser's is always the same), and one that sends
-a new offer each time must not grow the table."""
-
 
 def addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
     """The scope's ``server`` and ``client``, as uvicorn's helpers give them
@@ -87,30 +80,13 @@ def addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] 
 class _Handshake(ServerProtocol):
     """The core's server protocol with what a uvicorn connection needs of the
     handshake and no more: it records the offered subprotocols (the
-    application picks one in ``websocket.accept``) and negotiates an
-    extensions offer seen before from a table."""
-
-    _negotiated: dict[tuple[str, ...], tuple[str | None, list[Extension]]] = {}
+    application picks one in ``websocket.accept``). An extensions offer
+    seen before is negotiated from ``ServerProtocol``'s table."""
 
     offered: Sequence[str] = ()
 
     def select_subprotocol(self, subprotocols: Sequence[str]) -> None:
         self.offered = subprotocols
-
-    def process_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
-        """The negotiation depends on the offer only (every connection has the
-        same factories), so an offer seen before gets the same answer, with
-        copies of the extensions: each connection owns its own."""
-        if not self.available_extensions:
-            return None, []
-        offer = tuple(headers.get_all("Sec-WebSocket-Extensions"))
-        known = self._negotiated.get(offer)
-        if known is None:
-            known = super().process_extensions(headers)
-            if len(self._negotiated) < _NEGOTIATED_LIMIT:
-                self._negotiated[offer] = known
-        header, extensions = known
-        return header, [copy.copy(extension) for extension in extensions]
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -354,7 +330,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self._closing = True  # the client left while the app decided
             return
         protocol = self.protocol
-        protocol.send_response(AcceptResponse(response, head))
+        if response.headers._source is not None:
+            # The core's 101, completed: sent as it is, without a second
+            # Response object (see Response.serialize()).
+            response._wire = (response.headers._source, head)
+            protocol.send_response(response)
+        else:
+            protocol.send_response(AcceptResponse(response, head))
         self._receive = protocol.receive_events
         self._send = protocol.send_data
         events = protocol.events_received()

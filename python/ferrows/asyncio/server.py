@@ -31,7 +31,6 @@ from ..server import (
 )
 from ..typing import LoggerLike, Origin, PathLike, StatusLike, Subprotocol
 from .connection import Connection, broadcast
-from .wheel import wheel_for
 
 __all__ = ["Server", "ServerConnection", "basic_auth", "broadcast", "serve", "unix_serve"]
 
@@ -66,16 +65,7 @@ class ServerConnection(Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
-        timeout = self.server.open_timeout
-        if timeout is not None:
-            # On the loop's shared timers, as keepalive is once open.
-            wheel_for(self.loop).schedule(self, timeout)
-
-    def _on_wheel(self, now: float) -> None:
-        if self.protocol.state is CONNECTING:
-            self._open_timed_out()
-        else:
-            super()._on_wheel(now)
+        self.server._handshake_started(self)
 
     def _open_timed_out(self) -> None:
         """Drops a client that did not complete the handshake in time."""
@@ -114,7 +104,7 @@ class ServerConnection(Connection):
                 self.logger.error("opening handshake failed", exc_info=True)
                 self.transport.abort()
                 return
-            self._unschedule()  # the open timeout
+            self.server._handshake_ended(self)
             # 101 opened the connection, even if early frames (a close frame)
             # already moved the state past OPEN. send_response() logged either.
             if response.status_code != 101:
@@ -141,6 +131,7 @@ class ServerConnection(Connection):
             self.server._tasks.discard(self._task)
 
     def _on_closed(self) -> None:
+        self.server._handshake_ended(self)
         self.server._unregister(self)
 
 
@@ -192,6 +183,13 @@ class Server:
         self._close_task: asyncio.Task[None] | None = None
         self._compact_handle: asyncio.TimerHandle | None = None
         self._closed_since_trim = 0
+        # Connections in the opening handshake and their deadlines, in the
+        # order they came, with one timer for the earliest: see
+        # _handshake_started().
+        self._connecting: dict[ServerConnection, float] = {}
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._open_last = 0.0
+        self._open_unordered = False
 
     def wrap(self, server: asyncio.Server) -> None:
         """Attaches the listening :class:`asyncio.Server`."""
@@ -222,6 +220,57 @@ class Server:
         self._handlers.discard(connection)
         self._compressing.discard(connection)
         self._closed_since_trim += 1
+
+    def _handshake_started(self, connection: ServerConnection) -> None:
+        """Gives ``connection`` until ``open_timeout`` from now to complete
+        the opening handshake.
+
+        One timer serves every connection rather than one each: every
+        connection of a server has the same timeout, so deadlines come in
+        the order connections do, and the timer is armed for the earliest
+        one. A connection that completes its handshake leaves the table; when
+        the timer fires, the connections past their deadline are dropped and
+        the timer is armed for the next deadline.
+        """
+        timeout = self.open_timeout
+        if timeout is None:
+            return
+        deadline = self.loop.time() + timeout
+        if deadline < self._open_last:
+            # open_timeout was lowered: deadlines are no longer in order.
+            self._open_unordered = True
+        self._open_last = deadline
+        self._connecting[connection] = deadline
+        timer = self._open_timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._open_timer = self.loop.call_at(deadline, self._open_timeouts)
+
+    def _handshake_ended(self, connection: ServerConnection) -> None:
+        """The handshake of ``connection`` is over, or it is gone."""
+        self._connecting.pop(connection, None)
+
+    def _open_timeouts(self) -> None:
+        """Drops the connections whose handshake outlived its deadline."""
+        self._open_timer = None
+        now = self.loop.time()
+        connecting = self._connecting
+        if self._open_unordered:
+            expired = [c for c, deadline in connecting.items() if deadline <= now]
+            self._connecting = connecting = dict(sorted(connecting.items(), key=lambda item: item[1]))
+            self._open_unordered = False
+        else:
+            expired = []
+            for c, deadline in connecting.items():
+                if deadline > now:
+                    break
+                expired.append(c)
+        for c in expired:
+            del connecting[c]
+            c._open_timed_out()
+        if connecting:
+            self._open_timer = self.loop.call_at(next(iter(connecting.values())), self._open_timeouts)
 
     @property
     def connections(self) -> set[ServerConnection]:
@@ -257,16 +306,23 @@ class Server:
                     break
         except Exception as exc:
             response = self._internal_error(protocol, exc, "process_request failed")
+        with_server = False
         if response is None:
             # A failing extra_headers callable must not leave the client
             # waiting for an answer: it gets a 500 like a failing hook.
             try:
-                response = protocol.accept(request)
-                if response.status_code == 101:
-                    self._add_headers(connection, request, response)
+                if self.extra_headers is None:
+                    # The 101 with its Server header, built by the core in
+                    # one call for a plain request.
+                    response = protocol._accept(request, self.server_header)
+                    with_server = response.status_code == 101
+                else:
+                    response = protocol.accept(request)
+                    if response.status_code == 101:
+                        self._add_headers(connection, request, response)
             except Exception as exc:
                 response = self._internal_error(protocol, exc)
-        if self.server_header is not None and "Server" not in response.headers:
+        if not with_server and self.server_header is not None and "Server" not in response.headers:
             response.headers["Server"] = self.server_header
         if self.process_response is not None:
             try:
@@ -330,6 +386,9 @@ class Server:
         while self._handlers:
             waiters = [c.connection_lost_waiter for c in list(self._handlers)]
             await asyncio.gather(*waiters, return_exceptions=True)
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
         self.logger.info("server closed")
         if not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
@@ -481,7 +540,7 @@ class serve:
             # select_subprotocol gets the connection, as in websockets, not
             # the protocol the Sans-I/O layer calls it with.
             holder: list[ServerConnection] = []
-            protocol_select = connection_selector(select_subprotocol, holder)
+            protocol_select = None if select_subprotocol is None else connection_selector(select_subprotocol, holder)
             protocol = ServerProtocol(
                 origins=origins,
                 extensions=extensions,
