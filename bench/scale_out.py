@@ -53,6 +53,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -476,7 +477,8 @@ async def measure(lib: str, processes: int, options: argparse.Namespace) -> dict
     redis = RedisServer()
     redis.start()
     ports = [free_port() for _ in range(processes)]
-    trace_files = [f"/tmp/scale_out_trace_{os.getpid()}_{port}.json" for port in ports]
+    trace_dir = tempfile.gettempdir()
+    trace_files = [os.path.join(trace_dir, f"scale_out_trace_{os.getpid()}_{port}.json") for port in ports]
     servers = [
         subprocess.Popen(
             [sys.executable, "-P", os.path.abspath(__file__), "--trace-server", out, redis.url, str(port)]
