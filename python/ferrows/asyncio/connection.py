@@ -720,9 +720,9 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
                 # Assembler.wait(): a coroutine fewer kept by every handler
                 # waiting for a message. A concurrent read finds that future
                 # pending and raises ConcurrencyError.
+                if assembler.get_in_progress:
+                    raise ConcurrencyError(_CONCURRENT_RECV)
                 try:
-                    if assembler.get_in_progress:
-                        raise ConcurrencyError
                     while not queue and not frames.aborted:
                         await frames.waiter()
                 except ConcurrencyError:

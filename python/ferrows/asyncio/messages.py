@@ -61,6 +61,12 @@ class SimpleQueue(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a consumer awaits a future from :meth:`waiter`."""
+        waiter = self.get_waiter
+        return waiter is not None and not waiter.done()
+
     def waiter(self) -> asyncio.Future[None]:
         """A future that the next :meth:`put`, :meth:`wake` or :meth:`abort`
         completes, for the consumer to await when the queue is empty.
@@ -72,8 +78,7 @@ class SimpleQueue(Generic[T]):
         Raises:
             ConcurrencyError: If another consumer waits already.
         """
-        waiter = self.get_waiter
-        if waiter is not None and not waiter.done():
+        if self.waiting:
             raise ConcurrencyError(_CONCURRENT)
         waiter = self.get_waiter = self.loop.create_future()
         return waiter
@@ -186,8 +191,7 @@ class Assembler(FlowControl):
         """Whether a read is in progress: a :meth:`get`, :meth:`get_iter` or
         :meth:`wait`, or a reader awaiting :meth:`SimpleQueue.waiter` itself
         (the connection's ``async for``)."""
-        waiter = self.frames.get_waiter
-        return self.get_in_progress or (waiter is not None and not waiter.done())
+        return self.get_in_progress or self.frames.waiting
 
     def get_nowait(self) -> str | bytes | None:
         """The next message if it is whole and already here, else
@@ -281,15 +285,8 @@ class Assembler(FlowControl):
         if self.closed:
             return False
         self.get_in_progress = True
-        frames = self.frames
         try:
-            # frames.wait(), inlined: one coroutine frame fewer for every
-            # connection whose handler waits for a message.
-            while not frames.queue:
-                if frames.aborted:
-                    return False
-                await frames.waiter()
-            return True
+            return await self.frames.wait()
         finally:
             self.get_in_progress = False
 
