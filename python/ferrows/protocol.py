@@ -470,12 +470,19 @@ class Protocol:
         would keep, through its traceback, the frames that raised it and
         with them the connection, for the cyclic garbage collector to free.
         """
-        rcvd, sent = self.close_rcvd, self.close_sent
-        ok = rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES
-        exc_type = ConnectionClosedOK if ok else ConnectionClosedError
-        exc = exc_type(rcvd, sent, self.close_rcvd_then_sent)
+        exc_type = ConnectionClosedOK if self._closed_ok() else ConnectionClosedError
+        exc = exc_type(self.close_rcvd, self.close_sent, self.close_rcvd_then_sent)
         exc.__cause__ = self.parser_exc
         return exc
+
+    def _closed_ok(self) -> bool:
+        """Whether :attr:`close_exc` would be a :exc:`ConnectionClosedOK`,
+        without building it: the usual end of an ``async for`` asks."""
+        core = self._core
+        if core is None:
+            return False
+        rcvd, sent = core.close_rcvd, core.close_sent
+        return rcvd is not None and sent is not None and rcvd[0] in OK_CLOSE_CODES and sent[0] in OK_CLOSE_CODES
 
     # ------------------------------------------------------------ input
 

@@ -4,6 +4,7 @@ keepalive of many connections."""
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -131,3 +132,59 @@ async def test_many_connections_ping_on_few_timers(ping_timeout: float | None) -
                 await client.close()
         await asyncio.sleep(0.05)
         assert sum(len(owners) for owners, *_ in wheel_for(loop).slots.values()) == 0
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_closing_connections_time_out_on_shared_timers() -> None:
+    """Server connections whose peers never answer the close frame are
+    aborted after close_timeout (not before, and within a sixteenth of it
+    plus scheduling), from shared timers rather than one each; a keepalive
+    ping awaiting its pong does not take the slot back."""
+    loop = asyncio.get_running_loop()
+    timeout = 0.4
+    closing: dict[ferrows.ServerConnection, float] = {}
+
+    async def handler(ws: ferrows.ServerConnection) -> None:
+        await asyncio.sleep(0.15)  # keepalive pings go out, unanswered
+        assert ws._keepalive_ping is not None
+        closing[ws] = loop.time()
+        await ws.close()
+
+    async with ferrows.serve(handler, "127.0.0.1", 0, close_timeout=timeout, ping_interval=0.05) as server:
+        port = server.sockets[0].getsockname()[1]
+        peers = []
+        for _ in range(50):
+            # A peer that upgrades, then neither reads nor answers anything.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(UPGRADE)
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            peers.append(writer)
+        deadline = loop.time() + 5
+        while len(closing) < 50 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(closing) == 50
+        await asyncio.sleep(0.05)
+        wheel = wheel_for(loop)
+        assert all(c.protocol.state is ferrows.State.CLOSING for c in closing)
+        assert sum(len(owners) for owners, *_ in wheel.slots.values()) == 50
+        assert len(wheel.slots) < 50
+        for c in closing:
+            # Each waits in the slot of its close deadline, not its keepalive's.
+            assert c._wheel_slot is not None and c._close_at > 0
+            exp, index = c._wheel_slot
+            assert c._close_at <= math.ldexp(index, exp) <= c._close_at + timeout / 16
+        lost_at: dict[ferrows.ServerConnection, float] = {}
+        for c in closing:
+            c.connection_lost_waiter.add_done_callback(lambda _, c=c: lost_at.setdefault(c, loop.time()))
+        await asyncio.wait_for(asyncio.gather(*(c.wait_closed() for c in closing)), 5)
+        for c, started in closing.items():
+            assert timeout <= lost_at[c] - started <= timeout * (1 + 1 / 16) + 0.25
+            assert isinstance(c._connection_exc, TimeoutError)
+        for writer in peers:
+            writer.transport.abort()
+    assert sum(len(owners) for owners, *_ in wheel_for(loop).slots.values()) == 0

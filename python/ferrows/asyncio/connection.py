@@ -121,6 +121,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         "__weakref__",
         "_broadcast_key",
         "_broadcast_wrote",
+        "_close_at",
         "_close_handle",
         "_connection_exc",
         "_corked",
@@ -232,6 +233,10 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         self._keepalive_pong_at = 0.0
         self.keepalive_task: asyncio.Task[None] | None = None
         """The task :meth:`start_keepalive` started, if any."""
+        # When the closing handshake and TCP close time out (0.0: not
+        # closing), on the shared timers as well; _close_handle is the rarer
+        # timer that fails the connection after a peer's violation.
+        self._close_at = 0.0
         self._close_handle: asyncio.TimerHandle | None = None
         self._lost = False
         self._connection_exc: BaseException | None = None
@@ -408,17 +413,24 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         protocol = self.protocol
         self._receive = protocol.receive_events
         self._send = protocol.send_data
-        # For broadcast(): which connections share a frame (fixed once open),
-        # and the socket to write it to directly, for a plain TCP or Unix
-        # socket (not TLS, not a proxy's or a test's wrapper transport).
+        # For broadcast(): which connections share a frame (fixed once open).
+        # The socket it may write to directly is looked up on the first
+        # broadcast (see _direct_fd): most connections never get one.
         self._broadcast_key = broadcast_frame_key(protocol)
-        self._fd = _socket_fd(self.transport)
-        self._fd_transport = self.transport
         self._schedule_keepalive()
         if events is None:
             events = protocol.events_received()
         self._deliver(events)
         self._flush()
+
+    def _direct_fd(self) -> int:
+        """The socket :func:`broadcast` may write to directly, for a plain
+        TCP or Unix socket (not TLS, not a proxy's or a test's wrapper
+        transport), else -1; looked up again when the transport changed."""
+        transport = self.transport
+        self._fd = _socket_fd(transport)
+        self._fd_transport = transport
+        return self._fd
 
     # ------------------------------------------------------------- control
 
@@ -564,11 +576,18 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         return self._closed_exception()
 
     def _arm_close_timer(self) -> None:
-        """Bounds the closing handshake and TCP close by ``close_timeout``."""
-        if self._close_handle is None and not self._lost:
+        """Bounds the closing handshake and TCP close by ``close_timeout``.
+
+        On the loop's shared timers, in place of the keepalive, which a
+        closing connection no longer needs: a timer of its own per closing
+        connection, cancelled a moment later by nearly every close, cost a
+        ``TimerHandle`` and the heap's upkeep for each.
+        """
+        if not self._close_at and not self._lost:
             timeout = self.close_timeout
             if timeout is not None:
-                self._close_handle = self.loop.call_later(timeout, self._close_timed_out)
+                self._close_at = self.loop.time() + timeout
+                wheel_for(self.loop).schedule(self, timeout)
 
     def _close_timed_out(self) -> None:
         if not self._lost:
@@ -728,10 +747,9 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
                 except ConcurrencyError:
                     raise ConcurrencyError(_CONCURRENT_RECV) from None
                 if not queue:
-                    closed = self._closed_exception()
-                    if isinstance(closed, ConnectionClosedOK):
+                    if self.protocol._closed_ok():
                         return
-                    raise closed
+                    raise self._closed_exception()
             try:
                 message = await self.recv()
             except ConnectionClosedOK:
@@ -982,7 +1000,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         less than a task per connection. This starts websockets' task
         instead of that timer, for code that manages keepalive itself.
         """
-        self._unschedule()
+        if not self._close_at:
+            self._unschedule()
         self._keepalive_at = 0.0
         if self.ping_interval is not None:
             self.keepalive_task = self.loop.create_task(self.keepalive())
@@ -1032,8 +1051,15 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
             wheel_for(self.loop).cancel(self)
 
     def _on_wheel(self, now: float) -> None:
-        """The shared timer's call: the keepalive pong's deadline passed, or
-        the next ping is due (whichever the connection was waiting for)."""
+        """The shared timer's call: the close timed out, the keepalive
+        pong's deadline passed, or the next ping is due (whichever the
+        connection was waiting for)."""
+        if self._close_at:
+            if now >= self._close_at:
+                self._close_timed_out()
+            elif not self._lost:
+                wheel_for(self.loop).schedule(self, self._close_at - now)
+            return
         if self._keepalive_ping is not None:
             if self._keepalive_ping.done():
                 self._keepalive_ping = None
@@ -1043,8 +1069,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
                 return
         if self._keepalive_at and now >= self._keepalive_at:
             self._keepalive()
-        if self._lost or not self._keepalive_at:
-            return
+        if self._lost or not self._keepalive_at or self._close_at:
+            return  # closed, no keepalive, or the close timer took the slot
         # Back on the shared timers for the earlier of the next ping and the
         # pending pong's deadline.
         due = self._keepalive_at
@@ -1221,9 +1247,9 @@ def broadcast(
                 if data is None:
                     data = shared[key] = encode_broadcast_frame(key, opcode, payload)
                 transport = connection.transport
+                fd = connection._fd if transport is connection._fd_transport else connection._direct_fd()
                 if (
-                    connection._fd >= 0
-                    and transport is connection._fd_transport
+                    fd >= 0
                     and not connection._broadcast_wrote
                     and not connection._corked
                     and not transport.get_write_buffer_size()
@@ -1240,7 +1266,7 @@ def broadcast(
                             group = direct[data] = ([], [])
                         last_frame, last_group = data, group
                     last_group[0].append(connection)
-                    last_group[1].append(connection._fd)
+                    last_group[1].append(fd)
                     continue
             write_broadcast_frame(connection, data, pending)
         except ConnectionClosed as closed:
@@ -1330,19 +1356,14 @@ def _flush_broadcast(connections: list[Connection]) -> None:
         if not held:
             continue
         transport = connection.transport
-        if (
-            connection._fd >= 0
-            and transport is connection._fd_transport
-            and not connection._lost
-            and not transport.get_write_buffer_size()
-            and not transport.is_closing()
-        ):
+        fd = connection._fd if transport is connection._fd_transport else connection._direct_fd()
+        if fd >= 0 and not connection._lost and not transport.get_write_buffer_size() and not transport.is_closing():
             # The same frame objects, in the same order: the same bytes.
             group = direct.get(key := tuple(map(id, held)))
             if group is None:
                 group = direct[key] = ([], [])
             group[0].append(connection)
-            group[1].append(connection._fd)
+            group[1].append(fd)
         else:
             connection._uncork()
     for targets, fds in direct.values():

@@ -51,12 +51,17 @@ class TimerWheel:
         sixteenth of ``delay`` later), instead of any call scheduled before."""
         if owner._wheel_slot is not None:
             self.cancel(owner)
-        deadline = self.loop.time() + max(delay, 0.0)
-        exp = min(max(math.floor(math.log2(max(delay, 1e-9) / SLOTS_PER_DELAY)), MIN_EXP), MAX_EXP)
-        key = (exp, math.ceil(math.ldexp(deadline, -exp)))
+        if delay < 0.0:
+            delay = 0.0
+        grid = _grids.get(delay)
+        if grid is None:
+            grid = _grid(delay)
+        exp, scale, width = grid
+        index = math.ceil((self.loop.time() + delay) * scale)
+        key = (exp, index)
         slot = self.slots.get(key)
         if slot is None:
-            when = math.ldexp(key[1], exp)
+            when = index * width
             slot = self.slots[key] = ({}, self.loop.call_at(when, self._fire, key, when), key)
         slot[0][owner] = None
         owner._wheel_slot = slot[2]
@@ -93,6 +98,24 @@ class TimerWheel:
     def _release_if_empty(self) -> None:
         if not self.slots and _wheels.get(self.loop) is self:
             del _wheels[self.loop]
+
+
+def _grid(delay: float) -> tuple[int, float, float]:
+    """The slots for ``delay``: the exponent of their width, its inverse and
+    the width, all powers of two, so that scaling a time by them is exact.
+    Kept for the delays that come back (a connection's ``ping_interval`` and
+    ``close_timeout``): computing them was half the cost of a call."""
+    exp = min(max(math.floor(math.log2(max(delay, 1e-9) / SLOTS_PER_DELAY)), MIN_EXP), MAX_EXP)
+    grid = (exp, math.ldexp(1.0, -exp), math.ldexp(1.0, exp))
+    if len(_grids) < MAX_GRIDS:
+        _grids[delay] = grid
+    return grid
+
+
+# The grids of the delays seen so far, up to MAX_GRIDS of them (reschedules
+# ask for any delay: they are computed, not kept, once it is full).
+MAX_GRIDS = 64
+_grids: dict[float, tuple[int, float, float]] = {}
 
 
 # One wheel per running loop, dropped when it has nothing scheduled, so that
