@@ -409,6 +409,36 @@ async def test_answers_to_a_burst_are_written_together() -> None:
         writer.close()
 
 
+async def test_answers_to_a_read_go_out_in_one_write() -> None:
+    """The answer to the last message of a read goes out with the answers
+    held before it, in the same write: one write per read, the echoes in
+    order and all flushed (two writes, the held ones then the last, cost
+    the client a second read)."""
+    async with serving(echo_app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        await asyncio.sleep(0.05)
+        connection = connection_of(server)
+        writes = recording_writes(connection)
+        reads: list[int] = []
+        data_received = connection.data_received
+
+        def counting(data: bytes) -> None:
+            reads.append(len(data))
+            data_received(data)
+
+        connection.data_received = counting  # type: ignore[method-assign]
+        for burst in range(3):
+            payloads = [bytes([burst, i]) for i in range(20)]
+            writer.write(b"".join(client_frame(BINARY, p) for p in payloads))
+            for p in payloads:
+                assert await read_frame(reader) == (True, BINARY, p)
+        expected = b"".join(b"\x82\x02" + bytes([burst, i]) for burst in range(3) for i in range(20))
+        assert b"".join(writes) == expected
+        assert len(writes) == len(reads)
+        assert connection._corked is None
+        writer.close()
+
+
 async def test_held_answers_are_bounded() -> None:
     """An app answering one message of a burst with many small sends that
     never wait: held frames go out past 16 KiB instead of piling up, so the

@@ -633,6 +633,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._uncork()
             elif self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
+        elif self._corked:
+            # The answer to the last queued message: written with the held
+            # ones, in one write (one segment for the client to read).
+            self._corked.append(data)
+            self._uncork()
         else:
             self._write(data)
 
