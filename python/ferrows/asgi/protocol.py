@@ -639,9 +639,10 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._uncork()
             elif self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
-        elif self._corked:
+        elif self._corked and len(data) < WRITE_APART:
             # The answer to the last queued message: written with the held
-            # ones, in one write (one segment for the client to read).
+            # ones, in one write (one segment for the client to read); a
+            # large one after them, rather than copied.
             self._corked.append(data)
             self._uncork()
         else:
