@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import ferrows
+from ferrows.asyncio.wheel import wheel_for
 from frame_utils import BINARY, CLOSE, PING, PONG, TEXT, client_frame, close_payload, frame
 
 from ..asyncio.utils import handshake_request, parse_close, raw_connect, read_frame, recording_writes
@@ -157,6 +158,29 @@ async def test_keepalive_timeout_is_1011() -> None:
             writer.close()
             await wait_for(lambda: events)
     assert events == [{"type": "websocket.disconnect", "code": 1011, "reason": "keepalive ping timeout"}]
+
+
+async def test_keepalive_runs_on_the_shared_timers() -> None:
+    """Connections wait for their next ping on the loop's shared timers, not
+    on a loop timer each: connections opened together share a slot; an
+    answered ping puts the connection back for the next one, and a closed
+    connection leaves the timers."""
+    async with serving(echo_app, ws_ping_interval=200 * MS, ws_ping_timeout=TIMEOUT) as server:
+        async with asyncio.timeout(TIMEOUT):
+            clients = [await ferrows.connect(uri_of(server), ping_interval=None) for _ in range(3)]
+            await wait_for(lambda: len(server.server_state.connections) == 3)
+            connections = list(server.server_state.connections)
+            wheel = wheel_for(asyncio.get_running_loop())
+            slots = {connection.ping_timer for connection in connections}
+            assert None not in slots
+            assert slots <= set(wheel.slots)
+            assert len(slots) <= 2  # the same slot, unless they straddle two
+            await wait_for(lambda: all(connection.latency > 0 for connection in connections))
+            # Pong received: back on the timers for the next ping.
+            await wait_for(lambda: all(connection.ping_timer in wheel.slots for connection in connections))
+            for client in clients:
+                await client.close()
+            await wait_for(lambda: all(connection.ping_timer is None for connection in connections))
 
 
 @pytest.mark.parametrize("interval", [None, 0.0])
@@ -406,6 +430,36 @@ async def test_answers_to_a_burst_are_written_together() -> None:
         for i in range(50):
             assert await read_frame(reader) == (True, BINARY, i.to_bytes(2, "big"))
         assert len(writes) < 10
+        writer.close()
+
+
+async def test_answers_to_a_read_go_out_in_one_write() -> None:
+    """The answer to the last message of a read goes out with the answers
+    held before it, in the same write: one write per read, the echoes in
+    order and all flushed (two writes, the held ones then the last, cost
+    the client a second read)."""
+    async with serving(echo_app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        await asyncio.sleep(0.05)
+        connection = connection_of(server)
+        writes = recording_writes(connection)
+        reads: list[int] = []
+        data_received = connection.data_received
+
+        def counting(data: bytes) -> None:
+            reads.append(len(data))
+            data_received(data)
+
+        connection.data_received = counting  # type: ignore[method-assign]
+        for burst in range(3):
+            payloads = [bytes([burst, i]) for i in range(20)]
+            writer.write(b"".join(client_frame(BINARY, p) for p in payloads))
+            for p in payloads:
+                assert await read_frame(reader) == (True, BINARY, p)
+        expected = b"".join(b"\x82\x02" + bytes([burst, i]) for burst in range(3) for i in range(20))
+        assert b"".join(writes) == expected
+        assert len(writes) == len(reads)
+        assert connection._corked is None
         writer.close()
 
 

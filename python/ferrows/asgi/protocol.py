@@ -31,6 +31,7 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
+from ..asyncio.wheel import wheel_for
 from ..connection import COALESCE_LIMIT, WRITE_APART, keepalive_payload
 from ..datastructures import Headers
 from ..events import CloseReceived, PongReceived, ProtocolViolation
@@ -103,7 +104,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     Attributes ``close_timeout`` (seconds to wait for the client's close
     frame, 10), ``close_timer`` and ``ping_timer`` have the names of uvicorn's
-    implementations, which its tests read.
+    implementations, which its tests read (``ping_timer`` is not a timer
+    handle: keepalive runs on the loop's shared timers, see
+    :mod:`ferrows.asyncio.wheel`).
     """
 
     # The state every connection starts in, as class attributes: a
@@ -147,9 +150,12 @@ class WebSocketProtocol(asyncio.Protocol):
     close_timer: asyncio.TimerHandle | None = None
     _abort_handle: asyncio.TimerHandle | None = None
 
-    # Keepalive.
-    ping_timer: asyncio.TimerHandle | None = None
-    _pong_timer: asyncio.TimerHandle | None = None
+    # Keepalive, on the loop's shared timers (wheel.py) rather than a
+    # call_later() per connection: the loop times of the next ping and of
+    # the pending pong's deadline (0.0: none).
+    _wheel_slot: tuple[int, int] | None = None
+    _ping_due = 0.0
+    _pong_due = 0.0
     _ping_payload: bytes | None = None
     _ping_sent_at = 0.0
     latency = 0.0
@@ -633,6 +639,12 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._uncork()
             elif self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
+        elif self._corked and len(data) < WRITE_APART:
+            # The answer to the last queued message: written with the held
+            # ones, in one write (one segment for the client to read); a
+            # large one after them, rather than copied.
+            self._corked.append(data)
+            self._uncork()
         else:
             self._write(data)
 
@@ -732,22 +744,42 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------- keepalive
 
+    @property
+    def ping_timer(self) -> tuple[int, int] | None:
+        """The pending keepalive call's slot on the loop's shared timers, or
+        None without one (keepalive disabled, or the connection over): the
+        name of uvicorn's attribute, which its tests compare to None."""
+        return self._wheel_slot
+
     def _start_keepalive(self) -> None:
         if self.ping_interval is not None and not self._lost:
-            self.ping_timer = self.loop.call_later(self.ping_interval, self._send_keepalive_ping)
+            self._ping_due = self.loop.time() + self.ping_interval
+            wheel_for(self.loop).schedule(self, self.ping_interval)
 
     def _stop_keepalive(self) -> None:
-        for handle in (self.ping_timer, self._pong_timer):
-            if handle is not None:
-                handle.cancel()
-        self.ping_timer = self._pong_timer = None
+        if self._wheel_slot is not None:
+            wheel_for(self.loop).cancel(self)
+        self._ping_due = self._pong_due = 0.0
         self._ping_payload = None
+
+    def _on_wheel(self, now: float) -> None:
+        """The shared timers' call: the pending pong's deadline passed, or
+        the next ping is due; then back on them for what is still pending."""
+        if self._pong_due and now >= self._pong_due:
+            self._pong_due = 0.0
+            self._keepalive_timed_out()
+            return
+        if self._ping_due and now >= self._ping_due:
+            self._ping_due = 0.0
+            self._send_keepalive_ping()
+        due = self._pong_due or self._ping_due
+        if due and not self._lost and self._wheel_slot is None:
+            wheel_for(self.loop).schedule(self, due - now)
 
     def _send_keepalive_ping(self) -> None:
         """Sends a ping; without its pong within ``ws_ping_timeout`` the
         connection fails with 1011. Also frees the compression state of a
         connection idle since the previous ping."""
-        self.ping_timer = None
         if self._closing or self._lost or self.protocol.state is not OPEN:
             return
         now = time.monotonic()
@@ -755,23 +787,22 @@ class WebSocketProtocol(asyncio.Protocol):
         self._ping_payload, self._ping_sent_at = payload, now
         self._write(self._send(9, payload))
         self.protocol.compact_if_idle()
+        assert self.ping_interval is not None
         if self.ping_timeout is not None:
-            self._pong_timer = self.loop.call_later(self.ping_timeout, self._keepalive_timed_out)
+            self._pong_due = self.loop.time() + self.ping_timeout
         else:
-            self._start_keepalive()
+            self._ping_due = self.loop.time() + self.ping_interval
 
     def _pong_received(self, payload: bytes) -> None:
         if self._ping_payload is None or payload != self._ping_payload:
             return  # unsolicited, or for an older ping
         self._ping_payload = None
         self.latency = time.monotonic() - self._ping_sent_at
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
-            self._pong_timer = None
+        if self._pong_due:
+            self._pong_due = 0.0
             self._start_keepalive()
 
     def _keepalive_timed_out(self) -> None:
-        self._pong_timer = None
         if self._closing or self._lost:
             return
         self._trace("WebSocket keepalive ping timeout")
