@@ -106,7 +106,7 @@ class WebSocketProtocol(asyncio.Protocol):
     frame, 10), ``close_timer`` and ``ping_timer`` have the names of uvicorn's
     implementations, which its tests read (``ping_timer`` is not a timer
     handle: keepalive runs on the loop's shared timers, see
-    :mod:`ferrows.asyncio.wheel`).
+    ``ferrows.asyncio.wheel``).
     """
 
     # The state every connection starts in, as class attributes: a
