@@ -374,7 +374,6 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// RFC 9110 section 5.6.2: token characters.
 /// Byte classes of HTTP, one table lookup per byte: the checks run over
 /// every byte of every request, and a chain of comparisons per byte was a
 /// fifth of the parser's instructions.
@@ -403,6 +402,7 @@ static CLASSES: [u8; 256] = {
     table
 };
 
+/// RFC 9110 section 5.6.2: token characters.
 fn is_tchar(b: u8) -> bool {
     CLASSES[b as usize] & TCHAR != 0
 }

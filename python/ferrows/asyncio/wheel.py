@@ -100,20 +100,28 @@ class TimerWheel:
             del _wheels[self.loop]
 
 
+# The slot grids, one per width: its exponent, the inverse of the width and
+# the width, all powers of two, so that scaling a time by them is exact.
+_GRIDS = tuple((exp, math.ldexp(1.0, -exp), math.ldexp(1.0, exp)) for exp in range(MIN_EXP, MAX_EXP + 1))
+
+
 def _grid(delay: float) -> tuple[int, float, float]:
-    """The slots for ``delay``: the exponent of their width, its inverse and
-    the width, all powers of two, so that scaling a time by them is exact.
-    Kept for the delays that come back (a connection's ``ping_interval`` and
-    ``close_timeout``): computing them was half the cost of a call."""
-    exp = min(max(math.floor(math.log2(max(delay, 1e-9) / SLOTS_PER_DELAY)), MIN_EXP), MAX_EXP)
-    grid = (exp, math.ldexp(1.0, -exp), math.ldexp(1.0, exp))
-    if len(_grids) < MAX_GRIDS:
-        _grids[delay] = grid
+    """The grid of the slots for ``delay`` (a width of about a sixteenth of
+    it, between the bounds), kept for the next call with the same delay:
+    most come back (a connection's ``ping_interval`` and ``close_timeout``).
+    ``frexp``'s exponent minus one is the floor of the base-2 logarithm,
+    exactly, in one call."""
+    exp = math.frexp(delay / SLOTS_PER_DELAY)[1] - 1 if delay > 0.0 else MIN_EXP
+    grid = _GRIDS[min(max(exp, MIN_EXP), MAX_EXP) - MIN_EXP]
+    if len(_grids) >= MAX_GRIDS:
+        # Reschedules bring any delay: start again, rather than stop keeping
+        # the ones that come back.
+        _grids.clear()
+    _grids[delay] = grid
     return grid
 
 
-# The grids of the delays seen so far, up to MAX_GRIDS of them (reschedules
-# ask for any delay: they are computed, not kept, once it is full).
+# The grids of the delays seen lately, at most MAX_GRIDS of them.
 MAX_GRIDS = 64
 _grids: dict[float, tuple[int, float, float]] = {}
 
