@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 import ferrows
+from ferrows.asgi import protocol as asgi_protocol
 from ferrows.asyncio.wheel import wheel_for
+from ferrows.connection import WRITE_LINGER
 from frame_utils import BINARY, CLOSE, PING, PONG, TEXT, client_frame, close_payload, frame
 
 from ..asyncio.utils import handshake_request, parse_close, raw_connect, read_frame, recording_writes
@@ -418,7 +420,16 @@ async def test_client_disconnected_ends_the_app_quietly(caplog: pytest.LogCaptur
     assert not [r for r in caplog.records if r.levelno >= 40]
 
 
-async def test_answers_to_a_burst_are_written_together() -> None:
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock that bounds how long answers are held (WRITE_LINGER), as a
+    list whose one item the test moves; it stands still unless moved."""
+    now = [0.0]
+    monkeypatch.setattr(asgi_protocol, "_monotonic", lambda: now[0])
+    return now
+
+
+async def test_answers_to_a_burst_are_written_together(clock: list[float]) -> None:
     """50 messages in one read, each echoed by the app: the echoes go out in
     a few writes, in order, not in 50."""
     async with serving(echo_app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
@@ -433,7 +444,7 @@ async def test_answers_to_a_burst_are_written_together() -> None:
         writer.close()
 
 
-async def test_answers_to_a_read_go_out_in_one_write() -> None:
+async def test_answers_to_a_read_go_out_in_one_write(clock: list[float]) -> None:
     """The answer to the last message of a read goes out with the answers
     held before it, in the same write: one write per read, the echoes in
     order and all flushed (two writes, the held ones then the last, cost
@@ -460,6 +471,30 @@ async def test_answers_to_a_read_go_out_in_one_write() -> None:
         assert b"".join(writes) == expected
         assert len(writes) == len(reads)
         assert connection._corked is None
+        writer.close()
+
+
+async def test_held_answers_go_out_once_the_first_waited_write_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers held for one write go out once the first has waited
+    WRITE_LINGER, so the client works on them while the app makes the
+    rest: here the clock moves by 0.6 of it at each reading, and the
+    echoes of a read of 20 messages go out two by two, in order."""
+    calls = [0]
+
+    def ticking() -> float:
+        calls[0] += 1
+        return calls[0] * WRITE_LINGER * 0.6
+
+    monkeypatch.setattr(asgi_protocol, "_monotonic", ticking)
+    async with serving(echo_app, ws_per_message_deflate=False) as server, asyncio.timeout(TIMEOUT):
+        reader, writer, _ = await raw_connect(port_of(server))
+        await asyncio.sleep(0.05)
+        connection = connection_of(server)
+        writes = recording_writes(connection)
+        writer.write(b"".join(client_frame(BINARY, bytes([i])) for i in range(20)))
+        for i in range(20):
+            assert await read_frame(reader) == (True, BINARY, bytes([i]))
+        assert writes == [b"\x82\x01" + bytes([i]) + b"\x82\x01" + bytes([i + 1]) for i in range(0, 20, 2)]
         writer.close()
 
 

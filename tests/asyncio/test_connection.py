@@ -17,7 +17,9 @@ import pytest
 
 import ferrows
 from ferrows import State
+from ferrows.asyncio import connection as connection_module
 from ferrows.asyncio.connection import Connection
+from ferrows.connection import WRITE_LINGER
 from ferrows.exceptions import (
     ConcurrencyError,
     ConnectionClosedError,
@@ -306,6 +308,27 @@ async def test_large_bytes_from_a_server_are_written_apart_in_order() -> None:
     apart = [w for w in writes if w == big]
     assert len(apart) == 1
     assert not any(w == big[:70_000] or w == big[:65_535] for w in writes)
+
+
+async def test_held_answers_go_out_once_the_first_waited_write_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small answers held while requests wait are written once the first of
+    them has waited WRITE_LINGER, so the peer gets the first ones while the
+    server makes the rest; with no time passing, they go out in one write."""
+    clock = [0.0]
+    monkeypatch.setattr(connection_module, "_monotonic", lambda: clock[0])
+    for step, expected in ((WRITE_LINGER * 0.6, [[0, 1, 2], [3, 4, 5]]), (0.0, [[0, 1, 2, 3, 4, 5]])):
+        async with connection_pair("server", compression=None) as (server, client):
+            writes = recording_writes(server)
+            for i in range(6):
+                await client.send(bytes([i]))
+            deadline = time.monotonic() + TIMEOUT
+            while len(server._queue) < 6 and time.monotonic() < deadline:
+                await asyncio.sleep(MS)
+            for _ in range(6):
+                await server.send(await server.recv())
+                clock[0] += step
+            assert [await client.recv() for _ in range(6)] == [bytes([i]) for i in range(6)]
+            assert writes == [b"".join(b"\x82\x01" + bytes([i]) for i in group) for group in expected]
 
 
 async def test_max_size(side: str) -> None:

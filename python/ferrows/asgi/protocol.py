@@ -32,7 +32,7 @@ from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_pat
 from uvicorn.server import ServerState
 
 from ..asyncio.wheel import wheel_for
-from ..connection import COALESCE_LIMIT, WRITE_APART, keepalive_payload
+from ..connection import COALESCE_LIMIT, WRITE_APART, WRITE_LINGER, keepalive_payload
 from ..datastructures import Headers
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import InvalidState
@@ -56,6 +56,7 @@ sends before the application accepts it."""
 # Built once: a server shares its extension factories between connections.
 _DEFLATE = enable_server_permessage_deflate(None)
 _LOGGER = logging.getLogger("uvicorn.error")
+_monotonic = time.monotonic  # not loop.time(): uvloop's stands still within a callback
 
 _DISCONNECT_LOST: dict[str, Any] = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
 
@@ -142,6 +143,7 @@ class WebSocketProtocol(asyncio.Protocol):
     _writing_paused = False
     _corked: list[bytes] | None = None  # small frames held: see _send_frame()
     _corked_size = 0
+    _corked_at = 0.0  # when the first of them was held
     _uncork_handle: asyncio.Handle | None = None
     _closing = False  # a close frame went out or came in
     _app_closed = False  # the application sent websocket.close
@@ -630,12 +632,15 @@ class WebSocketProtocol(asyncio.Protocol):
             # server does; most of a pipelined echo's cost otherwise).
             # Past COALESCE_LIMIT held, they go out now: an app sending in a
             # loop that never waits would otherwise hold them all, unseen
-            # by the transport's high-water mark.
-            if self._corked is None:
-                self._corked = []
-            self._corked.append(data)
+            # by the transport's high-water mark. Past WRITE_LINGER too, so
+            # that the client works on the first answers meanwhile.
+            corked = self._corked
+            if corked is None:
+                corked = self._corked = []
+                self._corked_at = _monotonic()
+            corked.append(data)
             self._corked_size += len(data)
-            if self._corked_size >= COALESCE_LIMIT:
+            if self._corked_size >= COALESCE_LIMIT or _monotonic() - self._corked_at >= WRITE_LINGER:
                 self._uncork()
             elif self._uncork_handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)

@@ -36,6 +36,7 @@ from .._messages import whole_message_queued
 from ..connection import (
     COALESCE_LIMIT,
     WRITE_APART,
+    WRITE_LINGER,
     ConnectionBase,
     acknowledged_pings,
     closed_exception,
@@ -70,6 +71,7 @@ _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
 # A connection's pings while it has none: read-only, so that a write to it
 # fails rather than reach every connection.
+_monotonic = time.monotonic  # not loop.time(): uvloop's stands still within a callback
 _NO_PINGS = cast(dict[bytes, Any], MappingProxyType({}))
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 _CONCURRENT_STREAM = "cannot call recv_streaming while another coroutine is already running recv or recv_streaming"
@@ -125,6 +127,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         "_close_handle",
         "_connection_exc",
         "_corked",
+        "_corked_at",
         "_drain_waiters",
         "_fd",
         "_fd_transport",
@@ -159,6 +162,8 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         "transport",
         "write_limit",
     )
+
+    _corked_at: float  # when _send_data() held the first frame of a write
 
     def __init__(
         self,
@@ -501,12 +506,18 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         pipelined benchmark. While more received messages wait in the queue,
         small frames are held and written together with the answer to the
         last one; a callback writes them anyway at the end of the current
-        loop iteration, so nothing waits for long.
+        loop iteration, and they go out once the first has waited
+        ``WRITE_LINGER``, so that the peer works on them meanwhile.
         """
         if self._queue and len(data) < COALESCE_LIMIT:
             self._cork(data)
-            if self._uncork_handle is None:
+            handle = self._uncork_handle
+            if handle is None:
                 self._uncork_handle = self.loop.call_soon(self._uncork)
+                self._corked_at = _monotonic()
+            elif _monotonic() - self._corked_at >= WRITE_LINGER:
+                handle.cancel()
+                self._uncork()
             return
         if self._corked:
             if len(data) >= WRITE_APART:
