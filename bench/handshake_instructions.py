@@ -18,7 +18,12 @@ answers a constant 101 and a close frame, no WebSocket code) shows it::
 
 Libraries: ``ferrows``, ``ferrows-plain`` (``compression=None``: nothing
 negotiated, as picows, which has no permessage-deflate), ``websockets``,
-``picows``, ``floor``.
+``picows``, ``floor``; and the ASGI rows of run.py, the Starlette echo app
+on uvicorn with each ``ws`` setting (``uvicorn-ferrows``,
+``uvicorn-websockets-sansio``, ``uvicorn-websockets``, ``uvicorn-wsproto``),
+whose handshakes are bound by the server's CPU, so that the ratio of their
+counts is the ratio of their rates on a quiet machine. granian runs its
+server in threads of its Rust runtime and is not counted here.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rawclient import BROWSER_OFFER, CLOSE_1000, open_raw  # noqa: E402
 from scenarios import HANDSHAKE_CONCURRENCY as CONCURRENCY  # noqa: E402
+from servers import MAX_SIZE, UVICORN_WS, starlette_echo_app  # noqa: E402
 
 FLOOR_101 = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -92,7 +98,38 @@ async def start(lib: str, sock: socket.socket) -> Any:
         return await ws_create_server(lambda request: Echo(), sock=sock)
     if lib == "floor":
         return await asyncio.get_running_loop().create_server(Floor, sock=sock)
+    if lib in UVICORN_WS:
+        return await Uvicorn.start(lib, sock)
     raise SystemExit(f"unknown library {lib}")
+
+
+class Uvicorn:
+    """uvicorn serving run.py's Starlette echo app on ``sock``, with a
+    server's ``close()`` and ``wait_closed()``."""
+
+    def __init__(self, server: Any, task: asyncio.Task[None]) -> None:
+        self.server, self.task = server, task
+
+    @classmethod
+    async def start(cls, lib: str, sock: socket.socket) -> Uvicorn:
+        import uvicorn
+
+        config = uvicorn.Config(
+            starlette_echo_app(), ws=UVICORN_WS[lib], ws_max_size=MAX_SIZE, lifespan="off", log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        return cls(server, task)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+
+    async def wait_closed(self) -> None:
+        await self.task
 
 
 async def main(lib: str, count: int) -> None:
