@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rawclient import BROWSER_OFFER, CLOSE_1000, open_raw  # noqa: E402
 from scenarios import HANDSHAKE_CONCURRENCY as CONCURRENCY  # noqa: E402
-from servers import MAX_SIZE, UVICORN_WS, starlette_echo_app  # noqa: E402
+from servers import UVICORN_WS, start_uvicorn  # noqa: E402
 
 FLOOR_101 = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -107,23 +107,12 @@ class Uvicorn:
     """uvicorn serving run.py's Starlette echo app on ``sock``, with a
     server's ``close()`` and ``wait_closed()``."""
 
-    def __init__(self, server: Any, task: asyncio.Task[None]) -> None:
+    def __init__(self, server: Any, task: asyncio.Future[None]) -> None:
         self.server, self.task = server, task
 
     @classmethod
     async def start(cls, lib: str, sock: socket.socket) -> Uvicorn:
-        import uvicorn
-
-        config = uvicorn.Config(
-            starlette_echo_app(), ws=UVICORN_WS[lib], ws_max_size=MAX_SIZE, lifespan="off", log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        return cls(server, task)
+        return cls(*await start_uvicorn(lib, sock))
 
     def close(self) -> None:
         self.server.should_exit = True

@@ -283,11 +283,12 @@ def starlette_echo_app() -> Any:
     return Starlette(routes=[WebSocketRoute("/", echo)])
 
 
-async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
+async def start_uvicorn(lib: str, sock: socket.socket) -> tuple[Any, asyncio.Future[None]]:
+    """Starts uvicorn serving the Starlette echo app on ``sock`` with the
+    ``ws`` setting of ``lib``; returns the server (``should_exit`` stops
+    it) and its task, once it serves."""
     import uvicorn
 
-    if kind != "echo":
-        raise SystemExit("the uvicorn servers only echo")
     # Without the INFO line per handshake that uvicorn logs by default, as
     # a production server logs at WARNING.
     config = uvicorn.Config(
@@ -299,6 +300,13 @@ async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
+    return server, task
+
+
+async def serve_uvicorn(lib: str, kind: str, sock: socket.socket) -> None:
+    if kind != "echo":
+        raise SystemExit("the uvicorn servers only echo")
+    _, task = await start_uvicorn(lib, sock)
     ready(sock)
     await task
 
