@@ -45,14 +45,17 @@ COALESCE_LIMIT = 16 * 1024
 """Frames smaller than this, queued together, go out in one write."""
 
 WRITE_LINGER = 100e-6
-"""Seconds the first of the answers held for one write waits, at most, for
-the ones after it. Answers to the messages of one read are held and written
-together, one system call for the lot; without a bound in time the peer gets
-none of them until the last is ready, and then both sides take turns: the
-server answers a burst while the peer waits, the peer sends the next burst
-while the server waits. Written every tenth of a millisecond, the peer works
-on the first answers while the server makes the rest, and a write costs a
-few microseconds, a few percent of the work it carries."""
+"""Seconds after which answers held for one write go out with the next one.
+Answers to the messages of one read are held and written together, one
+system call for the lot; without a bound in time the peer gets none of them
+until the last is ready, and then both sides take turns: the server answers
+a burst while the peer waits, the peer sends the next burst while the server
+waits. Written about every tenth of a millisecond, the peer works on the
+first answers while the server makes the rest, and a write costs a few
+microseconds, a few percent of the work it carries. The clock is read when
+an answer is held, so an application that takes longer than this over one
+answer writes the held ones with it; they never wait past the end of the
+loop iteration either."""
 
 
 def limits(value: int | tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:

@@ -506,7 +506,7 @@ class Connection(ConnectionBase, asyncio.BufferedProtocol):
         pipelined benchmark. While more received messages wait in the queue,
         small frames are held and written together with the answer to the
         last one; a callback writes them anyway at the end of the current
-        loop iteration, and they go out once the first has waited
+        loop iteration, and with the first answer made after they waited
         ``WRITE_LINGER``, so that the peer works on them meanwhile.
         """
         if self._queue and len(data) < COALESCE_LIMIT:
