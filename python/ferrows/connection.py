@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +57,10 @@ microseconds, a few percent of the work it carries. The clock is read when
 an answer is held, so an application that takes longer than this over one
 answer writes the held ones with it; they never wait past the end of the
 loop iteration either."""
+
+linger_clock = time.monotonic
+"""The clock ``WRITE_LINGER`` is measured on: not ``loop.time()``, which
+uvloop moves once per loop iteration, not within a callback."""
 
 
 def limits(value: int | tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:

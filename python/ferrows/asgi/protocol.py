@@ -33,6 +33,7 @@ from uvicorn.server import ServerState
 
 from ..asyncio.wheel import wheel_for
 from ..connection import COALESCE_LIMIT, WRITE_APART, WRITE_LINGER, keepalive_payload
+from ..connection import linger_clock as _monotonic
 from ..datastructures import Headers
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import InvalidState
@@ -56,7 +57,6 @@ sends before the application accepts it."""
 # Built once: a server shares its extension factories between connections.
 _DEFLATE = enable_server_permessage_deflate(None)
 _LOGGER = logging.getLogger("uvicorn.error")
-_monotonic = time.monotonic  # not loop.time(): uvloop's stands still within a callback
 
 _DISCONNECT_LOST: dict[str, Any] = {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
 

@@ -48,6 +48,7 @@ from ..connection import (
     ping_payload,
     pong_payload,
 )
+from ..connection import linger_clock as _monotonic
 from ..events import CloseReceived, PongReceived, ProtocolViolation
 from ..exceptions import (
     ConcurrencyError,
@@ -71,7 +72,6 @@ _TEXT, _BINARY, _CONT = 1, 2, 0
 _PING, _PONG = 9, 10
 # A connection's pings while it has none: read-only, so that a write to it
 # fails rather than reach every connection.
-_monotonic = time.monotonic  # not loop.time(): uvloop's stands still within a callback
 _NO_PINGS = cast(dict[bytes, Any], MappingProxyType({}))
 _CONCURRENT_RECV = "cannot call recv while another coroutine is already running recv or recv_streaming"
 _CONCURRENT_STREAM = "cannot call recv_streaming while another coroutine is already running recv or recv_streaming"
